@@ -1,0 +1,1 @@
+namespace Orleans.Mqtt.Grains; internal static class Placeholder { }

@@ -1,0 +1,1 @@
+namespace Orleans.Mqtt; internal static class Placeholder { }

@@ -1,0 +1,2 @@
+namespace Orleans.Mqtt.Standalone;
+internal static class Program { private static void Main() { } }
