@@ -1,2 +1,19 @@
-namespace Orleans.Mqtt.Standalone;
-internal static class Program { private static void Main() { } }
+using Orleans.Mqtt.Gateway;
+using Orleans.Mqtt.Silo;
+
+if (UsersCommand.TryRun(args) is { } exitCode)
+{
+    return exitCode;
+}
+
+// The standalone broker: one silo and one gateway in one process, localhost clustering, data under
+// Storage:DataDirectory, no external service.
+// Settings files come from beside the program; data paths stay relative to the working directory.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+builder.UseOrleans(silo => silo.AddMqttSilo(builder.Configuration));
+builder.AddMqttGateway();
+var app = builder.Build();
+app.MapMqttGateway();
+await app.RunAsync();
+return 0;

@@ -1,0 +1,100 @@
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using MQTTnet.AspNetCore;
+using OpenTelemetry.Metrics;
+using Orleans.Mqtt.Telemetry;
+
+namespace Orleans.Mqtt.Gateway;
+
+/// <summary>Adds an MQTT gateway (listeners, protocol handling, health and metrics endpoints) to a web application.</summary>
+public static class GatewayHostingExtensions
+{
+    /// <summary>
+    /// Registers the gateway's services and Kestrel listeners from the <c>Mqtt</c> and <c>Http</c> configuration
+    /// sections. The application must also have an Orleans client or a co-hosted silo.
+    /// </summary>
+    public static WebApplicationBuilder AddMqttGateway(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<MqttGatewayOptions>().BindConfiguration(MqttGatewayOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MqttGatewayOptions>, MqttGatewayOptionsValidator>());
+        services.AddOptions<HttpEndpointOptions>().BindConfiguration(HttpEndpointOptions.SectionName);
+        services.AddOptions<MqttBrokerOptions>().BindConfiguration(MqttBrokerOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MqttBrokerOptions>, MqttBrokerOptionsValidator>());
+        services.AddMetrics();
+        services.TryAddSingleton<MqttMetrics>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<MqttGateway>();
+        services.AddHostedService(sp => sp.GetRequiredService<MqttGateway>());
+        services.AddSingleton<MqttConnectionHandler>();
+        services.AddConnections();
+
+        var metrics = services.AddOpenTelemetry().WithMetrics(m =>
+        {
+            m.AddMeter(MqttMetrics.MeterName);
+            m.AddPrometheusExporter();
+        });
+        if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        {
+            metrics.WithMetrics(m => m.AddOtlpExporter());
+        }
+
+        builder.WebHost.ConfigureKestrel((context, kestrel) =>
+        {
+            var o = kestrel.ApplicationServices.GetRequiredService<IOptions<MqttGatewayOptions>>().Value;
+            var http = kestrel.ApplicationServices.GetRequiredService<IOptions<HttpEndpointOptions>>().Value;
+            var address = IPAddress.Parse(o.BindAddress);
+            if (o.Tcp.Port > 0)
+            {
+                kestrel.Listen(address, o.Tcp.Port, l => l.UseConnectionHandler<MqttConnectionHandler>());
+            }
+
+            if (o.Tls.Enabled)
+            {
+                var certificate = X509Certificate2.CreateFromPemFile(o.Tls.CertificateFile!, o.Tls.KeyFile);
+                kestrel.Listen(address, o.Tls.Port, l =>
+                {
+                    l.UseHttps(certificate);
+                    l.UseConnectionHandler<MqttConnectionHandler>();
+                });
+            }
+
+            if (o.WebSocket.Port > 0)
+            {
+                kestrel.Listen(address, o.WebSocket.Port);
+            }
+
+            if (http.Port > 0 && http.Port != o.WebSocket.Port)
+            {
+                kestrel.Listen(address, http.Port);
+            }
+        });
+        return builder;
+    }
+
+    /// <summary>Maps MQTT over WebSocket, <c>/health/live</c>, <c>/health/ready</c> and <c>/metrics</c>.</summary>
+    public static WebApplication MapMqttGateway(this WebApplication app)
+    {
+        var options = app.Services.GetRequiredService<IOptions<MqttGatewayOptions>>().Value;
+        var gateway = app.Services.GetRequiredService<MqttGateway>();
+        app.UseWebSockets();
+        app.MapConnectionHandler<MqttConnectionHandler>(options.WebSocket.Path, o =>
+        {
+            o.Transports = HttpTransportType.WebSockets;
+            o.WebSockets.SubProtocolSelector = MqttSubProtocolSelector.SelectSubProtocol;
+        });
+        app.MapGet("/health/live", () => Results.Text("live"));
+        app.MapGet("/health/ready", () => gateway.IsReady
+            ? Results.Text("ready")
+            : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapPrometheusScrapingEndpoint("/metrics");
+
+        // Kestrel accepts once the host has started every hosted service, the silo or cluster client included.
+        app.Lifetime.ApplicationStarted.Register(gateway.MarkStarted);
+        return app;
+    }
+}

@@ -1,0 +1,105 @@
+using System.Buffers;
+using MQTTnet.Packets;
+using MQTTnet.Protocol;
+using Orleans.Mqtt.Grains;
+
+namespace Orleans.Mqtt.Gateway;
+
+/// <summary>Converts between MQTTnet's packets and the broker's messages; MQTT 5 properties pass through unchanged.</summary>
+internal static class MessageMapping
+{
+    public static MessageProperties? Properties(MqttPublishPacket p)
+    {
+        if (p.ContentType is null && p.ResponseTopic is null && p.CorrelationData is null && p.UserProperties is not { Count: > 0 }
+            && p.MessageExpiryInterval == 0 && p.PayloadFormatIndicator == MqttPayloadFormatIndicator.Unspecified)
+        {
+            return null;
+        }
+
+        return new MessageProperties
+        {
+            ContentType = p.ContentType,
+            ResponseTopic = p.ResponseTopic,
+            CorrelationData = p.CorrelationData,
+            PayloadFormatIndicator = (byte)p.PayloadFormatIndicator,
+            MessageExpiryInterval = p.MessageExpiryInterval,
+            UserProperties = ToUserProperties(p.UserProperties),
+        };
+    }
+
+    public static MessageProperties? WillProperties(MqttConnectPacket c)
+    {
+        if (c.WillContentType is null && c.WillResponseTopic is null && c.WillCorrelationData is null && c.WillUserProperties is not { Count: > 0 }
+            && c.WillMessageExpiryInterval == 0 && c.WillPayloadFormatIndicator == MqttPayloadFormatIndicator.Unspecified)
+        {
+            return null;
+        }
+
+        return new MessageProperties
+        {
+            ContentType = c.WillContentType,
+            ResponseTopic = c.WillResponseTopic,
+            CorrelationData = c.WillCorrelationData,
+            PayloadFormatIndicator = (byte)c.WillPayloadFormatIndicator,
+            MessageExpiryInterval = c.WillMessageExpiryInterval,
+            UserProperties = ToUserProperties(c.WillUserProperties),
+        };
+    }
+
+    public static MqttPublishPacket ToPublish(Delivery d, bool v5)
+    {
+        var m = d.Message;
+        var packet = new MqttPublishPacket
+        {
+            Topic = m.Topic,
+            Payload = new ReadOnlySequence<byte>(m.Payload),
+            QualityOfServiceLevel = (MqttQualityOfServiceLevel)d.Qos,
+            Retain = d.Retain,
+            PacketIdentifier = d.Qos == 0 ? (ushort)0 : d.PacketId,
+            Dup = d.Dup && d.Qos > 0,
+        };
+
+        if (v5)
+        {
+            if (m.Properties is { } p)
+            {
+                packet.ContentType = p.ContentType;
+                packet.ResponseTopic = p.ResponseTopic;
+                packet.CorrelationData = p.CorrelationData;
+                packet.PayloadFormatIndicator = (MqttPayloadFormatIndicator)p.PayloadFormatIndicator;
+                packet.MessageExpiryInterval = p.MessageExpiryInterval;
+                if (p.UserProperties is { } props)
+                {
+                    packet.UserProperties = new List<MqttUserProperty>(props.Length);
+                    foreach (var up in props)
+                    {
+                        packet.UserProperties.Add(new MqttUserProperty(up.Name, System.Text.Encoding.UTF8.GetBytes(up.Value).AsMemory()));
+                    }
+                }
+            }
+
+            if (d.SubscriptionIds is { Length: > 0 } ids)
+            {
+                packet.SubscriptionIdentifiers = [.. ids];
+            }
+        }
+
+        return packet;
+    }
+
+    private static UserProperty[]? ToUserProperties(List<MqttUserProperty>? list)
+    {
+        if (list is not { Count: > 0 })
+        {
+            return null;
+        }
+
+        var result = new UserProperty[list.Count];
+        for (var i = 0; i < result.Length; i++)
+        {
+            result[i] = new UserProperty(list[i].Name, list[i].ReadValueAsString());
+        }
+
+        return result;
+    }
+}

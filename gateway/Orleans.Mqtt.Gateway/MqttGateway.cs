@@ -1,0 +1,194 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Grains;
+using Orleans.Mqtt.Security;
+using Orleans.Mqtt.Telemetry;
+
+namespace Orleans.Mqtt.Gateway;
+
+/// <summary>
+/// The gateway's shared state: its live connections, the observer through which silos push packets to them,
+/// authentication, limits, the keep-alive sweep and readiness.
+/// </summary>
+internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, IDisposable
+{
+    private readonly ConcurrentDictionary<long, MqttConnection> _connections = new();
+    private readonly IGrainFactory _grainFactory;
+    private readonly ILogger<MqttGateway> _logger;
+    private readonly UsersFile? _users;
+    private ITimer? _sweep;
+    private long _nextConnectionId;
+    private int _openSessions;
+    private volatile bool _started;
+    private volatile bool _stopping;
+    private IGatewayObserver? _reference;
+
+    public MqttGateway(
+        IGrainFactory grainFactory,
+        IOptions<MqttGatewayOptions> options,
+        IOptions<MqttBrokerOptions> brokerOptions,
+        MqttMetrics metrics,
+        TimeProvider timeProvider,
+        ILoggerFactory loggerFactory)
+    {
+        _grainFactory = grainFactory;
+        _logger = loggerFactory.CreateLogger<MqttGateway>();
+        Options = options.Value;
+        TopicShards = brokerOptions.Value.TopicShards;
+        Metrics = metrics;
+        TimeProvider = timeProvider;
+        LoggerFactory = loggerFactory;
+        Id = string.IsNullOrEmpty(Options.GatewayId) ? $"{Environment.MachineName}-{Guid.NewGuid():N}"[..^24] : Options.GatewayId;
+        if (!string.IsNullOrEmpty(Options.UsersFile))
+        {
+            _users = UsersFile.Load(Options.UsersFile);
+        }
+    }
+
+    public string Id { get; }
+
+    public MqttGatewayOptions Options { get; }
+
+    public int TopicShards { get; }
+
+    public MqttMetrics Metrics { get; }
+
+    public TimeProvider TimeProvider { get; }
+
+    public ILoggerFactory LoggerFactory { get; }
+
+    public IGrainFactory GrainFactory => _grainFactory;
+
+    /// <summary>True once the listeners accept and the cluster is reachable, until shutdown begins.</summary>
+    public bool IsReady => _started && !_stopping;
+
+    public bool IsStopping => _stopping;
+
+    /// <summary>The reference silos use to reach this gateway.</summary>
+    public IGatewayObserver Reference => _reference ?? throw new InvalidOperationException("The gateway is not started.");
+
+    public int ConnectionCount => _connections.Count;
+
+    public long NextConnectionId() => Interlocked.Increment(ref _nextConnectionId);
+
+    public void Register(MqttConnection connection) => _connections[connection.Id] = connection;
+
+    public void Unregister(MqttConnection connection) => _connections.TryRemove(connection.Id, out _);
+
+    /// <summary>Takes one of the <see cref="MqttGatewayOptions.MaxConnections"/> session slots.</summary>
+    public bool TryAcquireSessionSlot()
+    {
+        if (Interlocked.Increment(ref _openSessions) <= Options.MaxConnections)
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _openSessions);
+        return false;
+    }
+
+    public void ReleaseSessionSlot() => Interlocked.Decrement(ref _openSessions);
+
+    public AuthResult Authenticate(string? username, byte[]? password)
+    {
+        if (string.IsNullOrEmpty(username))
+        {
+            if (password is { Length: > 0 })
+            {
+                return AuthResult.BadCredentials;
+            }
+
+            return Options.AnonymousAllowed ? AuthResult.Ok : AuthResult.NotAuthorized;
+        }
+
+        if (_users is null)
+        {
+            // No users file: credentials cannot be checked, so they count for nothing.
+            return Options.AnonymousAllowed ? AuthResult.Ok : AuthResult.NotAuthorized;
+        }
+
+        return _users.Verify(username, password ?? []) ? AuthResult.Ok : AuthResult.BadCredentials;
+    }
+
+    public Task Deliver(Delivery[] deliveries)
+    {
+        foreach (var d in deliveries)
+        {
+            if (_connections.TryGetValue(d.ConnectionId, out var connection))
+            {
+                connection.EnqueueDelivery(d);
+            }
+            else if (d.Qos == 0)
+            {
+                // QoS 1/2 messages stay in flight in their session and are re-sent on reconnect.
+                Metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "connection_gone"));
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task Disconnect(long connectionId, byte reasonCode)
+    {
+        if (_connections.TryGetValue(connectionId, out var connection))
+        {
+            connection.CloseByServer(reasonCode, "session_taken_over");
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _reference = _grainFactory.CreateObjectReference<IGatewayObserver>(this);
+        _sweep = TimeProvider.CreateTimer(_ => Sweep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        LogStarted(_logger, Id, _users?.Count ?? 0, Options.AnonymousAllowed);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Called when the listeners really accept (after the host started).</summary>
+    public void MarkStarted() => _started = true;
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _stopping = true;
+        var open = _connections.Values.ToArray();
+        LogDraining(_logger, open.Length);
+        foreach (var connection in open)
+        {
+            connection.CloseByServer(0x8B, "server_shutting_down");
+        }
+
+        // Each connection tells its session it ended; wait for them (bounded by the host's shutdown timeout).
+        await Task.WhenAll(open.Select(c => c.Completion)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (_reference is not null)
+        {
+            _grainFactory.DeleteObjectReference<IGatewayObserver>(_reference);
+        }
+    }
+
+    public void Dispose() => _sweep?.Dispose();
+
+    private void Sweep()
+    {
+        var now = TimeProvider.GetTimestamp();
+        foreach (var connection in _connections.Values)
+        {
+            connection.CheckTimeouts(now);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Gateway {GatewayId} started ({Users} users, anonymous allowed: {Anonymous})")]
+    private static partial void LogStarted(ILogger logger, string gatewayId, int users, bool anonymous);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Gateway stopping: closing {Count} connections with reason 0x8B")]
+    private static partial void LogDraining(ILogger logger, int count);
+}
+
+/// <summary>Outcome of checking a CONNECT's credentials.</summary>
+internal enum AuthResult
+{
+    Ok,
+    BadCredentials,
+    NotAuthorized,
+}

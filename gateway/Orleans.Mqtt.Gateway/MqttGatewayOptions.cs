@@ -1,0 +1,159 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+
+namespace Orleans.Mqtt.Gateway;
+
+/// <summary>Listener and connection settings of a gateway (configuration section <c>Mqtt</c>).</summary>
+public sealed class MqttGatewayOptions
+{
+    /// <summary>The configuration section the options bind to.</summary>
+    public const string SectionName = "Mqtt";
+
+    /// <summary>Address every MQTT listener binds to (<c>Mqtt:BindAddress</c>).</summary>
+    public string BindAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>Identifier of this gateway in the cluster; generated when empty.</summary>
+    public string? GatewayId { get; set; }
+
+    /// <summary>MQTT over TCP (<c>Mqtt:Tcp:Port</c>, 0 disables).</summary>
+    public ListenerOptions Tcp { get; set; } = new() { Port = 1883 };
+
+    /// <summary>MQTT over WebSocket (<c>Mqtt:WebSocket:Port</c>, 0 disables; path <c>Mqtt:WebSocket:Path</c>).</summary>
+    public WebSocketListenerOptions WebSocket { get; set; } = new() { Port = 8083 };
+
+    /// <summary>MQTT over TLS (<c>Mqtt:Tls:Port</c>); on only when a certificate is configured.</summary>
+    public TlsListenerOptions Tls { get; set; } = new() { Port = 8883 };
+
+    /// <summary>Whether clients without credentials may connect (<c>Mqtt:AllowAnonymous</c>). Default: true only when bound to loopback.</summary>
+    public bool? AllowAnonymous { get; set; }
+
+    /// <summary>Path of the users file (<c>username:hash</c> lines) checked for username/password authentication.</summary>
+    public string? UsersFile { get; set; }
+
+    /// <summary>Largest packet accepted from a client, in bytes (<c>Mqtt:MaxPacketSize</c>); larger ones close the connection.</summary>
+    public int MaxPacketSize { get; set; } = 1024 * 1024;
+
+    /// <summary>Most open MQTT connections on this gateway (<c>Mqtt:MaxConnections</c>).</summary>
+    public int MaxConnections { get; set; } = 100_000;
+
+    /// <summary>How long a new connection may take to send CONNECT.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Most QoS 0 messages waiting to be written to one slow connection before newer ones are dropped.</summary>
+    public int MaxPendingWrites { get; set; } = 10_000;
+
+    /// <summary>The effective anonymous setting.</summary>
+    public bool AnonymousAllowed => AllowAnonymous ?? (IPAddress.TryParse(BindAddress, out var ip) && IPAddress.IsLoopback(ip));
+}
+
+/// <summary>A TCP listener.</summary>
+public class ListenerOptions
+{
+    /// <summary>Port; 0 turns the listener off.</summary>
+    public int Port { get; set; }
+}
+
+/// <summary>The WebSocket listener.</summary>
+public sealed class WebSocketListenerOptions : ListenerOptions
+{
+    /// <summary>Request path MQTT clients connect to.</summary>
+    public string Path { get; set; } = "/mqtt";
+}
+
+/// <summary>The TLS listener.</summary>
+public sealed class TlsListenerOptions : ListenerOptions
+{
+    /// <summary>PEM file with the server certificate (chain).</summary>
+    public string? CertificateFile { get; set; }
+
+    /// <summary>PEM file with the certificate's private key.</summary>
+    public string? KeyFile { get; set; }
+
+    /// <summary>Whether the TLS listener is on.</summary>
+    public bool Enabled => Port > 0 && !string.IsNullOrEmpty(CertificateFile);
+}
+
+/// <summary>The HTTP endpoint for health, metrics and administration (configuration section <c>Http</c>).</summary>
+public sealed class HttpEndpointOptions
+{
+    /// <summary>The configuration section the options bind to.</summary>
+    public const string SectionName = "Http";
+
+    /// <summary>Port of <c>/health/live</c>, <c>/health/ready</c> and <c>/metrics</c> (<c>Http:Port</c>, 0 disables).</summary>
+    public int Port { get; set; } = 8080;
+}
+
+/// <summary>Fails at startup on gateway settings that cannot work, naming the setting.</summary>
+public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, MqttGatewayOptions o)
+    {
+        var errors = new List<string>();
+        if (!IPAddress.TryParse(o.BindAddress, out _))
+        {
+            errors.Add($"Mqtt:BindAddress must be an IP address (was '{o.BindAddress}').");
+        }
+
+        CheckPort(errors, "Mqtt:Tcp:Port", o.Tcp.Port);
+        CheckPort(errors, "Mqtt:WebSocket:Port", o.WebSocket.Port);
+        CheckPort(errors, "Mqtt:Tls:Port", o.Tls.Port);
+        if (!o.WebSocket.Path.StartsWith('/'))
+        {
+            errors.Add($"Mqtt:WebSocket:Path must start with '/' (was '{o.WebSocket.Path}').");
+        }
+
+        if (o.Tls.Enabled)
+        {
+            if (!File.Exists(o.Tls.CertificateFile))
+            {
+                errors.Add($"Mqtt:Tls:CertificateFile '{o.Tls.CertificateFile}' does not exist.");
+            }
+
+            if (string.IsNullOrEmpty(o.Tls.KeyFile) || !File.Exists(o.Tls.KeyFile))
+            {
+                errors.Add($"Mqtt:Tls:KeyFile '{o.Tls.KeyFile}' does not exist (a PEM private key is required with Mqtt:Tls:CertificateFile).");
+            }
+        }
+
+        if (o.UsersFile is { Length: > 0 } users && !File.Exists(users))
+        {
+            errors.Add($"Mqtt:UsersFile '{users}' does not exist.");
+        }
+
+        if (o.MaxPacketSize is < 64 or > 268_435_455)
+        {
+            errors.Add($"Mqtt:MaxPacketSize must be between 64 and 268435455 bytes (was {o.MaxPacketSize}).");
+        }
+
+        if (o.MaxConnections < 1)
+        {
+            errors.Add($"Mqtt:MaxConnections must be at least 1 (was {o.MaxConnections}).");
+        }
+
+        if (o.ConnectTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:ConnectTimeout must be positive (was {o.ConnectTimeout}).");
+        }
+
+        if (o.MaxPendingWrites < 1)
+        {
+            errors.Add($"Mqtt:MaxPendingWrites must be at least 1 (was {o.MaxPendingWrites}).");
+        }
+
+        if (!o.AnonymousAllowed && string.IsNullOrEmpty(o.UsersFile))
+        {
+            errors.Add("Mqtt:AllowAnonymous is false (the default off loopback) but no Mqtt:UsersFile is configured: no client could connect.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void CheckPort(List<string> errors, string setting, int port)
+    {
+        if (port is < 0 or > 65535)
+        {
+            errors.Add($"{setting} must be between 0 and 65535 (was {port}).");
+        }
+    }
+}

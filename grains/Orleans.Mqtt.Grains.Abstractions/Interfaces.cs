@@ -1,0 +1,62 @@
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// A gateway's delivery endpoint. Silos push packets for the gateway's connections through it;
+/// a gateway registers one observer for all of its connections.
+/// </summary>
+public interface IGatewayObserver : IGrainObserver
+{
+    /// <summary>Writes the packets to their connections, in order. Packets for unknown connections are dropped and counted.</summary>
+    Task Deliver(Delivery[] deliveries);
+
+    /// <summary>Closes a connection because another connection took over its client id (MQTT 5: DISCONNECT with the reason code first).</summary>
+    Task Disconnect(long connectionId, byte reasonCode);
+}
+
+/// <summary>The MQTT session of one client id: subscriptions, will, offline queue, in-flight messages, owner connection.</summary>
+public interface IClientSessionGrain : IGrainWithStringKey
+{
+    /// <summary>Takes ownership of the session for a new connection; any older connection is disconnected with 0x8E.</summary>
+    Task<ConnectResult> Connect(ConnectRequest request);
+
+    /// <summary>The connection ended. Returns the will message the caller must publish, if any.</summary>
+    Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind);
+
+    /// <summary>Adds or replaces subscriptions; returns once they are routable on every live silo.</summary>
+    Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions);
+
+    /// <summary>Removes subscriptions; returns per filter whether it existed.</summary>
+    Task<bool[]> Unsubscribe(long connectionId, string[] filters);
+
+    /// <summary>Queues QoS 1/2 messages for this session and sends what the in-flight window allows.</summary>
+    Task Deliver(SessionDelivery[] deliveries);
+
+    /// <summary>An acknowledgement for an outbound message from the client.</summary>
+    Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack);
+
+    /// <summary>Whether an inbound QoS 2 packet id is already received and not yet released (a duplicate must not be routed again).</summary>
+    Task<bool> IsInboundQos2Pending(ushort packetId);
+
+    /// <summary>Records an inbound QoS 2 packet id as received (after its message was routed).</summary>
+    Task AddInboundQos2(long connectionId, ushort packetId);
+
+    /// <summary>PUBREL: forgets an inbound QoS 2 packet id.</summary>
+    Task ReleaseInboundQos2(long connectionId, ushort packetId);
+}
+
+/// <summary>One shard of the topic space: all publishes to a topic pass its shard, which keeps per-topic order.</summary>
+public interface ITopicShardGrain : IGrainWithIntegerKey
+{
+    /// <summary>Routes a message (and updates the retained store when flagged). Returns the number of sessions it was handed to.</summary>
+    Task<int> Publish(MqttMessage message);
+}
+
+/// <summary>The route and retained replica of one silo (the grain is pinned to the silo named by its key).</summary>
+public interface IRouteReplicaGrain : IGrainWithStringKey
+{
+    /// <summary>Applies a client's routes if newer than what the replica holds; durable when the call returns.</summary>
+    Task Apply(ClientRoutes routes);
+
+    /// <summary>Applies a retained message change if newer than what the replica holds; durable when the call returns.</summary>
+    Task ApplyRetained(RetainedUpdate update);
+}

@@ -1,0 +1,400 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Telemetry;
+
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// The MQTT session of one client id. It owns the subscriptions (the source of truth for the route replicas), the
+/// will, the queue of QoS 1/2 messages and their in-flight state, the inbound QoS 2 packet ids and the current
+/// owner connection. Sessions that outlive their connection are persisted on every change before the change is
+/// acknowledged to anyone.
+/// </summary>
+internal sealed partial class ClientSessionGrain(
+    [PersistentState("session", MqttGrainStorage.Name)] IPersistentState<SessionState> state,
+    ReplicaBroadcaster replicas,
+    RouteTable routeTable,
+    IOptions<MqttBrokerOptions> options,
+    MqttMetrics metrics,
+    ILogger<ClientSessionGrain> logger) : Grain, IClientSessionGrain
+{
+    private GatewayPresence? _presence;
+    private ushort _receiveMaximum = ushort.MaxValue;
+    private bool _hasSession;
+
+    private SessionState S => state.State;
+
+    private bool Persistent => S.SessionExpiryInterval > 0;
+
+    private string ClientId => this.GetPrimaryKeyString();
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _hasSession = state.RecordExists;
+        return Task.CompletedTask;
+    }
+
+    public async Task<ConnectResult> Connect(ConnectRequest request)
+    {
+        MqttMessage? replacedWill = null;
+        if (_presence is { } old)
+        {
+            // Takeover: the older connection goes first, wherever it is (MQTT 5: DISCONNECT 0x8E before closing).
+            replacedWill = S.Will;
+            S.Will = null;
+            _presence = null;
+            LogTakeover(logger, ClientId, old.GatewayId, old.ConnectionId);
+            try
+            {
+                await old.Gateway.Disconnect(old.ConnectionId, 0x8E);
+            }
+            catch (Exception ex)
+            {
+                LogGatewayCallFailed(logger, ex, ClientId, old.GatewayId);
+            }
+        }
+        else if (_hasSession && IsExpired())
+        {
+            ResetSession();
+        }
+
+        var sessionPresent = _hasSession && !request.CleanStart;
+        if (request.CleanStart)
+        {
+            ResetSession();
+        }
+
+        _hasSession = true;
+        _presence = request.Presence;
+        _receiveMaximum = request.ReceiveMaximum == 0 ? ushort.MaxValue : request.ReceiveMaximum;
+        S.Will = request.Will;
+        S.SessionExpiryInterval = request.SessionExpiryInterval;
+        S.DisconnectedAtUtc = null;
+        S.RouteVersion = NextVersion(S.RouteVersion);
+        DelayDeactivation(TimeSpan.MaxValue);
+
+        var resend = new List<Delivery>(S.Inflight.Count);
+        foreach (var m in S.Inflight)
+        {
+            resend.Add(m.Released
+                ? new Delivery(request.Presence.ConnectionId, m.Delivery.Message, 2, false, m.PacketId, Kind: DeliveryKind.PubRel)
+                : ToDelivery(m, dup: true));
+        }
+
+        Pump(resend);
+        await SaveAsync();
+        await replicas.Apply(CurrentRoutes());
+        return new ConnectResult(sessionPresent, [.. resend], replacedWill);
+    }
+
+    public async Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind)
+    {
+        if (_presence?.ConnectionId != connectionId)
+        {
+            return null;
+        }
+
+        _presence = null;
+        var will = kind == DisconnectKind.Normal ? null : S.Will;
+        S.Will = null;
+        DelayDeactivation(TimeSpan.Zero);
+        if (!Persistent)
+        {
+            ResetSession();
+            _hasSession = false;
+            S.RouteVersion = NextVersion(S.RouteVersion);
+            await SaveAsync();
+            await replicas.Apply(CurrentRoutes());
+            DeactivateOnIdle();
+            return will;
+        }
+
+        S.DisconnectedAtUtc = DateTime.UtcNow;
+        S.RouteVersion = NextVersion(S.RouteVersion);
+        await SaveAsync();
+        await replicas.Apply(CurrentRoutes());
+        return will;
+    }
+
+    public async Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions)
+    {
+        var granted = new byte[subscriptions.Length];
+        if (_presence?.ConnectionId != connectionId)
+        {
+            Array.Fill(granted, (byte)0x80);
+            return new SubscribeResult(granted, []);
+        }
+
+        var isNew = new bool[subscriptions.Length];
+        for (var i = 0; i < subscriptions.Length; i++)
+        {
+            var sub = subscriptions[i];
+            isNew[i] = !S.Subscriptions.ContainsKey(sub.Filter);
+            S.Subscriptions[sub.Filter] = sub;
+            granted[i] = sub.Qos;
+        }
+
+        S.RouteVersion = NextVersion(S.RouteVersion);
+        await SaveAsync();
+
+        // SUBACK is sent when this returns: the subscription must be routable on every live silo by then.
+        await replicas.Apply(CurrentRoutes());
+
+        var deliveries = new List<Delivery>();
+        var retained = new List<MqttMessage>();
+        var queued = false;
+        for (var i = 0; i < subscriptions.Length; i++)
+        {
+            var sub = subscriptions[i];
+            if (sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]))
+            {
+                continue;
+            }
+
+            retained.Clear();
+            routeTable.MatchRetained(sub.Filter, retained);
+            var ids = sub.SubscriptionId == 0 ? null : new[] { sub.SubscriptionId };
+            foreach (var message in retained)
+            {
+                var qos = Math.Min(message.Qos, sub.Qos);
+                if (qos == 0)
+                {
+                    deliveries.Add(new Delivery(connectionId, message, 0, true, SubscriptionIds: ids));
+                }
+                else
+                {
+                    queued |= Enqueue(new SessionDelivery(message, (byte)qos, true, ids));
+                }
+            }
+        }
+
+        if (queued)
+        {
+            Pump(deliveries);
+            await SaveAsync();
+        }
+
+        return new SubscribeResult(granted, [.. deliveries]);
+    }
+
+    public async Task<bool[]> Unsubscribe(long connectionId, string[] filters)
+    {
+        var existed = new bool[filters.Length];
+        if (_presence?.ConnectionId != connectionId)
+        {
+            return existed;
+        }
+
+        for (var i = 0; i < filters.Length; i++)
+        {
+            existed[i] = S.Subscriptions.Remove(filters[i]);
+        }
+
+        S.RouteVersion = NextVersion(S.RouteVersion);
+        await SaveAsync();
+        await replicas.Apply(CurrentRoutes());
+        return existed;
+    }
+
+    public async Task Deliver(SessionDelivery[] deliveries)
+    {
+        if (!_hasSession)
+        {
+            // A route that outlived its session (e.g. a replica not yet updated): nothing to deliver to.
+            metrics.MessagesDropped.Add(deliveries.Length, new KeyValuePair<string, object?>("reason", "no_session"));
+            DeactivateOnIdle();
+            return;
+        }
+
+        var changed = false;
+        foreach (var d in deliveries)
+        {
+            changed |= Enqueue(d);
+        }
+
+        if (!changed)
+        {
+            return;
+        }
+
+        var outgoing = new List<Delivery>();
+        Pump(outgoing);
+
+        // Durable before the publisher is acknowledged.
+        await SaveAsync();
+        await PushAsync(outgoing);
+    }
+
+    public async Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack)
+    {
+        if (_presence?.ConnectionId != connectionId)
+        {
+            return;
+        }
+
+        var index = S.Inflight.FindIndex(m => m.PacketId == packetId);
+        if (index < 0)
+        {
+            return;
+        }
+
+        var inflight = S.Inflight[index];
+        switch (ack)
+        {
+            case OutboundAck.PubRec when inflight.Delivery.Qos == 2:
+                inflight.Released = true;
+                break;
+            case OutboundAck.PubAck when inflight.Delivery.Qos == 1:
+            case OutboundAck.PubComp when inflight.Delivery.Qos == 2:
+                S.Inflight.RemoveAt(index);
+                break;
+            default:
+                return;
+        }
+
+        var outgoing = new List<Delivery>();
+        Pump(outgoing);
+        await SaveAsync();
+        await PushAsync(outgoing);
+    }
+
+    public Task<bool> IsInboundQos2Pending(ushort packetId) => Task.FromResult(S.InboundQos2.Contains(packetId));
+
+    public Task AddInboundQos2(long connectionId, ushort packetId)
+    {
+        if (S.InboundQos2.Contains(packetId))
+        {
+            return Task.CompletedTask;
+        }
+
+        S.InboundQos2.Add(packetId);
+        return SaveAsync();
+    }
+
+    public Task ReleaseInboundQos2(long connectionId, ushort packetId) =>
+        S.InboundQos2.Remove(packetId) ? SaveAsync() : Task.CompletedTask;
+
+    private bool Enqueue(SessionDelivery delivery)
+    {
+        if (S.Queue.Count + S.Inflight.Count >= options.Value.MaxQueuedMessages)
+        {
+            // Policy at the limit: drop the newest message for this session only; counted, logged, kept per session.
+            S.DroppedMessages++;
+            metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "queue_full"));
+            if (S.DroppedMessages == 1 || S.DroppedMessages % 1000 == 0)
+            {
+                LogQueueFull(logger, ClientId, options.Value.MaxQueuedMessages, S.DroppedMessages);
+            }
+
+            return false;
+        }
+
+        S.Queue.Add(delivery);
+        return true;
+    }
+
+    private void Pump(List<Delivery> outgoing)
+    {
+        if (_presence is null || S.Queue.Count == 0)
+        {
+            return;
+        }
+
+        var window = Math.Min(options.Value.MaxInflightMessages, (int)_receiveMaximum);
+        var taken = 0;
+        while (taken < S.Queue.Count && S.Inflight.Count < window)
+        {
+            var inflight = new InflightMessage { PacketId = NextPacketId(), Delivery = S.Queue[taken++] };
+            S.Inflight.Add(inflight);
+            outgoing.Add(ToDelivery(inflight, dup: false));
+        }
+
+        S.Queue.RemoveRange(0, taken);
+    }
+
+    private Delivery ToDelivery(InflightMessage m, bool dup) =>
+        new(_presence!.ConnectionId, m.Delivery.Message, m.Delivery.Qos, m.Delivery.Retain, m.PacketId, dup, m.Delivery.SubscriptionIds);
+
+    private async Task PushAsync(List<Delivery> outgoing)
+    {
+        if (outgoing.Count == 0 || _presence is not { } presence)
+        {
+            return;
+        }
+
+        try
+        {
+            await presence.Gateway.Deliver([.. outgoing]);
+        }
+        catch (Exception ex)
+        {
+            // The messages stay in flight and are re-sent when the client reconnects.
+            LogGatewayCallFailed(logger, ex, ClientId, presence.GatewayId);
+        }
+    }
+
+    private ushort NextPacketId()
+    {
+        for (var attempt = 0; attempt < ushort.MaxValue; attempt++)
+        {
+            var id = S.LastPacketId == ushort.MaxValue ? (ushort)1 : (ushort)(S.LastPacketId + 1);
+            S.LastPacketId = id;
+            if (!S.Inflight.Exists(m => m.PacketId == id))
+            {
+                return id;
+            }
+        }
+
+        throw new InvalidOperationException("No free packet identifier.");
+    }
+
+    private bool IsExpired() =>
+        S.DisconnectedAtUtc is { } at
+        && S.SessionExpiryInterval != uint.MaxValue
+        && at.AddSeconds(S.SessionExpiryInterval) < DateTime.UtcNow;
+
+    private void ResetSession()
+    {
+        S.Subscriptions.Clear();
+        S.Queue.Clear();
+        S.Inflight.Clear();
+        S.InboundQos2.Clear();
+        S.Will = null;
+        S.DisconnectedAtUtc = null;
+        S.DroppedMessages = 0;
+        _hasSession = false;
+    }
+
+    private ClientRoutes CurrentRoutes() =>
+        new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence);
+
+    private Task SaveAsync()
+    {
+        if (Persistent && _hasSession)
+        {
+            return state.WriteStateAsync();
+        }
+
+        return state.RecordExists ? ClearKeepingMemoryAsync() : Task.CompletedTask;
+    }
+
+    // The session went from persistent to ending with its connection: forget the stored copy, keep the live one.
+    private async Task ClearKeepingMemoryAsync()
+    {
+        var live = state.State;
+        await state.ClearStateAsync();
+        state.State = live;
+    }
+
+    // A clock that only moves forward, also across activations, so replicas can order versions without tombstones.
+    private static long NextVersion(long current) => Math.Max(current + 1, DateTime.UtcNow.Ticks);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Client {ClientId} taken over from gateway {GatewayId} connection {ConnectionId}")]
+    private static partial void LogTakeover(ILogger logger, string clientId, string gatewayId, long connectionId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Call to gateway {GatewayId} for client {ClientId} failed")]
+    private static partial void LogGatewayCallFailed(ILogger logger, Exception ex, string clientId, string gatewayId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Queue of client {ClientId} is full ({Limit} messages): newest message dropped, {Dropped} dropped so far")]
+    private static partial void LogQueueFull(ILogger logger, string clientId, int limit, long dropped);
+}

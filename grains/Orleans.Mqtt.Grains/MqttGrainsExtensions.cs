@@ -1,0 +1,78 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Telemetry;
+
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>Names shared by the grains and the silo that hosts them.</summary>
+public static class MqttGrainStorage
+{
+    /// <summary>The grain storage provider name the session grains persist through.</summary>
+    public const string Name = "mqtt";
+}
+
+/// <summary>Registers the broker's grains and their silo-local services.</summary>
+public static class MqttGrainsExtensions
+{
+    /// <summary>
+    /// Adds the MQTT grains: the route replica of this silo, the replica placement, metrics and the broker options
+    /// (bound from the <c>Mqtt</c> configuration section when <paramref name="configure"/> is null). The grain storage
+    /// provider named <see cref="MqttGrainStorage.Name"/> and an <see cref="IReplicaStore"/> are the host's choice
+    /// (an in-memory replica store is used when none is registered).
+    /// </summary>
+    public static ISiloBuilder AddMqttGrains(this ISiloBuilder builder, Action<MqttBrokerOptions>? configure = null)
+    {
+        var services = builder.Services;
+        var options = services.AddOptions<MqttBrokerOptions>();
+        if (configure is null)
+        {
+            options.BindConfiguration(MqttBrokerOptions.SectionName);
+        }
+        else
+        {
+            options.Configure(configure);
+        }
+
+        options.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MqttBrokerOptions>, MqttBrokerOptionsValidator>());
+        services.AddMetrics();
+        services.TryAddSingleton<MqttMetrics>();
+        services.TryAddSingleton<IReplicaStore, InMemoryReplicaStore>();
+        services.AddSingleton<RouteTable>();
+        services.AddSingleton<ReplicaBroadcaster>();
+        services.AddSingleton<ReplicaLoader>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ReplicaLoader>());
+        builder.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
+        return builder;
+    }
+}
+
+/// <summary>Fills the route table from the durable replica before the silo takes calls.</summary>
+internal sealed partial class ReplicaLoader(RouteTable table, IReplicaStore store, MqttMetrics metrics, ILogger<ReplicaLoader> logger)
+    : ILifecycleParticipant<ISiloLifecycle>
+{
+    public void Participate(ISiloLifecycle lifecycle) =>
+        lifecycle.Subscribe(nameof(ReplicaLoader), ServiceLifecycleStage.ApplicationServices, LoadAsync);
+
+    private async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        var (routes, retained) = await store.LoadAsync();
+        foreach (var r in routes)
+        {
+            table.Apply(r);
+        }
+
+        foreach (var u in retained)
+        {
+            table.ApplyRetained(u);
+        }
+
+        metrics.ObserveReplica(() => table.ClientCount, () => table.SubscriptionCount, () => table.RetainedCount);
+        LogLoaded(logger, routes.Count, retained.Count);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Route replica loaded: {Sessions} persistent sessions, {Retained} retained messages")]
+    private static partial void LogLoaded(ILogger logger, int sessions, int retained);
+}

@@ -1,1 +1,0 @@
-namespace Orleans.Mqtt.Grains; internal static class Placeholder { }

@@ -1,0 +1,50 @@
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>The durable part of an MQTT session (persisted only for sessions that outlive their connection).</summary>
+[GenerateSerializer]
+public sealed class SessionState
+{
+    /// <summary>Subscriptions by topic filter.</summary>
+    [Id(0)] public Dictionary<string, Subscription> Subscriptions { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Version of the last routes sent to the replicas.</summary>
+    [Id(1)] public long RouteVersion { get; set; }
+
+    /// <summary>QoS 1/2 messages waiting for the in-flight window or for the client to come back.</summary>
+    [Id(2)] public List<SessionDelivery> Queue { get; set; } = [];
+
+    /// <summary>Outbound QoS 1/2 messages sent and not yet fully acknowledged, in send order.</summary>
+    [Id(3)] public List<InflightMessage> Inflight { get; set; } = [];
+
+    /// <summary>Inbound QoS 2 packet ids received and not yet released by PUBREL.</summary>
+    [Id(4)] public List<ushort> InboundQos2 { get; set; } = [];
+
+    /// <summary>The will of the current connection.</summary>
+    [Id(5)] public MqttMessage? Will { get; set; }
+
+    /// <summary>Session expiry interval in seconds (0: the session ends with the connection; uint.MaxValue: never expires).</summary>
+    [Id(6)] public uint SessionExpiryInterval { get; set; }
+
+    /// <summary>When the last connection ended; null while connected.</summary>
+    [Id(7)] public DateTime? DisconnectedAtUtc { get; set; }
+
+    /// <summary>The packet id handed out last.</summary>
+    [Id(8)] public ushort LastPacketId { get; set; }
+
+    /// <summary>Messages dropped for this session because its queue was full.</summary>
+    [Id(9)] public long DroppedMessages { get; set; }
+}
+
+/// <summary>An outbound QoS 1/2 message waiting for its acknowledgement.</summary>
+[GenerateSerializer]
+public sealed class InflightMessage
+{
+    /// <summary>The packet id it was sent with.</summary>
+    [Id(0)] public ushort PacketId { get; set; }
+
+    /// <summary>The message.</summary>
+    [Id(1)] public required SessionDelivery Delivery { get; set; }
+
+    /// <summary>QoS 2: PUBREC arrived, PUBREL sent, waiting for PUBCOMP.</summary>
+    [Id(2)] public bool Released { get; set; }
+}

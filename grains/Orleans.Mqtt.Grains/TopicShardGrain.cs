@@ -1,0 +1,99 @@
+using Microsoft.Extensions.Logging;
+using Orleans.Mqtt.Telemetry;
+
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// One shard of the topic space. Publishes to a topic are handled one at a time here, which gives per-topic order.
+/// QoS 0 copies go straight to the subscriber's gateway (one push per gateway); QoS 1/2 copies go to the
+/// subscriber's session grain, which queues them durably and owns their acknowledgement.
+/// </summary>
+internal sealed partial class TopicShardGrain(
+    RouteTable routes,
+    ReplicaBroadcaster replicas,
+    MqttMetrics metrics,
+    ILogger<TopicShardGrain> logger) : Grain, ITopicShardGrain
+{
+    private long _lastRetainedVersion;
+
+    public async Task<int> Publish(MqttMessage message)
+    {
+        if (message.Retain)
+        {
+            await UpdateRetained(message);
+        }
+
+        var matches = new List<SessionMatch>();
+        routes.Match(message, matches);
+        if (matches.Count == 0)
+        {
+            return 0;
+        }
+
+        Dictionary<string, (IGatewayObserver Gateway, List<Delivery> Items)>? direct = null;
+        List<Task>? sessionCalls = null;
+        foreach (var match in matches)
+        {
+            var retain = message.Retain && match.RetainAsPublished;
+            var presence = match.Client.Presence;
+            if (match.Qos == 0)
+            {
+                if (presence is null)
+                {
+                    // MQTT allows, and mosquitto defaults to, not queueing QoS 0 for offline sessions.
+                    metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "offline_qos0"));
+                    continue;
+                }
+
+                direct ??= [];
+                if (!direct.TryGetValue(presence.GatewayId, out var batch))
+                {
+                    batch = (presence.Gateway, []);
+                    direct[presence.GatewayId] = batch;
+                }
+
+                batch.Items.Add(new Delivery(presence.ConnectionId, message, 0, retain, SubscriptionIds: match.SubscriptionIds));
+            }
+            else
+            {
+                var session = GrainFactory.GetGrain<IClientSessionGrain>(match.Client.ClientId);
+                (sessionCalls ??= []).Add(session.Deliver([new SessionDelivery(message, match.Qos, retain, match.SubscriptionIds)]));
+            }
+        }
+
+        if (direct is not null)
+        {
+            foreach (var (gatewayId, batch) in direct)
+            {
+                try
+                {
+                    await batch.Gateway.Deliver([.. batch.Items]);
+                }
+                catch (Exception ex)
+                {
+                    metrics.MessagesDropped.Add(batch.Items.Count, new KeyValuePair<string, object?>("reason", "gateway_unreachable"));
+                    LogGatewayPushFailed(logger, ex, gatewayId, batch.Items.Count);
+                }
+            }
+        }
+
+        if (sessionCalls is not null)
+        {
+            await Task.WhenAll(sessionCalls);
+        }
+
+        return matches.Count;
+    }
+
+    private Task UpdateRetained(MqttMessage message)
+    {
+        // Versions come from a clock that only moves forward, also across re-activations of this shard.
+        var version = Math.Max(Math.Max(_lastRetainedVersion, routes.RetainedVersion(message.Topic)) + 1, DateTime.UtcNow.Ticks);
+        _lastRetainedVersion = version;
+        var stored = message.Payload.IsEmpty ? null : message;
+        return replicas.ApplyRetained(new RetainedUpdate(message.Topic, version, stored));
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Push of {Count} messages to gateway {GatewayId} failed")]
+    private static partial void LogGatewayPushFailed(ILogger logger, Exception ex, string gatewayId, int count);
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds (Release) and starts the standalone broker: silo and gateway in one process, data under ./data.
+# MQTT on 127.0.0.1:1883, WebSocket on :8083/mqtt, HTTP (/health/live, /health/ready, /metrics) on :8080.
+# Settings come from appsettings.json, environment variables (Mqtt__Tcp__Port=28830 ./run.sh) or arguments
+# (./run.sh --Mqtt:Tcp:Port=28830). "./run.sh users add FILE USER" adds a user to a users file.
+set -euo pipefail
+cd "$(dirname "$0")"
+dotnet build src/Orleans.Mqtt.Standalone -c Release --nologo -v q >&2
+exec dotnet src/Orleans.Mqtt.Standalone/bin/Release/net10.0/Orleans.Mqtt.Standalone.dll "$@"

@@ -1,0 +1,42 @@
+namespace Orleans.Mqtt.Silo.Storage;
+
+/// <summary>
+/// Options of the FASTER KV grain storage provider. State is kept on the silo's local disk under
+/// <c>DataDirectory/grain-state/&lt;providerName&gt;</c>.
+/// </summary>
+public sealed class FasterStorageOptions
+{
+    /// <summary>The smallest accepted <see cref="MemorySizeBytes"/>: 16 MiB.</summary>
+    public const long MinMemorySizeBytes = 16L * 1024 * 1024;
+
+    /// <summary>
+    /// Root data directory of the silo. The provider keeps its log and checkpoints in
+    /// <c>DataDirectory/grain-state/&lt;providerName&gt;</c>. Each silo needs its own directory.
+    /// </summary>
+    public string DataDirectory { get; set; } = "./data";
+
+    /// <summary>
+    /// Size of the in-memory part of the FASTER hybrid log, in bytes (rounded down to a power of two,
+    /// at least 16 MiB). Records beyond it are read back from disk. The log page size is derived from
+    /// it (memory / 16, between 64 KiB and 4 MiB) and bounds the size of one stored grain state.
+    /// </summary>
+    public long MemorySizeBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>
+    /// Number of buckets of the FASTER hash index (a power of two). Each bucket takes 64 bytes of memory
+    /// and holds up to 7 keys before chaining; aim for about one bucket per 4 stored states.
+    /// </summary>
+    public long IndexBuckets { get; set; } = 1L << 20;
+
+    /// <summary>
+    /// Group-commit pacing: the least time between the starts of two commit checkpoints. Writes arriving
+    /// in that window share the next checkpoint. <see cref="TimeSpan.Zero"/> commits back to back.
+    /// </summary>
+    public TimeSpan CommitInterval { get; set; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// How often a full (hash index + log) checkpoint is taken, which bounds recovery time and the size of
+    /// the incremental log checkpoints taken in between.
+    /// </summary>
+    public TimeSpan IndexCheckpointInterval { get; set; } = TimeSpan.FromMinutes(1);
+}

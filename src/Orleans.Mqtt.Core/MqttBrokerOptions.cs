@@ -1,0 +1,17 @@
+namespace Orleans.Mqtt;
+
+/// <summary>Broker behaviour shared by the silo side (configuration section <c>Mqtt</c>).</summary>
+public sealed class MqttBrokerOptions
+{
+    /// <summary>The configuration section the options bind to.</summary>
+    public const string SectionName = "Mqtt";
+
+    /// <summary>Number of topic shards (grains) the topic space is hashed into. Must stay the same across a cluster's life.</summary>
+    public int TopicShards { get; set; } = 256;
+
+    /// <summary>Maximum messages queued per session (offline queue plus messages waiting for the in-flight window).</summary>
+    public int MaxQueuedMessages { get; set; } = 1000;
+
+    /// <summary>Maximum outbound QoS 1/2 messages in flight per connection (further limited by the client's Receive Maximum).</summary>
+    public int MaxInflightMessages { get; set; } = 32;
+}

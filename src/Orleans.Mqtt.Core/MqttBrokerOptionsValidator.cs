@@ -1,0 +1,29 @@
+using Microsoft.Extensions.Options;
+
+namespace Orleans.Mqtt;
+
+/// <summary>Rejects broker options that cannot work, naming the setting.</summary>
+public sealed class MqttBrokerOptionsValidator : IValidateOptions<MqttBrokerOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, MqttBrokerOptions options)
+    {
+        var errors = new List<string>();
+        if (options.TopicShards is < 1 or > 1_000_000)
+        {
+            errors.Add($"Mqtt:TopicShards must be between 1 and 1000000 (was {options.TopicShards}).");
+        }
+
+        if (options.MaxQueuedMessages < 1)
+        {
+            errors.Add($"Mqtt:MaxQueuedMessages must be at least 1 (was {options.MaxQueuedMessages}).");
+        }
+
+        if (options.MaxInflightMessages is < 1 or > 65535)
+        {
+            errors.Add($"Mqtt:MaxInflightMessages must be between 1 and 65535 (was {options.MaxInflightMessages}).");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}

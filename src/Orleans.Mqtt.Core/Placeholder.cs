@@ -1,1 +1,0 @@
-namespace Orleans.Mqtt; internal static class Placeholder { }

@@ -1,0 +1,69 @@
+using System.Diagnostics.Metrics;
+
+namespace Orleans.Mqtt.Telemetry;
+
+/// <summary>
+/// The broker's instruments, all on one <see cref="Meter"/> named <see cref="MeterName"/>.
+/// Gateways and silos share the instance when co-hosted.
+/// </summary>
+public sealed class MqttMetrics
+{
+    /// <summary>The name of the meter every instrument of the broker is created on.</summary>
+    public const string MeterName = "Orleans.Mqtt";
+
+    private readonly Meter _meter;
+
+    /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>.</summary>
+    public MqttMetrics(IMeterFactory meterFactory)
+    {
+        _meter = meterFactory.Create(MeterName);
+        ConnectionsActive = _meter.CreateUpDownCounter<long>("mqtt.connections.active", description: "Open MQTT connections (after CONNACK).");
+        ConnectionsAccepted = _meter.CreateCounter<long>("mqtt.connections.accepted", description: "CONNECTs accepted.");
+        ConnectionsRefused = _meter.CreateCounter<long>("mqtt.connections.refused", description: "Connections refused, by reason.");
+        ConnectionsClosed = _meter.CreateCounter<long>("mqtt.connections.closed", description: "Connections closed, by reason.");
+        PacketsRejected = _meter.CreateCounter<long>("mqtt.packets.rejected", description: "Packets rejected as bad input, by reason.");
+        MessagesReceived = _meter.CreateCounter<long>("mqtt.messages.received", description: "PUBLISH packets accepted from clients.");
+        MessagesSent = _meter.CreateCounter<long>("mqtt.messages.sent", description: "PUBLISH packets written to clients.");
+        MessagesDropped = _meter.CreateCounter<long>("mqtt.messages.dropped", description: "Messages not delivered, by reason.");
+        BytesReceived = _meter.CreateCounter<long>("mqtt.bytes.received", unit: "By", description: "Bytes of MQTT packets received.");
+        BytesSent = _meter.CreateCounter<long>("mqtt.bytes.sent", unit: "By", description: "Bytes of MQTT packets sent.");
+    }
+
+    /// <summary>Open MQTT connections.</summary>
+    public UpDownCounter<long> ConnectionsActive { get; }
+
+    /// <summary>CONNECTs accepted.</summary>
+    public Counter<long> ConnectionsAccepted { get; }
+
+    /// <summary>Connections refused; tag <c>reason</c>.</summary>
+    public Counter<long> ConnectionsRefused { get; }
+
+    /// <summary>Connections closed; tag <c>reason</c>.</summary>
+    public Counter<long> ConnectionsClosed { get; }
+
+    /// <summary>Bad input rejected; tag <c>reason</c>.</summary>
+    public Counter<long> PacketsRejected { get; }
+
+    /// <summary>PUBLISH packets accepted from clients; tag <c>qos</c>.</summary>
+    public Counter<long> MessagesReceived { get; }
+
+    /// <summary>PUBLISH packets written to clients; tag <c>qos</c>.</summary>
+    public Counter<long> MessagesSent { get; }
+
+    /// <summary>Messages not delivered; tag <c>reason</c>.</summary>
+    public Counter<long> MessagesDropped { get; }
+
+    /// <summary>Bytes received.</summary>
+    public Counter<long> BytesReceived { get; }
+
+    /// <summary>Bytes sent.</summary>
+    public Counter<long> BytesSent { get; }
+
+    /// <summary>Registers the silo-side gauges (sessions, subscriptions, retained messages) read from the route replica.</summary>
+    public void ObserveReplica(Func<long> sessions, Func<long> subscriptions, Func<long> retained)
+    {
+        _meter.CreateObservableGauge("mqtt.sessions", sessions, description: "Sessions known to the route replica (connected or persistent).");
+        _meter.CreateObservableGauge("mqtt.subscriptions", subscriptions, description: "Subscriptions in the route replica.");
+        _meter.CreateObservableGauge("mqtt.retained", retained, description: "Retained messages in the replica.");
+    }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the tests need when missing, builds the solution, runs every test project and ends with one
+# line of totals: "N passed, N failed, N skipped".
+set -uo pipefail
+cd "$(dirname "$0")"
+
+missing=()
+command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || { echo "could not install ${missing[*]}"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+if ! dotnet build Orleans.Mqtt.sln -c Release --nologo -v q; then
+  echo "build failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+results=$(mktemp -d)
+status=0
+passed=0; failed=0; skipped=0
+for project in test/*/*.Tests.csproj; do
+  name=$(basename "$project" .csproj)
+  echo "=== $name"
+  if ! dotnet test "$project" -c Release --no-build --nologo \
+      --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=normal" --results-directory "$results"; then
+    status=1
+  fi
+  trx="$results/$name.trx"
+  if [ ! -f "$trx" ]; then
+    echo "$name produced no results"
+    failed=$((failed + 1))
+    continue
+  fi
+  counters=$(grep -o '<Counters [^>]*>' "$trx")
+  value() { echo "$counters" | sed -E "s/.* $1=\"([0-9]+)\".*/\1/"; }
+  passed=$((passed + $(value passed)))
+  failed=$((failed + $(value failed) + $(value error) + $(value timeout) + $(value aborted)))
+  skipped=$((skipped + $(value notExecuted)))
+done
+rm -rf "$results"
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]

@@ -1,0 +1,241 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
+
+/// <summary>The real standalone broker, started as its own process on free loopback ports.</summary>
+public sealed partial class BrokerProcess : IAsyncDisposable
+{
+    private readonly ConcurrentQueue<string> _output = new();
+    private readonly Dictionary<string, string> _settings;
+    private Process? _process;
+    private TaskCompletionSource _outputChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private BrokerProcess(string dataDirectory, Dictionary<string, string> settings)
+    {
+        DataDirectory = dataDirectory;
+        _settings = settings;
+        MqttPort = FreePort();
+        WebSocketPort = FreePort();
+        HttpPort = FreePort();
+        TlsPort = FreePort();
+        SiloPort = FreePort();
+        OrleansGatewayPort = FreePort();
+    }
+
+    public string DataDirectory { get; }
+
+    public int MqttPort { get; }
+
+    public int WebSocketPort { get; }
+
+    public int HttpPort { get; }
+
+    public int TlsPort { get; }
+
+    private int SiloPort { get; }
+
+    private int OrleansGatewayPort { get; }
+
+    /// <summary>Lines the broker wrote so far.</summary>
+    public IReadOnlyCollection<string> Output => _output;
+
+    public static async Task<BrokerProcess> StartAsync(Dictionary<string, string>? settings = null, string? dataDirectory = null)
+    {
+        var broker = new BrokerProcess(dataDirectory ?? TempDirectory(), settings ?? []);
+        await broker.StartProcessAsync();
+        return broker;
+    }
+
+    /// <summary>Starts the broker process again on the same ports and data directory (after a stop or a kill).</summary>
+    public Task RestartAsync() => StartProcessAsync();
+
+    /// <summary>SIGTERM, then waits for the process to exit.</summary>
+    public async Task StopAsync()
+    {
+        if (_process is { HasExited: false } p)
+        {
+            _ = Kill(p.Id, 15);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await p.WaitForExitAsync(cts.Token);
+        }
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is { HasExited: false } p)
+        {
+            p.Kill();
+            await p.WaitForExitAsync();
+        }
+    }
+
+    public int? ExitCode => _process is { HasExited: true } p ? p.ExitCode : null;
+
+    public async Task<string> GetMetricsAsync()
+    {
+        using var http = new HttpClient();
+        return await http.GetStringAsync($"http://127.0.0.1:{HttpPort}/metrics");
+    }
+
+    /// <summary>Reads a counter's value from /metrics (0 when the series is absent).</summary>
+    public async Task<double> GetCounterAsync(string series)
+    {
+        var text = await GetMetricsAsync();
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith(series + " ", StringComparison.Ordinal) || (line.StartsWith(series, StringComparison.Ordinal) && line.Length > series.Length && line[series.Length] == ' '))
+            {
+                return double.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>Waits until the broker writes a line matching <paramref name="predicate"/>.</summary>
+    public async Task<string> WaitForOutputAsync(Func<string, bool> predicate, TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(20));
+        while (true)
+        {
+            var changed = _outputChanged.Task;
+            foreach (var line in _output)
+            {
+                if (predicate(line))
+                {
+                    return line;
+                }
+            }
+
+            try
+            {
+                await changed.WaitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException("broker output never matched; last lines:\n" + string.Join('\n', _output.TakeLast(30)));
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await KillAsync();
+        }
+        catch (InvalidOperationException)
+        {
+        }
+
+        _process?.Dispose();
+        try
+        {
+            Directory.Delete(DataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    public static string TempDirectory()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "orleans-mqtt-e2e-" + Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(path);
+        return path;
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private async Task StartProcessAsync()
+    {
+        var info = new ProcessStartInfo("dotnet", [Paths.StandaloneDll])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = DataDirectory,
+        };
+        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        info.Environment["Mqtt__BindAddress"] = "127.0.0.1";
+        info.Environment["Mqtt__Tcp__Port"] = MqttPort.ToString();
+        info.Environment["Mqtt__WebSocket__Port"] = WebSocketPort.ToString();
+        info.Environment["Mqtt__Tls__Port"] = TlsPort.ToString();
+        info.Environment["Http__Port"] = HttpPort.ToString();
+        info.Environment["Orleans__SiloPort"] = SiloPort.ToString();
+        info.Environment["Orleans__GatewayPort"] = OrleansGatewayPort.ToString();
+        info.Environment["Storage__DataDirectory"] = Path.Combine(DataDirectory, "data");
+        info.Environment["Logging__LogLevel__Orleans.Mqtt"] = "Debug";
+        foreach (var (key, value) in _settings)
+        {
+            info.Environment[key] = value;
+        }
+
+        var process = new Process { StartInfo = info, EnableRaisingEvents = true };
+        process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _process?.Dispose();
+        _process = process;
+        await WaitReadyAsync(process);
+    }
+
+    private async Task WaitReadyAsync(Process process)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"broker exited with {process.ExitCode}:\n" + string.Join('\n', _output.TakeLast(40)));
+            }
+
+            try
+            {
+                using var response = await http.GetAsync($"http://127.0.0.1:{HttpPort}/health/ready");
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+
+            // Readiness is polled: the broker offers no push signal before its HTTP endpoint is up.
+            await Task.WhenAny(_outputChanged.Task, Task.Delay(100));
+        }
+
+        throw new TimeoutException("broker not ready:\n" + string.Join('\n', _output.TakeLast(40)));
+    }
+
+    private void OnLine(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        _output.Enqueue(line);
+        Interlocked.Exchange(ref _outputChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+}

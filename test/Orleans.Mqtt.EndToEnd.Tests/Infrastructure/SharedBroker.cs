@@ -1,0 +1,54 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
+
+/// <summary>One standalone broker shared by a test collection, with its TLS listener on (a self-signed certificate).</summary>
+public sealed class SharedBroker : IAsyncLifetime
+{
+    private string? _certificateDirectory;
+
+    public BrokerProcess Broker { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        _certificateDirectory = BrokerProcess.TempDirectory();
+        var (cert, key) = WriteSelfSignedCertificate(_certificateDirectory);
+        Broker = await BrokerProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Mqtt__Tls__CertificateFile"] = cert,
+            ["Mqtt__Tls__KeyFile"] = key,
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Broker.DisposeAsync();
+        if (_certificateDirectory is not null)
+        {
+            Directory.Delete(_certificateDirectory, recursive: true);
+        }
+    }
+
+    public static (string CertificateFile, string KeyFile) WriteSelfSignedCertificate(string directory)
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddDnsName("localhost");
+        san.AddIpAddress(System.Net.IPAddress.Loopback);
+        request.CertificateExtensions.Add(san.Build());
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+        var certFile = Path.Combine(directory, "server.crt");
+        var keyFile = Path.Combine(directory, "server.key");
+        File.WriteAllText(certFile, certificate.ExportCertificatePem());
+        File.WriteAllText(keyFile, key.ExportPkcs8PrivateKeyPem());
+        return (certFile, keyFile);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class SharedBrokerCollection : ICollectionFixture<SharedBroker>
+{
+    public const string Name = "shared broker";
+}

@@ -1,0 +1,83 @@
+using Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
+
+namespace Orleans.Mqtt.EndToEnd.Tests;
+
+/// <summary>
+/// Persistent sessions with mosquitto_sub: QoS 1 messages published while the subscriber is away are delivered on
+/// reconnect with session present, also across a graceful restart (SIGTERM) and a crash (SIGKILL) of the broker.
+/// </summary>
+public sealed class PersistentSessionTests
+{
+    [Fact]
+    public async Task Queued_messages_survive_disconnects_and_broker_restarts_for_v311_and_v5()
+    {
+        await using var broker = await BrokerProcess.StartAsync();
+        var sessions = new[]
+        {
+            new Session("mqttv311", "p311-" + Guid.NewGuid().ToString("N")[..8], []),
+            new Session("mqttv5", "p5-" + Guid.NewGuid().ToString("N")[..8], ["-x", "60"]),
+        };
+
+        foreach (var s in sessions)
+        {
+            // Create the session: subscribe, receive one message, disconnect normally.
+            await using var first = await s.SubscribeAsync(broker, count: 1);
+            await Mosquitto.PublishAsync(broker.MqttPort, s.Version, "-q", "1", "-t", s.Topic, "-m", "online");
+            Assert.Equal("online", Mosquitto.Parse(await first.WaitForLineAsync(Mosquitto.IsMessage)).Payload);
+            await first.WaitForExitAsync(TimeSpan.FromSeconds(10));
+        }
+
+        // Offline: queue while disconnected; plain reconnect.
+        await PublishBatchAsync(broker, sessions, "a");
+        await ReceiveBatchAsync(broker, sessions, "a");
+
+        // Graceful restart of the broker.
+        await PublishBatchAsync(broker, sessions, "b");
+        await broker.StopAsync();
+        Assert.Equal(0, broker.ExitCode);
+        await broker.RestartAsync();
+        await ReceiveBatchAsync(broker, sessions, "b");
+
+        // Crash of the broker: every message it acknowledged is still there.
+        await PublishBatchAsync(broker, sessions, "c");
+        await broker.KillAsync();
+        await broker.RestartAsync();
+        await ReceiveBatchAsync(broker, sessions, "c");
+    }
+
+    private static async Task PublishBatchAsync(BrokerProcess broker, Session[] sessions, string batch)
+    {
+        foreach (var s in sessions)
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                await Mosquitto.PublishAsync(broker.MqttPort, s.Version, "-q", "1", "-t", s.Topic, "-m", $"{batch}{i}");
+            }
+        }
+    }
+
+    private static async Task ReceiveBatchAsync(BrokerProcess broker, Session[] sessions, string batch)
+    {
+        foreach (var s in sessions)
+        {
+            await using var sub = s.StartSubscriber(broker, count: 3);
+            var received = await sub.WaitForLinesAsync(Mosquitto.IsMessage, 3);
+            Assert.Equal([$"{batch}0", $"{batch}1", $"{batch}2"], received.Select(l => Mosquitto.Parse(l).Payload));
+            Assert.All(received, l => Assert.Equal(1, Mosquitto.Parse(l).Qos));
+            await sub.WaitForExitAsync(TimeSpan.FromSeconds(10));
+        }
+    }
+
+    private sealed record Session(string Version, string ClientId, string[] Extra)
+    {
+        public string Topic => $"e2e/persistent/{ClientId}";
+
+        public Task<CliProcess> SubscribeAsync(BrokerProcess broker, int count) =>
+            Mosquitto.SubscribeAsync(broker.MqttPort, Version, Arguments(count));
+
+        public CliProcess StartSubscriber(BrokerProcess broker, int count) =>
+            Mosquitto.StartSubscriber(broker.MqttPort, Version, Arguments(count));
+
+        private string[] Arguments(int count) => [.. Extra, "-c", "-i", ClientId, "-q", "1", "-t", Topic, "-C", count.ToString()];
+    }
+}
