@@ -36,7 +36,8 @@ public static class GatewayHostingExtensions
         var metrics = services.AddOpenTelemetry().WithMetrics(m =>
         {
             m.AddMeter(MqttMetrics.MeterName);
-            m.AddPrometheusExporter();
+            // Every scrape reads the instruments afresh (no cached response), so a scrape right after an event sees it.
+            m.AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
         });
         if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
         {

@@ -171,6 +171,13 @@ internal sealed partial class MqttConnection
             {
                 while (!_closing)
                 {
+                    if (_session is null && !buffer.IsEmpty && buffer.FirstSpan[0] != 0x10)
+                    {
+                        // Known from the first byte: the first packet must be CONNECT [MQTT-3.1.0-1].
+                        Reject("protocol_error", 0, "first packet is not CONNECT");
+                        return;
+                    }
+
                     var status = MqttFrame.TryRead(buffer, maxPacketSize, out var fixedHeader, out var headerLength, out var totalLength);
                     if (status == FrameStatus.Incomplete)
                     {
@@ -276,12 +283,6 @@ internal sealed partial class MqttConnection
 
     private async Task HandleFirstPacketAsync(ReceivedMqttPacket received)
     {
-        if ((received.FixedHeader >> 4) != (int)MqttControlPacketType.Connect)
-        {
-            Reject("protocol_error", 0, "first packet is not CONNECT");
-            return;
-        }
-
         if (!MqttFrame.TryReadProtocol(received.Body, out var name, out var level))
         {
             Reject("malformed_packet", 0, "CONNECT too short");
@@ -293,6 +294,14 @@ internal sealed partial class MqttConnection
             // [MQTT-3.1.2-2]: answer an unsupported protocol level with return code 0x01, then close.
             _formatter = new MqttPacketFormatterAdapter(MqttProtocolVersion.V311, new MqttBufferWriter(256, 256));
             RefuseConnect("unsupported_protocol_version", MqttConnectReturnCode.ConnectionRefusedUnacceptableProtocolVersion, MqttConnectReasonCode.UnsupportedProtocolVersion, $"protocol {name} level {level}");
+            return;
+        }
+
+        if (level is 3 or 4 && MqttFrame.IsEmptyClientIdWithoutCleanSession(received.Body))
+        {
+            // [MQTT-3.1.3-8]: an empty client id needs clean session in 3.1.1: CONNACK 0x02, then close.
+            _formatter = new MqttPacketFormatterAdapter(MqttProtocolVersion.V311, new MqttBufferWriter(256, 256));
+            RefuseConnect("client_id_rejected", MqttConnectReturnCode.ConnectionRefusedIdentifierRejected, MqttConnectReasonCode.ClientIdentifierNotValid, "empty client id without clean session");
             return;
         }
 

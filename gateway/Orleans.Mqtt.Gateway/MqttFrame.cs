@@ -83,4 +83,27 @@ internal static class MqttFrame
         level = (byte)(body[2 + length] & 0x7F);
         return true;
     }
+
+    /// <summary>
+    /// For a 3.1 / 3.1.1 CONNECT body: whether the client id is empty while clean session is off (the decoder
+    /// refuses such a packet, but the spec wants CONNACK 0x02 for it).
+    /// </summary>
+    public static bool IsEmptyClientIdWithoutCleanSession(ReadOnlySpan<byte> body)
+    {
+        if (body.Length < 2)
+        {
+            return false;
+        }
+
+        var flagsAt = 2 + ((body[0] << 8) | body[1]) + 1;
+        var clientIdAt = flagsAt + 3;
+        if (body.Length < clientIdAt + 2)
+        {
+            return false;
+        }
+
+        var cleanSession = (body[flagsAt] & 0x02) != 0;
+        var clientIdLength = (body[clientIdAt] << 8) | body[clientIdAt + 1];
+        return !cleanSession && clientIdLength == 0;
+    }
 }

@@ -35,7 +35,7 @@ public sealed class AuthenticationAndLimitsTests : IAsyncLifetime
     [InlineData(MqttProtocolVersion.V500, MqttClientConnectResultCode.BadUserNameOrPassword, MqttClientConnectResultCode.NotAuthorized)]
     public async Task Credentials_are_checked(MqttProtocolVersion version, MqttClientConnectResultCode wrongPassword, MqttClientConnectResultCode anonymous)
     {
-        var before = await _broker.GetCounterAsync("mqtt_connections_refused_total{reason=\"bad_credentials\"}");
+        var before = await _broker.GetCounterAsync("mqtt_connections_refused_total", "reason=\"bad_credentials\"");
 
         using (var good = await ConnectAsync(version, "alice", "correct horse"))
         {
@@ -48,7 +48,7 @@ public sealed class AuthenticationAndLimitsTests : IAsyncLifetime
 
         await _broker.WaitForOutputAsync(l => l.Contains("refused (bad_credentials)", StringComparison.Ordinal) && l.Contains("'mallory'", StringComparison.Ordinal));
         await _broker.WaitForOutputAsync(l => l.Contains("refused (not_authorized)", StringComparison.Ordinal));
-        Assert.True(await _broker.GetCounterAsync("mqtt_connections_refused_total{reason=\"bad_credentials\"}") >= before + 2);
+        Assert.True(await _broker.GetCounterAsync("mqtt_connections_refused_total", "reason=\"bad_credentials\"") >= before + 2);
     }
 
     [Fact]
@@ -66,7 +66,7 @@ public sealed class AuthenticationAndLimitsTests : IAsyncLifetime
             Assert.Equal(MqttClientConnectResultCode.QuotaExceeded, await RefusedAsync(MqttProtocolVersion.V500, "alice", "correct horse"));
             Assert.Equal(MqttClientConnectResultCode.ServerUnavailable, await RefusedAsync(MqttProtocolVersion.V311, "alice", "correct horse"));
             await _broker.WaitForOutputAsync(l => l.Contains("refused (max_connections)", StringComparison.Ordinal));
-            Assert.True(await _broker.GetCounterAsync("mqtt_connections_refused_total{reason=\"max_connections\"}") >= 2);
+            Assert.True(await _broker.GetCounterAsync("mqtt_connections_refused_total", "reason=\"max_connections\"") >= 2);
 
             // The three admitted clients still talk to each other.
             var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);

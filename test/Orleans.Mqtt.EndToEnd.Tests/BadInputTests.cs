@@ -17,7 +17,7 @@ public sealed class BadInputTests(SharedBroker shared)
     [InlineData(5)]
     public async Task Publish_to_a_topic_with_wildcards_closes_the_connection(byte level)
     {
-        var before = await _broker.GetCounterAsync("mqtt_packets_rejected_total{reason=\"invalid_topic\"}");
+        var before = await _broker.GetCounterAsync("mqtt_packets_rejected_total", "reason=\"invalid_topic\"");
         var clientId = $"bad-topic-{level}-{Guid.NewGuid():N}";
         await using var client = await RawMqttClient.ConnectAcceptedAsync(_broker.MqttPort, level, clientId);
         await client.SendAsync(RawMqttClient.Publish("a/+/b", [1, 2, 3], qos: 1, packetId: 1, v5: level == 5));
@@ -36,7 +36,7 @@ public sealed class BadInputTests(SharedBroker shared)
         }
 
         await _broker.WaitForOutputAsync(l => l.Contains(clientId, StringComparison.Ordinal) && l.Contains("bad input (invalid_topic)", StringComparison.Ordinal));
-        Assert.True(await _broker.GetCounterAsync("mqtt_packets_rejected_total{reason=\"invalid_topic\"}") > before);
+        Assert.True(await _broker.GetCounterAsync("mqtt_packets_rejected_total", "reason=\"invalid_topic\"") > before);
         await AssertBrokerServesOthersAsync();
     }
 
@@ -45,7 +45,7 @@ public sealed class BadInputTests(SharedBroker shared)
     [InlineData(5, 0x8F)]
     public async Task Subscribe_with_invalid_filters_gets_failure_codes_for_those_filters_only(byte level, byte failure)
     {
-        var before = await _broker.GetCounterAsync("mqtt_packets_rejected_total{reason=\"invalid_filter\"}");
+        var before = await _broker.GetCounterAsync("mqtt_packets_rejected_total", "reason=\"invalid_filter\"");
         var clientId = $"bad-filter-{level}-{Guid.NewGuid():N}";
         await using var client = await RawMqttClient.ConnectAcceptedAsync(_broker.MqttPort, level, clientId);
         await client.SendAsync(RawMqttClient.Subscribe(9, level == 5, ("a/#/b", 1), ("a+", 1), ("ok/#", 1)));
@@ -56,7 +56,7 @@ public sealed class BadInputTests(SharedBroker shared)
         Assert.Equal([failure, failure, (byte)0x01], codes);
 
         await _broker.WaitForOutputAsync(l => l.Contains(clientId, StringComparison.Ordinal) && l.Contains("invalid topic filter 'a/#/b'", StringComparison.Ordinal));
-        Assert.True(await _broker.GetCounterAsync("mqtt_packets_rejected_total{reason=\"invalid_filter\"}") >= before + 2);
+        Assert.True(await _broker.GetCounterAsync("mqtt_packets_rejected_total", "reason=\"invalid_filter\"") >= before + 2);
 
         // The connection stays usable: the valid filter works.
         await client.SendAsync(RawMqttClient.Publish("ok/x", Encoding.UTF8.GetBytes("still here"), v5: level == 5));
@@ -70,7 +70,7 @@ public sealed class BadInputTests(SharedBroker shared)
     [InlineData(5)]
     public async Task Malformed_remaining_length_closes_the_connection(byte level)
     {
-        var before = await _broker.GetCounterAsync("mqtt_packets_rejected_total{reason=\"malformed_packet\"}");
+        var before = await _broker.GetCounterAsync("mqtt_packets_rejected_total", "reason=\"malformed_packet\"");
         await using var client = await RawMqttClient.ConnectAcceptedAsync(_broker.MqttPort, level, $"malformed-{level}-{Guid.NewGuid():N}");
 
         // A remaining length of five bytes is malformed [MQTT-2.2.3].
@@ -86,7 +86,7 @@ public sealed class BadInputTests(SharedBroker shared)
         }
 
         await _broker.WaitForOutputAsync(l => l.Contains("bad input (malformed_packet)", StringComparison.Ordinal));
-        Assert.True(await _broker.GetCounterAsync("mqtt_packets_rejected_total{reason=\"malformed_packet\"}") > before);
+        Assert.True(await _broker.GetCounterAsync("mqtt_packets_rejected_total", "reason=\"malformed_packet\"") > before);
         await AssertBrokerServesOthersAsync();
     }
 
@@ -105,7 +105,7 @@ public sealed class BadInputTests(SharedBroker shared)
     [InlineData(5)]
     public async Task Packet_over_max_packet_size_closes_the_connection(byte level)
     {
-        var before = await _broker.GetCounterAsync("mqtt_packets_rejected_total{reason=\"packet_too_large\"}");
+        var before = await _broker.GetCounterAsync("mqtt_packets_rejected_total", "reason=\"packet_too_large\"");
         await using var client = await RawMqttClient.ConnectAcceptedAsync(_broker.MqttPort, level, $"big-{level}-{Guid.NewGuid():N}");
 
         // 1 MiB is the default Mqtt:MaxPacketSize; the server refuses as soon as it reads the fixed header.
@@ -130,7 +130,7 @@ public sealed class BadInputTests(SharedBroker shared)
         }
 
         await _broker.WaitForOutputAsync(l => l.Contains("bad input (packet_too_large)", StringComparison.Ordinal));
-        Assert.True(await _broker.GetCounterAsync("mqtt_packets_rejected_total{reason=\"packet_too_large\"}") > before);
+        Assert.True(await _broker.GetCounterAsync("mqtt_packets_rejected_total", "reason=\"packet_too_large\"") > before);
         await AssertBrokerServesOthersAsync();
     }
 

@@ -59,7 +59,9 @@ internal sealed class FasterGrainStorage : IGrainStorage, ILifecycleParticipant<
         return new FasterGrainStorage(
             name,
             options,
-            services.GetRequiredService<IGrainStorageSerializer>(),
+            // Orleans' binary serializer: [GenerateSerializer] state types round-trip exactly (the silo's default
+            // JSON serializer drops ReadOnlyMemory<byte> payloads), and it is smaller and faster.
+            new OrleansGrainStorageSerializer(services.GetRequiredService<Orleans.Serialization.Serializer>()),
             services.GetRequiredService<IActivatorProvider>(),
             services.GetService<TimeProvider>() ?? TimeProvider.System,
             services.GetRequiredService<ILogger<FasterGrainStorage>>());

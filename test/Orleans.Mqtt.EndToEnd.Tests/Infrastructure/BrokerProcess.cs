@@ -82,19 +82,30 @@ public sealed partial class BrokerProcess : IAsyncDisposable
         return await http.GetStringAsync($"http://127.0.0.1:{HttpPort}/metrics");
     }
 
-    /// <summary>Reads a counter's value from /metrics (0 when the series is absent).</summary>
-    public async Task<double> GetCounterAsync(string series)
+    /// <summary>
+    /// Reads a counter from /metrics: the sum of the series named <paramref name="name"/> whose labels include
+    /// <paramref name="label"/> (e.g. <c>reason="invalid_topic"</c>), or 0 when there is none.
+    /// </summary>
+    public async Task<double> GetCounterAsync(string name, string? label = null)
     {
-        var text = await GetMetricsAsync();
-        foreach (var line in text.Split('\n'))
+        var total = 0.0;
+        foreach (var line in (await GetMetricsAsync()).Split('\n'))
         {
-            if (line.StartsWith(series + " ", StringComparison.Ordinal) || (line.StartsWith(series, StringComparison.Ordinal) && line.Length > series.Length && line[series.Length] == ' '))
+            if (!line.StartsWith(name + "{", StringComparison.Ordinal) && !line.StartsWith(name + " ", StringComparison.Ordinal))
             {
-                return double.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+                continue;
+            }
+
+            var labelsEnd = line.LastIndexOf('}');
+            var labels = labelsEnd < 0 ? string.Empty : line[..labelsEnd];
+            if (label is null || labels.Contains(label, StringComparison.Ordinal))
+            {
+                var value = line[(line.LastIndexOf(' ') + 1)..];
+                total += double.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
             }
         }
 
-        return 0;
+        return total;
     }
 
     /// <summary>Waits until the broker writes a line matching <paramref name="predicate"/>.</summary>

@@ -17,9 +17,11 @@ public static class Mosquitto
     /// <summary>Starts mosquitto_sub without waiting for its SUBACK (a resumed session may deliver before it).</summary>
     public static CliProcess StartSubscriber(int port, string version, params string[] extra)
     {
-        var args = new List<string> { "-h", "127.0.0.1", "-p", port.ToString(), "-V", version, "-d", "-F", MessageFormat };
+        // stdbuf: mosquitto_sub's output is block-buffered when it is not a terminal; line buffering lets the test
+        // see SUBACK and each message as they happen.
+        var args = new List<string> { "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", port.ToString(), "-V", version, "-d", "-F", MessageFormat };
         args.AddRange(extra);
-        return CliProcess.Start("mosquitto_sub", [.. args]);
+        return CliProcess.Start("stdbuf", [.. args]);
     }
 
     public static async Task PublishAsync(int port, string version, params string[] extra)
