@@ -96,6 +96,7 @@ public static class GatewayHostingExtensions
 
         // Kestrel accepts once the host has started every hosted service, the silo or cluster client included.
         app.Lifetime.ApplicationStarted.Register(gateway.MarkStarted);
+        app.Lifetime.ApplicationStopping.Register(gateway.BeginDrain);
         return app;
     }
 }

@@ -149,8 +149,17 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     /// <summary>Called when the listeners really accept (after the host started).</summary>
     public void MarkStarted() => _started = true;
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts the drain: refuses new CONNECTs and closes every connection (MQTT 5: DISCONNECT 0x8B). Called when
+    /// the host begins to stop, before Kestrel stops, so clients get the reason code rather than a reset.
+    /// </summary>
+    public void BeginDrain()
     {
+        if (_stopping)
+        {
+            return;
+        }
+
         _stopping = true;
         var open = _connections.Values.ToArray();
         LogDraining(_logger, open.Length);
@@ -158,9 +167,14 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         {
             connection.CloseByServer(0x8B, "server_shutting_down");
         }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        BeginDrain();
 
         // Each connection tells its session it ended; wait for them (bounded by the host's shutdown timeout).
-        await Task.WhenAll(open.Select(c => c.Completion)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Task.WhenAll(_connections.Values.Select(c => c.Completion)).WaitAsync(cancellationToken).ConfigureAwait(false);
         if (_reference is not null)
         {
             _grainFactory.DeleteObjectReference<IGatewayObserver>(_reference);

@@ -10,7 +10,8 @@ if (UsersCommand.TryRun(args) is { } exitCode)
 // Settings files come from beside the program; data paths stay relative to the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 var orleansGatewayPort = builder.Configuration.GetValue("Orleans:GatewayPort", 30000);
-builder.UseOrleansClient(client => client.UseLocalhostClustering(orleansGatewayPort));
+var clusterId = builder.Configuration["Orleans:ClusterId"] ?? "orleans-mqtt";
+builder.UseOrleansClient(client => client.UseLocalhostClustering(orleansGatewayPort, serviceId: clusterId, clusterId: clusterId));
 builder.AddMqttGateway();
 var app = builder.Build();
 app.MapMqttGateway();

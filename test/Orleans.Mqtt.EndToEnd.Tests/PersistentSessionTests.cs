@@ -1,3 +1,4 @@
+using MQTTnet;
 using Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
 
 namespace Orleans.Mqtt.EndToEnd.Tests;
@@ -31,10 +32,22 @@ public sealed class PersistentSessionTests
         await PublishBatchAsync(broker, sessions, "a");
         await ReceiveBatchAsync(broker, sessions, "a");
 
-        // Graceful restart of the broker.
+        // Graceful restart of the broker: a connected MQTT 5 client is told 0x8B (server shutting down).
         await PublishBatchAsync(broker, sessions, "b");
+        using var connected = new MqttClientFactory().CreateMqttClient();
+        var disconnected = new TaskCompletionSource<MqttClientDisconnectReason>(TaskCreationOptions.RunContinuationsAsynchronously);
+        connected.DisconnectedAsync += e =>
+        {
+            disconnected.TrySetResult(e.Reason);
+            return Task.CompletedTask;
+        };
+        await connected.ConnectAsync(new MqttClientOptionsBuilder()
+            .WithTcpServer("127.0.0.1", broker.MqttPort)
+            .WithProtocolVersion(MQTTnet.Formatter.MqttProtocolVersion.V500)
+            .Build());
         await broker.StopAsync();
         Assert.Equal(0, broker.ExitCode);
+        Assert.Equal(MqttClientDisconnectReason.ServerShuttingDown, await disconnected.Task.WaitAsync(TimeSpan.FromSeconds(10)));
         await broker.RestartAsync();
         await ReceiveBatchAsync(broker, sessions, "b");
 

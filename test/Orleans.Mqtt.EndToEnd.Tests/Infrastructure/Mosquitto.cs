@@ -10,8 +10,16 @@ public static class Mosquitto
     public static async Task<CliProcess> SubscribeAsync(int port, string version, params string[] extra)
     {
         var sub = StartSubscriber(port, version, extra);
-        await sub.WaitForLineAsync(l => l.Contains("received SUBACK", StringComparison.Ordinal));
-        return sub;
+        try
+        {
+            await sub.WaitForLineAsync(l => l.Contains("received SUBACK", StringComparison.Ordinal));
+            return sub;
+        }
+        catch
+        {
+            await sub.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>Starts mosquitto_sub without waiting for its SUBACK (a resumed session may deliver before it).</summary>
