@@ -7,6 +7,7 @@ namespace Orleans.Mqtt.Tests.Storage;
 /// A "crash" here is <see cref="FasterGrainStorage.DisposeAsync"/> without the lifecycle stop: the files are
 /// released without a final checkpoint, so recovery sees only what the group commits wrote.
 /// </summary>
+[Collection(StorageLoadCollection.Name)]
 public sealed class FasterGrainStorageDurabilityTests : IAsyncLifetime
 {
     private readonly StorageTestHarness _harness = new();
@@ -146,4 +147,14 @@ public sealed class FasterGrainStorageDurabilityTests : IAsyncLifetime
             }
         }
     }
+}
+
+/// <summary>
+/// Storage tests that load both cores (many concurrent writers, blocking FASTER completions) run alone, so they
+/// do not starve the in-process Orleans clusters of the other test classes into call timeouts.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class StorageLoadCollection
+{
+    public const string Name = "storage under load";
 }

@@ -21,7 +21,7 @@ internal sealed class StorageTestHarness : IAsyncDisposable
         Root = Path.Combine(Path.GetTempPath(), "orleans-mqtt-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(Root);
         _services = new ServiceCollection()
-            .AddSerializer(serializer => serializer.AddAssembly(typeof(TestState).Assembly))
+            .AddSerializer(serializer => serializer.AddAssembly(typeof(TestState).Assembly).AddAssembly(typeof(Orleans.Mqtt.Grains.SessionState).Assembly))
             .BuildServiceProvider();
     }
 
