@@ -8,43 +8,11 @@ namespace Orleans.Mqtt.Gateway;
 /// <summary>Converts between MQTTnet's packets and the broker's messages; MQTT 5 properties pass through unchanged.</summary>
 internal static class MessageMapping
 {
-    public static MessageProperties? Properties(MqttPublishPacket p)
-    {
-        if (p.ContentType is null && p.ResponseTopic is null && p.CorrelationData is null && p.UserProperties is not { Count: > 0 }
-            && p.MessageExpiryInterval == 0 && p.PayloadFormatIndicator == MqttPayloadFormatIndicator.Unspecified)
-        {
-            return null;
-        }
+    public static MessageProperties? Properties(MqttPublishPacket p) =>
+        Create(p.ContentType, p.ResponseTopic, p.CorrelationData, p.PayloadFormatIndicator, p.MessageExpiryInterval, p.UserProperties);
 
-        return new MessageProperties
-        {
-            ContentType = p.ContentType,
-            ResponseTopic = p.ResponseTopic,
-            CorrelationData = p.CorrelationData,
-            PayloadFormatIndicator = (byte)p.PayloadFormatIndicator,
-            MessageExpiryInterval = p.MessageExpiryInterval,
-            UserProperties = ToUserProperties(p.UserProperties),
-        };
-    }
-
-    public static MessageProperties? WillProperties(MqttConnectPacket c)
-    {
-        if (c.WillContentType is null && c.WillResponseTopic is null && c.WillCorrelationData is null && c.WillUserProperties is not { Count: > 0 }
-            && c.WillMessageExpiryInterval == 0 && c.WillPayloadFormatIndicator == MqttPayloadFormatIndicator.Unspecified)
-        {
-            return null;
-        }
-
-        return new MessageProperties
-        {
-            ContentType = c.WillContentType,
-            ResponseTopic = c.WillResponseTopic,
-            CorrelationData = c.WillCorrelationData,
-            PayloadFormatIndicator = (byte)c.WillPayloadFormatIndicator,
-            MessageExpiryInterval = c.WillMessageExpiryInterval,
-            UserProperties = ToUserProperties(c.WillUserProperties),
-        };
-    }
+    public static MessageProperties? WillProperties(MqttConnectPacket c) =>
+        Create(c.WillContentType, c.WillResponseTopic, c.WillCorrelationData, c.WillPayloadFormatIndicator, c.WillMessageExpiryInterval, c.WillUserProperties);
 
     public static MqttPublishPacket ToPublish(Delivery d, bool v5)
     {
@@ -85,6 +53,31 @@ internal static class MessageMapping
         }
 
         return packet;
+    }
+
+    private static MessageProperties? Create(
+        string? contentType,
+        string? responseTopic,
+        byte[]? correlationData,
+        MqttPayloadFormatIndicator payloadFormat,
+        uint messageExpiryInterval,
+        List<MqttUserProperty>? userProperties)
+    {
+        if (contentType is null && responseTopic is null && correlationData is null && userProperties is not { Count: > 0 }
+            && messageExpiryInterval == 0 && payloadFormat == MqttPayloadFormatIndicator.Unspecified)
+        {
+            return null;
+        }
+
+        return new MessageProperties
+        {
+            ContentType = contentType,
+            ResponseTopic = responseTopic,
+            CorrelationData = correlationData,
+            PayloadFormatIndicator = (byte)payloadFormat,
+            MessageExpiryInterval = messageExpiryInterval,
+            UserProperties = ToUserProperties(userProperties),
+        };
     }
 
     private static UserProperty[]? ToUserProperties(List<MqttUserProperty>? list)
