@@ -13,6 +13,10 @@ public sealed class MqttClusterFixture : IAsyncLifetime
     public const int MaxQueued = 5;
     public const int MaxInflight = 2;
 
+    // Orleans holds observers weakly: a gateway the test no longer references could be collected while a silo
+    // still pushes to it, and the push would then wait for its timeout.
+    private readonly List<RecordingGateway> _gateways = [];
+
     public InProcessTestCluster Cluster { get; private set; } = null!;
 
     public IClusterClient Client => Cluster.Client;
@@ -48,7 +52,16 @@ public sealed class MqttClusterFixture : IAsyncLifetime
         Client.GetGrain<ITopicShardGrain>(Orleans.Mqtt.Topics.MqttTopic.ShardOf(topic, Shards));
 
     /// <summary>A gateway stand-in: an observer that records what silos push to it.</summary>
-    public RecordingGateway CreateGateway() => new(Client);
+    public RecordingGateway CreateGateway()
+    {
+        var gateway = new RecordingGateway(Client);
+        lock (_gateways)
+        {
+            _gateways.Add(gateway);
+        }
+
+        return gateway;
+    }
 }
 
 /// <summary>Records deliveries and disconnects pushed by silos.</summary>
