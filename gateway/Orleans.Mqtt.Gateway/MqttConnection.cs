@@ -484,6 +484,7 @@ internal sealed partial class MqttConnection
             Retain = publish.Retain,
             SenderClientId = _clientId,
             Properties = _v5 ? MessageMapping.Properties(publish) : null,
+            ExpiresAtUtc = _v5 && publish.MessageExpiryInterval > 0 ? DateTime.UtcNow.AddSeconds(publish.MessageExpiryInterval) : null,
         };
 
         switch (qos)

@@ -19,8 +19,12 @@ public interface IClientSessionGrain : IGrainWithStringKey
     /// <summary>Takes ownership of the session for a new connection; any older connection is disconnected with 0x8E.</summary>
     Task<ConnectResult> Connect(ConnectRequest request);
 
-    /// <summary>The connection ended. Returns the will message the caller must publish, if any.</summary>
-    Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind);
+    /// <summary>
+    /// The connection ended. Returns the will message the caller must publish now, if any (a will with a delay is
+    /// kept by the session and published by it). <paramref name="sessionExpiryInterval"/> is the MQTT 5 DISCONNECT's
+    /// new Session Expiry Interval, when it carried one.
+    /// </summary>
+    Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null);
 
     /// <summary>Adds or replaces subscriptions; returns once they are routable on every live silo.</summary>
     Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions);

@@ -21,6 +21,19 @@ public sealed record MqttMessage
 
     /// <summary>Client id of the publisher (used for MQTT 5 No Local); null for messages the broker publishes itself.</summary>
     [Id(5)] public string? SenderClientId { get; init; }
+
+    /// <summary>
+    /// When the message expires (from its MQTT 5 Message Expiry Interval, counted from its arrival at the broker);
+    /// null when it never expires.
+    /// </summary>
+    [Id(6)] public DateTime? ExpiresAtUtc { get; init; }
+
+    /// <summary>Whether the message has expired at <paramref name="nowUtc"/>.</summary>
+    public bool IsExpired(DateTime nowUtc) => ExpiresAtUtc is { } at && at <= nowUtc;
+
+    /// <summary>The Message Expiry Interval to send on: the whole seconds left (at least 1), or 0 when it never expires.</summary>
+    public uint RemainingExpiryInterval(DateTime nowUtc) =>
+        ExpiresAtUtc is { } at ? (uint)Math.Max(1, Math.Ceiling((at - nowUtc).TotalSeconds)) : 0;
 }
 
 /// <summary>MQTT 5 publish properties forwarded unchanged to subscribers.</summary>
@@ -125,7 +138,8 @@ public sealed record ConnectRequest(
     [property: Id(2)] uint SessionExpiryInterval,
     [property: Id(3)] MqttMessage? Will,
     [property: Id(4)] byte ProtocolVersion,
-    [property: Id(5)] ushort ReceiveMaximum);
+    [property: Id(5)] ushort ReceiveMaximum,
+    [property: Id(6)] uint WillDelayInterval = 0);
 
 /// <summary>The session grain's answer to a CONNECT.</summary>
 [GenerateSerializer, Immutable]

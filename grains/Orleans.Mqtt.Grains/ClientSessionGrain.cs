@@ -87,7 +87,7 @@ internal sealed partial class ClientSessionGrain(
         return new ConnectResult(sessionPresent, [.. resend], replacedWill);
     }
 
-    public async Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind)
+    public async Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null)
     {
         if (_presence?.ConnectionId != connectionId)
         {
