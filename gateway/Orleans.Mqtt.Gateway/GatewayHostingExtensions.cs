@@ -31,6 +31,7 @@ public static class GatewayHostingExtensions
         services.AddSingleton<MqttGateway>();
         services.AddHostedService(sp => sp.GetRequiredService<MqttGateway>());
         services.AddSingleton<MqttConnectionHandler>();
+        services.AddHostedService<SysTopicsPublisher>();
         services.AddConnections();
 
         var metrics = services.AddOpenTelemetry().WithMetrics(m =>

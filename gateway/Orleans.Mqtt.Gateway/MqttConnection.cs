@@ -419,7 +419,7 @@ internal sealed partial class MqttConnection
             RetainAvailable = true,
             WildcardSubscriptionAvailable = true,
             SubscriptionIdentifiersAvailable = true,
-            SharedSubscriptionAvailable = false,
+            SharedSubscriptionAvailable = true,
             MaximumPacketSize = (uint)_gateway.Options.MaxPacketSize,
         };
 
@@ -569,7 +569,9 @@ internal sealed partial class MqttConnection
         {
             var filter = subscribe.TopicFilters[i];
             var topic = filter.Topic ?? string.Empty;
-            if (!MqttTopic.IsValidTopicFilter(topic) || filter.QualityOfServiceLevel > MqttQualityOfServiceLevel.ExactlyOnce)
+            var shared = SharedSubscription.IsShared(topic);
+            var valid = shared ? SharedSubscription.TryParse(topic, out _, out _) : MqttTopic.IsValidTopicFilter(topic);
+            if (!valid || filter.QualityOfServiceLevel > MqttQualityOfServiceLevel.ExactlyOnce)
             {
                 codes[i] = _v5 ? MqttSubscribeReasonCode.TopicFilterInvalid : MqttSubscribeReasonCode.UnspecifiedError;
                 _gateway.Metrics.PacketsRejected.Add(1, new KeyValuePair<string, object?>("reason", "invalid_filter"));
@@ -577,10 +579,11 @@ internal sealed partial class MqttConnection
                 continue;
             }
 
-            if (_v5 && topic.StartsWith("$share/", StringComparison.Ordinal))
+            if (shared && filter.NoLocal)
             {
-                codes[i] = MqttSubscribeReasonCode.SharedSubscriptionsNotSupported;
-                continue;
+                // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error.
+                Reject("protocol_error", 0x82, $"No Local set on shared subscription '{topic}'");
+                return;
             }
 
             accepted.Add(new Subscription(topic, (byte)filter.QualityOfServiceLevel, filter.NoLocal, filter.RetainAsPublished, (byte)filter.RetainHandling, subscribe.SubscriptionIdentifier));

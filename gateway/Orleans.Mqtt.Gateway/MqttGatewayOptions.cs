@@ -42,6 +42,9 @@ public sealed class MqttGatewayOptions
     /// <summary>Most QoS 0 messages waiting to be written to one slow connection before newer ones are dropped.</summary>
     public int MaxPendingWrites { get; set; } = 10_000;
 
+    /// <summary>How often the <c>$SYS/broker/…</c> topics are published (<c>Mqtt:SysInterval</c>); zero turns them off.</summary>
+    public TimeSpan SysInterval { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>The effective anonymous setting.</summary>
     public bool AnonymousAllowed => AllowAnonymous ?? (IPAddress.TryParse(BindAddress, out var ip) && IPAddress.IsLoopback(ip));
 }
@@ -134,6 +137,11 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
         if (o.ConnectTimeout <= TimeSpan.Zero)
         {
             errors.Add($"Mqtt:ConnectTimeout must be positive (was {o.ConnectTimeout}).");
+        }
+
+        if (o.SysInterval < TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:SysInterval must not be negative (was {o.SysInterval}).");
         }
 
         if (o.MaxPendingWrites < 1)

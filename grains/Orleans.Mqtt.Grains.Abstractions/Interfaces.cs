@@ -38,6 +38,9 @@ public interface IClientSessionGrain : IGrainWithStringKey
     /// <summary>An acknowledgement for an outbound message from the client.</summary>
     Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack);
 
+    /// <summary>For the sweeper: publishes a delayed will that is due and ends the session if it has expired.</summary>
+    Task ExpireIfDue();
+
     /// <summary>Whether an inbound QoS 2 packet id is already received and not yet released (a duplicate must not be routed again).</summary>
     Task<bool> IsInboundQos2Pending(ushort packetId);
 
@@ -53,6 +56,9 @@ public interface ITopicShardGrain : IGrainWithIntegerKey
 {
     /// <summary>Routes a message (and updates the retained store when flagged). Returns the number of sessions it was handed to.</summary>
     Task<int> Publish(MqttMessage message);
+
+    /// <summary>Hands messages of a shared subscription whose member's session ended to another member of the group.</summary>
+    Task Redispatch(string shareKey, string leavingClientId, SessionDelivery[] deliveries);
 }
 
 /// <summary>The route and retained replica of one silo (the grain is pinned to the silo named by its key).</summary>
@@ -63,4 +69,7 @@ public interface IRouteReplicaGrain : IGrainWithStringKey
 
     /// <summary>Applies a retained message change if newer than what the replica holds; durable when the call returns.</summary>
     Task ApplyRetained(RetainedUpdate update);
+
+    /// <summary>Counts from this silo's replica (which holds the whole cluster's routes).</summary>
+    Task<ReplicaStats> GetStats();
 }

@@ -83,7 +83,8 @@ public sealed record GatewayPresence(
 /// <summary>
 /// Everything the route index needs to know about one client: its subscriptions, whether its session
 /// outlives the connection, and where it is connected. Replicated whole, with a version, so applying it is
-/// idempotent and order-independent (a replica keeps the highest version it saw).
+/// idempotent and order-independent (a replica keeps the highest version it saw). <c>SweepAtUtc</c> is when a
+/// disconnected session next needs the sweeper: its delayed will is due, or it expires.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record ClientRoutes(
@@ -91,7 +92,8 @@ public sealed record ClientRoutes(
     [property: Id(1)] long Version,
     [property: Id(2)] Subscription[] Subscriptions,
     [property: Id(3)] bool Persistent,
-    [property: Id(4)] GatewayPresence? Presence);
+    [property: Id(4)] GatewayPresence? Presence,
+    [property: Id(5)] DateTime? SweepAtUtc = null);
 
 /// <summary>A change of the retained message of one topic; <see cref="Message"/> is null when it is deleted.</summary>
 [GenerateSerializer, Immutable]
@@ -122,13 +124,17 @@ public sealed record Delivery(
     [property: Id(6)] uint[]? SubscriptionIds = null,
     [property: Id(7)] DeliveryKind Kind = DeliveryKind.Publish);
 
-/// <summary>A message a topic shard hands to a session for QoS 1/2 delivery (queued while offline).</summary>
+/// <summary>
+/// A message a topic shard hands to a session for QoS 1/2 delivery (queued while offline). <c>ShareKey</c> is the
+/// full <c>$share/…</c> filter when it came through a shared subscription, so it can go to another member.
+/// </summary>
 [GenerateSerializer, Immutable]
 public sealed record SessionDelivery(
     [property: Id(0)] MqttMessage Message,
     [property: Id(1)] byte Qos,
     [property: Id(2)] bool Retain,
-    [property: Id(3)] uint[]? SubscriptionIds);
+    [property: Id(3)] uint[]? SubscriptionIds,
+    [property: Id(4)] string? ShareKey = null);
 
 /// <summary>The CONNECT as the session grain needs it.</summary>
 [GenerateSerializer, Immutable]
@@ -179,3 +185,10 @@ public enum OutboundAck : byte
     /// <summary>PUBCOMP (QoS 2 complete).</summary>
     PubComp = 2,
 }
+
+/// <summary>Counts read from a silo's route replica.</summary>
+[GenerateSerializer, Immutable]
+public sealed record ReplicaStats(
+    [property: Id(0)] long Sessions,
+    [property: Id(1)] long Subscriptions,
+    [property: Id(2)] long Retained);

@@ -21,6 +21,7 @@ internal sealed partial class ClientSessionGrain(
     private GatewayPresence? _presence;
     private ushort _receiveMaximum = ushort.MaxValue;
     private bool _hasSession;
+    private IGrainTimer? _willTimer;
 
     private SessionState S => state.State;
 
@@ -31,6 +32,11 @@ internal sealed partial class ClientSessionGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _hasSession = state.RecordExists;
+        if (S.PendingWill is not null)
+        {
+            ArmWillTimer();
+        }
+
         return Task.CompletedTask;
     }
 
@@ -55,19 +61,27 @@ internal sealed partial class ClientSessionGrain(
         }
         else if (_hasSession && IsExpired())
         {
-            ResetSession();
+            EndSession();
+        }
+
+        if (request.CleanStart)
+        {
+            // A clean start ends the previous session: a will still waiting for its delay goes out now.
+            EndSession();
+        }
+        else
+        {
+            // A new connection to the session before the will delay has passed: the will is not sent [MQTT-3.1.3-9].
+            CancelPendingWill();
         }
 
         var sessionPresent = _hasSession && !request.CleanStart;
-        if (request.CleanStart)
-        {
-            ResetSession();
-        }
 
         _hasSession = true;
         _presence = request.Presence;
         _receiveMaximum = request.ReceiveMaximum == 0 ? ushort.MaxValue : request.ReceiveMaximum;
         S.Will = request.Will;
+        S.WillDelayInterval = request.WillDelayInterval;
         S.SessionExpiryInterval = request.SessionExpiryInterval;
         S.DisconnectedAtUtc = null;
         S.RouteVersion = NextVersion(S.RouteVersion);
@@ -84,7 +98,7 @@ internal sealed partial class ClientSessionGrain(
         Pump(resend);
         await SaveAsync();
         await replicas.Apply(CurrentRoutes());
-        return new ConnectResult(sessionPresent, [.. resend], replacedWill);
+        return new ConnectResult(sessionPresent, [.. resend], replacedWill is null ? null : Stamp(replacedWill));
     }
 
     public async Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null)
@@ -95,25 +109,83 @@ internal sealed partial class ClientSessionGrain(
         }
 
         _presence = null;
+        if (sessionExpiryInterval is { } expiry)
+        {
+            S.SessionExpiryInterval = expiry;
+        }
+
         var will = kind == DisconnectKind.Normal ? null : S.Will;
         S.Will = null;
         DelayDeactivation(TimeSpan.Zero);
         if (!Persistent)
         {
+            RedispatchShared();
             ResetSession();
             _hasSession = false;
             S.RouteVersion = NextVersion(S.RouteVersion);
             await SaveAsync();
             await replicas.Apply(CurrentRoutes());
             DeactivateOnIdle();
-            return will;
+            return will is null ? null : Stamp(will);
         }
 
         S.DisconnectedAtUtc = DateTime.UtcNow;
+        MqttMessage? publishNow = null;
+        if (will is not null)
+        {
+            // The will waits for its delay, or for the end of the session if that comes first [MQTT-3.1.3-9].
+            var delay = Math.Min(S.WillDelayInterval, S.SessionExpiryInterval);
+            if (delay == 0)
+            {
+                publishNow = Stamp(will);
+            }
+            else
+            {
+                S.PendingWill = will;
+                S.WillDueAtUtc = S.DisconnectedAtUtc.Value.AddSeconds(delay);
+                ArmWillTimer();
+            }
+        }
+
         S.RouteVersion = NextVersion(S.RouteVersion);
         await SaveAsync();
         await replicas.Apply(CurrentRoutes());
-        return will;
+        return publishNow;
+    }
+
+    public async Task ExpireIfDue()
+    {
+        if (_presence is not null || !_hasSession)
+        {
+            return;
+        }
+
+        var changed = false;
+        if (S.PendingWill is not null && S.WillDueAtUtc <= DateTime.UtcNow)
+        {
+            PublishPendingWill();
+            changed = true;
+        }
+
+        if (IsExpired())
+        {
+            LogSessionExpired(logger, ClientId, S.SessionExpiryInterval);
+            EndSession();
+            changed = true;
+        }
+
+        if (!changed)
+        {
+            return;
+        }
+
+        S.RouteVersion = NextVersion(S.RouteVersion);
+        await SaveAsync();
+        await replicas.Apply(CurrentRoutes());
+        if (!_hasSession)
+        {
+            DeactivateOnIdle();
+        }
     }
 
     public async Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions)
@@ -146,7 +218,8 @@ internal sealed partial class ClientSessionGrain(
         for (var i = 0; i < subscriptions.Length; i++)
         {
             var sub = subscriptions[i];
-            if (sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]))
+            // Retained messages are not sent for a shared subscription (MQTT 5 section 4.8.2); retain handling otherwise.
+            if (sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]) || Topics.SharedSubscription.IsShared(sub.Filter))
             {
                 continue;
             }
@@ -301,10 +374,19 @@ internal sealed partial class ClientSessionGrain(
         }
 
         var window = Math.Min(options.Value.MaxInflightMessages, (int)_receiveMaximum);
+        var now = DateTime.UtcNow;
         var taken = 0;
         while (taken < S.Queue.Count && S.Inflight.Count < window)
         {
-            var inflight = new InflightMessage { PacketId = NextPacketId(), Delivery = S.Queue[taken++] };
+            var next = S.Queue[taken++];
+            if (next.Message.IsExpired(now))
+            {
+                // Expired before onward delivery started: deleted, not sent [MQTT-3.3.2-5].
+                metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "expired"));
+                continue;
+            }
+
+            var inflight = new InflightMessage { PacketId = NextPacketId(), Delivery = next };
             S.Inflight.Add(inflight);
             outgoing.Add(ToDelivery(inflight, dup: false));
         }
@@ -353,6 +435,126 @@ internal sealed partial class ClientSessionGrain(
         && S.SessionExpiryInterval != uint.MaxValue
         && at.AddSeconds(S.SessionExpiryInterval) < DateTime.UtcNow;
 
+    /// <summary>The session ends: a will still waiting for its delay is published, then everything is forgotten.</summary>
+    private void EndSession()
+    {
+        if (S.PendingWill is not null)
+        {
+            PublishPendingWill();
+        }
+
+        RedispatchShared();
+        ResetSession();
+    }
+
+    /// <summary>
+    /// Messages that came through a shared subscription and were not yet (fully) delivered go to another member of
+    /// their group when this session ends. Not awaited, for the same reason as the will.
+    /// </summary>
+    private void RedispatchShared()
+    {
+        Dictionary<(string ShareKey, int Shard), List<SessionDelivery>>? groups = null;
+        var shards = options.Value.TopicShards;
+        foreach (var d in S.Queue)
+        {
+            Collect(d);
+        }
+
+        foreach (var m in S.Inflight)
+        {
+            // After PUBREC the client has the message: it is not sent again elsewhere.
+            if (!m.Released)
+            {
+                Collect(m.Delivery);
+            }
+        }
+
+        if (groups is null)
+        {
+            return;
+        }
+
+        foreach (var ((shareKey, shard), deliveries) in groups)
+        {
+            GrainFactory.GetGrain<ITopicShardGrain>(shard).Redispatch(shareKey, ClientId, [.. deliveries]).ContinueWith(
+                t => LogRedispatchFailed(logger, t.Exception!, ClientId, shareKey),
+                CancellationToken.None,
+                TaskContinuationOptions.OnlyOnFaulted,
+                TaskScheduler.Current);
+        }
+
+        void Collect(SessionDelivery d)
+        {
+            if (d.ShareKey is null)
+            {
+                return;
+            }
+
+            groups ??= [];
+            var key = (d.ShareKey, Topics.MqttTopic.ShardOf(d.Message.Topic, shards));
+            if (!groups.TryGetValue(key, out var list))
+            {
+                groups[key] = list = [];
+            }
+
+            list.Add(d);
+        }
+    }
+
+    private void CancelPendingWill()
+    {
+        S.PendingWill = null;
+        S.WillDueAtUtc = null;
+        _willTimer?.Dispose();
+        _willTimer = null;
+    }
+
+    private void ArmWillTimer()
+    {
+        _willTimer?.Dispose();
+        var due = S.WillDueAtUtc!.Value - DateTime.UtcNow;
+        _willTimer = this.RegisterGrainTimer(
+            ExpireIfDue,
+            new GrainTimerCreationOptions { DueTime = due < TimeSpan.Zero ? TimeSpan.Zero : due, Period = Timeout.InfiniteTimeSpan, KeepAlive = true });
+    }
+
+    private void PublishPendingWill()
+    {
+        var will = Stamp(S.PendingWill!);
+        CancelPendingWill();
+
+        // Not awaited: the shard may hand the will back to this very session (a client subscribed to its own will
+        // topic), which could not run while this call waits.
+        var shard = GrainFactory.GetGrain<ITopicShardGrain>(Topics.MqttTopic.ShardOf(will.Topic, options.Value.TopicShards));
+        shard.Publish(will).ContinueWith(
+            t => LogWillPublishFailed(logger, t.Exception!, ClientId, will.Topic),
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted,
+            TaskScheduler.Current);
+    }
+
+    /// <summary>A will's Message Expiry Interval counts from when it is published.</summary>
+    private static MqttMessage Stamp(MqttMessage will) =>
+        will.Properties is { MessageExpiryInterval: > 0 } p ? will with { ExpiresAtUtc = DateTime.UtcNow.AddSeconds(p.MessageExpiryInterval) } : will;
+
+    private DateTime? SweepAt()
+    {
+        if (_presence is not null || !Persistent || !_hasSession)
+        {
+            return null;
+        }
+
+        DateTime? expires = S.SessionExpiryInterval == uint.MaxValue || S.DisconnectedAtUtc is null
+            ? null
+            : S.DisconnectedAtUtc.Value.AddSeconds(S.SessionExpiryInterval);
+        if (S.WillDueAtUtc is { } willDue && (expires is null || willDue < expires))
+        {
+            return willDue;
+        }
+
+        return expires;
+    }
+
     private void ResetSession()
     {
         S.Subscriptions.Clear();
@@ -362,11 +564,12 @@ internal sealed partial class ClientSessionGrain(
         S.Will = null;
         S.DisconnectedAtUtc = null;
         S.DroppedMessages = 0;
+        CancelPendingWill();
         _hasSession = false;
     }
 
     private ClientRoutes CurrentRoutes() =>
-        new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence);
+        new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence, SweepAt());
 
     private Task SaveAsync()
     {
@@ -394,6 +597,15 @@ internal sealed partial class ClientSessionGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Call to gateway {GatewayId} for client {ClientId} failed")]
     private static partial void LogGatewayCallFailed(ILogger logger, Exception ex, string clientId, string gatewayId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Session of client {ClientId} expired ({Interval} s after its connection ended)")]
+    private static partial void LogSessionExpired(ILogger logger, string clientId, uint interval);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Moving the shared-subscription messages of client {ClientId} ({ShareKey}) to other members failed")]
+    private static partial void LogRedispatchFailed(ILogger logger, Exception ex, string clientId, string shareKey);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing the will of client {ClientId} to {Topic} failed")]
+    private static partial void LogWillPublishFailed(ILogger logger, Exception ex, string clientId, string topic);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Queue of client {ClientId} is full ({Limit} messages): newest message dropped, {Dropped} dropped so far")]
     private static partial void LogQueueFull(ILogger logger, string clientId, int limit, long dropped);

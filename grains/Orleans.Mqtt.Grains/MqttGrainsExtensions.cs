@@ -44,6 +44,9 @@ public static class MqttGrainsExtensions
         services.AddSingleton<ReplicaBroadcaster>();
         services.AddSingleton<ReplicaLoader>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ReplicaLoader>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<SessionSweeper>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SessionSweeper>());
         builder.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
         return builder;
     }

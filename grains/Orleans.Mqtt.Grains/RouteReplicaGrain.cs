@@ -19,6 +19,9 @@ internal sealed class RouteReplicaGrain(RouteTable table, IReplicaStore store) :
         return store.SaveRoutesAsync(routes.ClientId, durable);
     }
 
+    public Task<ReplicaStats> GetStats() =>
+        Task.FromResult(new ReplicaStats(table.ClientCount, table.SubscriptionCount, table.RetainedCount));
+
     public Task ApplyRetained(RetainedUpdate update) =>
         table.ApplyRetained(update) ? store.SaveRetainedAsync(update) : Task.CompletedTask;
 }

@@ -1,9 +1,14 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Orleans.Mqtt.Topics;
 
 namespace Orleans.Mqtt.Grains;
 
-/// <summary>A session a published message matched, with the options merged over all of its matching subscriptions.</summary>
-internal readonly record struct SessionMatch(ClientRoutes Client, byte Qos, bool RetainAsPublished, uint[]? SubscriptionIds);
+/// <summary>
+/// A session a published message matched, with the options merged over all of its matching subscriptions; for a
+/// shared subscription, the one member chosen for this message and the subscription's full <c>$share/…</c> filter.
+/// </summary>
+internal readonly record struct SessionMatch(ClientRoutes Client, byte Qos, bool RetainAsPublished, uint[]? SubscriptionIds, string? ShareKey = null);
 
 /// <summary>
 /// The silo-local replica of every client's routes and of the retained messages. Fed by <see cref="RouteReplicaGrain"/>;
@@ -15,6 +20,9 @@ internal sealed class RouteTable
     private readonly TopicIndex<RouteEntry> _index = new(RouteEntryComparer.Instance);
     private readonly Dictionary<string, ClientRoutes> _clients = new(StringComparer.Ordinal);
     private readonly Dictionary<string, RetainedUpdate> _retained = new(StringComparer.Ordinal);
+    private readonly SortedSet<(DateTime At, string ClientId)> _sweepQueue = [];
+    private readonly Dictionary<string, List<RouteEntry>> _shareMembers = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, StrongBox<int>> _shareCursors = new(StringComparer.Ordinal);
 
     /// <summary>Clients known (connected, or with a persistent session).</summary>
     public long ClientCount => _clients.Count;
@@ -40,7 +48,12 @@ internal sealed class RouteTable
 
                 foreach (var s in old.Subscriptions)
                 {
-                    _index.Remove(s.Filter, new RouteEntry(routes.ClientId, s));
+                    RemoveEntry(RouteEntry.For(routes.ClientId, s));
+                }
+
+                if (old.SweepAtUtc is { } oldSweep)
+                {
+                    _sweepQueue.Remove((oldSweep, routes.ClientId));
                 }
             }
 
@@ -53,9 +66,14 @@ internal sealed class RouteTable
             }
 
             _clients[routes.ClientId] = routes;
+            if (routes.SweepAtUtc is { } sweep)
+            {
+                _sweepQueue.Add((sweep, routes.ClientId));
+            }
+
             foreach (var s in routes.Subscriptions)
             {
-                _index.Add(s.Filter, new RouteEntry(routes.ClientId, s));
+                AddEntry(RouteEntry.For(routes.ClientId, s));
             }
 
             return true;
@@ -63,6 +81,28 @@ internal sealed class RouteTable
         finally
         {
             _lock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>Appends the clients whose sweep time has come (a delayed will is due or the session expires).</summary>
+    public void CollectDueForSweep(DateTime nowUtc, List<string> clientIds, int max)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            foreach (var (at, clientId) in _sweepQueue)
+            {
+                if (at > nowUtc || clientIds.Count >= max)
+                {
+                    return;
+                }
+
+                clientIds.Add(clientId);
+            }
+        }
+        finally
+        {
+            _lock.ExitReadLock();
         }
     }
 
@@ -101,6 +141,7 @@ internal sealed class RouteTable
                 entries.Sort(static (a, b) => string.CompareOrdinal(a.ClientId, b.ClientId));
             }
 
+            Dictionary<string, List<RouteEntry>>? shared = null;
             var i = 0;
             while (i < entries.Count)
             {
@@ -110,7 +151,20 @@ internal sealed class RouteTable
                 List<uint>? ids = null;
                 for (; i < entries.Count && entries[i].ClientId == clientId; i++)
                 {
-                    var sub = entries[i].Subscription;
+                    var entry = entries[i];
+                    var sub = entry.Subscription;
+                    if (entry.ShareKey is { } shareKey)
+                    {
+                        shared ??= new Dictionary<string, List<RouteEntry>>(StringComparer.Ordinal);
+                        if (!shared.TryGetValue(shareKey, out var members))
+                        {
+                            shared[shareKey] = members = [];
+                        }
+
+                        members.Add(entry);
+                        continue;
+                    }
+
                     if (sub.NoLocal && message.SenderClientId == clientId)
                     {
                         continue;
@@ -129,6 +183,36 @@ internal sealed class RouteTable
                     results.Add(new SessionMatch(client, (byte)Math.Min(qos, message.Qos), rap, ids?.ToArray()));
                 }
             }
+
+            if (shared is not null)
+            {
+                foreach (var (shareKey, members) in shared)
+                {
+                    if (ChooseShareMember(shareKey, members, exclude: null) is { } chosen)
+                    {
+                        results.Add(ToShareMatch(chosen, message.Qos));
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
+    /// <summary>
+    /// Chooses another member of a shared subscription for messages of a member whose session ended (QoS 1/2
+    /// messages of a share group are not lost with one member). Null when no other member is left.
+    /// </summary>
+    public SessionMatch? ChooseOtherShareMember(string shareKey, string leavingClientId, byte messageQos)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            return _shareMembers.TryGetValue(shareKey, out var members) && ChooseShareMember(shareKey, members, leavingClientId) is { } chosen
+                ? ToShareMatch(chosen, messageQos)
+                : null;
         }
         finally
         {
@@ -186,7 +270,7 @@ internal sealed class RouteTable
         {
             if (filter.AsSpan().IndexOfAny('+', '#') < 0)
             {
-                if (_retained.TryGetValue(filter, out var exact) && exact.Message is not null)
+                if (_retained.TryGetValue(filter, out var exact) && exact.Message is not null && !exact.Message.IsExpired(DateTime.UtcNow))
                 {
                     results.Add(exact.Message);
                 }
@@ -195,9 +279,10 @@ internal sealed class RouteTable
             }
 
             // A scan: fine for the retained counts of one node today; a retained trie is the next step at scale.
+            var now = DateTime.UtcNow;
             foreach (var (topic, update) in _retained)
             {
-                if (update.Message is not null && MqttTopic.Matches(filter, topic))
+                if (update.Message is not null && !update.Message.IsExpired(now) && MqttTopic.Matches(filter, topic))
                 {
                     results.Add(update.Message);
                 }
@@ -209,7 +294,92 @@ internal sealed class RouteTable
         }
     }
 
-    private sealed record RouteEntry(string ClientId, Subscription Subscription);
+    private void AddEntry(RouteEntry entry)
+    {
+        _index.Add(entry.IndexFilter, entry);
+        if (entry.ShareKey is { } shareKey)
+        {
+            if (!_shareMembers.TryGetValue(shareKey, out var members))
+            {
+                _shareMembers[shareKey] = members = [];
+            }
+
+            members.Add(entry);
+        }
+    }
+
+    private void RemoveEntry(RouteEntry entry)
+    {
+        _index.Remove(entry.IndexFilter, entry);
+        if (entry.ShareKey is { } shareKey && _shareMembers.TryGetValue(shareKey, out var members))
+        {
+            members.RemoveAll(m => m.ClientId == entry.ClientId);
+            if (members.Count == 0)
+            {
+                _shareMembers.Remove(shareKey);
+                _shareCursors.TryRemove(shareKey, out _);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Round robin over the members of a share group, preferring connected members so that messages are not
+    /// parked with an offline persistent member while another member could take them. Called under the read lock.
+    /// </summary>
+    private RouteEntry? ChooseShareMember(string shareKey, List<RouteEntry> members, string? exclude)
+    {
+        var online = 0;
+        var eligible = 0;
+        foreach (var m in members)
+        {
+            if (m.ClientId != exclude && _clients.TryGetValue(m.ClientId, out var c))
+            {
+                eligible++;
+                if (c.Presence is not null)
+                {
+                    online++;
+                }
+            }
+        }
+
+        if (eligible == 0)
+        {
+            return null;
+        }
+
+        var cursor = _shareCursors.GetOrAdd(shareKey, static _ => new StrongBox<int>());
+        var pick = (int)((uint)Interlocked.Increment(ref cursor.Value) % (uint)(online > 0 ? online : eligible));
+        foreach (var m in members)
+        {
+            if (m.ClientId == exclude || !_clients.TryGetValue(m.ClientId, out var c) || (online > 0 && c.Presence is null))
+            {
+                continue;
+            }
+
+            if (pick-- == 0)
+            {
+                return m;
+            }
+        }
+
+        return null;
+    }
+
+    private SessionMatch ToShareMatch(RouteEntry member, byte messageQos)
+    {
+        var sub = member.Subscription;
+        var ids = sub.SubscriptionId == 0 ? null : new[] { sub.SubscriptionId };
+        return new SessionMatch(_clients[member.ClientId], Math.Min(sub.Qos, messageQos), sub.RetainAsPublished, ids, member.ShareKey);
+    }
+
+    /// <summary>A subscription in the index; a shared one is indexed by its topic filter and keyed by its full filter.</summary>
+    private sealed record RouteEntry(string ClientId, Subscription Subscription, string IndexFilter, string? ShareKey)
+    {
+        public static RouteEntry For(string clientId, Subscription subscription) =>
+            SharedSubscription.TryParse(subscription.Filter, out _, out var topicFilter)
+                ? new RouteEntry(clientId, subscription, topicFilter, subscription.Filter)
+                : new RouteEntry(clientId, subscription, subscription.Filter, null);
+    }
 
     private sealed class RouteEntryComparer : IEqualityComparer<RouteEntry>
     {

@@ -33,6 +33,15 @@ public sealed class SessionState
 
     /// <summary>Messages dropped for this session because its queue was full.</summary>
     [Id(9)] public long DroppedMessages { get; set; }
+
+    /// <summary>The MQTT 5 Will Delay Interval of the current connection's will, in seconds.</summary>
+    [Id(10)] public uint WillDelayInterval { get; set; }
+
+    /// <summary>A will waiting for its delay after the connection ended; cancelled by a reconnect.</summary>
+    [Id(11)] public MqttMessage? PendingWill { get; set; }
+
+    /// <summary>When <see cref="PendingWill"/> is published.</summary>
+    [Id(12)] public DateTime? WillDueAtUtc { get; set; }
 }
 
 /// <summary>An outbound QoS 1/2 message waiting for its acknowledgement.</summary>

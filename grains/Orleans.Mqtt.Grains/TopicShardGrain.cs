@@ -57,7 +57,7 @@ internal sealed partial class TopicShardGrain(
             else
             {
                 var session = GrainFactory.GetGrain<IClientSessionGrain>(match.Client.ClientId);
-                (sessionCalls ??= []).Add(session.Deliver([new SessionDelivery(message, match.Qos, retain, match.SubscriptionIds)]));
+                (sessionCalls ??= []).Add(session.Deliver([new SessionDelivery(message, match.Qos, retain, match.SubscriptionIds, match.ShareKey)]));
             }
         }
 
@@ -85,6 +85,25 @@ internal sealed partial class TopicShardGrain(
         return matches.Count;
     }
 
+    public async Task Redispatch(string shareKey, string leavingClientId, SessionDelivery[] deliveries)
+    {
+        var calls = new List<Task>(deliveries.Length);
+        foreach (var d in deliveries)
+        {
+            if (routes.ChooseOtherShareMember(shareKey, leavingClientId, d.Message.Qos) is not { } member || member.Qos == 0)
+            {
+                metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "no_share_member"));
+                continue;
+            }
+
+            var session = GrainFactory.GetGrain<IClientSessionGrain>(member.Client.ClientId);
+            calls.Add(session.Deliver([d with { Qos = member.Qos, SubscriptionIds = member.SubscriptionIds }]));
+        }
+
+        await Task.WhenAll(calls);
+        LogRedispatched(logger, calls.Count, shareKey, leavingClientId);
+    }
+
     private Task UpdateRetained(MqttMessage message)
     {
         // Versions come from a clock that only moves forward, also across re-activations of this shard.
@@ -93,6 +112,9 @@ internal sealed partial class TopicShardGrain(
         var stored = message.Payload.IsEmpty ? null : message;
         return replicas.ApplyRetained(new RetainedUpdate(message.Topic, version, stored));
     }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{Count} messages of {ShareKey} moved from {ClientId} to other members")]
+    private static partial void LogRedispatched(ILogger logger, int count, string shareKey, string clientId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Push of {Count} messages to gateway {GatewayId} failed")]
     private static partial void LogGatewayPushFailed(ILogger logger, Exception ex, string gatewayId, int count);

@@ -14,4 +14,7 @@ public sealed class MqttBrokerOptions
 
     /// <summary>Maximum outbound QoS 1/2 messages in flight per connection (further limited by the client's Receive Maximum).</summary>
     public int MaxInflightMessages { get; set; } = 32;
+
+    /// <summary>How often each silo looks for disconnected sessions whose delayed will is due or that have expired.</summary>
+    public TimeSpan SessionSweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 }

@@ -24,6 +24,11 @@ public sealed class MqttBrokerOptionsValidator : IValidateOptions<MqttBrokerOpti
             errors.Add($"Mqtt:MaxInflightMessages must be between 1 and 65535 (was {options.MaxInflightMessages}).");
         }
 
+        if (options.SessionSweepInterval <= TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:SessionSweepInterval must be positive (was {options.SessionSweepInterval}).");
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }
