@@ -18,6 +18,10 @@ public sealed class SharedBroker : IAsyncLifetime
         {
             ["Mqtt__Tls__CertificateFile"] = cert,
             ["Mqtt__Tls__KeyFile"] = key,
+
+            // Short intervals so expiry and $SYS tests see the effect within a second or two.
+            ["Mqtt__SessionSweepInterval"] = "00:00:00.200",
+            ["Mqtt__SysInterval"] = "00:00:01",
         });
     }
 
