@@ -58,8 +58,8 @@ internal sealed partial class MqttConnection
 
     // Read loop only: the topics the client set up for its aliases, and the inbound QoS 1/2 publishes not yet
     // acknowledged (QoS 1 until PUBACK, QoS 2 from PUBREC until PUBREL) that Receive Maximum counts.
-    private string?[]? _inboundAliases;
     private readonly HashSet<ushort> _inboundQos2 = [];
+    private string?[]? _inboundAliases;
     private int _inboundQos1;
 
     // Set by an MQTT 5 DISCONNECT that carried a Session Expiry Interval.
