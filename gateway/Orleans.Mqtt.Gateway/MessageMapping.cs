@@ -14,7 +14,11 @@ internal static class MessageMapping
     public static MessageProperties? WillProperties(MqttConnectPacket c) =>
         Create(c.WillContentType, c.WillResponseTopic, c.WillCorrelationData, c.WillPayloadFormatIndicator, c.WillMessageExpiryInterval, c.WillUserProperties);
 
-    public static MqttPublishPacket ToPublish(Delivery d, bool v5)
+    /// <summary>
+    /// The PUBLISH for a delivery. MQTT 5 clients get the Message Expiry Interval that is left at
+    /// <paramref name="nowUtc"/>, not the one the message was published with [MQTT-3.3.2-6].
+    /// </summary>
+    public static MqttPublishPacket ToPublish(Delivery d, bool v5, DateTime nowUtc)
     {
         var m = d.Message;
         var packet = new MqttPublishPacket
@@ -35,7 +39,6 @@ internal static class MessageMapping
                 packet.ResponseTopic = p.ResponseTopic;
                 packet.CorrelationData = p.CorrelationData;
                 packet.PayloadFormatIndicator = (MqttPayloadFormatIndicator)p.PayloadFormatIndicator;
-                packet.MessageExpiryInterval = p.MessageExpiryInterval;
                 if (p.UserProperties is { } props)
                 {
                     packet.UserProperties = new List<MqttUserProperty>(props.Length);
@@ -45,6 +48,12 @@ internal static class MessageMapping
                     }
                 }
             }
+
+            // A message nobody stamped with an expiry time (one from before stamping existed) keeps the interval it
+            // was published with rather than losing it.
+            packet.MessageExpiryInterval = m.ExpiresAtUtc is null
+                ? m.Properties?.MessageExpiryInterval ?? 0
+                : m.RemainingExpiryInterval(nowUtc);
 
             if (d.SubscriptionIds is { Length: > 0 } ids)
             {

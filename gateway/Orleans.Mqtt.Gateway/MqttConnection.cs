@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.InteropServices;
+using System.Text.Unicode;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
 using MQTTnet.Adapter;
@@ -27,6 +28,9 @@ internal sealed partial class MqttConnection
         new("qos", 2),
     ];
 
+    private static readonly KeyValuePair<string, object?> ExpiredTag = new("reason", "expired");
+    private static readonly KeyValuePair<string, object?> TooLargeForClientTag = new("reason", "packet_too_large_for_client");
+
     private readonly ConnectionContext _transport;
     private readonly MqttGateway _gateway;
     private readonly ILogger _logger;
@@ -46,6 +50,20 @@ internal sealed partial class MqttConnection
     private int _pendingWrites;
     private DisconnectKind? _disconnectKind;
     private volatile bool _closing;
+
+    // MQTT 5 connection state, fixed at CONNECT.
+    private uint _connectSessionExpiry;
+    private uint _clientMaxPacketSize;
+    private OutboundTopicAliases? _outboundAliases;
+
+    // Read loop only: the topics the client set up for its aliases, and the inbound QoS 1/2 publishes not yet
+    // acknowledged (QoS 1 until PUBACK, QoS 2 from PUBREC until PUBREL) that Receive Maximum counts.
+    private readonly HashSet<ushort> _inboundQos2 = [];
+    private string?[]? _inboundAliases;
+    private int _inboundQos1;
+
+    // Set by an MQTT 5 DISCONNECT that carried a Session Expiry Interval.
+    private uint? _disconnectSessionExpiry;
 
     public MqttConnection(ConnectionContext transport, MqttGateway gateway)
     {
@@ -239,7 +257,7 @@ internal sealed partial class MqttConnection
         switch (packet)
         {
             case MqttPublishPacket publish:
-                await HandlePublishAsync(publish);
+                await HandlePublishAsync(publish, segment);
                 break;
             case MqttPubAckPacket ack:
                 await _session!.Acknowledge(Id, ack.PacketIdentifier, OutboundAck.PubAck);
@@ -252,6 +270,7 @@ internal sealed partial class MqttConnection
                 await _session!.Acknowledge(Id, comp.PacketIdentifier, OutboundAck.PubComp);
                 break;
             case MqttPubRelPacket rel:
+                _inboundQos2.Remove(rel.PacketIdentifier);
                 await _session!.ReleaseInboundQos2(Id, rel.PacketIdentifier);
                 Send(new MqttPubCompPacket { PacketIdentifier = rel.PacketIdentifier });
                 break;
@@ -265,11 +284,7 @@ internal sealed partial class MqttConnection
                 Send(MqttPingRespPacket.Instance);
                 break;
             case MqttDisconnectPacket disconnect:
-                _disconnectKind = _v5 && disconnect.ReasonCode == MqttDisconnectReasonCode.DisconnectWithWillMessage
-                    ? DisconnectKind.NormalWithWill
-                    : DisconnectKind.Normal;
-                _closing = true;
-                _outbox.Writer.TryWrite(new Outgoing(null, null, Terminal: true));
+                HandleDisconnect(disconnect, segment);
                 break;
             case MqttConnectPacket:
                 Reject("protocol_error", 0x82, "second CONNECT");
@@ -279,6 +294,33 @@ internal sealed partial class MqttConnection
                 Reject("protocol_error", 0x82, $"unexpected {packet.GetType().Name}");
                 break;
         }
+    }
+
+    private void HandleDisconnect(MqttDisconnectPacket disconnect, ArraySegment<byte> body)
+    {
+        uint? sessionExpiry = null;
+
+        // MQTTnet decodes an absent Session Expiry Interval as 0, and 0 is also a value a client sends on purpose (end
+        // the session now), so the property bytes decide whether it was there.
+        if (_v5 && body.Count > 1 && MqttPropertyScan.Contains(body, 1, MqttPropertyScan.SessionExpiryInterval))
+        {
+            sessionExpiry = disconnect.SessionExpiryInterval;
+        }
+
+        if (sessionExpiry > 0 && _connectSessionExpiry == 0)
+        {
+            // [MQTT-3.14.2-2]: a session that ends with its connection cannot be given an expiry at DISCONNECT. The
+            // end is abnormal: no disconnect kind is recorded, so the will is published.
+            Reject("protocol_error", 0x82, $"DISCONNECT sets Session Expiry Interval {sessionExpiry} after CONNECT set 0");
+            return;
+        }
+
+        _disconnectSessionExpiry = sessionExpiry;
+        _disconnectKind = _v5 && disconnect.ReasonCode == MqttDisconnectReasonCode.DisconnectWithWillMessage
+            ? DisconnectKind.NormalWithWill
+            : DisconnectKind.Normal;
+        _closing = true;
+        _outbox.Writer.TryWrite(new Outgoing(null, null, Terminal: true));
     }
 
     private async Task HandleFirstPacketAsync(ReceivedMqttPacket received)
@@ -398,7 +440,8 @@ internal sealed partial class MqttConnection
                 expiry,
                 will,
                 (byte)_formatter.ProtocolVersion,
-                connect.ReceiveMaximum));
+                connect.ReceiveMaximum,
+                _v5 ? connect.WillDelayInterval : 0));
         }
         catch (Exception ex)
         {
@@ -408,19 +451,42 @@ internal sealed partial class MqttConnection
             return;
         }
 
-        _keepAliveTicks = connect.KeepAlivePeriod == 0 ? 0 : TimeSpan.FromSeconds(connect.KeepAlivePeriod * 1.5).Ticks;
+        var options = _gateway.Options;
+        var keepAlive = connect.KeepAlivePeriod;
+        ushort serverKeepAlive = 0;
+        if (_v5 && options.MaxKeepAlive > 0 && (keepAlive == 0 || keepAlive > options.MaxKeepAlive))
+        {
+            // [MQTT-3.2.2-21]: the client must use the Server Keep Alive instead of the value it sent.
+            keepAlive = serverKeepAlive = (ushort)options.MaxKeepAlive;
+        }
+
+        _keepAliveTicks = keepAlive == 0 ? 0 : TimeSpan.FromSeconds(keepAlive * 1.5).Ticks;
+        if (_v5)
+        {
+            _connectSessionExpiry = connect.SessionExpiryInterval;
+            _clientMaxPacketSize = connect.MaximumPacketSize;
+            if (connect.TopicAliasMaximum > 0)
+            {
+                _outboundAliases = new OutboundTopicAliases(connect.TopicAliasMaximum);
+            }
+        }
+
         var connAck = new MqttConnAckPacket
         {
             ReturnCode = MqttConnectReturnCode.ConnectionAccepted,
             ReasonCode = MqttConnectReasonCode.Success,
             IsSessionPresent = result.SessionPresent,
             AssignedClientIdentifier = _v5 ? assigned : null,
+            // Maximum QoS 2 and the "available" flags set to true are written as absent, which is what they mean.
             MaximumQoS = MqttQualityOfServiceLevel.ExactlyOnce,
             RetainAvailable = true,
             WildcardSubscriptionAvailable = true,
             SubscriptionIdentifiersAvailable = true,
             SharedSubscriptionAvailable = true,
-            MaximumPacketSize = (uint)_gateway.Options.MaxPacketSize,
+            MaximumPacketSize = (uint)options.MaxPacketSize,
+            ReceiveMaximum = (ushort)options.ReceiveMaximum,
+            TopicAliasMaximum = (ushort)options.TopicAliasMaximum,
+            ServerKeepAlive = serverKeepAlive,
         };
 
         lock (_gate)
@@ -446,28 +512,15 @@ internal sealed partial class MqttConnection
 
         _gateway.Metrics.ConnectionsAccepted.Add(1);
         _gateway.Metrics.ConnectionsActive.Add(1);
-        LogConnected(_logger, clientId, Remote, _formatter.ProtocolVersion, result.SessionPresent);
+        LogConnected(_logger, clientId, Remote, _formatter.ProtocolVersion, result.SessionPresent, _v5 && will is not null ? connect.WillDelayInterval : 0);
         if (result.WillOfReplacedConnection is { } replacedWill)
         {
-            await PublishAsync(replacedWill);
+            await PublishAsync(StampExpiry(replacedWill));
         }
     }
 
-    private async Task HandlePublishAsync(MqttPublishPacket publish)
+    private async Task HandlePublishAsync(MqttPublishPacket publish, ArraySegment<byte> body)
     {
-        if (_v5 && publish.TopicAlias != 0)
-        {
-            // We advertise Topic Alias Maximum 0: any alias is beyond it.
-            Reject("topic_alias_invalid", 0x94, $"topic alias {publish.TopicAlias} used, maximum is 0");
-            return;
-        }
-
-        if (!MqttTopic.IsValidTopicName(publish.Topic ?? string.Empty))
-        {
-            Reject("invalid_topic", 0x90, $"invalid topic name '{publish.Topic}' in PUBLISH");
-            return;
-        }
-
         var qos = (byte)publish.QualityOfServiceLevel;
         if (qos > 2)
         {
@@ -475,16 +528,46 @@ internal sealed partial class MqttConnection
             return;
         }
 
+        var topic = publish.Topic ?? string.Empty;
+        if (_v5 && !TryResolveTopicAlias(publish, body, ref topic))
+        {
+            return;
+        }
+
+        if (!MqttTopic.IsValidTopicName(topic))
+        {
+            Reject("invalid_topic", 0x90, $"invalid topic name '{topic}' in PUBLISH");
+            return;
+        }
+
+        if (_v5 && publish.TopicAlias != 0 && publish.Topic is { Length: > 0 })
+        {
+            (_inboundAliases ??= new string?[_gateway.Options.TopicAliasMaximum + 1])[publish.TopicAlias] = topic;
+        }
+
+        if (_v5 && qos > 0 && IsOverReceiveMaximum(qos, publish.PacketIdentifier))
+        {
+            Reject("receive_maximum_exceeded", 0x93, $"more than Mqtt:ReceiveMaximum {_gateway.Options.ReceiveMaximum} QoS 1/2 publishes unacknowledged");
+            return;
+        }
+
+        var payload = publish.Payload.IsSingleSegment ? publish.Payload.First : publish.Payload.ToArray();
+        if (_v5 && publish.PayloadFormatIndicator == MqttPayloadFormatIndicator.CharacterData && !Utf8.IsValid(payload.Span))
+        {
+            RejectPayloadFormat(qos, publish.PacketIdentifier, topic);
+            return;
+        }
+
         _gateway.Metrics.MessagesReceived.Add(1, QosTags[qos]);
         var message = new MqttMessage
         {
-            Topic = publish.Topic!,
-            Payload = publish.Payload.IsSingleSegment ? publish.Payload.First : publish.Payload.ToArray(),
+            Topic = topic,
+            Payload = payload,
             Qos = qos,
             Retain = publish.Retain,
             SenderClientId = _clientId,
             Properties = _v5 ? MessageMapping.Properties(publish) : null,
-            ExpiresAtUtc = _v5 && publish.MessageExpiryInterval > 0 ? DateTime.UtcNow.AddSeconds(publish.MessageExpiryInterval) : null,
+            ExpiresAtUtc = _v5 && publish.MessageExpiryInterval > 0 ? UtcNow.AddSeconds(publish.MessageExpiryInterval) : null,
         };
 
         switch (qos)
@@ -493,22 +576,30 @@ internal sealed partial class MqttConnection
                 await PublishAsync(message);
                 break;
             case 1:
-                var routed = await PublishAsync(message);
-                if (routed >= 0)
+                _inboundQos1++;
+                try
                 {
-                    Send(new MqttPubAckPacket
+                    var routed = await PublishAsync(message);
+                    if (routed >= 0)
                     {
-                        PacketIdentifier = publish.PacketIdentifier,
-                        ReasonCode = routed == 0 && _v5 ? MqttPubAckReasonCode.NoMatchingSubscribers : MqttPubAckReasonCode.Success,
-                    });
+                        Send(new MqttPubAckPacket
+                        {
+                            PacketIdentifier = publish.PacketIdentifier,
+                            ReasonCode = routed == 0 && _v5 ? MqttPubAckReasonCode.NoMatchingSubscribers : MqttPubAckReasonCode.Success,
+                        });
+                    }
+                    else if (_v5)
+                    {
+                        Send(new MqttPubAckPacket { PacketIdentifier = publish.PacketIdentifier, ReasonCode = MqttPubAckReasonCode.UnspecifiedError });
+                    }
+                    else
+                    {
+                        CloseByServer(0x80, "publish_failed");
+                    }
                 }
-                else if (_v5)
+                finally
                 {
-                    Send(new MqttPubAckPacket { PacketIdentifier = publish.PacketIdentifier, ReasonCode = MqttPubAckReasonCode.UnspecifiedError });
-                }
-                else
-                {
-                    CloseByServer(0x80, "publish_failed");
+                    _inboundQos1--;
                 }
 
                 break;
@@ -533,7 +624,86 @@ internal sealed partial class MqttConnection
                     await _session.AddInboundQos2(Id, publish.PacketIdentifier);
                 }
 
+                _inboundQos2.Add(publish.PacketIdentifier);
                 Send(new MqttPubRecPacket { PacketIdentifier = publish.PacketIdentifier });
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Applies an MQTT 5 Topic Alias: an alias with a topic sets the mapping (once the topic is known to be valid), an
+    /// alias with an empty topic uses it. Returns false when the connection is closed for a bad alias.
+    /// </summary>
+    private bool TryResolveTopicAlias(MqttPublishPacket publish, ArraySegment<byte> body, ref string topic)
+    {
+        var alias = publish.TopicAlias;
+        var maximum = _gateway.Options.TopicAliasMaximum;
+        if (alias == 0)
+        {
+            // MQTTnet reads an absent alias and an alias of 0 the same way; only the latter is an error [MQTT-3.3.2-8].
+            if (!MqttPropertyScan.Contains(body, MqttPropertyScan.PublishPropertiesOffset(body, (int)publish.QualityOfServiceLevel), MqttPropertyScan.TopicAlias))
+            {
+                return true;
+            }
+
+            Reject("topic_alias_invalid", 0x94, "topic alias 0");
+            return false;
+        }
+
+        if (alias > maximum)
+        {
+            // [MQTT-3.3.2-9]
+            Reject("topic_alias_invalid", 0x94, $"topic alias {alias} over Mqtt:TopicAliasMaximum {maximum}");
+            return false;
+        }
+
+        if (topic.Length > 0)
+        {
+            return true;
+        }
+
+        if (_inboundAliases?[alias] is not { } mapped)
+        {
+            Reject("protocol_error", 0x82, $"topic alias {alias} used before it was set");
+            return false;
+        }
+
+        topic = mapped;
+        return true;
+    }
+
+    /// <summary>Whether one more QoS 1/2 publish goes over the Receive Maximum the CONNACK advertised [MQTT-3.3.4-9].</summary>
+    private bool IsOverReceiveMaximum(byte qos, ushort packetId)
+    {
+        // A QoS 2 re-send of a packet id already PUBRECed on this connection is not a new one.
+        if (qos == 2 && _inboundQos2.Contains(packetId))
+        {
+            return false;
+        }
+
+        // QoS 1 publishes are acknowledged before the next packet is read, so in practice QoS 2 publishes awaiting
+        // PUBREL are what fills the window; both are counted as the specification says.
+        return _inboundQos1 + _inboundQos2.Count >= _gateway.Options.ReceiveMaximum;
+    }
+
+    /// <summary>Payload Format Indicator 1 with a payload that is not UTF-8: refused with 0x99 and not routed.</summary>
+    private void RejectPayloadFormat(byte qos, ushort packetId, string topic)
+    {
+        const string Reason = "payload_format_invalid";
+        switch (qos)
+        {
+            case 0:
+                Reject(Reason, 0x99, $"PUBLISH to '{topic}' says UTF-8 but its payload is not");
+                break;
+            case 1:
+                _gateway.Metrics.PacketsRejected.Add(1, new KeyValuePair<string, object?>("reason", Reason));
+                LogRejected(_logger, _clientId, Remote, Reason, $"PUBLISH to '{topic}' says UTF-8 but its payload is not; PUBACK 0x99");
+                Send(new MqttPubAckPacket { PacketIdentifier = packetId, ReasonCode = MqttPubAckReasonCode.PayloadFormatInvalid });
+                break;
+            default:
+                _gateway.Metrics.PacketsRejected.Add(1, new KeyValuePair<string, object?>("reason", Reason));
+                LogRejected(_logger, _clientId, Remote, Reason, $"PUBLISH to '{topic}' says UTF-8 but its payload is not; PUBREC 0x99");
+                Send(new MqttPubRecPacket { PacketIdentifier = packetId, ReasonCode = MqttPubRecReasonCode.PayloadFormatInvalid });
                 break;
         }
     }
@@ -659,10 +829,10 @@ internal sealed partial class MqttConnection
         var kind = _disconnectKind ?? DisconnectKind.ConnectionLost;
         try
         {
-            var will = await _session.Disconnect(Id, kind);
+            var will = await _session.Disconnect(Id, kind, _disconnectSessionExpiry);
             if (will is not null)
             {
-                await PublishAsync(will);
+                await PublishAsync(StampExpiry(will));
             }
         }
         catch (Exception ex)
@@ -670,7 +840,7 @@ internal sealed partial class MqttConnection
             LogSessionCallFailed(_logger, ex, _clientId ?? "?");
         }
 
-        LogDisconnected(_logger, _clientId, Remote, kind);
+        LogDisconnected(_logger, _clientId, Remote, kind, _disconnectSessionExpiry?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unchanged");
     }
 
     private void Reject(string reason, byte v5ReasonCode, string detail)
@@ -730,10 +900,13 @@ internal sealed partial class MqttConnection
                         Interlocked.Decrement(ref _pendingWrites);
                     }
 
-                    var packet = item.Packet ?? (item.Delivery is { } d ? ToPacket(d) : null);
-                    if (packet is not null)
+                    if (item.Packet is { } packet)
                     {
                         Write(output, packet);
+                    }
+                    else if (item.Delivery is { } delivery)
+                    {
+                        WriteDelivery(output, delivery);
                     }
 
                     if (item.Terminal)
@@ -765,13 +938,7 @@ internal sealed partial class MqttConnection
         var buffer = _formatter.Encode(packet);
         try
         {
-            output.Write(buffer.Packet.AsSpan());
-            foreach (var segment in buffer.Payload)
-            {
-                output.Write(segment.Span);
-            }
-
-            _gateway.Metrics.BytesSent.Add(buffer.Length);
+            Write(output, buffer);
         }
         finally
         {
@@ -779,22 +946,103 @@ internal sealed partial class MqttConnection
         }
     }
 
-    private MqttPacket ToPacket(Delivery d)
+    private void Write(PipeWriter output, MqttPacketBuffer buffer)
+    {
+        output.Write(buffer.Packet.AsSpan());
+        foreach (var segment in buffer.Payload)
+        {
+            output.Write(segment.Span);
+        }
+
+        _gateway.Metrics.BytesSent.Add(buffer.Length);
+    }
+
+    /// <summary>
+    /// Writes a packet a silo pushed. A message that expired on its way, or whose PUBLISH is larger than the client's
+    /// Maximum Packet Size, is not written [MQTT-3.3.2-5], [MQTT-3.1.2-25]: it is counted and, for QoS 1/2, acknowledged
+    /// to the session as if the client had, so it leaves the in-flight window.
+    /// </summary>
+    private void WriteDelivery(PipeWriter output, Delivery d)
     {
         if (d.Kind == DeliveryKind.PubRel)
         {
-            return new MqttPubRelPacket { PacketIdentifier = d.PacketId };
+            Write(output, new MqttPubRelPacket { PacketIdentifier = d.PacketId });
+            return;
+        }
+
+        var now = UtcNow;
+        if (d.Message.IsExpired(now))
+        {
+            DropDelivery(d, ExpiredTag);
+            return;
+        }
+
+        var publish = MessageMapping.ToPublish(d, _v5, now);
+        var newAlias = _outboundAliases?.Apply(publish) ?? 0;
+        var buffer = _formatter.Encode(publish);
+        try
+        {
+            if (_clientMaxPacketSize > 0 && (uint)buffer.Length > _clientMaxPacketSize)
+            {
+                DropDelivery(d, TooLargeForClientTag);
+                return;
+            }
+
+            Write(output, buffer);
+        }
+        finally
+        {
+            _formatter.Cleanup();
+        }
+
+        if (newAlias != 0)
+        {
+            _outboundAliases!.Assign(d.Message.Topic, newAlias);
         }
 
         _gateway.Metrics.MessagesSent.Add(1, QosTags[d.Qos]);
-        return MessageMapping.ToPublish(d, _v5);
     }
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Client {ClientId} connected from {Remote} ({Protocol}, session present: {SessionPresent})")]
-    private static partial void LogConnected(ILogger logger, string clientId, string remote, MqttProtocolVersion protocol, bool sessionPresent);
+    private void DropDelivery(Delivery d, KeyValuePair<string, object?> reason)
+    {
+        _gateway.Metrics.MessagesDropped.Add(1, reason);
+        LogDeliveryDropped(_logger, _clientId, d.Message.Topic, d.Qos, (string)reason.Value!);
+        if (d.Qos > 0 && _session is { } session)
+        {
+            // Not awaited: the writer does not wait for grains. A lost acknowledgement only means the session sends
+            // the message again on the next connection, where it is dropped again.
+            _ = AcknowledgeDroppedAsync(session, d.PacketId, d.Qos == 1 ? OutboundAck.PubAck : OutboundAck.PubComp);
+        }
+    }
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Client {ClientId} from {Remote} disconnected ({Kind})")]
-    private static partial void LogDisconnected(ILogger logger, string? clientId, string remote, DisconnectKind kind);
+    private async Task AcknowledgeDroppedAsync(IClientSessionGrain session, ushort packetId, OutboundAck ack)
+    {
+        try
+        {
+            await session.Acknowledge(Id, packetId, ack);
+        }
+        catch (Exception ex)
+        {
+            LogSessionCallFailed(_logger, ex, _clientId ?? "?");
+        }
+    }
+
+    /// <summary>
+    /// A will's Message Expiry Interval counts from when the will is published [MQTT-3.1.3-14]; a will the session
+    /// did not stamp yet is stamped now.
+    /// </summary>
+    private MqttMessage StampExpiry(MqttMessage will) =>
+        will.ExpiresAtUtc is null && will.Properties is { MessageExpiryInterval: > 0 } p
+            ? will with { ExpiresAtUtc = UtcNow.AddSeconds(p.MessageExpiryInterval) }
+            : will;
+
+    private DateTime UtcNow => _gateway.TimeProvider.GetUtcNow().UtcDateTime;
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Client {ClientId} connected from {Remote} ({Protocol}, session present: {SessionPresent}, will delay interval {WillDelay})")]
+    private static partial void LogConnected(ILogger logger, string clientId, string remote, MqttProtocolVersion protocol, bool sessionPresent, uint willDelay);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Client {ClientId} from {Remote} disconnected ({Kind}, session expiry interval {SessionExpiry})")]
+    private static partial void LogDisconnected(ILogger logger, string? clientId, string remote, DisconnectKind kind, string sessionExpiry);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Connection from {Remote} refused ({Reason}): {Detail}")]
     private static partial void LogRefused(ILogger logger, string remote, string reason, string detail);
@@ -817,5 +1065,49 @@ internal sealed partial class MqttConnection
     [LoggerMessage(Level = LogLevel.Error, Message = "Publish of client {ClientId} to {Topic} failed")]
     private static partial void LogPublishFailed(ILogger logger, Exception ex, string? clientId, string topic);
 
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Message to {Topic} (QoS {Qos}) for client {ClientId} not sent: {Reason}")]
+    private static partial void LogDeliveryDropped(ILogger logger, string? clientId, string topic, byte qos, string reason);
+
     private readonly record struct Outgoing(MqttPacket? Packet, Delivery? Delivery, bool Terminal = false);
+
+    /// <summary>
+    /// The topic aliases this server sets up for the client (MQTT 5, up to the client's Topic Alias Maximum), used by
+    /// the writer loop only. Every topic gets an alias; when all are taken, the slot assigned longest ago is reused.
+    /// </summary>
+    private sealed class OutboundTopicAliases(ushort maximum)
+    {
+        private readonly Dictionary<string, ushort> _aliasByTopic = new(StringComparer.Ordinal);
+        private readonly string?[] _topicByAlias = new string?[maximum + 1];
+        private ushort _next = 1;
+
+        /// <summary>
+        /// Puts the alias on the packet: a topic that has one goes out as an empty topic with its alias; any other goes
+        /// out with its topic and the next alias, returned so it is assigned only once the packet is written.
+        /// </summary>
+        public ushort Apply(MqttPublishPacket packet)
+        {
+            if (_aliasByTopic.TryGetValue(packet.Topic, out var alias))
+            {
+                packet.TopicAlias = alias;
+                packet.Topic = string.Empty;
+                return 0;
+            }
+
+            packet.TopicAlias = _next;
+            return _next;
+        }
+
+        /// <summary>Records the alias the client now knows for <paramref name="topic"/>.</summary>
+        public void Assign(string topic, ushort alias)
+        {
+            if (_topicByAlias[alias] is { } previous)
+            {
+                _aliasByTopic.Remove(previous);
+            }
+
+            _topicByAlias[alias] = topic;
+            _aliasByTopic[topic] = alias;
+            _next = alias == maximum ? (ushort)1 : (ushort)(alias + 1);
+        }
+    }
 }

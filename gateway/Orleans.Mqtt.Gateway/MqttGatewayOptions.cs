@@ -45,6 +45,25 @@ public sealed class MqttGatewayOptions
     /// <summary>How often the <c>$SYS/broker/…</c> topics are published (<c>Mqtt:SysInterval</c>); zero turns them off.</summary>
     public TimeSpan SysInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Topic Alias Maximum advertised to MQTT 5 clients in CONNACK (<c>Mqtt:TopicAliasMaximum</c>): how many topic aliases a
+    /// client may set up per connection for the PUBLISH packets it sends; 0 disables inbound topic aliases.
+    /// </summary>
+    public int TopicAliasMaximum { get; set; } = 10;
+
+    /// <summary>
+    /// Receive Maximum advertised to MQTT 5 clients in CONNACK (<c>Mqtt:ReceiveMaximum</c>): how many QoS 1/2 PUBLISH
+    /// packets a client may have unacknowledged at once; one more closes the connection with DISCONNECT 0x93.
+    /// </summary>
+    public int ReceiveMaximum { get; set; } = 100;
+
+    /// <summary>
+    /// Largest keep alive in seconds an MQTT 5 client may use (<c>Mqtt:MaxKeepAlive</c>); 0 means no maximum. A client
+    /// asking for 0 (none) or more gets this value as Server Keep Alive in CONNACK and is held to it. MQTT 3.1.1 has no
+    /// way to tell the client, so 3.1.1 clients keep the keep alive they asked for.
+    /// </summary>
+    public int MaxKeepAlive { get; set; }
+
     /// <summary>The effective anonymous setting.</summary>
     public bool AnonymousAllowed => AllowAnonymous ?? (IPAddress.TryParse(BindAddress, out var ip) && IPAddress.IsLoopback(ip));
 }
@@ -147,6 +166,21 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
         if (o.MaxPendingWrites < 1)
         {
             errors.Add($"Mqtt:MaxPendingWrites must be at least 1 (was {o.MaxPendingWrites}).");
+        }
+
+        if (o.TopicAliasMaximum is < 0 or > ushort.MaxValue)
+        {
+            errors.Add($"Mqtt:TopicAliasMaximum must be between 0 and 65535 (was {o.TopicAliasMaximum}).");
+        }
+
+        if (o.ReceiveMaximum is < 1 or > ushort.MaxValue)
+        {
+            errors.Add($"Mqtt:ReceiveMaximum must be between 1 and 65535 (was {o.ReceiveMaximum}).");
+        }
+
+        if (o.MaxKeepAlive is < 0 or > ushort.MaxValue)
+        {
+            errors.Add($"Mqtt:MaxKeepAlive must be between 0 and 65535 seconds (was {o.MaxKeepAlive}).");
         }
 
         if (!o.AnonymousAllowed && string.IsNullOrEmpty(o.UsersFile))

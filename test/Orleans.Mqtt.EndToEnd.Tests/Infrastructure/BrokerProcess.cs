@@ -45,9 +45,24 @@ public sealed partial class BrokerProcess : IAsyncDisposable
 
     public static async Task<BrokerProcess> StartAsync(Dictionary<string, string>? settings = null, string? dataDirectory = null)
     {
-        var broker = new BrokerProcess(dataDirectory ?? TempDirectory(), settings ?? []);
-        await broker.StartProcessAsync();
-        return broker;
+        for (var attempt = 1; ; attempt++)
+        {
+            var broker = new BrokerProcess(dataDirectory ?? TempDirectory(), settings ?? []);
+            try
+            {
+                await broker.StartProcessAsync();
+                return broker;
+            }
+            catch (PortTakenException) when (attempt < 3)
+            {
+                // A port that was free when it was picked can be taken before the broker binds it (by an outgoing
+                // connection of another test, which gets its port from the same ephemeral range): new ports, new try.
+                if (dataDirectory is null)
+                {
+                    await broker.DisposeAsync();
+                }
+            }
+        }
     }
 
     /// <summary>Starts the broker process again on the same ports and data directory (after a stop or a kill).</summary>
@@ -211,7 +226,10 @@ public sealed partial class BrokerProcess : IAsyncDisposable
         {
             if (process.HasExited)
             {
-                throw new InvalidOperationException($"broker exited with {process.ExitCode}:\n" + string.Join('\n', _output.TakeLast(40)));
+                var message = $"broker exited with {process.ExitCode}:\n" + string.Join('\n', _output.TakeLast(40));
+                throw _output.Any(l => l.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+                    ? new PortTakenException(message)
+                    : new InvalidOperationException(message);
             }
 
             try
@@ -246,6 +264,8 @@ public sealed partial class BrokerProcess : IAsyncDisposable
         _output.Enqueue(line);
         Interlocked.Exchange(ref _outputChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
+
+    private sealed class PortTakenException(string message) : InvalidOperationException(message);
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);

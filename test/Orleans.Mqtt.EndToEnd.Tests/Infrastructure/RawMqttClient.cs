@@ -26,10 +26,10 @@ public sealed class RawMqttClient : IAsyncDisposable
     }
 
     /// <summary>Opens a connection and completes the CONNECT/CONNACK exchange; asserts acceptance.</summary>
-    public static async Task<RawMqttClient> ConnectAcceptedAsync(int port, byte protocolLevel, string clientId)
+    public static async Task<RawMqttClient> ConnectAcceptedAsync(int port, byte protocolLevel, string clientId, byte[]? properties = null)
     {
         var client = await ConnectAsync(port);
-        await client.SendAsync(Connect(protocolLevel, clientId));
+        await client.SendAsync(Connect(protocolLevel, clientId, properties: properties));
         var (type, body) = await client.ReadPacketAsync() ?? throw new InvalidOperationException("closed before CONNACK");
         Assert.Equal(2, type >> 4);
         Assert.Equal(0, body[1]);
@@ -96,7 +96,11 @@ public sealed class RawMqttClient : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    public static byte[] Connect(byte protocolLevel, string clientId, bool cleanSession = true, ushort keepAlive = 60, string? username = null, string? password = null, string? willTopic = null, string? willPayload = null)
+    /// <summary>
+    /// A CONNECT. <paramref name="properties"/> and <paramref name="willProperties"/> are MQTT 5 property blocks (see
+    /// <see cref="Mqtt5Properties"/>); empty ones are sent when they are null.
+    /// </summary>
+    public static byte[] Connect(byte protocolLevel, string clientId, bool cleanSession = true, ushort keepAlive = 60, string? username = null, string? password = null, string? willTopic = null, string? willPayload = null, byte[]? properties = null, byte[]? willProperties = null, byte willQos = 0)
     {
         var body = new List<byte>();
         body.AddRange(Str("MQTT"));
@@ -114,7 +118,7 @@ public sealed class RawMqttClient : IAsyncDisposable
 
         if (willTopic is not null)
         {
-            flags |= 0x04;
+            flags |= (byte)(0x04 | (willQos << 3));
         }
 
         body.Add(flags);
@@ -122,7 +126,7 @@ public sealed class RawMqttClient : IAsyncDisposable
         body.Add((byte)keepAlive);
         if (protocolLevel == 5)
         {
-            body.Add(0);
+            body.AddRange(properties ?? Mqtt5Properties.None);
         }
 
         body.AddRange(Str(clientId));
@@ -130,7 +134,7 @@ public sealed class RawMqttClient : IAsyncDisposable
         {
             if (protocolLevel == 5)
             {
-                body.Add(0);
+                body.AddRange(willProperties ?? Mqtt5Properties.None);
             }
 
             body.AddRange(Str(willTopic));
@@ -150,7 +154,8 @@ public sealed class RawMqttClient : IAsyncDisposable
         return Packet(0x10, body);
     }
 
-    public static byte[] Publish(string topic, byte[] payload, byte qos = 0, ushort packetId = 0, bool v5 = false, bool retain = false)
+    /// <summary>A PUBLISH; <paramref name="properties"/> is an MQTT 5 property block and implies <paramref name="v5"/>.</summary>
+    public static byte[] Publish(string topic, byte[] payload, byte qos = 0, ushort packetId = 0, bool v5 = false, bool retain = false, byte[]? properties = null)
     {
         var body = new List<byte>();
         body.AddRange(Str(topic));
@@ -160,7 +165,11 @@ public sealed class RawMqttClient : IAsyncDisposable
             body.Add((byte)packetId);
         }
 
-        if (v5)
+        if (properties is not null)
+        {
+            body.AddRange(properties);
+        }
+        else if (v5)
         {
             body.Add(0);
         }
@@ -189,6 +198,15 @@ public sealed class RawMqttClient : IAsyncDisposable
     public static byte[] PubRel(ushort packetId) => Packet(0x62, [(byte)(packetId >> 8), (byte)packetId]);
 
     public static byte[] Disconnect() => [0xE0, 0x00];
+
+    /// <summary>An MQTT 5 DISCONNECT with a reason code and a property block.</summary>
+    public static byte[] Disconnect(byte reasonCode, byte[] properties) => Packet(0xE0, [reasonCode, .. properties]);
+
+    public static byte[] PubAck(ushort packetId) => Packet(0x40, [(byte)(packetId >> 8), (byte)packetId]);
+
+    public static byte[] PubRec(ushort packetId) => Packet(0x50, [(byte)(packetId >> 8), (byte)packetId]);
+
+    public static byte[] PubComp(ushort packetId) => Packet(0x70, [(byte)(packetId >> 8), (byte)packetId]);
 
     public static byte[] Packet(byte header, IReadOnlyCollection<byte> body)
     {
