@@ -165,7 +165,7 @@ internal sealed partial class MqttConnection
             return;
         }
 
-        // [MQTT-3.1.2-24]: one and a half times the keep alive without a packet closes the connection.
+        // [MQTT-3.1.2-22] (3.1.1: MQTT-3.1.2-24): one and a half times the keep alive without a packet closes the connection.
         if (_keepAliveTicks > 0 && elapsed.Ticks > _keepAliveTicks)
         {
             CloseByServer(0x8D, "keep_alive_timeout");
@@ -262,6 +262,10 @@ internal sealed partial class MqttConnection
             case MqttPubAckPacket ack:
                 await _session!.Acknowledge(Id, ack.PacketIdentifier, OutboundAck.PubAck);
                 break;
+            case MqttPubRecPacket rec when (int)rec.ReasonCode >= 0x80:
+                // A failing PUBREC ends the exchange: no PUBREL, and the message leaves the in-flight window (MQTT 5 section 4.3.3).
+                await _session!.Acknowledge(Id, rec.PacketIdentifier, OutboundAck.PubComp);
+                break;
             case MqttPubRecPacket rec:
                 Send(new MqttPubRelPacket { PacketIdentifier = rec.PacketIdentifier });
                 await _session!.Acknowledge(Id, rec.PacketIdentifier, OutboundAck.PubRec);
@@ -341,7 +345,7 @@ internal sealed partial class MqttConnection
 
         if (level is 3 or 4 && MqttFrame.IsEmptyClientIdWithoutCleanSession(received.Body))
         {
-            // [MQTT-3.1.3-8]: an empty client id needs clean session in 3.1.1: CONNACK 0x02, then close.
+            // MQTT 3.1.1 [MQTT-3.1.3-8]: an empty client id needs clean session: CONNACK 0x02, then close.
             _formatter = new MqttPacketFormatterAdapter(MqttProtocolVersion.V311, new MqttBufferWriter(256, 256));
             RefuseConnect("client_id_rejected", MqttConnectReturnCode.ConnectionRefusedIdentifierRejected, MqttConnectReasonCode.ClientIdentifierNotValid, "empty client id without clean session");
             return;
@@ -365,6 +369,12 @@ internal sealed partial class MqttConnection
 
     private async Task HandleConnectAsync(MqttConnectPacket connect)
     {
+        if (_v5)
+        {
+            // Known before any CONNACK, refusals included: nothing larger may be sent to this client [MQTT-3.2.2-19].
+            _clientMaxPacketSize = connect.MaximumPacketSize;
+        }
+
         if (_gateway.IsStopping)
         {
             RefuseConnect("server_shutting_down", MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.ServerUnavailable, "shutting down");
@@ -377,7 +387,7 @@ internal sealed partial class MqttConnection
         {
             if (!_v5 && !connect.CleanSession)
             {
-                // [MQTT-3.1.3-8]: an empty client id needs clean session in 3.1.1.
+                // MQTT 3.1.1 [MQTT-3.1.3-8]: an empty client id needs clean session.
                 RefuseConnect("client_id_rejected", MqttConnectReturnCode.ConnectionRefusedIdentifierRejected, MqttConnectReasonCode.ClientIdentifierNotValid, "empty client id without clean session");
                 return;
             }
@@ -856,7 +866,10 @@ internal sealed partial class MqttConnection
         _gateway.Metrics.ConnectionsRefused.Add(1, new KeyValuePair<string, object?>("reason", reason));
         LogRefused(_logger, Remote, reason, detail);
         var connAck = new MqttConnAckPacket { ReturnCode = v3Code, ReasonCode = v5Code };
-        if (_v5)
+
+        // The reason string is left out when it could take the CONNACK over the client's Maximum Packet Size
+        // [MQTT-3.2.2-19]; 16 bytes cover the fixed header, flags, reason code and property framing.
+        if (_v5 && (_clientMaxPacketSize == 0 || System.Text.Encoding.UTF8.GetByteCount(detail) + 16 <= _clientMaxPacketSize))
         {
             connAck.ReasonString = detail;
         }

@@ -462,8 +462,9 @@ internal sealed partial class ClientSessionGrain(
 
         foreach (var m in S.Inflight)
         {
-            // After PUBREC the client has the message: it is not sent again elsewhere.
-            if (!m.Released)
+            // A QoS 2 message whose delivery has started never goes to another client [MQTT-4.8.2-5]; a QoS 1 one
+            // does, as section 4.8.2 recommends.
+            if (m.Delivery.Qos == 1)
             {
                 Collect(m.Delivery);
             }

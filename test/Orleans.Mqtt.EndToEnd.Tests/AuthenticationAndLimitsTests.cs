@@ -52,6 +52,26 @@ public sealed class AuthenticationAndLimitsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_refusing_connack_stays_within_the_clients_maximum_packet_size()
+    {
+        // Maximum Packet Size 20 (property 0x27): the CONNACK 0x86 must fit, so it carries no reason string [MQTT-3.2.2-19].
+        await using var small = await RawMqttClient.ConnectAsync(_broker.MqttPort);
+        await small.SendAsync(RawMqttClient.Connect(5, "small-" + Guid.NewGuid().ToString("N"), username: "alice", password: "wrong",
+            properties: Mqtt5Properties.Of(Mqtt5Properties.FourByte(0x27, 20))));
+        var (header, body) = (await small.ReadPacketAsync())!.Value;
+        Assert.Equal(0x20, header);
+        Assert.Equal(0x86, body[1]);
+        Assert.True(body.Length + 2 <= 20, $"CONNACK of {body.Length + 2} bytes");
+
+        // Without a limit the same refusal explains itself.
+        await using var large = await RawMqttClient.ConnectAsync(_broker.MqttPort);
+        await large.SendAsync(RawMqttClient.Connect(5, "large-" + Guid.NewGuid().ToString("N"), username: "alice", password: "wrong"));
+        var (_, explained) = (await large.ReadPacketAsync())!.Value;
+        Assert.Equal(0x86, explained[1]);
+        Assert.True(Mqtt5Properties.Read(explained, 2).Properties.ContainsKey(0x1F));
+    }
+
+    [Fact]
     public async Task Connections_over_the_limit_are_refused_and_the_others_keep_working()
     {
         var factory = new MqttClientFactory();

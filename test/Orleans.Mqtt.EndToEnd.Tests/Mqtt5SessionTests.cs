@@ -300,6 +300,40 @@ public sealed class Mqtt5SessionTests(SharedBroker shared)
         Assert.Equal(0x8D, body[0]);
     }
 
+    [Fact]
+    public async Task No_local_on_a_shared_subscription_is_a_protocol_error()
+    {
+        var (client, _, _) = await Mqtt5Raw.ConnectAsync(_broker.MqttPort, "share-nolocal-" + Guid.NewGuid().ToString("N"));
+        await using (client)
+        {
+            // Options byte: QoS 1 with the No Local bit (0x04) [MQTT-3.8.3-4].
+            await client.SendAsync(RawMqttClient.Subscribe(1, true, ("$share/g/e2e/nolocal", 0x05)));
+            await Mqtt5Raw.AssertDisconnectedAsync(client, 0x82);
+        }
+    }
+
+    [Fact]
+    public async Task A_failing_pubrec_ends_the_qos2_exchange_without_pubrel()
+    {
+        var topic = $"e2e/pubrec-failure/{Guid.NewGuid():N}";
+        var (subscriber, _, _) = await Mqtt5Raw.ConnectAsync(_broker.MqttPort, "pubrec-fail-" + Guid.NewGuid().ToString("N"));
+        await using (subscriber)
+        {
+            await Mqtt5Raw.SubscribeAsync(subscriber, topic, 2);
+            using var publisher = await ConnectAsync();
+            await publisher.PublishAsync(Message(topic, "refused", qos: MqttQualityOfServiceLevel.ExactlyOnce));
+            var first = ReceivedPublish.Parse(await subscriber.ReadPacketAsync());
+            Assert.Equal("refused", first.PayloadText);
+
+            // PUBREC with 0x80 (unspecified error): the broker sends no PUBREL, and the next message comes through.
+            await subscriber.SendAsync(RawMqttClient.Packet(0x50, [(byte)(first.PacketId >> 8), (byte)first.PacketId, 0x80, 0]));
+            await publisher.PublishAsync(Message(topic, "next", qos: MqttQualityOfServiceLevel.ExactlyOnce));
+            var next = await subscriber.ReadPacketAsync();
+            Assert.Equal(0x30, next!.Value.Header & 0xF0);
+            Assert.Equal("next", ReceivedPublish.Parse(next).PayloadText);
+        }
+    }
+
     private static async Task<string> WaitForTopicAsync(Inbox inbox, string topic)
     {
         while (true)

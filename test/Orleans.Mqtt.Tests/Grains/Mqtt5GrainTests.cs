@@ -80,6 +80,52 @@ public sealed class Mqtt5GrainTests(MqttClusterFixture fixture) : IClassFixture<
     }
 
     [Fact]
+    public async Task A_qos2_message_already_sent_to_a_member_that_leaves_goes_to_no_other_member()
+    {
+        var topic = NewId("redispatch-qos2") + "/t";
+        var share = "$share/workers/" + topic;
+        var leaving = fixture.CreateGateway();
+        var staying = fixture.CreateGateway();
+        var (a, aPresence) = await ConnectAsync(leaving, NewId("a"));
+        await a.Subscribe(aPresence.ConnectionId, [new Subscription(share, 2)]);
+        var (b, bPresence) = await ConnectAsync(staying, NewId("b"));
+        await b.Subscribe(bPresence.ConnectionId, [new Subscription(share, 2)]);
+
+        await fixture.ShardFor(topic).Publish(Message(topic, "first", 2));
+        await fixture.ShardFor(topic).Publish(Message(topic, "second", 2));
+        var toA = await leaving.NextDeliveryAsync();
+        var toB = await staying.NextDeliveryAsync();
+        Assert.Equal(2, toA.Qos);
+        await a.Disconnect(aPresence.ConnectionId, DisconnectKind.ConnectionLost);
+
+        // A later message to the group reaches b: anything moved from a would have been pushed to b before it.
+        await b.Acknowledge(bPresence.ConnectionId, toB.PacketId, OutboundAck.PubRec);
+        await b.Acknowledge(bPresence.ConnectionId, toB.PacketId, OutboundAck.PubComp);
+        await fixture.ShardFor(topic).Publish(Message(topic, "third", 2));
+        Assert.Equal("third", Text(await staying.NextDeliveryAsync()));
+        Assert.False(staying.TryTakeDelivery(out _));
+    }
+
+    [Fact]
+    public async Task A_shared_message_goes_to_the_chosen_member_at_that_members_granted_qos()
+    {
+        var topic = NewId("shared-qos") + "/t";
+        var share = "$share/g/" + topic;
+        var low = fixture.CreateGateway();
+        var high = fixture.CreateGateway();
+        var (a, aPresence) = await ConnectAsync(low, NewId("low"));
+        await a.Subscribe(aPresence.ConnectionId, [new Subscription(share, 0)]);
+        var (b, bPresence) = await ConnectAsync(high, NewId("high"));
+        await b.Subscribe(bPresence.ConnectionId, [new Subscription(share, 1)]);
+
+        await fixture.ShardFor(topic).Publish(Message(topic, "one", 1));
+        await fixture.ShardFor(topic).Publish(Message(topic, "two", 1));
+
+        Assert.Equal(0, (await low.NextDeliveryAsync()).Qos);
+        Assert.Equal(1, (await high.NextDeliveryAsync()).Qos);
+    }
+
+    [Fact]
     public async Task Shared_subscribe_gets_no_retained_messages()
     {
         var topic = NewId("shared-retained") + "/t";
