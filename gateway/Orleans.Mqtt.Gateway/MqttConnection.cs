@@ -142,7 +142,14 @@ internal sealed partial class MqttConnection
         LogClosedByServer(_logger, _clientId, Remote, reason, reasonCode);
         if (_v5 && _open)
         {
-            Send(new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)reasonCode }, terminal: true);
+            // The reason string says why in words, unless it could take the packet over the client's maximum.
+            var disconnect = new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)reasonCode };
+            if (_clientMaxPacketSize == 0 || reason.Length + 16 <= _clientMaxPacketSize)
+            {
+                disconnect.ReasonString = reason;
+            }
+
+            Send(disconnect, terminal: true);
         }
         else
         {

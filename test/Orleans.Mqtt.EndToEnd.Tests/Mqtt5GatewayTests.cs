@@ -28,6 +28,7 @@ public sealed class Mqtt5GatewayTests(SharedBroker shared)
         Assert.False(connAck.ContainsKey(P.RetainAvailable));
         Assert.False(connAck.ContainsKey(P.WildcardSubscriptionAvailable));
         Assert.False(connAck.ContainsKey(P.SubscriptionIdentifiersAvailable));
+        Assert.False(connAck.ContainsKey(P.SharedSubscriptionAvailable));
 
         // No Mqtt:MaxKeepAlive by default: the client's keep alive stands.
         Assert.False(connAck.ContainsKey(P.ServerKeepAlive));

@@ -61,10 +61,10 @@ public sealed class ProtocolTests(SharedBroker shared)
             .WithClientId(clientId)
             .Build();
         using var older = new MqttClientFactory().CreateMqttClient();
-        var disconnected = new TaskCompletionSource<MQTTnet.MqttClientDisconnectReason>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var disconnected = new TaskCompletionSource<(MQTTnet.MqttClientDisconnectReason Reason, string? Text)>(TaskCreationOptions.RunContinuationsAsynchronously);
         older.DisconnectedAsync += e =>
         {
-            disconnected.TrySetResult(e.Reason);
+            disconnected.TrySetResult((e.Reason, e.ReasonString));
             return Task.CompletedTask;
         };
         await older.ConnectAsync(options);
@@ -72,7 +72,9 @@ public sealed class ProtocolTests(SharedBroker shared)
         using var newer = new MqttClientFactory().CreateMqttClient();
         await newer.ConnectAsync(options);
 
-        Assert.Equal(MQTTnet.MqttClientDisconnectReason.SessionTakenOver, await disconnected.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        var (reason, text) = await disconnected.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(MQTTnet.MqttClientDisconnectReason.SessionTakenOver, reason);
+        Assert.Equal("session_taken_over", text);
         Assert.True(newer.IsConnected);
         await _broker.WaitForOutputAsync(l => l.Contains($"Client {clientId} taken over", StringComparison.Ordinal));
     }

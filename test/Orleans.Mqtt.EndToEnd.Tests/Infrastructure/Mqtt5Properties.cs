@@ -23,6 +23,7 @@ public static class Mqtt5Properties
     public const byte MaximumPacketSize = 0x27;
     public const byte WildcardSubscriptionAvailable = 0x28;
     public const byte SubscriptionIdentifiersAvailable = 0x29;
+    public const byte SharedSubscriptionAvailable = 0x2A;
 
     /// <summary>An empty property block.</summary>
     public static byte[] None => [0];
