@@ -114,13 +114,5 @@ public sealed class Mqtt5ConformanceTests(SharedBroker shared)
         new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload(Encoding.UTF8.GetBytes(payload))
             .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithRetainFlag(retain).Build();
 
-    private async Task<IMqttClient> ConnectAsync()
-    {
-        var client = new MqttClientFactory().CreateMqttClient();
-        await client.ConnectAsync(new MqttClientOptionsBuilder()
-            .WithTcpServer("127.0.0.1", _broker.MqttPort)
-            .WithProtocolVersion(MQTTnet.Formatter.MqttProtocolVersion.V500)
-            .Build());
-        return client;
-    }
+    private Task<IMqttClient> ConnectAsync() => MqttClients.ConnectAsync(_broker.MqttPort);
 }

@@ -358,20 +358,10 @@ public sealed class Mqtt5SessionTests(SharedBroker shared)
     }
 
     private MqttClientOptions Options(string? clientId = null, bool cleanStart = true, uint sessionExpiry = 0, MqttProtocolVersion version = MqttProtocolVersion.V500) =>
-        new MqttClientOptionsBuilder()
-            .WithTcpServer("127.0.0.1", _broker.MqttPort)
-            .WithProtocolVersion(version)
-            .WithClientId(clientId ?? "e2e-" + Guid.NewGuid().ToString("N"))
-            .WithCleanStart(cleanStart)
-            .WithSessionExpiryInterval(version == MqttProtocolVersion.V500 ? sessionExpiry : 0)
-            .Build();
+        MqttClients.Options(_broker.MqttPort, clientId, cleanStart, sessionExpiry, version);
 
-    private async Task<IMqttClient> ConnectAsync(string? clientId = null, bool cleanStart = true, uint sessionExpiry = 0, MqttProtocolVersion version = MqttProtocolVersion.V500)
-    {
-        var client = new MqttClientFactory().CreateMqttClient();
-        await client.ConnectAsync(Options(clientId, cleanStart, sessionExpiry, version));
-        return client;
-    }
+    private Task<IMqttClient> ConnectAsync(string? clientId = null, bool cleanStart = true, uint sessionExpiry = 0, MqttProtocolVersion version = MqttProtocolVersion.V500) =>
+        MqttClients.ConnectAsync(_broker.MqttPort, clientId, cleanStart, sessionExpiry, version);
 
     /// <summary>Messages a client receives, in order, awaited one at a time.</summary>
     private sealed class Inbox

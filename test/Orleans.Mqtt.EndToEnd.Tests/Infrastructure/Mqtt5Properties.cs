@@ -33,19 +33,7 @@ public static class Mqtt5Properties
     {
         var content = properties.SelectMany(p => p).ToArray();
         var block = new List<byte>();
-        var length = content.Length;
-        do
-        {
-            var b = (byte)(length % 128);
-            length /= 128;
-            if (length > 0)
-            {
-                b |= 0x80;
-            }
-
-            block.Add(b);
-        }
-        while (length > 0);
+        RawMqttClient.AppendVariableByteInteger(block, content.Length);
         block.AddRange(content);
         return [.. block];
     }

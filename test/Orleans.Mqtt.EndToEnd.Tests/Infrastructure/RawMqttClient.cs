@@ -211,21 +211,26 @@ public sealed class RawMqttClient : IAsyncDisposable
     public static byte[] Packet(byte header, IReadOnlyCollection<byte> body)
     {
         var bytes = new List<byte> { header };
-        var length = body.Count;
+        AppendVariableByteInteger(bytes, body.Count);
+        bytes.AddRange(body);
+        return [.. bytes];
+    }
+
+    /// <summary>Appends an MQTT Variable Byte Integer (remaining length, property block length).</summary>
+    public static void AppendVariableByteInteger(List<byte> bytes, int value)
+    {
         do
         {
-            var b = (byte)(length % 128);
-            length /= 128;
-            if (length > 0)
+            var b = (byte)(value % 128);
+            value /= 128;
+            if (value > 0)
             {
                 b |= 0x80;
             }
 
             bytes.Add(b);
         }
-        while (length > 0);
-        bytes.AddRange(body);
-        return [.. bytes];
+        while (value > 0);
     }
 
     private static byte[] Str(string s)
