@@ -320,8 +320,8 @@ internal sealed partial class MqttConnection
 
         if (sessionExpiry > 0 && _connectSessionExpiry == 0)
         {
-            // [MQTT-3.14.2-2]: a session that ends with its connection cannot be given an expiry at DISCONNECT. The
-            // end is abnormal: no disconnect kind is recorded, so the will is published.
+            // MQTT 5 section 3.14.2.2.2: a session that ends with its connection cannot be given an expiry at
+            // DISCONNECT. The end is abnormal: no disconnect kind is recorded, so the will is published.
             Reject("protocol_error", 0x82, $"DISCONNECT sets Session Expiry Interval {sessionExpiry} after CONNECT set 0");
             return;
         }
@@ -532,7 +532,7 @@ internal sealed partial class MqttConnection
         LogConnected(_logger, clientId, Remote, _formatter.ProtocolVersion, result.SessionPresent, _v5 && will is not null ? connect.WillDelayInterval : 0);
         if (result.WillOfReplacedConnection is { } replacedWill)
         {
-            await PublishAsync(StampExpiry(replacedWill));
+            await PublishAsync(replacedWill);
         }
     }
 
@@ -849,7 +849,7 @@ internal sealed partial class MqttConnection
             var will = await _session.Disconnect(Id, kind, _disconnectSessionExpiry);
             if (will is not null)
             {
-                await PublishAsync(StampExpiry(will));
+                await PublishAsync(will);
             }
         }
         catch (Exception ex)
@@ -1046,15 +1046,6 @@ internal sealed partial class MqttConnection
             LogSessionCallFailed(_logger, ex, _clientId ?? "?");
         }
     }
-
-    /// <summary>
-    /// A will's Message Expiry Interval counts from when the will is published [MQTT-3.1.3-14]; a will the session
-    /// did not stamp yet is stamped now.
-    /// </summary>
-    private MqttMessage StampExpiry(MqttMessage will) =>
-        will.ExpiresAtUtc is null && will.Properties is { MessageExpiryInterval: > 0 } p
-            ? will with { ExpiresAtUtc = UtcNow.AddSeconds(p.MessageExpiryInterval) }
-            : will;
 
     private DateTime UtcNow => _gateway.TimeProvider.GetUtcNow().UtcDateTime;
 

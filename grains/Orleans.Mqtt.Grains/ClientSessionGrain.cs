@@ -46,7 +46,8 @@ internal sealed partial class ClientSessionGrain(
         if (_presence is { } old)
         {
             // Takeover: the older connection goes first, wherever it is (MQTT 5: DISCONNECT 0x8E before closing).
-            replacedWill = S.Will;
+            // Its will goes out unless it has a delay and this connection continues the session [MQTT-3.1.3-9].
+            replacedWill = S.WillDelayInterval > 0 && !request.CleanStart ? null : S.Will;
             S.Will = null;
             _presence = null;
             LogTakeover(logger, ClientId, old.GatewayId, old.ConnectionId);
@@ -534,7 +535,7 @@ internal sealed partial class ClientSessionGrain(
             TaskScheduler.Current);
     }
 
-    /// <summary>A will's Message Expiry Interval counts from when it is published.</summary>
+    /// <summary>A will's Message Expiry Interval counts from when it is published [MQTT-3.1.3-14].</summary>
     private static MqttMessage Stamp(MqttMessage will) =>
         will.Properties is { MessageExpiryInterval: > 0 } p ? will with { ExpiresAtUtc = DateTime.UtcNow.AddSeconds(p.MessageExpiryInterval) } : will;
 
