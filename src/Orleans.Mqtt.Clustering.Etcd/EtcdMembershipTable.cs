@@ -1,0 +1,301 @@
+using System.Globalization;
+using dotnet_etcd;
+using Etcdserverpb;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using static Etcdserverpb.Compare.Types;
+
+namespace Orleans.Mqtt.Clustering.Etcd;
+
+/// <summary>
+/// The Orleans membership table in etcd. One cluster id is one folder: <c>{prefix}/{clusterId}/version</c> holds the
+/// table version as decimal text, <c>{prefix}/{clusterId}/members/{silo}</c> one JSON row per silo. Etags are etcd mod
+/// revisions (of the version key and of the row), so every write makes a new etag and a stale one never matches.
+/// Each insert and update is one etcd transaction that compares both and writes both, or writes nothing.
+/// </summary>
+internal sealed partial class EtcdMembershipTable : IMembershipTable, IDisposable
+{
+    private const int IAmAliveAttempts = 10;
+    private readonly EtcdClient _client;
+    private readonly string _prefix;
+    private readonly string _clusterFolder;
+    private readonly ByteString _versionKey;
+    private readonly string _membersFolder;
+    private readonly TimeSpan _requestTimeout;
+    private readonly ILogger<EtcdMembershipTable> _logger;
+
+    public EtcdMembershipTable(
+        IOptions<EtcdClusteringOptions> options,
+        IOptions<ClusterOptions> clusterOptions,
+        ILogger<EtcdMembershipTable> logger)
+    {
+        var etcd = options.Value;
+        _logger = logger;
+        _requestTimeout = etcd.RequestTimeout;
+        _prefix = etcd.KeyPrefix.TrimEnd('/');
+        _clusterFolder = ClusterFolder(clusterOptions.Value.ClusterId);
+        _versionKey = ByteString.CopyFromUtf8(_clusterFolder + "version");
+        _membersFolder = _clusterFolder + "members/";
+        var insecure = Array.TrueForAll(
+            EtcdEndpoints.Split(etcd.ConnectionString),
+            e => e.StartsWith("http://", StringComparison.OrdinalIgnoreCase));
+        _client = new EtcdClient(
+            etcd.ConnectionString,
+            configureChannelOptions: channel =>
+            {
+                if (insecure)
+                {
+                    channel.Credentials = ChannelCredentials.Insecure;
+                }
+            });
+    }
+
+    public Task InitializeMembershipTable(bool tryInitTableVersion) =>
+        InitializeMembershipTableAsync(tryInitTableVersion, CancellationToken.None);
+
+    public async Task InitializeMembershipTableAsync(bool tryInitTableVersion, CancellationToken cancellationToken)
+    {
+        if (tryInitTableVersion)
+        {
+            // Create the version key at 0 unless it is there: a second silo starting must not reset the version.
+            var txn = new TxnRequest();
+            txn.Compare.Add(new Compare { Key = _versionKey, Target = CompareTarget.Create, Result = CompareResult.Equal, CreateRevision = 0 });
+            txn.Success.Add(Put(_versionKey, ByteString.CopyFromUtf8("0")));
+            var response = await _client.TransactionAsync(txn, deadline: Deadline(), cancellationToken: cancellationToken);
+            LogInitialized(_logger, _clusterFolder, response.Succeeded);
+        }
+    }
+
+    public Task DeleteMembershipTableEntries(string clusterId) =>
+        DeleteMembershipTableEntriesAsync(clusterId, CancellationToken.None);
+
+    public async Task DeleteMembershipTableEntriesAsync(string clusterId, CancellationToken cancellationToken)
+    {
+        await _client.DeleteRangeAsync(ClusterFolder(clusterId), deadline: Deadline(), cancellationToken: cancellationToken);
+    }
+
+    public Task CleanupDefunctSiloEntries(DateTimeOffset beforeDate) =>
+        CleanupDefunctSiloEntriesAsync(beforeDate, CancellationToken.None);
+
+    public async Task CleanupDefunctSiloEntriesAsync(DateTimeOffset beforeDate, CancellationToken cancellationToken)
+    {
+        var (_, rows) = await ReadClusterAsync(cancellationToken);
+        var deleted = 0;
+        foreach (var row in rows)
+        {
+            if (!MembershipRules.IsDefunct(row.Entry, beforeDate))
+            {
+                continue;
+            }
+
+            // Only the row as it was read: a row that changed meanwhile is no longer known to be defunct.
+            var txn = new TxnRequest();
+            txn.Compare.Add(ModRevisionIs(row.Key, row.ModRevision));
+            txn.Success.Add(new RequestOp { RequestDeleteRange = new DeleteRangeRequest { Key = row.Key } });
+            if ((await _client.TransactionAsync(txn, deadline: Deadline(), cancellationToken: cancellationToken)).Succeeded)
+            {
+                deleted++;
+            }
+        }
+
+        LogCleanedUp(_logger, deleted, _clusterFolder, beforeDate);
+    }
+
+    public Task<MembershipTableData> ReadRow(SiloAddress key) => ReadRowAsync(key, CancellationToken.None);
+
+    public async Task<MembershipTableData> ReadRowAsync(SiloAddress key, CancellationToken cancellationToken)
+    {
+        // Two reads in one transaction see the same revision: the row and the version are read atomically.
+        var txn = new TxnRequest();
+        txn.Success.Add(new RequestOp { RequestRange = new RangeRequest { Key = _versionKey } });
+        txn.Success.Add(new RequestOp { RequestRange = new RangeRequest { Key = MemberKey(key) } });
+        var response = await _client.TransactionAsync(txn, deadline: Deadline(), cancellationToken: cancellationToken);
+        var version = ToTableVersion(response.Responses[0].ResponseRange.Kvs);
+        var rows = response.Responses[1].ResponseRange.Kvs;
+        return rows.Count == 0
+            ? new MembershipTableData(version)
+            : new MembershipTableData(Tuple.Create(MembershipEntryCodec.Deserialize(rows[0].Value.Span), Etag(rows[0].ModRevision)), version);
+    }
+
+    public Task<MembershipTableData> ReadAll() => ReadAllAsync(CancellationToken.None);
+
+    public async Task<MembershipTableData> ReadAllAsync(CancellationToken cancellationToken)
+    {
+        var (version, rows) = await ReadClusterAsync(cancellationToken);
+        var members = new List<Tuple<MembershipEntry, string>>(rows.Count);
+        foreach (var row in rows)
+        {
+            members.Add(Tuple.Create(row.Entry, Etag(row.ModRevision)));
+        }
+
+        return new MembershipTableData(members, version);
+    }
+
+    public Task<bool> InsertRow(MembershipEntry entry, TableVersion tableVersion) =>
+        InsertRowAsync(entry, tableVersion, CancellationToken.None);
+
+    public Task<bool> InsertRowAsync(MembershipEntry entry, TableVersion tableVersion, CancellationToken cancellationToken) =>
+        WriteRowAsync(entry, rowEtag: null, tableVersion, cancellationToken);
+
+    public Task<bool> UpdateRow(MembershipEntry entry, string etag, TableVersion tableVersion) =>
+        UpdateRowAsync(entry, etag, tableVersion, CancellationToken.None);
+
+    public Task<bool> UpdateRowAsync(MembershipEntry entry, string etag, TableVersion tableVersion, CancellationToken cancellationToken) =>
+        WriteRowAsync(entry, etag, tableVersion, cancellationToken);
+
+    public Task UpdateIAmAlive(MembershipEntry entry) => UpdateIAmAliveAsync(entry, CancellationToken.None);
+
+    public async Task UpdateIAmAliveAsync(MembershipEntry entry, CancellationToken cancellationToken)
+    {
+        var key = MemberKey(entry.SiloAddress);
+        for (var attempt = 1; attempt <= IAmAliveAttempts; attempt++)
+        {
+            var current = await _client.GetAsync(new RangeRequest { Key = key }, deadline: Deadline(), cancellationToken: cancellationToken);
+            if (current.Kvs.Count == 0)
+            {
+                throw new InvalidOperationException($"There is no membership row for silo {entry.SiloAddress} in {_clusterFolder}.");
+            }
+
+            var row = current.Kvs[0];
+            var stored = MembershipEntryCodec.Deserialize(row.Value.Span);
+            stored.IAmAliveTime = entry.IAmAliveTime;
+
+            // The row only, never the version; conditional on the row as read so a concurrent vote is not lost.
+            var txn = new TxnRequest();
+            txn.Compare.Add(ModRevisionIs(key, row.ModRevision));
+            txn.Success.Add(Put(key, ByteString.CopyFrom(MembershipEntryCodec.Serialize(stored))));
+            if ((await _client.TransactionAsync(txn, deadline: Deadline(), cancellationToken: cancellationToken)).Succeeded)
+            {
+                return;
+            }
+
+            LogIAmAliveConflict(_logger, entry.SiloAddress, attempt);
+        }
+
+        throw new InvalidOperationException(
+            $"The membership row of silo {entry.SiloAddress} kept changing during {IAmAliveAttempts} attempts to update its I-am-alive time.");
+    }
+
+    public void Dispose() => _client.Dispose();
+
+    private async Task<bool> WriteRowAsync(MembershipEntry entry, string? rowEtag, TableVersion tableVersion, CancellationToken cancellationToken)
+    {
+        if (!TryParseRevision(tableVersion.VersionEtag, out var versionRevision))
+        {
+            LogBadEtag(_logger, "version", tableVersion.VersionEtag);
+            return false;
+        }
+
+        var key = MemberKey(entry.SiloAddress);
+        var txn = new TxnRequest();
+        txn.Compare.Add(ModRevisionIs(_versionKey, versionRevision));
+        if (versionRevision > 0)
+        {
+            // The new version must follow the one the caller read, as well as the read being the latest.
+            txn.Compare.Add(new Compare
+            {
+                Key = _versionKey,
+                Target = CompareTarget.Value,
+                Result = CompareResult.Equal,
+                Value = ByteString.CopyFromUtf8((tableVersion.Version - 1).ToString(CultureInfo.InvariantCulture)),
+            });
+        }
+
+        if (rowEtag is null)
+        {
+            txn.Compare.Add(new Compare { Key = key, Target = CompareTarget.Create, Result = CompareResult.Equal, CreateRevision = 0 });
+        }
+        else
+        {
+            if (!TryParseRevision(rowEtag, out var rowRevision) || rowRevision == 0)
+            {
+                LogBadEtag(_logger, "row", rowEtag);
+                return false;
+            }
+
+            txn.Compare.Add(ModRevisionIs(key, rowRevision));
+        }
+
+        txn.Success.Add(Put(_versionKey, ByteString.CopyFromUtf8(tableVersion.Version.ToString(CultureInfo.InvariantCulture))));
+        txn.Success.Add(Put(key, ByteString.CopyFrom(MembershipEntryCodec.Serialize(entry))));
+        var response = await _client.TransactionAsync(txn, deadline: Deadline(), cancellationToken: cancellationToken);
+        if (!response.Succeeded)
+        {
+            LogWriteConflict(_logger, rowEtag is null ? "insert" : "update", entry.SiloAddress, tableVersion.Version);
+        }
+
+        return response.Succeeded;
+    }
+
+    private async Task<(TableVersion Version, List<StoredRow> Rows)> ReadClusterAsync(CancellationToken cancellationToken)
+    {
+        // One range read over the cluster's folder is one revision: the rows and the version are consistent.
+        var folder = ByteString.CopyFromUtf8(_clusterFolder);
+        var response = await _client.GetAsync(
+            new RangeRequest { Key = folder, RangeEnd = EtcdClient.GetRangeEnd(folder) },
+            deadline: Deadline(), cancellationToken: cancellationToken);
+        var version = new TableVersion(0, "0");
+        var rows = new List<StoredRow>(response.Kvs.Count);
+        foreach (var kv in response.Kvs)
+        {
+            if (kv.Key == _versionKey)
+            {
+                version = ToTableVersion([kv]);
+            }
+            else if (kv.Key.ToStringUtf8().StartsWith(_membersFolder, StringComparison.Ordinal))
+            {
+                rows.Add(new StoredRow(kv.Key, kv.ModRevision, MembershipEntryCodec.Deserialize(kv.Value.Span)));
+            }
+        }
+
+        return (version, rows);
+    }
+
+    private static TableVersion ToTableVersion(IList<Mvccpb.KeyValue> kvs)
+    {
+        // No version key yet reads as version 0 with etag 0, which a transaction matches as "key absent".
+        if (kvs.Count == 0)
+        {
+            return new TableVersion(0, "0");
+        }
+
+        var kv = kvs[0];
+        return new TableVersion(int.Parse(kv.Value.ToStringUtf8(), NumberStyles.None, CultureInfo.InvariantCulture), Etag(kv.ModRevision));
+    }
+
+    private string ClusterFolder(string clusterId) => $"{_prefix}/{clusterId}/";
+
+    private ByteString MemberKey(SiloAddress silo) => ByteString.CopyFromUtf8(_membersFolder + MembershipEntryCodec.RowName(silo));
+
+    private DateTime Deadline() => DateTime.UtcNow + _requestTimeout;
+
+    private static RequestOp Put(ByteString key, ByteString value) => new() { RequestPut = new PutRequest { Key = key, Value = value } };
+
+    private static Compare ModRevisionIs(ByteString key, long revision) =>
+        new() { Key = key, Target = CompareTarget.Mod, Result = CompareResult.Equal, ModRevision = revision };
+
+    private static string Etag(long revision) => revision.ToString(CultureInfo.InvariantCulture);
+
+    private static bool TryParseRevision(string? etag, out long revision) =>
+        long.TryParse(etag, NumberStyles.None, CultureInfo.InvariantCulture, out revision);
+
+    [LoggerMessage(1, LogLevel.Debug, "Etcd membership table at {Folder} initialized (version key created: {Created})")]
+    private static partial void LogInitialized(ILogger logger, string folder, bool created);
+
+    [LoggerMessage(2, LogLevel.Debug, "Etcd membership {Operation} of silo {Silo} at table version {Version} lost a race: the version or the row changed")]
+    private static partial void LogWriteConflict(ILogger logger, string operation, SiloAddress silo, int version);
+
+    [LoggerMessage(3, LogLevel.Debug, "I-am-alive update of silo {Silo} raced another write (attempt {Attempt})")]
+    private static partial void LogIAmAliveConflict(ILogger logger, SiloAddress silo, int attempt);
+
+    [LoggerMessage(4, LogLevel.Warning, "Etcd membership write refused: the {Kind} etag '{Etag}' is not one this table handed out")]
+    private static partial void LogBadEtag(ILogger logger, string kind, string? etag);
+
+    [LoggerMessage(5, LogLevel.Information, "Removed {Count} defunct silo rows from {Folder} (not active, untouched since {BeforeDate})")]
+    private static partial void LogCleanedUp(ILogger logger, int count, string folder, DateTimeOffset beforeDate);
+
+    private readonly record struct StoredRow(ByteString Key, long ModRevision, MembershipEntry Entry);
+}
