@@ -1,3 +1,7 @@
+using Orleans.Configuration;
+using Orleans.Mqtt.Clustering;
+using Orleans.Mqtt.Clustering.Consul;
+using Orleans.Mqtt.Clustering.Etcd;
 using Orleans.Mqtt.Gateway;
 
 if (UsersCommand.TryRun(args) is { } exitCode)
@@ -5,13 +9,33 @@ if (UsersCommand.TryRun(args) is { } exitCode)
     return exitCode;
 }
 
-// A gateway on its own: an Orleans client of the silos. Cluster membership providers come with the cluster; until
-// then it joins a localhost cluster on Orleans:GatewayPort.
+// A gateway on its own: an Orleans client of the silos, which it finds through Clustering:Provider
+// (Localhost on Orleans:GatewayPort, Etcd or Consul).
 // Settings files come from beside the program; data paths stay relative to the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 var orleansGatewayPort = builder.Configuration.GetValue("Orleans:GatewayPort", 30000);
 var clusterId = builder.Configuration["Orleans:ClusterId"] ?? "orleans-mqtt";
-builder.UseOrleansClient(client => client.UseLocalhostClustering(orleansGatewayPort, serviceId: clusterId, clusterId: clusterId));
+builder.UseOrleansClient(client =>
+{
+    switch (ClusteringProviderSetting.Of(builder.Configuration))
+    {
+        case ClusteringProvider.Localhost:
+            client.UseLocalhostClustering(orleansGatewayPort, serviceId: clusterId, clusterId: clusterId);
+            return;
+        case ClusteringProvider.Etcd:
+            client.UseEtcdClustering(o => builder.Configuration.GetSection(EtcdClusteringOptions.SectionName).Bind(o));
+            break;
+        case ClusteringProvider.Consul:
+            client.UseConsulClustering(o => builder.Configuration.GetSection(ConsulClusteringOptions.SectionName).Bind(o));
+            break;
+    }
+
+    client.Configure<ClusterOptions>(o =>
+    {
+        o.ClusterId = clusterId;
+        o.ServiceId = clusterId;
+    });
+});
 builder.AddMqttGateway();
 var app = builder.Build();
 app.MapMqttGateway();

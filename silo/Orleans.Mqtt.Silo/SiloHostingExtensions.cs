@@ -2,6 +2,9 @@ using System.Net;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
+using Orleans.Mqtt.Clustering;
+using Orleans.Mqtt.Clustering.Consul;
+using Orleans.Mqtt.Clustering.Etcd;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Silo.Storage;
 
@@ -12,8 +15,10 @@ public static class SiloHostingExtensions
 {
     /// <summary>
     /// Configures <paramref name="silo"/> from configuration: <c>Orleans:ClusterId</c>, <c>Orleans:SiloPort</c>,
-    /// <c>Orleans:GatewayPort</c> (localhost clustering), <c>Storage:DataDirectory</c> for session state and the route
-    /// replica, and the <c>Mqtt</c> section for broker options.
+    /// <c>Orleans:GatewayPort</c>, <c>Clustering:Provider</c> (<c>Localhost</c>, <c>Etcd</c> with
+    /// <c>Clustering:Etcd:ConnectionString</c>, or <c>Consul</c> with <c>Clustering:Consul:Address</c>),
+    /// <c>Orleans:AdvertisedIPAddress</c>, <c>Storage:DataDirectory</c> for session state and the route replica, and the
+    /// <c>Mqtt</c> section for broker options.
     /// </summary>
     public static ISiloBuilder AddMqttSilo(this ISiloBuilder silo, IConfiguration configuration)
     {
@@ -22,8 +27,22 @@ public static class SiloHostingExtensions
         var gatewayPort = configuration.GetValue("Orleans:GatewayPort", EndpointOptions.DEFAULT_GATEWAY_PORT);
         var dataDirectory = configuration["Storage:DataDirectory"] ?? "./data";
 
-        silo.UseLocalhostClustering(siloPort, gatewayPort, primarySiloEndpoint: null, serviceId: clusterId, clusterId: clusterId);
-        silo.Configure<EndpointOptions>(o => o.AdvertisedIPAddress = IPAddress.Loopback);
+        switch (ClusteringProviderSetting.Of(configuration))
+        {
+            case ClusteringProvider.Localhost:
+                silo.UseLocalhostClustering(siloPort, gatewayPort, primarySiloEndpoint: null, serviceId: clusterId, clusterId: clusterId);
+                silo.Configure<EndpointOptions>(o => o.AdvertisedIPAddress = IPAddress.Loopback);
+                break;
+            case ClusteringProvider.Etcd:
+                silo.UseEtcdClustering(o => configuration.GetSection(EtcdClusteringOptions.SectionName).Bind(o));
+                ConfigureNetwork(silo, configuration, clusterId, siloPort, gatewayPort);
+                break;
+            case ClusteringProvider.Consul:
+                silo.UseConsulClustering(o => configuration.GetSection(ConsulClusteringOptions.SectionName).Bind(o));
+                ConfigureNetwork(silo, configuration, clusterId, siloPort, gatewayPort);
+                break;
+        }
+
         silo.AddMqttGrains();
         silo.AddFasterGrainStorage(MqttGrainStorage.Name, o =>
         {
@@ -34,5 +53,18 @@ public static class SiloHostingExtensions
         silo.Services.AddSingleton<IReplicaStore>(sp => sp.GetRequiredService<FasterReplicaStore>());
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<FasterReplicaStore>());
         return silo;
+    }
+
+    private static void ConfigureNetwork(ISiloBuilder silo, IConfiguration configuration, string clusterId, int siloPort, int gatewayPort)
+    {
+        var advertised = configuration["Orleans:AdvertisedIPAddress"] is { Length: > 0 } text
+            ? IPAddress.TryParse(text, out var ip) ? ip : throw new InvalidOperationException($"Orleans:AdvertisedIPAddress '{text}' is not an IP address.")
+            : IPAddress.Loopback;
+        silo.Configure<ClusterOptions>(o =>
+        {
+            o.ClusterId = clusterId;
+            o.ServiceId = clusterId;
+        });
+        silo.ConfigureEndpoints(advertised, siloPort, gatewayPort, listenOnAnyHostAddress: !IPAddress.IsLoopback(advertised));
     }
 }

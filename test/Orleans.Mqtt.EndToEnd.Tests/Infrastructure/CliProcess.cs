@@ -10,7 +10,7 @@ public sealed class CliProcess : IAsyncDisposable
     private readonly ConcurrentQueue<string> _lines = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private CliProcess(string file, IEnumerable<string> args)
+    private CliProcess(string file, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null)
     {
         var info = new ProcessStartInfo(file, args)
         {
@@ -18,7 +18,13 @@ public sealed class CliProcess : IAsyncDisposable
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? string.Empty,
         };
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[key] = value;
+        }
+
         _process = new Process { StartInfo = info, EnableRaisingEvents = true };
         _process.OutputDataReceived += (_, e) => OnLine(e.Data);
         _process.ErrorDataReceived += (_, e) => OnLine(e.Data);
@@ -31,9 +37,12 @@ public sealed class CliProcess : IAsyncDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    public static CliProcess Start(string file, params string[] args)
+    public static CliProcess Start(string file, params string[] args) => Start(file, args, null, null);
+
+    /// <summary>Starts a program with extra environment variables and a working directory.</summary>
+    public static CliProcess Start(string file, string[] args, IReadOnlyDictionary<string, string>? environment, string? workingDirectory)
     {
-        var p = new CliProcess(file, args);
+        var p = new CliProcess(file, args, environment, workingDirectory);
         p._process.Start();
         p._process.BeginOutputReadLine();
         p._process.BeginErrorReadLine();

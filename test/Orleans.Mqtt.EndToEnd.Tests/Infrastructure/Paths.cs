@@ -11,6 +11,12 @@ public static class Paths
     public static string StandaloneDll { get; } = Path.Combine(
         RepositoryRoot, "src", "Orleans.Mqtt.Standalone", "bin", Configuration, "net10.0", "Orleans.Mqtt.Standalone.dll");
 
+    public static string SiloDll { get; } = Path.Combine(
+        RepositoryRoot, "silo", "Orleans.Mqtt.Silo", "bin", Configuration, "net10.0", "Orleans.Mqtt.Silo.dll");
+
+    public static string GatewayDll { get; } = Path.Combine(
+        RepositoryRoot, "gateway", "Orleans.Mqtt.Gateway", "bin", Configuration, "net10.0", "Orleans.Mqtt.Gateway.dll");
+
     private static string FindRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
