@@ -1,0 +1,46 @@
+using Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
+
+namespace Orleans.Mqtt.EndToEnd.Tests;
+
+/// <summary>A bad setting stops a host at startup with a message that names the setting.</summary>
+public sealed class HostConfigurationTests
+{
+    [Theory]
+    [InlineData("silo", "Clustering__Provider", "Zookeeper", "Clustering:Provider must be Localhost, Etcd or Consul")]
+    [InlineData("standalone", "Mqtt__MaxPacketSize", "10", "Mqtt:MaxPacketSize must be between 64 and 268435455")]
+    [InlineData("standalone", "Mqtt__TopicShards", "0", "Mqtt:TopicShards must be between 1 and 1000000")]
+    [InlineData("gateway", "Mqtt__BindAddress", "not-an-address", "Mqtt:BindAddress must be an IP address")]
+    public async Task A_bad_setting_stops_the_host_naming_the_setting(string host, string key, string value, string message)
+    {
+        var directory = BrokerProcess.TempDirectory();
+        try
+        {
+            var dll = host switch
+            {
+                "silo" => Paths.SiloDll,
+                "gateway" => Paths.GatewayDll,
+                _ => Paths.StandaloneDll,
+            };
+            var environment = new Dictionary<string, string>
+            {
+                [key] = value,
+                ["DOTNET_ENVIRONMENT"] = "Production",
+                ["Mqtt__Tcp__Port"] = BrokerProcess.FreePort().ToString(),
+                ["Mqtt__WebSocket__Port"] = "0",
+                ["Http__Port"] = BrokerProcess.FreePort().ToString(),
+                ["Orleans__SiloPort"] = BrokerProcess.FreePort().ToString(),
+                ["Orleans__GatewayPort"] = BrokerProcess.FreePort().ToString(),
+                ["Storage__DataDirectory"] = Path.Combine(directory, "data"),
+            };
+            await using var process = CliProcess.Start("dotnet", [dll], environment, directory);
+            await process.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+            Assert.NotEqual(0, process.ExitCode);
+            Assert.Contains(process.Lines, l => l.Contains(message, StringComparison.Ordinal));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}
