@@ -14,7 +14,7 @@ namespace Orleans.Mqtt.Clustering.Consul;
 /// one JSON row per silo. Etags are Consul ModifyIndexes (of the version key and of the row). Each insert and update is
 /// one <c>/v1/txn</c> of two check-and-set writes, so the version and the row change together or not at all.
 /// </summary>
-internal sealed partial class ConsulMembershipTable : IMembershipTable, IDisposable
+internal sealed partial class ConsulMembershipTable : MembershipTableBase, IDisposable
 {
     private const int IAmAliveAttempts = 10;
     private readonly HttpClient _http;
@@ -44,10 +44,7 @@ internal sealed partial class ConsulMembershipTable : IMembershipTable, IDisposa
         };
     }
 
-    public Task InitializeMembershipTable(bool tryInitTableVersion) =>
-        InitializeMembershipTableAsync(tryInitTableVersion, CancellationToken.None);
-
-    public async Task InitializeMembershipTableAsync(bool tryInitTableVersion, CancellationToken cancellationToken)
+    public override async Task InitializeMembershipTableAsync(bool tryInitTableVersion, CancellationToken cancellationToken)
     {
         if (tryInitTableVersion)
         {
@@ -57,20 +54,14 @@ internal sealed partial class ConsulMembershipTable : IMembershipTable, IDisposa
         }
     }
 
-    public Task DeleteMembershipTableEntries(string clusterId) =>
-        DeleteMembershipTableEntriesAsync(clusterId, CancellationToken.None);
-
-    public async Task DeleteMembershipTableEntriesAsync(string clusterId, CancellationToken cancellationToken)
+    public override async Task DeleteMembershipTableEntriesAsync(string clusterId, CancellationToken cancellationToken)
     {
         using var request = _requests.DeleteFolder(ClusterFolder(clusterId));
         using var response = await _http.SendAsync(request, cancellationToken);
         await EnsureSuccessAsync(response, cancellationToken);
     }
 
-    public Task CleanupDefunctSiloEntries(DateTimeOffset beforeDate) =>
-        CleanupDefunctSiloEntriesAsync(beforeDate, CancellationToken.None);
-
-    public async Task CleanupDefunctSiloEntriesAsync(DateTimeOffset beforeDate, CancellationToken cancellationToken)
+    public override async Task CleanupDefunctSiloEntriesAsync(DateTimeOffset beforeDate, CancellationToken cancellationToken)
     {
         var (_, rows) = await ReadClusterAsync(cancellationToken);
         var deleted = 0;
@@ -86,9 +77,7 @@ internal sealed partial class ConsulMembershipTable : IMembershipTable, IDisposa
         LogCleanedUp(_logger, deleted, _clusterFolder, beforeDate);
     }
 
-    public Task<MembershipTableData> ReadRow(SiloAddress key) => ReadRowAsync(key, CancellationToken.None);
-
-    public async Task<MembershipTableData> ReadRowAsync(SiloAddress key, CancellationToken cancellationToken)
+    public override async Task<MembershipTableData> ReadRowAsync(SiloAddress key, CancellationToken cancellationToken)
     {
         // One recursive read of the folder is one consistent view: the row and the version are read atomically.
         var (version, rows) = await ReadClusterAsync(cancellationToken);
@@ -103,9 +92,7 @@ internal sealed partial class ConsulMembershipTable : IMembershipTable, IDisposa
         return new MembershipTableData(version);
     }
 
-    public Task<MembershipTableData> ReadAll() => ReadAllAsync(CancellationToken.None);
-
-    public async Task<MembershipTableData> ReadAllAsync(CancellationToken cancellationToken)
+    public override async Task<MembershipTableData> ReadAllAsync(CancellationToken cancellationToken)
     {
         var (version, rows) = await ReadClusterAsync(cancellationToken);
         var members = new List<Tuple<MembershipEntry, string>>(rows.Count);
@@ -117,21 +104,7 @@ internal sealed partial class ConsulMembershipTable : IMembershipTable, IDisposa
         return new MembershipTableData(members, version);
     }
 
-    public Task<bool> InsertRow(MembershipEntry entry, TableVersion tableVersion) =>
-        InsertRowAsync(entry, tableVersion, CancellationToken.None);
-
-    public Task<bool> InsertRowAsync(MembershipEntry entry, TableVersion tableVersion, CancellationToken cancellationToken) =>
-        WriteRowAsync(entry, rowEtag: null, tableVersion, cancellationToken);
-
-    public Task<bool> UpdateRow(MembershipEntry entry, string etag, TableVersion tableVersion) =>
-        UpdateRowAsync(entry, etag, tableVersion, CancellationToken.None);
-
-    public Task<bool> UpdateRowAsync(MembershipEntry entry, string etag, TableVersion tableVersion, CancellationToken cancellationToken) =>
-        WriteRowAsync(entry, etag, tableVersion, cancellationToken);
-
-    public Task UpdateIAmAlive(MembershipEntry entry) => UpdateIAmAliveAsync(entry, CancellationToken.None);
-
-    public async Task UpdateIAmAliveAsync(MembershipEntry entry, CancellationToken cancellationToken)
+    public override async Task UpdateIAmAliveAsync(MembershipEntry entry, CancellationToken cancellationToken)
     {
         var key = MemberKey(entry.SiloAddress);
         for (var attempt = 1; attempt <= IAmAliveAttempts; attempt++)
@@ -169,7 +142,7 @@ internal sealed partial class ConsulMembershipTable : IMembershipTable, IDisposa
 
     public void Dispose() => _http.Dispose();
 
-    private async Task<bool> WriteRowAsync(MembershipEntry entry, string? rowEtag, TableVersion tableVersion, CancellationToken cancellationToken)
+    protected override async Task<bool> WriteRowAsync(MembershipEntry entry, string? rowEtag, TableVersion tableVersion, CancellationToken cancellationToken)
     {
         if (!TryParseIndex(tableVersion.VersionEtag, out var versionIndex))
         {

@@ -16,7 +16,7 @@ namespace Orleans.Mqtt.Clustering.Etcd;
 /// revisions (of the version key and of the row), so every write makes a new etag and a stale one never matches.
 /// Each insert and update is one etcd transaction that compares both and writes both, or writes nothing.
 /// </summary>
-internal sealed partial class EtcdMembershipTable : IMembershipTable, IDisposable
+internal sealed partial class EtcdMembershipTable : MembershipTableBase, IDisposable
 {
     private const int IAmAliveAttempts = 10;
     private readonly EtcdClient _client;
@@ -53,10 +53,7 @@ internal sealed partial class EtcdMembershipTable : IMembershipTable, IDisposabl
             });
     }
 
-    public Task InitializeMembershipTable(bool tryInitTableVersion) =>
-        InitializeMembershipTableAsync(tryInitTableVersion, CancellationToken.None);
-
-    public async Task InitializeMembershipTableAsync(bool tryInitTableVersion, CancellationToken cancellationToken)
+    public override async Task InitializeMembershipTableAsync(bool tryInitTableVersion, CancellationToken cancellationToken)
     {
         if (tryInitTableVersion)
         {
@@ -69,18 +66,12 @@ internal sealed partial class EtcdMembershipTable : IMembershipTable, IDisposabl
         }
     }
 
-    public Task DeleteMembershipTableEntries(string clusterId) =>
-        DeleteMembershipTableEntriesAsync(clusterId, CancellationToken.None);
-
-    public async Task DeleteMembershipTableEntriesAsync(string clusterId, CancellationToken cancellationToken)
+    public override async Task DeleteMembershipTableEntriesAsync(string clusterId, CancellationToken cancellationToken)
     {
         await _client.DeleteRangeAsync(ClusterFolder(clusterId), deadline: Deadline(), cancellationToken: cancellationToken);
     }
 
-    public Task CleanupDefunctSiloEntries(DateTimeOffset beforeDate) =>
-        CleanupDefunctSiloEntriesAsync(beforeDate, CancellationToken.None);
-
-    public async Task CleanupDefunctSiloEntriesAsync(DateTimeOffset beforeDate, CancellationToken cancellationToken)
+    public override async Task CleanupDefunctSiloEntriesAsync(DateTimeOffset beforeDate, CancellationToken cancellationToken)
     {
         var (_, rows) = await ReadClusterAsync(cancellationToken);
         var deleted = 0;
@@ -104,9 +95,7 @@ internal sealed partial class EtcdMembershipTable : IMembershipTable, IDisposabl
         LogCleanedUp(_logger, deleted, _clusterFolder, beforeDate);
     }
 
-    public Task<MembershipTableData> ReadRow(SiloAddress key) => ReadRowAsync(key, CancellationToken.None);
-
-    public async Task<MembershipTableData> ReadRowAsync(SiloAddress key, CancellationToken cancellationToken)
+    public override async Task<MembershipTableData> ReadRowAsync(SiloAddress key, CancellationToken cancellationToken)
     {
         // Two reads in one transaction see the same revision: the row and the version are read atomically.
         var txn = new TxnRequest();
@@ -120,9 +109,7 @@ internal sealed partial class EtcdMembershipTable : IMembershipTable, IDisposabl
             : new MembershipTableData(Tuple.Create(MembershipEntryCodec.Deserialize(rows[0].Value.Span), Etag(rows[0].ModRevision)), version);
     }
 
-    public Task<MembershipTableData> ReadAll() => ReadAllAsync(CancellationToken.None);
-
-    public async Task<MembershipTableData> ReadAllAsync(CancellationToken cancellationToken)
+    public override async Task<MembershipTableData> ReadAllAsync(CancellationToken cancellationToken)
     {
         var (version, rows) = await ReadClusterAsync(cancellationToken);
         var members = new List<Tuple<MembershipEntry, string>>(rows.Count);
@@ -134,21 +121,7 @@ internal sealed partial class EtcdMembershipTable : IMembershipTable, IDisposabl
         return new MembershipTableData(members, version);
     }
 
-    public Task<bool> InsertRow(MembershipEntry entry, TableVersion tableVersion) =>
-        InsertRowAsync(entry, tableVersion, CancellationToken.None);
-
-    public Task<bool> InsertRowAsync(MembershipEntry entry, TableVersion tableVersion, CancellationToken cancellationToken) =>
-        WriteRowAsync(entry, rowEtag: null, tableVersion, cancellationToken);
-
-    public Task<bool> UpdateRow(MembershipEntry entry, string etag, TableVersion tableVersion) =>
-        UpdateRowAsync(entry, etag, tableVersion, CancellationToken.None);
-
-    public Task<bool> UpdateRowAsync(MembershipEntry entry, string etag, TableVersion tableVersion, CancellationToken cancellationToken) =>
-        WriteRowAsync(entry, etag, tableVersion, cancellationToken);
-
-    public Task UpdateIAmAlive(MembershipEntry entry) => UpdateIAmAliveAsync(entry, CancellationToken.None);
-
-    public async Task UpdateIAmAliveAsync(MembershipEntry entry, CancellationToken cancellationToken)
+    public override async Task UpdateIAmAliveAsync(MembershipEntry entry, CancellationToken cancellationToken)
     {
         var key = MemberKey(entry.SiloAddress);
         for (var attempt = 1; attempt <= IAmAliveAttempts; attempt++)
@@ -181,7 +154,7 @@ internal sealed partial class EtcdMembershipTable : IMembershipTable, IDisposabl
 
     public void Dispose() => _client.Dispose();
 
-    private async Task<bool> WriteRowAsync(MembershipEntry entry, string? rowEtag, TableVersion tableVersion, CancellationToken cancellationToken)
+    protected override async Task<bool> WriteRowAsync(MembershipEntry entry, string? rowEtag, TableVersion tableVersion, CancellationToken cancellationToken)
     {
         if (!TryParseRevision(tableVersion.VersionEtag, out var versionRevision))
         {

@@ -266,17 +266,9 @@ internal sealed partial class FasterStore : IAsyncDisposable
     /// <summary>Graceful close: stops the commit loop, takes a final full checkpoint and releases the files.</summary>
     public async Task CloseAsync()
     {
-        CommitBatch? batch;
-        lock (_gate)
+        if (!TryBeginClose(out var batch))
         {
-            if (_closed)
-            {
-                return;
-            }
-
-            _closed = true;
-            batch = _pendingBatch;
-            _pendingBatch = null;
+            return;
         }
 
         await StopCommitLoopAsync().ConfigureAwait(false);
@@ -307,22 +299,32 @@ internal sealed partial class FasterStore : IAsyncDisposable
     /// </summary>
     public async ValueTask DisposeAsync()
     {
-        CommitBatch? batch;
-        lock (_gate)
+        if (!TryBeginClose(out var batch))
         {
-            if (_closed)
-            {
-                return;
-            }
-
-            _closed = true;
-            batch = _pendingBatch;
-            _pendingBatch = null;
+            return;
         }
 
         await StopCommitLoopAsync().ConfigureAwait(false);
         batch?.Completion.TrySetException(new ObjectDisposedException(nameof(FasterStore)));
         ReleaseResources();
+    }
+
+    /// <summary>Marks the store closed (once) and takes the writers still waiting for a commit.</summary>
+    private bool TryBeginClose(out CommitBatch? waiting)
+    {
+        lock (_gate)
+        {
+            waiting = null;
+            if (_closed)
+            {
+                return false;
+            }
+
+            _closed = true;
+            waiting = _pendingBatch;
+            _pendingBatch = null;
+            return true;
+        }
     }
 
     private static unsafe ValueTask<FasterKV<SpanByte, SpanByte>.ReadAsyncResult<SpanByte, SpanByteAndMemory, Empty>> StartRead(
