@@ -452,7 +452,7 @@ internal sealed partial class MqttConnection
         try
         {
             result = await _session.Connect(new ConnectRequest(
-                new GatewayPresence(_gateway.Reference, _gateway.Id, Id),
+                new GatewayPresence(_gateway.Reference, _gateway.Id, Id, _gateway.LeaseId),
                 connect.CleanSession,
                 expiry,
                 will,

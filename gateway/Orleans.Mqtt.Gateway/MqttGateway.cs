@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using Orleans.Mqtt.Grains;
+using Orleans.Mqtt.Ownership;
 using Orleans.Mqtt.Security;
 using Orleans.Mqtt.Telemetry;
 
@@ -16,7 +17,10 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     private readonly IGrainFactory _grainFactory;
     private readonly ILogger<MqttGateway> _logger;
     private readonly UsersFile? _users;
+    private readonly IGatewayLease? _lease;
     private ITimer? _sweep;
+    private ITimer? _heartbeat;
+    private int _heartbeatRunning;
     private long _nextConnectionId;
     private int _openSessions;
     private volatile bool _started;
@@ -29,8 +33,10 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         IOptions<MqttBrokerOptions> brokerOptions,
         MqttMetrics metrics,
         TimeProvider timeProvider,
-        ILoggerFactory loggerFactory)
+        ILoggerFactory loggerFactory,
+        IGatewayLease? lease = null)
     {
+        _lease = lease;
         _grainFactory = grainFactory;
         _logger = loggerFactory.CreateLogger<MqttGateway>();
         Options = options.Value;
@@ -68,6 +74,9 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     public IGatewayObserver Reference => _reference ?? throw new InvalidOperationException("The gateway is not started.");
 
     public int ConnectionCount => _connections.Count;
+
+    /// <summary>The lease the ownership records of this gateway's connections hang on (0: none).</summary>
+    public long LeaseId => _lease?.LeaseId ?? 0;
 
     public long NextConnectionId() => Interlocked.Increment(ref _nextConnectionId);
 
@@ -142,6 +151,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     {
         _reference = _grainFactory.CreateObjectReference<IGatewayObserver>(this);
         _sweep = TimeProvider.CreateTimer(_ => Sweep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        _heartbeat = TimeProvider.CreateTimer(_ => _ = HeartbeatAsync(), null, TimeSpan.Zero, Options.HeartbeatInterval);
         LogStarted(_logger, Id, _users?.Count ?? 0, Options.AnonymousAllowed);
         return Task.CompletedTask;
     }
@@ -175,13 +185,61 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
         // Each connection tells its session it ended; wait for them (bounded by the host's shutdown timeout).
         await Task.WhenAll(_connections.Values.Select(c => c.Completion)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        _heartbeat?.Dispose();
+        try
+        {
+            await _grainFactory.GetGrain<IGatewayDirectoryGrain>(0).Leave(Id).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogLeaveFailed(_logger, ex);
+        }
+
         if (_reference is not null)
         {
             _grainFactory.DeleteObjectReference<IGatewayObserver>(_reference);
         }
     }
 
-    public void Dispose() => _sweep?.Dispose();
+    public void Dispose()
+    {
+        _sweep?.Dispose();
+        _heartbeat?.Dispose();
+    }
+
+    /// <summary>
+    /// Reports this gateway alive to the cluster. When the cluster already declared it dead (it was cut off for longer
+    /// than the gateway timeout), its sessions were set offline elsewhere, so every connection here is closed and
+    /// the clients reconnect to a session that knows them.
+    /// </summary>
+    private async Task HeartbeatAsync()
+    {
+        if (_stopping || Interlocked.Exchange(ref _heartbeatRunning, 1) == 1)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!await _grainFactory.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(Id))
+            {
+                var open = _connections.Values.ToArray();
+                LogDeclaredDead(_logger, Id, open.Length);
+                foreach (var connection in open)
+                {
+                    connection.CloseByServer(0x80, "gateway_declared_dead");
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            LogHeartbeatFailed(_logger, ex);
+        }
+        finally
+        {
+            Volatile.Write(ref _heartbeatRunning, 0);
+        }
+    }
 
     private void Sweep()
     {
@@ -194,6 +252,15 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Gateway {GatewayId} started ({Users} users, anonymous allowed: {Anonymous})")]
     private static partial void LogStarted(ILogger logger, string gatewayId, int users, bool anonymous);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Gateway {GatewayId} was declared dead by the cluster while cut off; closing its {Count} connections")]
+    private static partial void LogDeclaredDead(ILogger logger, string gatewayId, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway heartbeat failed; the cluster declares a gateway dead after Mqtt:GatewayTimeout without one")]
+    private static partial void LogHeartbeatFailed(ILogger logger, Exception ex);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Telling the cluster this gateway left failed")]
+    private static partial void LogLeaveFailed(ILogger logger, Exception ex);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Gateway stopping: closing {Count} connections with reason 0x8B")]
     private static partial void LogDraining(ILogger logger, int count);

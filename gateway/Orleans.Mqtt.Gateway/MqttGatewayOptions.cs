@@ -46,6 +46,12 @@ public sealed class MqttGatewayOptions
     public TimeSpan SysInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// How often the gateway reports in to the cluster (<c>Mqtt:HeartbeatInterval</c>); keep it well below the silos'
+    /// <c>Mqtt:GatewayTimeout</c> (default 10 s), after which a silent gateway is declared dead.
+    /// </summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
     /// Topic Alias Maximum advertised to MQTT 5 clients in CONNACK (<c>Mqtt:TopicAliasMaximum</c>): how many topic aliases a
     /// client may set up per connection for the PUBLISH packets it sends; 0 disables inbound topic aliases.
     /// </summary>
@@ -156,6 +162,11 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
         if (o.ConnectTimeout <= TimeSpan.Zero)
         {
             errors.Add($"Mqtt:ConnectTimeout must be positive (was {o.ConnectTimeout}).");
+        }
+
+        if (o.HeartbeatInterval <= TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:HeartbeatInterval must be positive (was {o.HeartbeatInterval}).");
         }
 
         if (o.SysInterval < TimeSpan.Zero)

@@ -7,9 +7,11 @@ namespace Orleans.Mqtt.Grains;
 public interface IGatewayObserver : IGrainObserver
 {
     /// <summary>Writes the packets to their connections, in order. Packets for unknown connections are dropped and counted.</summary>
+    [ResponseTimeout("00:00:05")]
     Task Deliver(Delivery[] deliveries);
 
     /// <summary>Closes a connection because another connection took over its client id (MQTT 5: DISCONNECT with the reason code first).</summary>
+    [ResponseTimeout("00:00:05")]
     Task Disconnect(long connectionId, byte reasonCode);
 }
 
@@ -65,11 +67,45 @@ public interface ITopicShardGrain : IGrainWithIntegerKey
 public interface IRouteReplicaGrain : IGrainWithStringKey
 {
     /// <summary>Applies a client's routes if newer than what the replica holds; durable when the call returns.</summary>
+    [ResponseTimeout("00:00:05")]
     Task Apply(ClientRoutes routes);
 
     /// <summary>Applies a retained message change if newer than what the replica holds; durable when the call returns.</summary>
+    [ResponseTimeout("00:00:05")]
     Task ApplyRetained(RetainedUpdate update);
 
     /// <summary>Counts from this silo's replica (which holds the whole cluster's routes).</summary>
     Task<ReplicaStats> GetStats();
+
+    /// <summary>
+    /// For a silo that just became active: returns once this silo sees membership at <paramref name="membershipVersion"/>
+    /// or later (so every change it sends from now on includes the new silo) and every change it started sending
+    /// before that has completed. After this barrier on every peer, a copy from any caught-up peer is complete.
+    /// </summary>
+    Task Barrier(long membershipVersion);
+
+    /// <summary>Whether this silo's replica is complete (loaded and caught up), so a peer may copy from it.</summary>
+    Task<bool> IsReady();
+
+    /// <summary>The replica's digest: one hash sum per bucket (see the route table), for repair by comparison.</summary>
+    Task<long[]> Digest();
+
+    /// <summary>What the replica holds in the given digest buckets, deletions included.</summary>
+    Task<ReplicaChunk> Read(int[] buckets);
+}
+
+/// <summary>
+/// The registry of live gateways. Each gateway reports in periodically; a gateway not heard from within the
+/// configured timeout is dead, and the sessions connected through it become offline.
+/// </summary>
+public interface IGatewayDirectoryGrain : IGrainWithIntegerKey
+{
+    /// <summary>A gateway is alive. False when it was already declared dead: it must close its connections first.</summary>
+    Task<bool> Heartbeat(string gatewayId);
+
+    /// <summary>A gateway that drained and stopped: not dead, just gone.</summary>
+    Task Leave(string gatewayId);
+
+    /// <summary>Of the given gateway ids, those that are dead (not heard from within the timeout).</summary>
+    Task<string[]> FindDead(string[] gatewayIds);
 }

@@ -73,18 +73,23 @@ public sealed record Subscription(
     [property: Id(4)] byte RetainHandling = 0,
     [property: Id(5)] uint SubscriptionId = 0);
 
-/// <summary>Where a client is connected right now: the gateway that holds its network connection.</summary>
+/// <summary>
+/// Where a client is connected right now: the gateway that holds its network connection, and the gateway's etcd
+/// lease (0: none) that the client's ownership record hangs on.
+/// </summary>
 [GenerateSerializer, Immutable]
 public sealed record GatewayPresence(
     [property: Id(0)] IGatewayObserver Gateway,
     [property: Id(1)] string GatewayId,
-    [property: Id(2)] long ConnectionId);
+    [property: Id(2)] long ConnectionId,
+    [property: Id(3)] long LeaseId = 0);
 
 /// <summary>
 /// Everything the route index needs to know about one client: its subscriptions, whether its session
 /// outlives the connection, and where it is connected. Replicated whole, with a version, so applying it is
 /// idempotent and order-independent (a replica keeps the highest version it saw). <c>SweepAtUtc</c> is when a
-/// disconnected session next needs the sweeper: its delayed will is due, or it expires.
+/// disconnected session next needs the sweeper: its delayed will is due, or it expires. The session expiry
+/// interval lets a session whose stored state was lost with its silo be rebuilt from a replica.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record ClientRoutes(
@@ -93,7 +98,8 @@ public sealed record ClientRoutes(
     [property: Id(2)] Subscription[] Subscriptions,
     [property: Id(3)] bool Persistent,
     [property: Id(4)] GatewayPresence? Presence,
-    [property: Id(5)] DateTime? SweepAtUtc = null);
+    [property: Id(5)] DateTime? SweepAtUtc = null,
+    [property: Id(6)] uint SessionExpiryInterval = 0);
 
 /// <summary>A change of the retained message of one topic; <see cref="Message"/> is null when it is deleted.</summary>
 [GenerateSerializer, Immutable]
@@ -192,3 +198,9 @@ public sealed record ReplicaStats(
     [property: Id(0)] long Sessions,
     [property: Id(1)] long Subscriptions,
     [property: Id(2)] long Retained);
+
+/// <summary>A part of a silo's replica, copied to a peer that catches up or repairs.</summary>
+[GenerateSerializer, Immutable]
+public sealed record ReplicaChunk(
+    [property: Id(0)] ClientRoutes[] Routes,
+    [property: Id(1)] RetainedUpdate[] Retained);

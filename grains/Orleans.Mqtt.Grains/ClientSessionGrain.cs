@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Ownership;
 using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Grains;
@@ -14,6 +15,7 @@ internal sealed partial class ClientSessionGrain(
     [PersistentState("session", MqttGrainStorage.Name)] IPersistentState<SessionState> state,
     ReplicaBroadcaster replicas,
     RouteTable routeTable,
+    ISessionOwnershipStore ownership,
     IOptions<MqttBrokerOptions> options,
     MqttMetrics metrics,
     ILogger<ClientSessionGrain> logger) : Grain, IClientSessionGrain
@@ -22,6 +24,8 @@ internal sealed partial class ClientSessionGrain(
     private ushort _receiveMaximum = ushort.MaxValue;
     private bool _hasSession;
     private IGrainTimer? _willTimer;
+    private long _ownerRevision;
+    private long _ownerEpoch;
 
     private SessionState S => state.State;
 
@@ -29,15 +33,19 @@ internal sealed partial class ClientSessionGrain(
 
     private string ClientId => this.GetPrimaryKeyString();
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _hasSession = state.RecordExists;
+        await routeTable.Ready.WaitAsync(cancellationToken);
+        if (routeTable.Get(ClientId) is { } replicated && replicated.Version >= S.RouteVersion)
+        {
+            RestoreFromReplica(replicated);
+        }
+
         if (S.PendingWill is not null)
         {
             ArmWillTimer();
         }
-
-        return Task.CompletedTask;
     }
 
     public async Task<ConnectResult> Connect(ConnectRequest request)
@@ -97,6 +105,7 @@ internal sealed partial class ClientSessionGrain(
         }
 
         Pump(resend);
+        await CommitOwnerAsync(request.Presence);
         await SaveAsync();
         await replicas.Apply(CurrentRoutes());
         return new ConnectResult(sessionPresent, [.. resend], replacedWill is null ? null : Stamp(replacedWill));
@@ -110,6 +119,7 @@ internal sealed partial class ClientSessionGrain(
         }
 
         _presence = null;
+        await ReleaseOwnerAsync();
         if (sessionExpiryInterval is { } expiry)
         {
             S.SessionExpiryInterval = expiry;
@@ -571,7 +581,109 @@ internal sealed partial class ClientSessionGrain(
     }
 
     private ClientRoutes CurrentRoutes() =>
-        new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence, SweepAt());
+        new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence, SweepAt(), S.SessionExpiryInterval);
+
+    /// <summary>
+    /// The replica is written before anything is acknowledged, so it knows at least what this grain last made
+    /// routable. A newer or equal copy there means this activation lost state (its silo crashed, or the session was
+    /// clean and kept only in memory): take the subscriptions and the live connection from it. The queue, in-flight
+    /// messages and the will of a crashed silo's session are not in the replica and are lost.
+    /// </summary>
+    private void RestoreFromReplica(ClientRoutes replicated)
+    {
+        var lostState = replicated.Version > S.RouteVersion;
+        S.RouteVersion = replicated.Version;
+        _presence = replicated.Presence;
+        if (lostState)
+        {
+            S.Subscriptions.Clear();
+            foreach (var subscription in replicated.Subscriptions)
+            {
+                S.Subscriptions[subscription.Filter] = subscription;
+            }
+
+            S.SessionExpiryInterval = replicated.SessionExpiryInterval;
+            _hasSession = true;
+            if (_presence is null)
+            {
+                S.DisconnectedAtUtc ??= DateTime.UtcNow;
+            }
+
+            LogRestoredFromReplica(logger, ClientId, replicated.Subscriptions.Length, _presence is not null);
+        }
+
+        if (_presence is not null)
+        {
+            DelayDeactivation(TimeSpan.MaxValue);
+        }
+    }
+
+    /// <summary>
+    /// Commits this connection as the client id's owner (compare-and-swap on the record's revision) before CONNACK.
+    /// A conflict means the record changed behind this activation's back (a previous activation wrote it, or the
+    /// gateway's lease expired): the connection it names is told to go (0x8E) and the commit is retried on what was found.
+    /// </summary>
+    private async Task CommitOwnerAsync(GatewayPresence presence)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var owner = new SessionOwner(presence.GatewayId, presence.ConnectionId, _ownerEpoch + 1, presence.LeaseId);
+            var commit = await ownership.CommitAsync(ClientId, owner, _ownerRevision);
+            if (commit.Committed)
+            {
+                _ownerRevision = commit.Revision;
+                _ownerEpoch = owner.Epoch;
+                return;
+            }
+
+            _ownerRevision = commit.Revision;
+            _ownerEpoch = Math.Max(_ownerEpoch, commit.Current?.Epoch ?? 0);
+            if (commit.Current is { } other && (other.GatewayId != presence.GatewayId || other.ConnectionId != presence.ConnectionId))
+            {
+                await EvictAsync(other);
+            }
+
+            if (attempt == 5)
+            {
+                throw new InvalidOperationException($"The ownership record of client {ClientId} keeps changing; connect refused.");
+            }
+        }
+    }
+
+    private async Task EvictAsync(SessionOwner other)
+    {
+        LogForeignOwner(logger, ClientId, other.GatewayId, other.ConnectionId, other.Epoch);
+        if (routeTable.Get(ClientId)?.Presence is { } p && p.GatewayId == other.GatewayId && p.ConnectionId == other.ConnectionId)
+        {
+            try
+            {
+                await p.Gateway.Disconnect(p.ConnectionId, 0x8E);
+            }
+            catch (Exception ex)
+            {
+                LogGatewayCallFailed(logger, ex, ClientId, other.GatewayId);
+            }
+        }
+    }
+
+    private async Task ReleaseOwnerAsync()
+    {
+        if (_ownerRevision == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            var release = await ownership.ReleaseAsync(ClientId, _ownerRevision);
+            _ownerRevision = release.Committed ? 0 : release.Revision;
+        }
+        catch (Exception ex)
+        {
+            // The record hangs on the gateway's lease; at worst it names a connection that is gone.
+            LogReleaseFailed(logger, ex, ClientId);
+        }
+    }
 
     private Task SaveAsync()
     {
@@ -599,6 +711,15 @@ internal sealed partial class ClientSessionGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Call to gateway {GatewayId} for client {ClientId} failed")]
     private static partial void LogGatewayCallFailed(ILogger logger, Exception ex, string clientId, string gatewayId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} rebuilt from the route replica ({Subscriptions} subscriptions, connected: {Connected}); its stored state was lost")]
+    private static partial void LogRestoredFromReplica(ILogger logger, string clientId, int subscriptions, bool connected);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Ownership record of client {ClientId} names gateway {GatewayId} connection {ConnectionId} (epoch {Epoch}); taking over")]
+    private static partial void LogForeignOwner(ILogger logger, string clientId, string gatewayId, long connectionId, long epoch);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Releasing the ownership record of client {ClientId} failed")]
+    private static partial void LogReleaseFailed(ILogger logger, Exception ex, string clientId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Session of client {ClientId} expired ({Interval} s after its connection ended)")]
     private static partial void LogSessionExpired(ILogger logger, string clientId, uint interval);

@@ -1,24 +1,133 @@
+using Microsoft.Extensions.Logging;
+using Orleans.Mqtt.Telemetry;
+
 namespace Orleans.Mqtt.Grains;
 
-/// <summary>Sends a change to the route replica of every active silo and waits for all of them.</summary>
-internal sealed class ReplicaBroadcaster(IClusterMembershipService membership, IGrainFactory grainFactory)
+/// <summary>
+/// Sends a change to the route replica of every active silo and waits for all of them: a SUBACK or a retained PUBACK
+/// that follows means the change is routable on every live silo. A silo that does not answer is retried until it
+/// answers or membership no longer lists it as active (a silo that comes back catches up from a peer).
+/// </summary>
+internal sealed partial class ReplicaBroadcaster(
+    IClusterMembershipService membership,
+    IGrainFactory grainFactory,
+    MqttMetrics metrics,
+    ILogger<ReplicaBroadcaster> logger)
 {
-    public Task Apply(ClientRoutes routes) => ForEachSilo(r => r.Apply(routes));
+    private static readonly TimeSpan GiveUpAfter = TimeSpan.FromSeconds(30);
+    private readonly Dictionary<long, Task> _inflight = [];
+    private long _nextId;
 
-    public Task ApplyRetained(RetainedUpdate update) => ForEachSilo(r => r.ApplyRetained(update));
+    public Task Apply(ClientRoutes routes) => ForEachSilo(static (r, routes) => r.Apply(routes), routes);
 
-    private Task ForEachSilo(Func<IRouteReplicaGrain, Task> action)
+    public Task ApplyRetained(RetainedUpdate update) => ForEachSilo(static (r, update) => r.ApplyRetained(update), update);
+
+    /// <summary>
+    /// Waits until this silo sees membership at <paramref name="version"/> or later, then until every change sent
+    /// with an older view has completed (see <see cref="IRouteReplicaGrain.Barrier"/>).
+    /// </summary>
+    public async Task Barrier(MembershipVersion version)
     {
-        var members = membership.CurrentSnapshot.Members;
-        var tasks = new List<Task>(members.Count);
-        foreach (var member in members.Values)
+        if (membership.CurrentSnapshot.Version < version)
         {
-            if (member.Status == SiloStatus.Active)
+            await membership.Refresh(version);
+        }
+
+        Task[] pending;
+        lock (_inflight)
+        {
+            // Changes registered from here on read a snapshot at least as new as the one just seen.
+            pending = [.. _inflight.Values];
+        }
+
+        try
+        {
+            await Task.WhenAll(pending);
+        }
+        catch
+        {
+            // Failures of those changes were handled (and logged) where they were sent; only their end matters here.
+        }
+    }
+
+    private async Task ForEachSilo<T>(Func<IRouteReplicaGrain, T, Task> action, T change)
+    {
+        long id;
+        List<Task> tasks;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_inflight)
+        {
+            // Registering and reading the membership view under one lock is what makes Barrier sound.
+            id = ++_nextId;
+            _inflight[id] = done.Task;
+            var members = membership.CurrentSnapshot.Members;
+            tasks = new List<Task>(members.Count);
+            foreach (var member in members.Values)
             {
-                tasks.Add(action(grainFactory.GetGrain<IRouteReplicaGrain>(member.SiloAddress.ToParsableString())));
+                if (member.Status == SiloStatus.Active)
+                {
+                    tasks.Add(ApplyTo(member.SiloAddress, action, change));
+                }
             }
         }
 
-        return Task.WhenAll(tasks);
+        try
+        {
+            await Task.WhenAll(tasks);
+        }
+        finally
+        {
+            lock (_inflight)
+            {
+                _inflight.Remove(id);
+            }
+
+            done.SetResult();
+        }
     }
+
+    private async Task ApplyTo<T>(SiloAddress silo, Func<IRouteReplicaGrain, T, Task> action, T change)
+    {
+        var replica = grainFactory.GetGrain<IRouteReplicaGrain>(silo.ToParsableString());
+        var started = DateTime.UtcNow;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await action(replica, change);
+                return;
+            }
+            catch (Exception ex)
+            {
+                if (!IsActive(silo))
+                {
+                    // Gone: when it comes back it catches up from a peer, so nothing is owed to it.
+                    return;
+                }
+
+                if (DateTime.UtcNow - started > GiveUpAfter)
+                {
+                    metrics.ReplicaApplyFailures.Add(1);
+                    LogGaveUp(logger, ex, silo, attempt);
+                    return;
+                }
+
+                LogRetrying(logger, silo, attempt, ex.GetType().Name);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)));
+                if (!IsActive(silo))
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private bool IsActive(SiloAddress silo) =>
+        membership.CurrentSnapshot.Members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Replica change to silo {Silo} failed (attempt {Attempt}: {Error}); retrying while it is active")]
+    private static partial void LogRetrying(ILogger logger, SiloAddress silo, int attempt, string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Replica change to silo {Silo} still failing after {Attempts} attempts; left to the digest repair")]
+    private static partial void LogGaveUp(ILogger logger, Exception ex, SiloAddress silo, int attempts);
 }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Ownership;
 using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Grains;
@@ -42,8 +43,13 @@ public static class MqttGrainsExtensions
         services.TryAddSingleton<IReplicaStore, InMemoryReplicaStore>();
         services.AddSingleton<RouteTable>();
         services.AddSingleton<ReplicaBroadcaster>();
+        services.AddSingleton<ReplicaWriter>();
         services.AddSingleton<ReplicaLoader>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ReplicaLoader>());
+        services.AddSingleton<ReplicaSync>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ReplicaSync>());
+        services.TryAddSingleton<ISessionOwnershipStore, InMemorySessionOwnershipStore>();
+        services.AddSingleton<DeadGateways>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<SessionSweeper>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SessionSweeper>());

@@ -5,23 +5,54 @@ namespace Orleans.Mqtt.Grains;
 /// <summary>Applies replicated route and retained changes to this silo's <see cref="RouteTable"/> and its durable copy.</summary>
 [SiloPinnedPlacement]
 [Reentrant]
-internal sealed class RouteReplicaGrain(RouteTable table, IReplicaStore store) : Grain, IRouteReplicaGrain
+internal sealed class RouteReplicaGrain(RouteTable table, ReplicaWriter writer, ReplicaBroadcaster broadcaster) : Grain, IRouteReplicaGrain
 {
-    public Task Apply(ClientRoutes routes)
-    {
-        if (!table.Apply(routes))
-        {
-            return Task.CompletedTask;
-        }
+    public Task Apply(ClientRoutes routes) => writer.ApplyAsync(routes);
 
-        // Only sessions that outlive their connection must survive a restart; presence never does.
-        var durable = routes.Persistent ? routes with { Presence = null } : null;
-        return store.SaveRoutesAsync(routes.ClientId, durable);
-    }
+    public Task ApplyRetained(RetainedUpdate update) => writer.ApplyRetainedAsync(update);
 
     public Task<ReplicaStats> GetStats() =>
         Task.FromResult(new ReplicaStats(table.ClientCount, table.SubscriptionCount, table.RetainedCount));
 
-    public Task ApplyRetained(RetainedUpdate update) =>
-        table.ApplyRetained(update) ? store.SaveRetainedAsync(update) : Task.CompletedTask;
+    public Task Barrier(long membershipVersion) => broadcaster.Barrier(new MembershipVersion(membershipVersion));
+
+    public Task<bool> IsReady() => Task.FromResult(table.IsReady);
+
+    public Task<long[]> Digest() => Task.FromResult(table.Digest());
+
+    public Task<ReplicaChunk> Read(int[] buckets)
+    {
+        var (routes, retained) = table.Read(new HashSet<int>(buckets));
+        return Task.FromResult(new ReplicaChunk([.. routes], [.. retained]));
+    }
+}
+
+/// <summary>Applies a change to the silo's route table and, when it was new, to the durable replica.</summary>
+internal sealed class ReplicaWriter(RouteTable table, IReplicaStore store)
+{
+    /// <summary>Applies routes; true when they were newer than what the table held.</summary>
+    public async Task<bool> ApplyAsync(ClientRoutes routes)
+    {
+        if (!table.Apply(routes))
+        {
+            return false;
+        }
+
+        // Only sessions that outlive their connection must survive a restart; presence never does.
+        var durable = routes.Persistent ? routes with { Presence = null } : null;
+        await store.SaveRoutesAsync(routes.ClientId, durable);
+        return true;
+    }
+
+    /// <summary>Applies a retained change; true when it was newer than what the table held.</summary>
+    public async Task<bool> ApplyRetainedAsync(RetainedUpdate update)
+    {
+        if (!table.ApplyRetained(update))
+        {
+            return false;
+        }
+
+        await store.SaveRetainedAsync(update);
+        return true;
+    }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Orleans.Mqtt.Topics;
 
 namespace Orleans.Mqtt.Grains;
@@ -23,6 +24,25 @@ internal sealed class RouteTable
     private readonly SortedSet<(DateTime At, string ClientId)> _sweepQueue = [];
     private readonly Dictionary<string, List<RouteEntry>> _shareMembers = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, StrongBox<int>> _shareCursors = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Tombstone> _clientTombstones = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Tombstone> _retainedTombstones = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _gatewayConnections = new(StringComparer.Ordinal);
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Buckets of the digest: the client ids and the retained topics are each hashed into this many.</summary>
+    public const int DigestBuckets = 256;
+
+    /// <summary>
+    /// Completes once the table holds the whole cluster's routes: loaded from disk and caught up from a peer.
+    /// Matching before that could miss subscriptions made while this silo was away.
+    /// </summary>
+    public Task Ready => _ready.Task;
+
+    /// <summary>Whether <see cref="Ready"/> has completed.</summary>
+    public bool IsReady => _ready.Task.IsCompleted;
+
+    /// <summary>Marks the table complete (see <see cref="Ready"/>).</summary>
+    public void MarkReady() => _ready.TrySetResult();
 
     /// <summary>Clients known (connected, or with a persistent session).</summary>
     public long ClientCount => _clients.Count;
@@ -39,6 +59,16 @@ internal sealed class RouteTable
         _lock.EnterWriteLock();
         try
         {
+            if (_clientTombstones.TryGetValue(routes.ClientId, out var tombstone))
+            {
+                if (tombstone.Version >= routes.Version)
+                {
+                    return false;
+                }
+
+                _clientTombstones.Remove(routes.ClientId);
+            }
+
             if (_clients.TryGetValue(routes.ClientId, out var old))
             {
                 if (old.Version >= routes.Version)
@@ -51,6 +81,11 @@ internal sealed class RouteTable
                     RemoveEntry(RouteEntry.For(routes.ClientId, s));
                 }
 
+                if (old.Presence is { } oldPresence && --CollectionsMarshal.GetValueRefOrNullRef(_gatewayConnections, oldPresence.GatewayId) == 0)
+                {
+                    _gatewayConnections.Remove(oldPresence.GatewayId);
+                }
+
                 if (old.SweepAtUtc is { } oldSweep)
                 {
                     _sweepQueue.Remove((oldSweep, routes.ClientId));
@@ -59,13 +94,18 @@ internal sealed class RouteTable
 
             if (routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent)
             {
-                // Nothing left to route to: the session ended. Versions come from a clock that moves forward across
-                // activations, so no tombstone is needed for a late older update of the same grain.
+                // Nothing left to route to: the session ended. The tombstone keeps its version for a while, so a late
+                // older update (or a peer that missed the end) cannot bring the routes back.
                 _clients.Remove(routes.ClientId);
+                _clientTombstones[routes.ClientId] = new Tombstone(routes.Version, DateTime.UtcNow);
                 return true;
             }
 
             _clients[routes.ClientId] = routes;
+            if (routes.Presence is { } presence)
+            {
+                CollectionsMarshal.GetValueRefOrAddDefault(_gatewayConnections, presence.GatewayId, out _)++;
+            }
             if (routes.SweepAtUtc is { } sweep)
             {
                 _sweepQueue.Add((sweep, routes.ClientId));
@@ -226,7 +266,8 @@ internal sealed class RouteTable
         _lock.EnterWriteLock();
         try
         {
-            if (_retained.TryGetValue(update.Topic, out var old) && old.Version >= update.Version)
+            if ((_retained.TryGetValue(update.Topic, out var old) && old.Version >= update.Version)
+                || (_retainedTombstones.TryGetValue(update.Topic, out var tombstone) && tombstone.Version >= update.Version))
             {
                 return false;
             }
@@ -234,10 +275,12 @@ internal sealed class RouteTable
             if (update.Message is null)
             {
                 _retained.Remove(update.Topic);
+                _retainedTombstones[update.Topic] = new Tombstone(update.Version, DateTime.UtcNow);
             }
             else
             {
                 _retained[update.Topic] = update;
+                _retainedTombstones.Remove(update.Topic);
             }
 
             return true;
@@ -254,7 +297,8 @@ internal sealed class RouteTable
         _lock.EnterReadLock();
         try
         {
-            return _retained.TryGetValue(topic, out var u) ? u.Version : 0;
+            return _retained.TryGetValue(topic, out var u) ? u.Version
+                : _retainedTombstones.TryGetValue(topic, out var tombstone) ? tombstone.Version : 0;
         }
         finally
         {
@@ -292,6 +336,171 @@ internal sealed class RouteTable
         {
             _lock.ExitReadLock();
         }
+    }
+
+    /// <summary>The digest bucket of a client id or retained topic.</summary>
+    public static int BucketOf(string key) => MqttTopic.ShardOf(key, DigestBuckets);
+
+    /// <summary>
+    /// A digest of everything held: per bucket, a sum of hashes of (client id, version) — first
+    /// <see cref="DigestBuckets"/> entries — and of (topic, version) of the retained messages — the next ones.
+    /// Two replicas that hold the same versions have the same digest; a differing bucket names what to repair.
+    /// Deletions are not in the digest (their tombstones expire at different times on different silos), but the
+    /// entries they removed are, so a missed deletion still shows.
+    /// </summary>
+    public long[] Digest()
+    {
+        var digest = new long[DigestBuckets * 2];
+        _lock.EnterReadLock();
+        try
+        {
+            foreach (var (clientId, routes) in _clients)
+            {
+                digest[BucketOf(clientId)] += DigestHash(clientId, routes.Version);
+            }
+
+            foreach (var (topic, update) in _retained)
+            {
+                digest[DigestBuckets + BucketOf(topic)] += DigestHash(topic, update.Version);
+            }
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+
+        return digest;
+    }
+
+    /// <summary>
+    /// Copies what the table holds in the given digest buckets (all when null), deletions included (as routes with
+    /// nothing in them and as retained updates without a message), for a peer to catch up or repair from.
+    /// </summary>
+    public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(ISet<int>? buckets)
+    {
+        var routes = new List<ClientRoutes>();
+        var retained = new List<RetainedUpdate>();
+        _lock.EnterReadLock();
+        try
+        {
+            foreach (var (clientId, r) in _clients)
+            {
+                if (buckets is null || buckets.Contains(BucketOf(clientId)))
+                {
+                    routes.Add(r);
+                }
+            }
+
+            foreach (var (clientId, tombstone) in _clientTombstones)
+            {
+                if (buckets is null || buckets.Contains(BucketOf(clientId)))
+                {
+                    routes.Add(new ClientRoutes(clientId, tombstone.Version, [], false, null));
+                }
+            }
+
+            foreach (var (topic, update) in _retained)
+            {
+                if (buckets is null || buckets.Contains(DigestBuckets + BucketOf(topic)))
+                {
+                    retained.Add(update);
+                }
+            }
+
+            foreach (var (topic, tombstone) in _retainedTombstones)
+            {
+                if (buckets is null || buckets.Contains(DigestBuckets + BucketOf(topic)))
+                {
+                    retained.Add(new RetainedUpdate(topic, tombstone.Version, null));
+                }
+            }
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+
+        return (routes, retained);
+    }
+
+    /// <summary>Forgets deletions older than <paramref name="olderThanUtc"/>; returns how many.</summary>
+    public int PurgeTombstones(DateTime olderThanUtc)
+    {
+        _lock.EnterWriteLock();
+        try
+        {
+            return Purge(_clientTombstones, olderThanUtc) + Purge(_retainedTombstones, olderThanUtc);
+        }
+        finally
+        {
+            _lock.ExitWriteLock();
+        }
+
+        static int Purge(Dictionary<string, Tombstone> tombstones, DateTime olderThanUtc)
+        {
+            var purged = 0;
+            foreach (var (key, tombstone) in tombstones)
+            {
+                if (tombstone.AtUtc < olderThanUtc && tombstones.Remove(key))
+                {
+                    purged++;
+                }
+            }
+
+            return purged;
+        }
+    }
+
+    /// <summary>Appends the clients connected through <paramref name="gatewayId"/> with their connection ids.</summary>
+    public void CollectConnectedThrough(string gatewayId, List<(string ClientId, long ConnectionId)> results)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            foreach (var (clientId, routes) in _clients)
+            {
+                if (routes.Presence is { } p && p.GatewayId == gatewayId)
+                {
+                    results.Add((clientId, p.ConnectionId));
+                }
+            }
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
+    /// <summary>Appends the ids of the gateways that hold connections, as the replica knows them.</summary>
+    public void CollectGateways(HashSet<string> gatewayIds)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            foreach (var gatewayId in _gatewayConnections.Keys)
+            {
+                gatewayIds.Add(gatewayId);
+            }
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
+    private static long DigestHash(string key, long version)
+    {
+        // FNV-1a over the key, mixed with the version through a SplitMix64 finaliser.
+        var h = 14695981039346656037UL;
+        foreach (var c in key)
+        {
+            h = (h ^ c) * 1099511628211UL;
+        }
+
+        h ^= (ulong)version * 0x9E3779B97F4A7C15UL;
+        h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9UL;
+        h = (h ^ (h >> 27)) * 0x94D049BB133111EBUL;
+        return (long)(h ^ (h >> 31));
     }
 
     private void AddEntry(RouteEntry entry)
@@ -371,6 +580,9 @@ internal sealed class RouteTable
         var ids = sub.SubscriptionId == 0 ? null : new[] { sub.SubscriptionId };
         return new SessionMatch(_clients[member.ClientId], Math.Min(sub.Qos, messageQos), sub.RetainAsPublished, ids, member.ShareKey);
     }
+
+    /// <summary>A deletion remembered with its version and when it happened.</summary>
+    private readonly record struct Tombstone(long Version, DateTime AtUtc);
 
     /// <summary>A subscription in the index; a shared one is indexed by its topic filter and keyed by its full filter.</summary>
     private sealed record RouteEntry(string ClientId, Subscription Subscription, string IndexFilter, string? ShareKey)

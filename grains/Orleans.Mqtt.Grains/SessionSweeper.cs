@@ -1,23 +1,28 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Grains;
 
 /// <summary>
-/// Ends expired sessions and publishes due delayed wills actively, not only when the client id comes back. Each
-/// silo sweeps the disconnected sessions of its slice of the client ids (by a stable hash over the active silos),
-/// reading the due times from its route replica.
+/// Ends expired sessions and publishes due delayed wills actively, not only when the client id comes back, and sets
+/// the sessions of dead gateways offline (their wills go out, persistent sessions keep queueing). Each silo handles
+/// its slice of the client ids (by a stable hash over the active silos), reading due times and connections from its
+/// route replica; a client a round misses (views of membership differ for a moment) is found again next round.
 /// </summary>
 internal sealed partial class SessionSweeper(
     RouteTable table,
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
     IGrainFactory grainFactory,
+    DeadGateways deadGateways,
+    MqttMetrics metrics,
     IOptions<MqttBrokerOptions> options,
     TimeProvider timeProvider,
     ILogger<SessionSweeper> logger) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
 {
     private const int MaxPerRound = 1000;
+    private const int MaxOfflinePerRound = 20_000;
     private ITimer? _timer;
     private int _running;
 
@@ -48,13 +53,6 @@ internal sealed partial class SessionSweeper(
 
         try
         {
-            var due = new List<string>();
-            table.CollectDueForSweep(timeProvider.GetUtcNow().UtcDateTime, due, MaxPerRound);
-            if (due.Count == 0)
-            {
-                return;
-            }
-
             var silos = membership.CurrentSnapshot.Members.Values
                 .Where(m => m.Status == SiloStatus.Active)
                 .Select(m => m.SiloAddress)
@@ -67,6 +65,8 @@ internal sealed partial class SessionSweeper(
             }
 
             var calls = new List<Task>();
+            var due = new List<string>();
+            table.CollectDueForSweep(timeProvider.GetUtcNow().UtcDateTime, due, MaxPerRound);
             foreach (var clientId in due)
             {
                 if (Slice(clientId, silos.Count) == mine)
@@ -75,6 +75,7 @@ internal sealed partial class SessionSweeper(
                 }
             }
 
+            await OfflineSessionsOfDeadGatewaysAsync(silos.Count, mine, calls);
             await Task.WhenAll(calls);
         }
         catch (Exception ex)
@@ -87,7 +88,48 @@ internal sealed partial class SessionSweeper(
         }
     }
 
+    private async Task OfflineSessionsOfDeadGatewaysAsync(int silos, int mine, List<Task> calls)
+    {
+        var gateways = new HashSet<string>(StringComparer.Ordinal);
+        table.CollectGateways(gateways);
+        if (gateways.Count == 0)
+        {
+            return;
+        }
+
+        var dead = await grainFactory.GetGrain<IGatewayDirectoryGrain>(0).FindDead([.. gateways]);
+        deadGateways.Set(dead);
+        var connections = new List<(string ClientId, long ConnectionId)>();
+        foreach (var gatewayId in dead)
+        {
+            connections.Clear();
+            table.CollectConnectedThrough(gatewayId, connections);
+            foreach (var (clientId, connectionId) in connections)
+            {
+                if (Slice(clientId, silos) == mine && calls.Count < MaxOfflinePerRound)
+                {
+                    calls.Add(SetOfflineAsync(clientId, connectionId, gatewayId));
+                }
+            }
+        }
+    }
+
+    private async Task SetOfflineAsync(string clientId, long connectionId, string gatewayId)
+    {
+        // As if the connection was lost: the will goes out (after its delay), a persistent session keeps queueing.
+        var will = await grainFactory.GetGrain<IClientSessionGrain>(clientId).Disconnect(connectionId, DisconnectKind.ConnectionLost);
+        metrics.SessionsOwnerLost.Add(1);
+        LogSetOffline(logger, clientId, gatewayId);
+        if (will is not null)
+        {
+            await grainFactory.GetGrain<ITopicShardGrain>(Topics.MqttTopic.ShardOf(will.Topic, options.Value.TopicShards)).Publish(will);
+        }
+    }
+
     private static int Slice(string clientId, int silos) => Topics.MqttTopic.ShardOf(clientId, silos);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Client {ClientId} set offline: its gateway {GatewayId} is dead")]
+    private static partial void LogSetOffline(ILogger logger, string clientId, string gatewayId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Session sweep failed; the next round retries")]
     private static partial void LogSweepFailed(ILogger logger, Exception ex);

@@ -11,10 +11,14 @@ namespace Orleans.Mqtt.Grains;
 internal sealed partial class TopicShardGrain(
     RouteTable routes,
     ReplicaBroadcaster replicas,
+    DeadGateways deadGateways,
     MqttMetrics metrics,
     ILogger<TopicShardGrain> logger) : Grain, ITopicShardGrain
 {
     private long _lastRetainedVersion;
+
+    // Matching on a replica that is still catching up could miss subscriptions: wait until it is complete.
+    public override Task OnActivateAsync(CancellationToken cancellationToken) => routes.Ready.WaitAsync(cancellationToken);
 
     public async Task<int> Publish(MqttMessage message)
     {
@@ -38,7 +42,7 @@ internal sealed partial class TopicShardGrain(
             var presence = match.Client.Presence;
             if (match.Qos == 0)
             {
-                if (presence is null)
+                if (presence is null || deadGateways.Contains(presence.GatewayId))
                 {
                     // MQTT allows, and mosquitto defaults to, not queueing QoS 0 for offline sessions.
                     metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "offline_qos0"));

@@ -17,8 +17,9 @@ public static class SiloHostingExtensions
     /// Configures <paramref name="silo"/> from configuration: <c>Orleans:ClusterId</c>, <c>Orleans:SiloPort</c>,
     /// <c>Orleans:GatewayPort</c>, <c>Clustering:Provider</c> (<c>Localhost</c>, <c>Etcd</c> with
     /// <c>Clustering:Etcd:ConnectionString</c>, or <c>Consul</c> with <c>Clustering:Consul:Address</c>),
-    /// <c>Orleans:AdvertisedIPAddress</c>, <c>Storage:DataDirectory</c> for session state and the route replica, and the
-    /// <c>Mqtt</c> section for broker options.
+    /// <c>Orleans:AdvertisedIPAddress</c>, <c>Storage:DataDirectory</c> for session state and the route replica, the
+    /// <c>Membership</c> section for Orleans' failure detection (<c>ProbeTimeout</c>, <c>NumMissedProbesLimit</c>,
+    /// <c>NumVotesForDeathDeclaration</c>…) and the <c>Mqtt</c> section for broker options.
     /// </summary>
     public static ISiloBuilder AddMqttSilo(this ISiloBuilder silo, IConfiguration configuration)
     {
@@ -43,6 +44,9 @@ public static class SiloHostingExtensions
                 break;
         }
 
+        // Failure detection (probe timeout, missed probes, votes) from the Membership section: the defaults take tens
+        // of seconds to declare a killed silo dead; small clusters on a reliable network can afford less.
+        silo.Services.AddOptions<ClusterMembershipOptions>().Bind(configuration.GetSection("Membership"));
         silo.AddMqttGrains();
         silo.AddFasterGrainStorage(MqttGrainStorage.Name, o =>
         {

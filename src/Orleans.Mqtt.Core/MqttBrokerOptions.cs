@@ -17,4 +17,13 @@ public sealed class MqttBrokerOptions
 
     /// <summary>How often each silo looks for disconnected sessions whose delayed will is due or that have expired.</summary>
     public TimeSpan SessionSweepInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How often each silo compares its route replica's digest with a peer's and repairs what differs.</summary>
+    public TimeSpan ReplicaRepairInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a deletion is remembered in the replica (to reject late older changes); well above the repair interval.</summary>
+    public TimeSpan ReplicaTombstoneLifetime { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>A gateway not heard from for this long is dead: its connections' sessions become offline and their wills go out.</summary>
+    public TimeSpan GatewayTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }

@@ -29,6 +29,21 @@ public sealed class MqttBrokerOptionsValidator : IValidateOptions<MqttBrokerOpti
             errors.Add($"Mqtt:SessionSweepInterval must be positive (was {options.SessionSweepInterval}).");
         }
 
+        if (options.ReplicaRepairInterval <= TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:ReplicaRepairInterval must be positive (was {options.ReplicaRepairInterval}).");
+        }
+
+        if (options.ReplicaTombstoneLifetime < options.ReplicaRepairInterval * 4)
+        {
+            errors.Add($"Mqtt:ReplicaTombstoneLifetime must be at least four times Mqtt:ReplicaRepairInterval (was {options.ReplicaTombstoneLifetime}, interval {options.ReplicaRepairInterval}).");
+        }
+
+        if (options.GatewayTimeout < TimeSpan.FromSeconds(1))
+        {
+            errors.Add($"Mqtt:GatewayTimeout must be at least 1 second (was {options.GatewayTimeout}).");
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

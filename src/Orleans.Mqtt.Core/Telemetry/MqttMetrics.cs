@@ -27,6 +27,10 @@ public sealed class MqttMetrics
         MessagesDropped = _meter.CreateCounter<long>("mqtt.messages.dropped", description: "Messages not delivered, by reason.");
         BytesReceived = _meter.CreateCounter<long>("mqtt.bytes.received", unit: "By", description: "Bytes of MQTT packets received.");
         BytesSent = _meter.CreateCounter<long>("mqtt.bytes.sent", unit: "By", description: "Bytes of MQTT packets sent.");
+        ReplicaApplyFailures = _meter.CreateCounter<long>("mqtt.replica.apply_failures", description: "Replica changes a live silo did not take within the retry window (left to the digest repair).");
+        ReplicaRepairs = _meter.CreateCounter<long>("mqtt.replica.repaired", description: "Replica entries changed by catch-up or digest repair, by kind.");
+        GatewaysLost = _meter.CreateCounter<long>("mqtt.gateways.lost", description: "Gateways declared dead (not heard from within the timeout).");
+        SessionsOwnerLost = _meter.CreateCounter<long>("mqtt.sessions.owner_lost", description: "Sessions set offline because their gateway died.");
     }
 
     /// <summary>Open MQTT connections.</summary>
@@ -58,6 +62,18 @@ public sealed class MqttMetrics
 
     /// <summary>Bytes sent.</summary>
     public Counter<long> BytesSent { get; }
+
+    /// <summary>Replica changes a live silo did not take within the retry window.</summary>
+    public Counter<long> ReplicaApplyFailures { get; }
+
+    /// <summary>Replica entries changed by catch-up or digest repair; tag <c>kind</c>.</summary>
+    public Counter<long> ReplicaRepairs { get; }
+
+    /// <summary>Gateways declared dead.</summary>
+    public Counter<long> GatewaysLost { get; }
+
+    /// <summary>Sessions set offline because their gateway died.</summary>
+    public Counter<long> SessionsOwnerLost { get; }
 
     /// <summary>Registers the silo-side gauges (sessions, subscriptions, retained messages) read from the route replica.</summary>
     public void ObserveReplica(Func<long> sessions, Func<long> subscriptions, Func<long> retained)

@@ -1,0 +1,217 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Telemetry;
+
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// Keeps this silo's route replica complete. When the silo becomes active it catches up: a barrier on every peer
+/// (after which every change anywhere also reaches this silo), then a copy from a peer whose replica is complete;
+/// only then do matches on this silo run (<see cref="RouteTable.Ready"/>). Afterwards it compares digests with a
+/// random peer periodically and copies the buckets that differ, so a change lost on the way is repaired.
+/// </summary>
+internal sealed partial class ReplicaSync(
+    RouteTable table,
+    ReplicaWriter writer,
+    IClusterMembershipService membership,
+    ILocalSiloDetails localSilo,
+    IGrainFactory grainFactory,
+    IOptions<MqttBrokerOptions> options,
+    TimeProvider timeProvider,
+    MqttMetrics metrics,
+    ILogger<ReplicaSync> logger) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+{
+    private const int BucketsPerRead = 32;
+    private ITimer? _timer;
+    private int _running;
+
+    public void Participate(ISiloLifecycle lifecycle) =>
+        lifecycle.Subscribe(nameof(ReplicaSync), ServiceLifecycleStage.Active, CatchUpAsync, Stop);
+
+    public void Dispose() => _timer?.Dispose();
+
+    /// <summary>Runs one digest comparison with a random ready peer now; returns the entries repaired.</summary>
+    public async Task<int> RepairOnceAsync()
+    {
+        var peers = ActivePeers();
+        Random.Shared.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(peers));
+        foreach (var peer in peers)
+        {
+            var replica = Replica(peer);
+            if (!await replica.IsReady())
+            {
+                continue;
+            }
+
+            var theirs = await replica.Digest();
+            var mine = table.Digest();
+            var differing = new List<int>();
+            for (var i = 0; i < mine.Length && i < theirs.Length; i++)
+            {
+                if (mine[i] != theirs[i])
+                {
+                    differing.Add(i);
+                }
+            }
+
+            var repaired = differing.Count == 0 ? 0 : await CopyFromAsync(peer, differing);
+            if (repaired > 0)
+            {
+                metrics.ReplicaRepairs.Add(repaired, new KeyValuePair<string, object?>("kind", "digest"));
+                LogRepaired(logger, repaired, differing.Count, peer);
+            }
+
+            return repaired;
+        }
+
+        return 0;
+    }
+
+    private async Task CatchUpAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await CatchUpFromPeersAsync();
+        }
+        catch (Exception ex)
+        {
+            // The digest repair fills in what the copy missed; refusing to start would not help anyone.
+            LogCatchUpFailed(logger, ex);
+        }
+        finally
+        {
+            table.MarkReady();
+        }
+
+        var interval = options.Value.ReplicaRepairInterval;
+        _timer = timeProvider.CreateTimer(_ => _ = RepairRoundAsync(), null, interval, interval);
+    }
+
+    private async Task CatchUpFromPeersAsync()
+    {
+        var version = membership.CurrentSnapshot.Version;
+        var peers = ActivePeers();
+        if (peers.Count == 0)
+        {
+            LogFirstSilo(logger);
+            return;
+        }
+
+        var started = timeProvider.GetTimestamp();
+        await Task.WhenAll(peers.Select(p => BarrierAsync(p, version)));
+        foreach (var peer in peers)
+        {
+            bool ready;
+            try
+            {
+                ready = await Replica(peer).IsReady();
+            }
+            catch (Exception ex)
+            {
+                LogPeerUnavailable(logger, ex, peer);
+                continue;
+            }
+
+            if (ready)
+            {
+                var copied = await CopyFromAsync(peer, null);
+                metrics.ReplicaRepairs.Add(copied, new KeyValuePair<string, object?>("kind", "catch_up"));
+                LogCaughtUp(logger, copied, peer, table.ClientCount, table.RetainedCount, timeProvider.GetElapsedTime(started).TotalMilliseconds);
+                return;
+            }
+        }
+
+        // Every peer is starting too (a whole-cluster restart): each has its disk copy, the repair merges them.
+        LogNoReadyPeer(logger, peers.Count);
+    }
+
+    private async Task BarrierAsync(SiloAddress peer, MembershipVersion version)
+    {
+        try
+        {
+            await Replica(peer).Barrier(version.Value);
+        }
+        catch (Exception ex)
+        {
+            LogPeerUnavailable(logger, ex, peer);
+        }
+    }
+
+    private async Task<int> CopyFromAsync(SiloAddress peer, List<int>? buckets)
+    {
+        var all = buckets ?? [.. Enumerable.Range(0, RouteTable.DigestBuckets * 2)];
+        var replica = Replica(peer);
+        var changed = 0;
+        for (var i = 0; i < all.Count; i += BucketsPerRead)
+        {
+            var chunk = await replica.Read([.. all.Skip(i).Take(BucketsPerRead)]);
+            foreach (var routes in chunk.Routes)
+            {
+                changed += await writer.ApplyAsync(routes) ? 1 : 0;
+            }
+
+            foreach (var update in chunk.Retained)
+            {
+                changed += await writer.ApplyRetainedAsync(update) ? 1 : 0;
+            }
+        }
+
+        return changed;
+    }
+
+    private async Task RepairRoundAsync()
+    {
+        if (Interlocked.Exchange(ref _running, 1) == 1)
+        {
+            return;
+        }
+
+        try
+        {
+            table.PurgeTombstones(timeProvider.GetUtcNow().UtcDateTime - options.Value.ReplicaTombstoneLifetime);
+            await RepairOnceAsync();
+        }
+        catch (Exception ex)
+        {
+            LogRepairFailed(logger, ex);
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    private Task Stop(CancellationToken cancellationToken)
+    {
+        _timer?.Dispose();
+        return Task.CompletedTask;
+    }
+
+    private List<SiloAddress> ActivePeers() =>
+        [.. membership.CurrentSnapshot.Members.Values
+            .Where(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(localSilo.SiloAddress))
+            .Select(m => m.SiloAddress)];
+
+    private IRouteReplicaGrain Replica(SiloAddress silo) => grainFactory.GetGrain<IRouteReplicaGrain>(silo.ToParsableString());
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Route replica: first active silo, nothing to catch up")]
+    private static partial void LogFirstSilo(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Route replica caught up from {Peer}: {Changed} entries applied, now {Sessions} sessions and {Retained} retained messages ({Elapsed:F0} ms)")]
+    private static partial void LogCaughtUp(ILogger logger, int changed, SiloAddress peer, long sessions, long retained, double elapsed);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Route replica: none of {Peers} peers is caught up yet; starting from the local copy, the digest repair merges the rest")]
+    private static partial void LogNoReadyPeer(ILogger logger, int peers);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Route replica: peer {Peer} did not answer")]
+    private static partial void LogPeerUnavailable(ILogger logger, Exception ex, SiloAddress peer);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Route replica catch-up failed; the digest repair fills in what is missing")]
+    private static partial void LogCatchUpFailed(ILogger logger, Exception ex);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Route replica repaired {Changed} entries in {Buckets} differing buckets from {Peer}")]
+    private static partial void LogRepaired(ILogger logger, int changed, int buckets, SiloAddress peer);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Route replica digest repair failed; the next round retries")]
+    private static partial void LogRepairFailed(ILogger logger, Exception ex);
+}

@@ -1,0 +1,221 @@
+using Xunit;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Mqtt.Grains;
+using Orleans.Mqtt.Ownership;
+using Orleans.TestingHost;
+
+namespace Orleans.Mqtt.Tests.Grains;
+
+/// <summary>
+/// What keeps a cluster whole: a silo that joins catches up before it matches, a change one replica missed is
+/// repaired by the digest comparison, a dead gateway's sessions go offline with their wills, and ownership records
+/// follow connections. Each test builds its own cluster, since it adds silos or relies on timing settings.
+/// </summary>
+public sealed class ClusterMaintenanceTests : IAsyncLifetime
+{
+    private const int Shards = 8;
+    private readonly List<RecordingGateway> _gateways = [];
+    private InProcessTestCluster _cluster = null!;
+
+    private IClusterClient Client => _cluster.Client;
+
+    public async Task InitializeAsync()
+    {
+        var builder = new InProcessTestClusterBuilder(2);
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.AddMemoryGrainStorage(MqttGrainStorage.Name);
+            silo.AddMqttGrains(o =>
+            {
+                o.TopicShards = Shards;
+                o.SessionSweepInterval = TimeSpan.FromMilliseconds(200);
+                o.GatewayTimeout = TimeSpan.FromSeconds(3);
+                o.ReplicaRepairInterval = TimeSpan.FromHours(1);
+                o.ReplicaTombstoneLifetime = TimeSpan.FromHours(4);
+            });
+
+            // One ownership store for the whole in-process cluster, as etcd is for a real one.
+            silo.Services.AddSingleton<ISessionOwnershipStore>(SharedOwnership);
+        });
+        _cluster = builder.Build();
+        await _cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _cluster.StopAllSilosAsync();
+        await _cluster.DisposeAsync();
+    }
+
+    private static readonly InMemorySessionOwnershipStore SharedOwnership = new();
+
+    [Fact]
+    public async Task A_silo_that_joins_catches_up_with_every_route_and_retained_message_before_it_is_ready()
+    {
+        var gateway = Gateway();
+        using var heartbeats = new CancellationTokenSource();
+        var beating = HeartbeatAsync(gateway, heartbeats.Token);
+        var prefix = NewId("join");
+        for (var i = 0; i < 40; i++)
+        {
+            var session = Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}");
+            var presence = gateway.NewConnection();
+            await session.Connect(new ConnectRequest(presence, i % 2 == 0, i % 2 == 0 ? 0u : 3600u, null, 5, 0));
+            await session.Subscribe(presence.ConnectionId, [new Subscription($"{prefix}/{i}/#", 1)]);
+        }
+
+        for (var i = 0; i < 10; i++)
+        {
+            await Shard($"{prefix}/r{i}").Publish(new MqttMessage { Topic = $"{prefix}/r{i}", Payload = Encoding.UTF8.GetBytes("r"), Qos = 1, Retain = true });
+        }
+
+        var joined = await _cluster.StartAdditionalSiloAsync();
+        var table = _cluster.GetSiloServiceProvider(joined.SiloAddress).GetRequiredService<RouteTable>();
+
+        Assert.True(table.IsReady);
+        for (var i = 0; i < 40; i++)
+        {
+            var routes = table.Get($"{prefix}-{i}");
+            Assert.NotNull(routes);
+            Assert.Equal($"{prefix}/{i}/#", Assert.Single(routes.Subscriptions).Filter);
+            Assert.NotNull(routes.Presence);
+        }
+
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.NotEqual(0, table.RetainedVersion($"{prefix}/r{i}"));
+        }
+
+        // Same digest as the silos that saw every change as it happened.
+        var first = _cluster.GetSiloServiceProvider(_cluster.Silos[0].SiloAddress).GetRequiredService<RouteTable>();
+        Assert.Equal(first.Digest(), table.Digest());
+        await heartbeats.CancelAsync();
+        await beating;
+    }
+
+    [Fact]
+    public async Task A_change_one_replica_missed_is_repaired_by_comparing_digests()
+    {
+        var tables = _cluster.Silos.Select(s => _cluster.GetSiloServiceProvider(s.SiloAddress).GetRequiredService<RouteTable>()).ToList();
+        var clientId = NewId("repair");
+
+        // Only silo 0 hears of the subscription and, later, of a retained message and of another client's end.
+        var gone = NewId("gone");
+        foreach (var t in tables)
+        {
+            t.Apply(new ClientRoutes(gone, 1, [new Subscription("x/y", 1)], true, null));
+        }
+
+        tables[0].Apply(new ClientRoutes(clientId, 10, [new Subscription("repair/#", 1)], true, null));
+        tables[0].ApplyRetained(new RetainedUpdate("repair/r", 10, new MqttMessage { Topic = "repair/r", Payload = new byte[] { 7 } }));
+        tables[0].Apply(new ClientRoutes(gone, 2, [], false, null));
+        Assert.Null(tables[1].Get(clientId));
+        Assert.NotEqual(tables[0].Digest(), tables[1].Digest());
+
+        var sync = _cluster.GetSiloServiceProvider(_cluster.Silos[1].SiloAddress).GetRequiredService<ReplicaSync>();
+        var repaired = await sync.RepairOnceAsync();
+
+        Assert.Equal(3, repaired);
+        Assert.Equal("repair/#", Assert.Single(tables[1].Get(clientId)!.Subscriptions).Filter);
+        Assert.Equal(10, tables[1].RetainedVersion("repair/r"));
+        Assert.Null(tables[1].Get(gone));
+        Assert.Equal(tables[0].Digest(), tables[1].Digest());
+        Assert.Equal(0, await sync.RepairOnceAsync());
+    }
+
+    [Fact]
+    public async Task The_sessions_of_a_gateway_that_stops_reporting_go_offline_and_their_wills_are_published()
+    {
+        var live = Gateway();
+        var dying = Gateway();
+        using var heartbeats = new CancellationTokenSource();
+        var beating = HeartbeatAsync(live, heartbeats.Token);
+
+        var topic = NewId("will");
+        var watcher = Client.GetGrain<IClientSessionGrain>(NewId("watcher"));
+        var watcherConnection = live.NewConnection();
+        await watcher.Connect(new ConnectRequest(watcherConnection, true, 0, null, 5, 0));
+        await watcher.Subscribe(watcherConnection.ConnectionId, [new Subscription(topic, 0)]);
+
+        var persistentId = NewId("persistent");
+        var persistent = Client.GetGrain<IClientSessionGrain>(persistentId);
+        var persistentConnection = dying.NewConnection();
+        var will = new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("gone"), Qos = 0 };
+        await persistent.Connect(new ConnectRequest(persistentConnection, false, 3600, will, 5, 0));
+        await persistent.Subscribe(persistentConnection.ConnectionId, [new Subscription(persistentId + "/in", 1)]);
+        Assert.NotNull((await SharedOwnership.ReadAsync(persistentId)).Owner);
+
+        // The dying gateway never reports in: after the gateway timeout its session is offline and the will is out.
+        var delivered = await live.NextDeliveryAsync();
+        Assert.Equal(watcherConnection.ConnectionId, delivered.ConnectionId);
+        Assert.Equal("gone", Encoding.UTF8.GetString(delivered.Message.Payload.Span));
+        Assert.All(Tables(), t => Assert.Null(t.Get(persistentId)!.Presence));
+        Assert.Null((await SharedOwnership.ReadAsync(persistentId)).Owner);
+
+        // The persistent session keeps queueing and hands the message over when the client comes back elsewhere.
+        await Shard(persistentId + "/in").Publish(new MqttMessage { Topic = persistentId + "/in", Payload = Encoding.UTF8.GetBytes("queued"), Qos = 1 });
+        var back = live.NewConnection();
+        var result = await persistent.Connect(new ConnectRequest(back, false, 3600, null, 5, 0));
+        Assert.True(result.SessionPresent);
+        var resent = Assert.Single(result.Resend);
+        Assert.Equal(back.ConnectionId, resent.ConnectionId);
+        Assert.Equal("queued", Encoding.UTF8.GetString(resent.Message.Payload.Span));
+        Assert.Equal(live.Id, (await SharedOwnership.ReadAsync(persistentId)).Owner!.GatewayId);
+
+        // A gateway declared dead that reports in again is told to close its connections first.
+        Assert.False(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(dying.Id));
+        Assert.True(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(dying.Id));
+        await heartbeats.CancelAsync();
+        await beating;
+    }
+
+    [Fact]
+    public async Task A_session_whose_activation_lost_its_state_is_rebuilt_from_the_replica_with_its_live_connection()
+    {
+        var gateway = Gateway();
+        using var heartbeats = new CancellationTokenSource();
+        var beating = HeartbeatAsync(gateway, heartbeats.Token);
+        var clientId = NewId("rebuilt");
+        var session = Client.GetGrain<IClientSessionGrain>(clientId);
+        var presence = gateway.NewConnection();
+        await session.Connect(new ConnectRequest(presence, true, 0, null, 5, 0));
+        await session.Subscribe(presence.ConnectionId, [new Subscription(clientId + "/t", 1)]);
+
+        // A clean session lives only in memory: losing the activation loses it, as a silo crash would.
+        var management = Client.GetGrain<IManagementGrain>(0);
+        await management.ForceActivationCollection(TimeSpan.Zero);
+        var routed = await Shard(clientId + "/t").Publish(new MqttMessage { Topic = clientId + "/t", Payload = Encoding.UTF8.GetBytes("after"), Qos = 1 });
+
+        Assert.Equal(1, routed);
+        var delivered = await gateway.NextDeliveryAsync();
+        Assert.Equal(presence.ConnectionId, delivered.ConnectionId);
+        Assert.Equal("after", Encoding.UTF8.GetString(delivered.Message.Payload.Span));
+        await heartbeats.CancelAsync();
+        await beating;
+    }
+
+    private IEnumerable<RouteTable> Tables() =>
+        _cluster.Silos.Select(s => _cluster.GetSiloServiceProvider(s.SiloAddress).GetRequiredService<RouteTable>());
+
+    private ITopicShardGrain Shard(string topic) => Client.GetGrain<ITopicShardGrain>(Orleans.Mqtt.Topics.MqttTopic.ShardOf(topic, Shards));
+
+    private RecordingGateway Gateway()
+    {
+        var gateway = new RecordingGateway(Client);
+        _gateways.Add(gateway);
+        return gateway;
+    }
+
+    private async Task HeartbeatAsync(RecordingGateway gateway, CancellationToken cancellationToken)
+    {
+        var directory = Client.GetGrain<IGatewayDirectoryGrain>(0);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            await directory.Heartbeat(gateway.Id);
+            await Task.Delay(200, CancellationToken.None);
+        }
+    }
+
+    private static string NewId(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..10];
+}
