@@ -62,6 +62,12 @@ internal sealed partial class MqttConnection
     private string?[]? _inboundAliases;
     private int _inboundQos1;
 
+    // Publishes (QoS 0/1) and acknowledgements read from one network read go out as one grain call per shard and one
+    // per session: a client that pipelines costs a call per batch, not per packet.
+    private const int MaxBatch = 64;
+    private readonly List<(MqttMessage Message, ushort PacketId)> _publishBatch = [];
+    private readonly List<OutboundAcknowledgement> _ackBatch = [];
+
     // Set by an MQTT 5 DISCONNECT that carried a Session Expiry Interval.
     private uint? _disconnectSessionExpiry;
 
@@ -230,6 +236,8 @@ internal sealed partial class MqttConnection
             }
             finally
             {
+                // Everything read so far was accepted: route it even when a later packet closes the connection.
+                await FlushBatchesAsync();
                 input.AdvanceTo(buffer.Start, buffer.End);
             }
 
@@ -261,24 +269,30 @@ internal sealed partial class MqttConnection
             return;
         }
 
+        if (packet is not (MqttPublishPacket { QualityOfServiceLevel: < MqttQualityOfServiceLevel.ExactlyOnce } or MqttPubAckPacket or MqttPubRecPacket or MqttPubCompPacket))
+        {
+            // Anything else sees the effects of the packets before it.
+            await FlushBatchesAsync();
+        }
+
         switch (packet)
         {
             case MqttPublishPacket publish:
                 await HandlePublishAsync(publish, segment);
                 break;
             case MqttPubAckPacket ack:
-                await _session!.Acknowledge(Id, ack.PacketIdentifier, OutboundAck.PubAck);
+                await AddAcknowledgementAsync(ack.PacketIdentifier, OutboundAck.PubAck);
                 break;
             case MqttPubRecPacket rec when (int)rec.ReasonCode >= 0x80:
                 // A failing PUBREC ends the exchange: no PUBREL, and the message leaves the in-flight window (MQTT 5 section 4.3.3).
-                await _session!.Acknowledge(Id, rec.PacketIdentifier, OutboundAck.PubComp);
+                await AddAcknowledgementAsync(rec.PacketIdentifier, OutboundAck.PubComp);
                 break;
             case MqttPubRecPacket rec:
                 Send(new MqttPubRelPacket { PacketIdentifier = rec.PacketIdentifier });
-                await _session!.Acknowledge(Id, rec.PacketIdentifier, OutboundAck.PubRec);
+                await AddAcknowledgementAsync(rec.PacketIdentifier, OutboundAck.PubRec);
                 break;
             case MqttPubCompPacket comp:
-                await _session!.Acknowledge(Id, comp.PacketIdentifier, OutboundAck.PubComp);
+                await AddAcknowledgementAsync(comp.PacketIdentifier, OutboundAck.PubComp);
                 break;
             case MqttPubRelPacket rel:
                 _inboundQos2.Remove(rel.PacketIdentifier);
@@ -590,33 +604,16 @@ internal sealed partial class MqttConnection
         switch (qos)
         {
             case 0:
-                await PublishAsync(message);
-                break;
             case 1:
-                _inboundQos1++;
-                try
+                if (qos == 1)
                 {
-                    var routed = await PublishAsync(message);
-                    if (routed >= 0)
-                    {
-                        Send(new MqttPubAckPacket
-                        {
-                            PacketIdentifier = publish.PacketIdentifier,
-                            ReasonCode = routed == 0 && _v5 ? MqttPubAckReasonCode.NoMatchingSubscribers : MqttPubAckReasonCode.Success,
-                        });
-                    }
-                    else if (_v5)
-                    {
-                        Send(new MqttPubAckPacket { PacketIdentifier = publish.PacketIdentifier, ReasonCode = MqttPubAckReasonCode.UnspecifiedError });
-                    }
-                    else
-                    {
-                        CloseByServer(0x80, "publish_failed");
-                    }
+                    _inboundQos1++;
                 }
-                finally
+
+                _publishBatch.Add((message, publish.PacketIdentifier));
+                if (_publishBatch.Count >= MaxBatch)
                 {
-                    _inboundQos1--;
+                    await FlushPublishesAsync();
                 }
 
                 break;
@@ -698,8 +695,7 @@ internal sealed partial class MqttConnection
             return false;
         }
 
-        // QoS 1 publishes are acknowledged before the next packet is read, so in practice QoS 2 publishes awaiting
-        // PUBREL are what fills the window; both are counted as the specification says.
+        // QoS 1 publishes count until their batch is routed and acknowledged, QoS 2 ones until PUBREL.
         return _inboundQos1 + _inboundQos2.Count >= _gateway.Options.ReceiveMaximum;
     }
 
@@ -722,6 +718,123 @@ internal sealed partial class MqttConnection
                 LogRejected(_logger, _clientId, Remote, Reason, $"PUBLISH to '{topic}' says UTF-8 but its payload is not; PUBREC 0x99");
                 Send(new MqttPubRecPacket { PacketIdentifier = packetId, ReasonCode = MqttPubRecReasonCode.PayloadFormatInvalid });
                 break;
+        }
+    }
+
+    private async Task FlushBatchesAsync()
+    {
+        await FlushPublishesAsync();
+        if (_ackBatch.Count > 0 && _session is { } session)
+        {
+            OutboundAcknowledgement[] acks = [.. _ackBatch];
+            _ackBatch.Clear();
+            await session.AcknowledgeBatch(Id, acks);
+        }
+    }
+
+    private async Task AddAcknowledgementAsync(ushort packetId, OutboundAck ack)
+    {
+        _ackBatch.Add(new OutboundAcknowledgement(packetId, ack));
+        if (_ackBatch.Count >= MaxBatch)
+        {
+            await FlushBatchesAsync();
+        }
+    }
+
+    /// <summary>
+    /// Routes the batched publishes, one call per shard (per-topic order holds: a topic has one shard, and a shard gets
+    /// its messages in read order), then acknowledges the QoS 1 ones in the order they arrived.
+    /// </summary>
+    private async Task FlushPublishesAsync()
+    {
+        var count = _publishBatch.Count;
+        if (count == 0)
+        {
+            return;
+        }
+
+        var routed = new int[count];
+        if (count == 1)
+        {
+            routed[0] = await PublishAsync(_publishBatch[0].Message);
+        }
+        else
+        {
+            var byShard = new Dictionary<int, List<int>>();
+            for (var i = 0; i < count; i++)
+            {
+                var shard = MqttTopic.ShardOf(_publishBatch[i].Message.Topic, _gateway.TopicShards);
+                if (!byShard.TryGetValue(shard, out var indexes))
+                {
+                    byShard[shard] = indexes = [];
+                }
+
+                indexes.Add(i);
+            }
+
+            var calls = new List<Task>(byShard.Count);
+            foreach (var (shard, indexes) in byShard)
+            {
+                calls.Add(PublishToShardAsync(shard, indexes, routed));
+            }
+
+            await Task.WhenAll(calls);
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            var (message, packetId) = _publishBatch[i];
+            if (message.Qos != 1)
+            {
+                continue;
+            }
+
+            _inboundQos1--;
+            if (routed[i] >= 0)
+            {
+                Send(new MqttPubAckPacket
+                {
+                    PacketIdentifier = packetId,
+                    ReasonCode = routed[i] == 0 && _v5 ? MqttPubAckReasonCode.NoMatchingSubscribers : MqttPubAckReasonCode.Success,
+                });
+            }
+            else if (_v5)
+            {
+                Send(new MqttPubAckPacket { PacketIdentifier = packetId, ReasonCode = MqttPubAckReasonCode.UnspecifiedError });
+            }
+            else
+            {
+                CloseByServer(0x80, "publish_failed");
+            }
+        }
+
+        _publishBatch.Clear();
+    }
+
+    private async Task PublishToShardAsync(int shard, List<int> indexes, int[] routed)
+    {
+        var messages = new MqttMessage[indexes.Count];
+        for (var i = 0; i < messages.Length; i++)
+        {
+            messages[i] = _publishBatch[indexes[i]].Message;
+        }
+
+        try
+        {
+            var counts = await _gateway.GrainFactory.GetGrain<ITopicShardGrain>(shard).PublishBatch(messages);
+            for (var i = 0; i < indexes.Count; i++)
+            {
+                routed[indexes[i]] = counts[i];
+            }
+        }
+        catch (Exception ex)
+        {
+            _gateway.Metrics.MessagesDropped.Add(messages.Length, new KeyValuePair<string, object?>("reason", "publish_failed"));
+            LogPublishFailed(_logger, ex, _clientId, messages[0].Topic);
+            foreach (var i in indexes)
+            {
+                routed[i] = -1;
+            }
         }
     }
 

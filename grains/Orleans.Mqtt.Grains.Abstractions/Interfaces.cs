@@ -40,6 +40,9 @@ public interface IClientSessionGrain : IGrainWithStringKey
     /// <summary>An acknowledgement for an outbound message from the client.</summary>
     Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack);
 
+    /// <summary>Acknowledgements for outbound messages, in the order the client sent them; one save and one push for all.</summary>
+    Task AcknowledgeBatch(long connectionId, OutboundAcknowledgement[] acks);
+
     /// <summary>For the sweeper: publishes a delayed will that is due and ends the session if it has expired.</summary>
     Task ExpireIfDue();
 
@@ -58,6 +61,12 @@ public interface ITopicShardGrain : IGrainWithIntegerKey
 {
     /// <summary>Routes a message (and updates the retained store when flagged). Returns the number of sessions it was handed to.</summary>
     Task<int> Publish(MqttMessage message);
+
+    /// <summary>
+    /// Routes messages in order, as consecutive <see cref="Publish"/> calls would, with one push per destination
+    /// gateway and one call per destination session for the whole batch. Returns per message the sessions it reached.
+    /// </summary>
+    Task<int[]> PublishBatch(MqttMessage[] messages);
 
     /// <summary>Hands messages of a shared subscription whose member's session ended to another member of the group.</summary>
     Task Redispatch(string shareKey, string leavingClientId, SessionDelivery[] deliveries);

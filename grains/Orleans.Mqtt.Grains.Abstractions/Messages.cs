@@ -204,3 +204,9 @@ public sealed record ReplicaStats(
 public sealed record ReplicaChunk(
     [property: Id(0)] ClientRoutes[] Routes,
     [property: Id(1)] RetainedUpdate[] Retained);
+
+/// <summary>One acknowledgement from a client for an outbound QoS 1/2 message.</summary>
+[GenerateSerializer, Immutable]
+public readonly record struct OutboundAcknowledgement(
+    [property: Id(0)] ushort PacketId,
+    [property: Id(1)] OutboundAck Ack);

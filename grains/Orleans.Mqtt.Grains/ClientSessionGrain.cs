@@ -309,17 +309,39 @@ internal sealed partial class ClientSessionGrain(
         await PushAsync(outgoing);
     }
 
-    public async Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack)
+    public Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack) =>
+        AcknowledgeBatch(connectionId, [new OutboundAcknowledgement(packetId, ack)]);
+
+    public async Task AcknowledgeBatch(long connectionId, OutboundAcknowledgement[] acks)
     {
         if (_presence?.ConnectionId != connectionId)
         {
             return;
         }
 
+        var changed = false;
+        foreach (var (packetId, ack) in acks)
+        {
+            changed |= ApplyAcknowledgement(packetId, ack);
+        }
+
+        if (!changed)
+        {
+            return;
+        }
+
+        var outgoing = new List<Delivery>();
+        Pump(outgoing);
+        await SaveAsync();
+        await PushAsync(outgoing);
+    }
+
+    private bool ApplyAcknowledgement(ushort packetId, OutboundAck ack)
+    {
         var index = S.Inflight.FindIndex(m => m.PacketId == packetId);
         if (index < 0)
         {
-            return;
+            return false;
         }
 
         var inflight = S.Inflight[index];
@@ -327,19 +349,14 @@ internal sealed partial class ClientSessionGrain(
         {
             case OutboundAck.PubRec when inflight.Delivery.Qos == 2:
                 inflight.Released = true;
-                break;
+                return true;
             case OutboundAck.PubAck when inflight.Delivery.Qos == 1:
             case OutboundAck.PubComp when inflight.Delivery.Qos == 2:
                 S.Inflight.RemoveAt(index);
-                break;
+                return true;
             default:
-                return;
+                return false;
         }
-
-        var outgoing = new List<Delivery>();
-        Pump(outgoing);
-        await SaveAsync();
-        await PushAsync(outgoing);
     }
 
     public Task<bool> IsInboundQos2Pending(ushort packetId) => Task.FromResult(S.InboundQos2.Contains(packetId));

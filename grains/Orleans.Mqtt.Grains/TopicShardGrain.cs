@@ -20,48 +20,67 @@ internal sealed partial class TopicShardGrain(
     // Matching on a replica that is still catching up could miss subscriptions: wait until it is complete.
     public override Task OnActivateAsync(CancellationToken cancellationToken) => routes.Ready.WaitAsync(cancellationToken);
 
-    public async Task<int> Publish(MqttMessage message)
+    public async Task<int> Publish(MqttMessage message) => (await PublishBatch([message]))[0];
+
+    public async Task<int[]> PublishBatch(MqttMessage[] messages)
     {
-        if (message.Retain)
-        {
-            await UpdateRetained(message);
-        }
-
+        var routed = new int[messages.Length];
         var matches = new List<SessionMatch>();
-        routes.Match(message, matches);
-        if (matches.Count == 0)
+        Dictionary<string, (IGatewayObserver Gateway, List<Delivery> Items)>? direct = null;
+        Dictionary<string, List<SessionDelivery>>? sessions = null;
+        for (var m = 0; m < messages.Length; m++)
         {
-            return 0;
+            var message = messages[m];
+            if (message.Retain)
+            {
+                await UpdateRetained(message);
+            }
+
+            matches.Clear();
+            routes.Match(message, matches);
+            routed[m] = matches.Count;
+            foreach (var match in matches)
+            {
+                var retain = message.Retain && match.RetainAsPublished;
+                var presence = match.Client.Presence;
+                if (match.Qos == 0)
+                {
+                    if (presence is null || deadGateways.Contains(presence.GatewayId))
+                    {
+                        // MQTT allows, and mosquitto defaults to, not queueing QoS 0 for offline sessions.
+                        metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "offline_qos0"));
+                        continue;
+                    }
+
+                    direct ??= new(StringComparer.Ordinal);
+                    if (!direct.TryGetValue(presence.GatewayId, out var batch))
+                    {
+                        batch = (presence.Gateway, []);
+                        direct[presence.GatewayId] = batch;
+                    }
+
+                    batch.Items.Add(new Delivery(presence.ConnectionId, message, 0, retain, SubscriptionIds: match.SubscriptionIds));
+                }
+                else
+                {
+                    sessions ??= new(StringComparer.Ordinal);
+                    if (!sessions.TryGetValue(match.Client.ClientId, out var queue))
+                    {
+                        sessions[match.Client.ClientId] = queue = [];
+                    }
+
+                    queue.Add(new SessionDelivery(message, match.Qos, retain, match.SubscriptionIds, match.ShareKey));
+                }
+            }
         }
 
-        Dictionary<string, (IGatewayObserver Gateway, List<Delivery> Items)>? direct = null;
-        List<Task>? sessionCalls = null;
-        foreach (var match in matches)
+        List<Task>? calls = null;
+        if (sessions is not null)
         {
-            var retain = message.Retain && match.RetainAsPublished;
-            var presence = match.Client.Presence;
-            if (match.Qos == 0)
+            calls = new List<Task>(sessions.Count);
+            foreach (var (clientId, queue) in sessions)
             {
-                if (presence is null || deadGateways.Contains(presence.GatewayId))
-                {
-                    // MQTT allows, and mosquitto defaults to, not queueing QoS 0 for offline sessions.
-                    metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "offline_qos0"));
-                    continue;
-                }
-
-                direct ??= [];
-                if (!direct.TryGetValue(presence.GatewayId, out var batch))
-                {
-                    batch = (presence.Gateway, []);
-                    direct[presence.GatewayId] = batch;
-                }
-
-                batch.Items.Add(new Delivery(presence.ConnectionId, message, 0, retain, SubscriptionIds: match.SubscriptionIds));
-            }
-            else
-            {
-                var session = GrainFactory.GetGrain<IClientSessionGrain>(match.Client.ClientId);
-                (sessionCalls ??= []).Add(session.Deliver([new SessionDelivery(message, match.Qos, retain, match.SubscriptionIds, match.ShareKey)]));
+                calls.Add(GrainFactory.GetGrain<IClientSessionGrain>(clientId).Deliver([.. queue]));
             }
         }
 
@@ -81,12 +100,12 @@ internal sealed partial class TopicShardGrain(
             }
         }
 
-        if (sessionCalls is not null)
+        if (calls is not null)
         {
-            await Task.WhenAll(sessionCalls);
+            await Task.WhenAll(calls);
         }
 
-        return matches.Count;
+        return routed;
     }
 
     public async Task Redispatch(string shareKey, string leavingClientId, SessionDelivery[] deliveries)
