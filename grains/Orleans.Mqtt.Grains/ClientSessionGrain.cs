@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Mqtt.Ownership;
+using Orleans.Runtime.Placement;
 using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Grains;
@@ -16,9 +17,10 @@ internal sealed partial class ClientSessionGrain(
     ReplicaBroadcaster replicas,
     RouteTable routeTable,
     ISessionOwnershipStore ownership,
+    HandoverTargets handoverTargets,
     IOptions<MqttBrokerOptions> options,
     MqttMetrics metrics,
-    ILogger<ClientSessionGrain> logger) : Grain, IClientSessionGrain
+    ILogger<ClientSessionGrain> logger) : Grain, IClientSessionGrain, IGrainMigrationParticipant
 {
     private GatewayPresence? _presence;
     private ushort _receiveMaximum = ushort.MaxValue;
@@ -26,6 +28,7 @@ internal sealed partial class ClientSessionGrain(
     private IGrainTimer? _willTimer;
     private long _ownerRevision;
     private long _ownerEpoch;
+    private bool _migratedIn;
 
     private SessionState S => state.State;
 
@@ -35,7 +38,15 @@ internal sealed partial class ClientSessionGrain(
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _hasSession = state.RecordExists;
+        if (_migratedIn)
+        {
+            await AdoptMigratedStateAsync();
+        }
+        else
+        {
+            _hasSession = state.RecordExists;
+        }
+
         await routeTable.Ready.WaitAsync(cancellationToken);
         if (routeTable.Get(ClientId) is { } replicated && replicated.Version >= S.RouteVersion)
         {
@@ -45,6 +56,41 @@ internal sealed partial class ClientSessionGrain(
         if (S.PendingWill is not null)
         {
             ArmWillTimer();
+        }
+    }
+
+    /// <summary>
+    /// A graceful silo shutdown hands the session over to another silo with everything in it (queue, in-flight
+    /// messages, the live connection), because the stored state lives on this silo's disk.
+    /// </summary>
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (reason.ReasonCode == DeactivationReasonCode.ShuttingDown && (_hasSession || _presence is not null) && handoverTargets.Next() is { } target)
+        {
+            RequestContext.Set(IPlacementDirector.PlacementHintKey, target);
+            this.MigrateOnIdle();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public void OnDehydrate(IDehydrationContext dehydrationContext)
+    {
+        dehydrationContext.TryAddValue("presence", _presence);
+        dehydrationContext.TryAddValue("session", new MigratedSession(_hasSession, _receiveMaximum, _ownerRevision, _ownerEpoch));
+    }
+
+    public void OnRehydrate(IRehydrationContext rehydrationContext)
+    {
+        _migratedIn = true;
+        if (rehydrationContext.TryGetValue("presence", out GatewayPresence? presence))
+        {
+            _presence = presence;
+        }
+
+        if (rehydrationContext.TryGetValue("session", out MigratedSession? session))
+        {
+            (_hasSession, _receiveMaximum, _ownerRevision, _ownerEpoch) = (session.HasSession, session.ReceiveMaximum, session.OwnerRevision, session.OwnerEpoch);
         }
     }
 
@@ -601,6 +647,28 @@ internal sealed partial class ClientSessionGrain(
         new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence, SweepAt(), S.SessionExpiryInterval);
 
     /// <summary>
+    /// The state arrived with the migration, but this silo's storage has its own record (or none): take that record's
+    /// version and store the migrated state over it, so this silo's disk holds the session from now on.
+    /// </summary>
+    private async Task AdoptMigratedStateAsync()
+    {
+        var migrated = state.State;
+        await state.ReadStateAsync();
+        state.State = migrated;
+        if (Persistent && _hasSession)
+        {
+            await state.WriteStateAsync();
+        }
+
+        if (_presence is not null)
+        {
+            DelayDeactivation(TimeSpan.MaxValue);
+        }
+
+        LogMigratedIn(logger, ClientId, S.Queue.Count, S.Inflight.Count, _presence is not null);
+    }
+
+    /// <summary>
     /// The replica is written before anything is acknowledged, so it knows at least what this grain last made
     /// routable. A newer or equal copy there means this activation lost state (its silo crashed, or the session was
     /// clean and kept only in memory): take the subscriptions and the live connection from it. The queue, in-flight
@@ -729,6 +797,9 @@ internal sealed partial class ClientSessionGrain(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Call to gateway {GatewayId} for client {ClientId} failed")]
     private static partial void LogGatewayCallFailed(ILogger logger, Exception ex, string clientId, string gatewayId);
 
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Session of client {ClientId} handed over to this silo ({Queued} queued, {Inflight} in flight, connected: {Connected})")]
+    private static partial void LogMigratedIn(ILogger logger, string clientId, int queued, int inflight, bool connected);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} rebuilt from the route replica ({Subscriptions} subscriptions, connected: {Connected}); its stored state was lost")]
     private static partial void LogRestoredFromReplica(ILogger logger, string clientId, int subscriptions, bool connected);
 
@@ -750,3 +821,11 @@ internal sealed partial class ClientSessionGrain(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Queue of client {ClientId} is full ({Limit} messages): newest message dropped, {Dropped} dropped so far")]
     private static partial void LogQueueFull(ILogger logger, string clientId, int limit, long dropped);
 }
+
+/// <summary>What a session carries to another silo besides its stored state.</summary>
+[GenerateSerializer, Immutable]
+internal sealed record MigratedSession(
+    [property: Id(0)] bool HasSession,
+    [property: Id(1)] ushort ReceiveMaximum,
+    [property: Id(2)] long OwnerRevision,
+    [property: Id(3)] long OwnerEpoch);

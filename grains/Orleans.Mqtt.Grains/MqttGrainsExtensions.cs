@@ -50,6 +50,7 @@ public static class MqttGrainsExtensions
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ReplicaSync>());
         services.TryAddSingleton<ISessionOwnershipStore, InMemorySessionOwnershipStore>();
         services.AddSingleton<DeadGateways>();
+        services.AddSingleton<HandoverTargets>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<SessionSweeper>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SessionSweeper>());

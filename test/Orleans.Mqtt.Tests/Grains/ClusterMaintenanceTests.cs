@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
+using Orleans.Runtime.Hosting;
 using Orleans.TestingHost;
 
 namespace Orleans.Mqtt.Tests.Grains;
@@ -25,7 +26,8 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         var builder = new InProcessTestClusterBuilder(2);
         builder.ConfigureSilo((_, silo) =>
         {
-            silo.AddMemoryGrainStorage(MqttGrainStorage.Name);
+            // Storage that stays on its silo, like the FASTER store on a silo's disk.
+            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (_, _) => new SiloLocalGrainStorage());
             silo.AddMqttGrains(o =>
             {
                 o.TopicShards = Shards;
@@ -191,6 +193,54 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         var delivered = await gateway.NextDeliveryAsync();
         Assert.Equal(presence.ConnectionId, delivered.ConnectionId);
         Assert.Equal("after", Encoding.UTF8.GetString(delivered.Message.Payload.Span));
+        await heartbeats.CancelAsync();
+        await beating;
+    }
+
+    [Fact]
+    public async Task A_silo_that_stops_gracefully_hands_its_sessions_over_with_their_queues_and_connections()
+    {
+        var gateway = Gateway();
+        using var heartbeats = new CancellationTokenSource();
+        var beating = HeartbeatAsync(gateway, heartbeats.Token);
+        var prefix = NewId("handover");
+        var connected = new List<(IClientSessionGrain Session, GatewayPresence Presence, string Topic)>();
+        for (var i = 0; i < 12; i++)
+        {
+            var session = Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}");
+            var presence = gateway.NewConnection();
+            await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
+            await session.Subscribe(presence.ConnectionId, [new Subscription($"{prefix}/{i}", 1)]);
+            if (i % 2 == 0)
+            {
+                // Offline with a queued message: only the stored state knows it.
+                await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
+                await Shard($"{prefix}/{i}").Publish(new MqttMessage { Topic = $"{prefix}/{i}", Payload = Encoding.UTF8.GetBytes($"queued-{i}"), Qos = 1 });
+            }
+            else
+            {
+                connected.Add((session, presence, $"{prefix}/{i}"));
+            }
+        }
+
+        // With 12 sessions placed at random on two silos, the stopped one held some (all on one: p = 2^-11).
+        await _cluster.StopSiloAsync(_cluster.Silos[1]);
+
+        for (var i = 0; i < 12; i += 2)
+        {
+            var result = await Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}").Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
+            Assert.True(result.SessionPresent, $"session {i} lost");
+            Assert.Equal($"queued-{i}", Encoding.UTF8.GetString(Assert.Single(result.Resend).Message.Payload.Span));
+        }
+
+        // Connected sessions went on with their connection: a message to them is pushed to it, no reconnect needed.
+        foreach (var (_, presence, topic) in connected)
+        {
+            await Shard(topic).Publish(new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("after"), Qos = 1 });
+            var delivered = await gateway.NextDeliveryAsync();
+            Assert.Equal(presence.ConnectionId, delivered.ConnectionId);
+        }
+
         await heartbeats.CancelAsync();
         await beating;
     }

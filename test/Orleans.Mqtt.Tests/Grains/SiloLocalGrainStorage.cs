@@ -1,0 +1,75 @@
+using Orleans.Storage;
+
+namespace Orleans.Mqtt.Tests.Grains;
+
+/// <summary>
+/// Grain storage that lives in one silo's memory and nowhere else, as the FASTER store lives on one silo's disk:
+/// a grain that moves to another silo does not find its state there unless it brings it along.
+/// </summary>
+internal sealed class SiloLocalGrainStorage : IGrainStorage
+{
+    private readonly Dictionary<string, (long Version, object State)> _records = [];
+
+    public Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+    {
+        lock (_records)
+        {
+            if (_records.TryGetValue(Key(stateName, grainId), out var record))
+            {
+                grainState.State = (T)record.State;
+                grainState.ETag = record.Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                grainState.RecordExists = true;
+            }
+            else
+            {
+                grainState.State = Activator.CreateInstance<T>();
+                grainState.ETag = null;
+                grainState.RecordExists = false;
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+    {
+        lock (_records)
+        {
+            var key = Key(stateName, grainId);
+            var version = Check(key, grainState.ETag) + 1;
+            _records[key] = (version, grainState.State!);
+            grainState.ETag = version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            grainState.RecordExists = true;
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+    {
+        lock (_records)
+        {
+            var key = Key(stateName, grainId);
+            Check(key, grainState.ETag);
+            _records.Remove(key);
+            grainState.ETag = null;
+            grainState.RecordExists = false;
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private long Check(string key, string? eTag)
+    {
+        var stored = _records.TryGetValue(key, out var record) ? record.Version : 0;
+        var given = eTag is null ? 0 : long.Parse(eTag, System.Globalization.CultureInfo.InvariantCulture);
+        if (stored != given)
+        {
+            throw new InconsistentStateException($"ETag mismatch on {key}: stored {stored}, given {given}", stored.ToString(System.Globalization.CultureInfo.InvariantCulture), eTag);
+        }
+
+        return stored;
+    }
+
+    private static string Key(string stateName, GrainId grainId) => stateName + "/" + grainId;
+}
