@@ -3,7 +3,10 @@ using System.Diagnostics;
 
 namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
 
-/// <summary>A command-line MQTT peer (mosquitto_pub / mosquitto_sub) with its output captured line by line.</summary>
+/// <summary>
+/// A child process (a command-line MQTT peer such as mosquitto_sub, or a silo or gateway of a cluster) with its output
+/// captured line by line.
+/// </summary>
 public sealed class CliProcess : IAsyncDisposable
 {
     private readonly Process _process;
@@ -110,12 +113,12 @@ public sealed class CliProcess : IAsyncDisposable
         await _process.WaitForExitAsync(cts.Token);
     }
 
-    /// <summary>SIGKILL: the MQTT client gets no chance to send DISCONNECT.</summary>
+    /// <summary>SIGKILL to the process and its children: no shutdown code runs, an MQTT client sends no DISCONNECT.</summary>
     public async Task KillAsync()
     {
         if (!_process.HasExited)
         {
-            _process.Kill();
+            _process.Kill(entireProcessTree: true);
             await _process.WaitForExitAsync();
         }
     }

@@ -1,0 +1,327 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using Orleans.Mqtt.Clustering.Tests;
+
+namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
+
+/// <summary>
+/// A real cluster on loopback, shared by a test collection: one etcd (membership and session ownership), three silo
+/// processes and two gateway processes, each gateway with its own MQTT/TCP and HTTP port (WebSocket off). Members can
+/// be killed with SIGKILL, restarted on the same ports and data directory, or added, for failure tests.
+/// </summary>
+public sealed class ClusterFixture : IAsyncLifetime
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
+    private readonly EtcdServer _etcd = new();
+    private readonly List<ClusterMember> _silos = [];
+    private readonly List<ClusterMember> _gateways = [];
+    private readonly string _directory = BrokerProcess.TempDirectory();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly ConcurrentQueue<string> _startup = new();
+    private readonly Lock _lock = new();
+    private int _siloNumbers;
+    private int _gatewayNumbers;
+
+    /// <summary>The Orleans cluster id (and service id) every member runs with.</summary>
+    public string ClusterId { get; } = "e2e-" + Guid.NewGuid().ToString("N")[..8];
+
+    /// <summary>etcd's client URL (e.g. <c>http://127.0.0.1:43210</c>), for reading membership and ownership keys directly.</summary>
+    public string EtcdClientUrl => _etcd.ClientUrl;
+
+    /// <summary>The silos, <c>silo1</c>, <c>silo2</c>, … (three at start; killed ones stay listed).</summary>
+    public IReadOnlyList<ClusterMember> Silos
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _silos];
+            }
+        }
+    }
+
+    /// <summary>The gateways, <c>gateway1</c> ("A"), <c>gateway2</c> ("B"), … (two at start; killed ones stay listed).</summary>
+    public IReadOnlyList<ClusterMember> Gateways
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _gateways];
+            }
+        }
+    }
+
+    /// <summary>MQTT/TCP port of the first gateway ("gateway A").</summary>
+    public int GatewayAMqttPort => Gateways[0].MqttPort;
+
+    /// <summary>MQTT/TCP port of the second gateway ("gateway B").</summary>
+    public int GatewayBMqttPort => Gateways[1].MqttPort;
+
+    /// <summary>
+    /// How the start went: when etcd was up and each member had started (silo) or was ready (gateway), in seconds from
+    /// the creation of the fixture (members added or restarted later are appended).
+    /// </summary>
+    public string StartupReport => string.Join(", ", _startup);
+
+    public async Task InitializeAsync()
+    {
+        try
+        {
+            await _etcd.InitializeAsync();
+            _startup.Enqueue($"etcd {_clock.Elapsed.TotalSeconds:F1} s");
+
+            // One silo first, so that the others join a cluster that exists instead of racing to form it; then the
+            // other two silos and both gateways (which need one silo to connect to) at once.
+            await AddSiloAsync();
+            await Task.WhenAll(AddSiloAsync(), AddSiloAsync(), AddGatewayAsync(), AddGatewayAsync());
+        }
+        catch
+        {
+            await DisposeAsync();
+            throw;
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var member in Gateways.Concat(Silos))
+        {
+            await member.Process.DisposeAsync();
+        }
+
+        await _etcd.DisposeAsync();
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    /// <summary>Starts one more silo on fresh ports with an empty data directory; returns once it has joined.</summary>
+    public Task<ClusterMember> AddSiloAsync() => AddAsync(gateway: false);
+
+    /// <summary>Starts one more gateway on fresh ports; returns once its <c>/health/ready</c> answers 200.</summary>
+    public Task<ClusterMember> AddGatewayAsync() => AddAsync(gateway: true);
+
+    /// <summary>SIGKILL to the member's process (and its children): no shutdown code runs, no DISCONNECT is sent.</summary>
+    public async Task KillAsync(ClusterMember member)
+    {
+        if (!member.Process.HasExited)
+        {
+            await member.Process.KillAsync();
+        }
+    }
+
+    /// <summary>
+    /// Starts a new process for a member that was killed or exited, on the same ports and (for a silo) the same data
+    /// directory; returns once it has started (silo) or is ready (gateway).
+    /// </summary>
+    public async Task RestartAsync(ClusterMember member)
+    {
+        if (!member.Process.HasExited)
+        {
+            throw new InvalidOperationException($"{member.Name} is still running; kill it first.");
+        }
+
+        await member.Process.DisposeAsync();
+        await StartAsync(member);
+        _startup.Enqueue($"{member.Name} restarted {_clock.Elapsed.TotalSeconds:F1} s");
+    }
+
+    /// <summary>The last lines of every process, labelled, for assertion messages.</summary>
+    public string Logs(int linesPerProcess = 30)
+    {
+        var text = new StringBuilder();
+        foreach (var member in Silos.Concat(Gateways))
+        {
+            var state = member.Process.HasExited ? $"exited {member.Process.ExitCode}" : "running";
+            text.Append("--- ").Append(member.Name).Append(" (").Append(state).AppendLine(") ---");
+            foreach (var line in member.Process.Lines.TakeLast(linesPerProcess))
+            {
+                text.AppendLine(line);
+            }
+        }
+
+        return text.ToString();
+    }
+
+    private async Task<ClusterMember> AddAsync(bool gateway)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var member = gateway ? NewGateway() : NewSilo();
+            try
+            {
+                await StartAsync(member);
+                _startup.Enqueue($"{member.Name} {_clock.Elapsed.TotalSeconds:F1} s");
+                lock (_lock)
+                {
+                    var members = gateway ? _gateways : _silos;
+                    members.Insert(members.Count(m => m.Number < member.Number), member);
+                }
+
+                return member;
+            }
+            catch (Exception e) when (member.Process is not null)
+            {
+                await member.Process.DisposeAsync();
+
+                // A port that was free when picked can be taken before the process binds it: new ports, new try.
+                if (attempt >= 3 || e is not InvalidOperationException || !member.Process.Lines.Any(IsPortTaken))
+                {
+                    throw;
+                }
+            }
+        }
+    }
+
+    private ClusterMember NewSilo()
+    {
+        var number = Interlocked.Increment(ref _siloNumbers);
+        var data = Path.Combine(_directory, $"silo{number}");
+        var siloPort = BrokerProcess.FreePort();
+        var gatewayPort = BrokerProcess.FreePort();
+        var environment = Common();
+        environment["Orleans__SiloPort"] = siloPort.ToString();
+        environment["Orleans__GatewayPort"] = gatewayPort.ToString();
+        environment["Storage__DataDirectory"] = Path.Combine(data, "data");
+        return new ClusterMember($"silo{number}", number, isGateway: false, environment, data) { SiloPort = siloPort, OrleansGatewayPort = gatewayPort };
+    }
+
+    private ClusterMember NewGateway()
+    {
+        var number = Interlocked.Increment(ref _gatewayNumbers);
+        var mqttPort = BrokerProcess.FreePort();
+        var httpPort = BrokerProcess.FreePort();
+        var environment = Common();
+        environment["Mqtt__Tcp__Port"] = mqttPort.ToString();
+        environment["Mqtt__WebSocket__Port"] = "0";
+        environment["Http__Port"] = httpPort.ToString();
+
+        // Orleans binds GatewayOptions from Orleans:Gateway: a short refresh lets a gateway started while silos join
+        // (or after one died) see the current silo list within a second instead of a minute.
+        environment["Orleans__Gateway__GatewayListRefreshPeriod"] = "00:00:01";
+        return new ClusterMember($"gateway{number}", number, isGateway: true, environment, Path.Combine(_directory, $"gateway{number}"))
+        {
+            MqttPort = mqttPort,
+            HttpPort = httpPort,
+        };
+    }
+
+    private Dictionary<string, string> Common() => new()
+    {
+        ["DOTNET_ENVIRONMENT"] = "Production",
+        ["Clustering__Provider"] = "Etcd",
+        ["Clustering__Etcd__ConnectionString"] = _etcd.ClientUrl,
+        ["Orleans__ClusterId"] = ClusterId,
+    };
+
+    private static async Task StartAsync(ClusterMember member)
+    {
+        Directory.CreateDirectory(member.WorkingDirectory);
+        member.Process = CliProcess.Start("dotnet", [member.IsGateway ? Paths.GatewayDll : Paths.SiloDll], member.Environment, member.WorkingDirectory);
+        if (member.IsGateway)
+        {
+            await WaitReadyAsync(member);
+        }
+        else
+        {
+            // The host logs this once the silo lifecycle has completed, i.e. after the silo became Active in the membership.
+            await member.Process.WaitForLineAsync(l => l.Contains("Application started", StringComparison.Ordinal), StartTimeout);
+        }
+    }
+
+    private static async Task WaitReadyAsync(ClusterMember gateway)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow + StartTimeout;
+        while (true)
+        {
+            if (gateway.Process.HasExited)
+            {
+                throw new InvalidOperationException($"{gateway.Name} exited ({gateway.Process.ExitCode}):\n" + string.Join('\n', gateway.Process.Lines.TakeLast(40)));
+            }
+
+            try
+            {
+                using var response = await http.GetAsync($"http://127.0.0.1:{gateway.HttpPort}/health/ready");
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"{gateway.Name} not ready:\n" + string.Join('\n', gateway.Process.Lines.TakeLast(40)));
+            }
+
+            // Readiness is polled: the gateway offers no push signal before its HTTP endpoint is up.
+            await Task.Delay(100);
+        }
+    }
+
+    private static bool IsPortTaken(string line) => line.Contains("address already in use", StringComparison.OrdinalIgnoreCase);
+}
+
+/// <summary>One silo or gateway of a <see cref="ClusterFixture"/>: its settings, ports and current process.</summary>
+public sealed class ClusterMember
+{
+    internal ClusterMember(string name, int number, bool isGateway, IReadOnlyDictionary<string, string> environment, string workingDirectory)
+    {
+        Name = name;
+        Number = number;
+        IsGateway = isGateway;
+        Environment = environment;
+        WorkingDirectory = workingDirectory;
+    }
+
+    /// <summary><c>siloN</c> or <c>gatewayN</c>, for logs and messages.</summary>
+    public string Name { get; }
+
+    public bool IsGateway { get; }
+
+    internal int Number { get; }
+
+    /// <summary>MQTT/TCP port (gateways).</summary>
+    public int MqttPort { get; init; }
+
+    /// <summary>HTTP port for health and metrics (gateways).</summary>
+    public int HttpPort { get; init; }
+
+    /// <summary>Orleans silo-to-silo port (silos).</summary>
+    public int SiloPort { get; init; }
+
+    /// <summary>Orleans client gateway port (silos).</summary>
+    public int OrleansGatewayPort { get; init; }
+
+    /// <summary>The environment the process runs with (its whole configuration beyond appsettings.json).</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; }
+
+    /// <summary>Working directory; a silo's data directory is below it.</summary>
+    public string WorkingDirectory { get; }
+
+    /// <summary>The current process, with its output captured line by line.</summary>
+    public CliProcess Process { get; internal set; } = null!;
+
+    public bool HasExited => Process.HasExited;
+
+    /// <summary>Every line the current process wrote so far.</summary>
+    public IReadOnlyCollection<string> Lines => Process.Lines;
+}
+
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>
+{
+    public const string Name = "cluster";
+}
