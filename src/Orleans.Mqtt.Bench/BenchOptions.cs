@@ -54,6 +54,7 @@ internal sealed class BenchOptions
           --workers <n|auto>        worker processes, each with its share; auto = one per 18,000
                                     connections (default auto)
           --broker-pid <pid,...>    also report the broker processes' RSS growth per connection
+                                    (conn) or CPU use in the measured interval (other scenarios)
 
         output
           --json <path>             also write the result as JSON
@@ -123,7 +124,7 @@ internal sealed class BenchOptions
     /// <summary>conn: worker processes; 0 means one per <see cref="ConnectionsPerWorker"/> connections.</summary>
     public int Workers { get; set; }
 
-    /// <summary>conn: broker processes whose RSS growth is reported.</summary>
+    /// <summary>Broker processes whose RSS growth (conn) or CPU use (other scenarios) is reported.</summary>
     public IReadOnlyList<int> BrokerPids { get; set; } = [];
 
     /// <summary>Session expiry in seconds; above 0 the tool also connects with clean start off.</summary>

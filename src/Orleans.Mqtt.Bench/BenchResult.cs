@@ -203,6 +203,9 @@ internal sealed class BenchResult
     /// <summary>CPU used by this tool during the measured interval, in cores.</summary>
     public double ToolCpuCores { get; init; }
 
+    /// <summary>CPU used by the processes given with <c>--broker-pid</c> during the measured interval, in cores (message scenarios).</summary>
+    public double BrokerCpuCores { get; init; }
+
     /// <summary>conn only: what the connect phase measured.</summary>
     public ConnectResult? Connect { get; init; }
 
@@ -245,7 +248,8 @@ internal sealed class BenchResult
             sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}  publish {PublishErrors:N0}  window-stalls {WindowStalls:N0}");
         }
 
-        sb.AppendLine(c, $"tool cpu     {ToolCpuCores:F2} cores");
+        var broker = BrokerCpuCores > 0 ? string.Create(c, $"  broker cpu {BrokerCpuCores:F2} cores") : "";
+        sb.AppendLine(c, $"tool cpu     {ToolCpuCores:F2} cores{broker}");
         foreach (var error in Errors)
         {
             sb.AppendLine(c, $"  error: {error}");

@@ -112,11 +112,11 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
         await DelayAsync(options.Warmup, cancellationToken).ConfigureAwait(false);
 
         using var process = Process.GetCurrentProcess();
-        var first = Snapshot.Take(runningPublishers, runningSubscribers, process);
+        var first = Snapshot.Take(runningPublishers, runningSubscribers, process, options.BrokerPids);
         _state.MeasureStartTicks = first.Timestamp;
         _phase = "measure";
         await DelayAsync(options.Duration, cancellationToken).ConfigureAwait(false);
-        var second = Snapshot.Take(runningPublishers, runningSubscribers, process);
+        var second = Snapshot.Take(runningPublishers, runningSubscribers, process, options.BrokerPids);
 
         _phase = "drain";
         await stopPublishing.CancelAsync().ConfigureAwait(false);
@@ -300,6 +300,7 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
         var exitCode = _state.ConnectErrors > 0 || runningPublishers + runningSubscribers == 0 ? 2 : _state.Disconnects > 0 ? 3 : 0;
         seconds = second.Timestamp > 0 ? Stopwatch.GetElapsedTime(first.Timestamp, second.Timestamp).TotalSeconds : 0;
         var cpu = seconds > 0 ? (second.Cpu - first.Cpu).TotalSeconds / seconds : 0;
+        var brokerCpu = seconds > 0 ? (second.BrokerCpu - first.BrokerCpu).TotalSeconds / seconds : 0;
         return new BenchResult
         {
             Scenario = options.Scenario,
@@ -334,6 +335,7 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
             PublishErrors = publishErrors,
             WindowStalls = stalls,
             ToolCpuCores = cpu,
+            BrokerCpuCores = brokerCpu,
             ExitCode = exitCode,
             Errors = _state.ErrorSamples,
         };
@@ -393,9 +395,9 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
     }
 
     /// <summary>Totals over all running clients at one instant.</summary>
-    private readonly record struct Snapshot(long Timestamp, long Delivered, long Published, long PublishErrors, long Stalls, TimeSpan Cpu)
+    private readonly record struct Snapshot(long Timestamp, long Delivered, long Published, long PublishErrors, long Stalls, TimeSpan Cpu, TimeSpan BrokerCpu)
     {
-        public static Snapshot Take(BenchPublisher[] publishers, BenchSubscriber[] subscribers, Process? process)
+        public static Snapshot Take(BenchPublisher[] publishers, BenchSubscriber[] subscribers, Process? process, IReadOnlyList<int>? brokerPids = null)
         {
             long delivered = 0, published = 0, errors = 0, stalls = 0;
             foreach (var subscriber in subscribers)
@@ -417,7 +419,8 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
                 cpu = process.TotalProcessorTime;
             }
 
-            return new Snapshot(Stopwatch.GetTimestamp(), delivered, published, errors, stalls, cpu);
+            var brokerCpu = brokerPids is { Count: > 0 } ? ProcessMemory.CpuTime(brokerPids) : TimeSpan.Zero;
+            return new Snapshot(Stopwatch.GetTimestamp(), delivered, published, errors, stalls, cpu, brokerCpu);
         }
     }
 }
