@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 
 namespace Orleans.Mqtt.Bench;
 
@@ -111,6 +112,7 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
     }
 
     /// <summary>Writes <paramref name="packet"/> to the socket; writes from the receive loop and the publisher do not interleave.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     protected async ValueTask SendAsync(ReadOnlyMemory<byte> packet)
     {
         await _writeLock.WaitAsync().ConfigureAwait(false);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace Orleans.Mqtt.Bench;
 
@@ -18,17 +19,18 @@ internal sealed class BenchPublisher : BenchClient
     private const long DeliveryMask = AckBit - 1;
     private const long BusyMask = AckBit | DeliveryMask;
     private const int BatchBytes = 32 * 1024;
-    private static readonly TimeSpan WaitStep = TimeSpan.FromMilliseconds(250);
+    private static readonly long WaitStep = Stopwatch.Frequency / 4;
 
     private readonly byte[] _topic;
     private readonly int _qos;
     private readonly int _window;
     private readonly int _payloadSize;
-    private readonly TimeSpan _stallTimeout;
+    private readonly long _stallTimeout;
     private readonly long[] _slots;
     private readonly byte[] _batch;
-    private readonly SemaphoreSlim _slotFreed = new(0);
+    private readonly AsyncSignal _wake = new();
     private int _waitingSlot = -1;
+    private long _wakeAt = long.MaxValue;
     private long _published;
     private long _publishErrors;
     private long _stalls;
@@ -48,7 +50,7 @@ internal sealed class BenchPublisher : BenchClient
         _qos = options.Qos;
         _window = options.Window;
         _payloadSize = options.Size;
-        _stallTimeout = options.Qos == 0 ? TimeSpan.FromSeconds(1) : options.ConnectTimeout;
+        _stallTimeout = (long)((options.Qos == 0 ? 1 : options.ConnectTimeout.TotalSeconds) * Stopwatch.Frequency);
         _slots = new long[options.Window];
         var messageLength = MqttWire.PublishLength(options.ProtocolLevel, _topic.Length, _qos, _payloadSize);
         _batch = new byte[Math.Max(BatchBytes, messageLength)];
@@ -97,6 +99,7 @@ internal sealed class BenchPublisher : BenchClient
     /// </summary>
     public async Task PublishLoopAsync(long startTicks, double ticksPerMessage, CancellationToken stop)
     {
+        using var wakeOnStop = stop.UnsafeRegister(static state => ((AsyncSignal)state!).Set(), _wake);
         try
         {
             while (!stop.IsCancellationRequested && IsConnected)
@@ -110,9 +113,9 @@ internal sealed class BenchPublisher : BenchClient
                 var (length, count, nextDue) = FillBatch(startTicks, ticksPerMessage);
                 if (count == 0)
                 {
-                    // Nothing due yet. Timers tick in whole milliseconds: sleep at least one.
-                    var wait = nextDue - Stopwatch.GetTimestamp();
-                    await Task.Delay(Math.Max(1, (int)(wait * 1000 / Stopwatch.Frequency)), stop).ConfigureAwait(false);
+                    // Nothing due yet: the run's ticker wakes this loop when the next message is due.
+                    Volatile.Write(ref _wakeAt, nextDue);
+                    await _wake.WaitAsync().ConfigureAwait(false);
                     continue;
                 }
 
@@ -129,6 +132,19 @@ internal sealed class BenchPublisher : BenchClient
         catch (Exception exception) when (exception is System.Net.Sockets.SocketException or ObjectDisposedException)
         {
             // The receive loop reports the dropped connection.
+        }
+    }
+
+    /// <summary>
+    /// Called by the run's ticker about once a millisecond: wakes the send loop when its next message is
+    /// due or when it has waited a while for a slot (to check for stalls and dropped connections).
+    /// </summary>
+    public void Tick(long now)
+    {
+        if (now >= Volatile.Read(ref _wakeAt))
+        {
+            Volatile.Write(ref _wakeAt, long.MaxValue);
+            _wake.Set();
         }
     }
 
@@ -240,6 +256,7 @@ internal sealed class BenchPublisher : BenchClient
         return (length, count, now);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> WaitForSlotAsync(int slot, CancellationToken stop)
     {
         var waitStart = Stopwatch.GetTimestamp();
@@ -253,13 +270,16 @@ internal sealed class BenchPublisher : BenchClient
                 return true;
             }
 
-            if (!IsConnected)
+            if (!IsConnected || stop.IsCancellationRequested)
             {
                 return false;
             }
 
-            if (await _slotFreed.WaitAsync(WaitStep, stop).ConfigureAwait(false) || Stopwatch.GetElapsedTime(waitStart) < _stallTimeout)
+            var now = Stopwatch.GetTimestamp();
+            if (now - waitStart < _stallTimeout)
             {
+                Volatile.Write(ref _wakeAt, now + WaitStep);
+                await _wake.WaitAsync().ConfigureAwait(false);
                 continue;
             }
 
@@ -270,7 +290,7 @@ internal sealed class BenchPublisher : BenchClient
                 Interlocked.Increment(ref _stalls);
             }
 
-            waitStart = Stopwatch.GetTimestamp();
+            waitStart = now;
         }
     }
 
@@ -278,7 +298,7 @@ internal sealed class BenchPublisher : BenchClient
     {
         if (Volatile.Read(ref _waitingSlot) == slot && Interlocked.CompareExchange(ref _waitingSlot, -1, slot) == slot)
         {
-            _slotFreed.Release();
+            _wake.Set();
         }
     }
 }

@@ -203,6 +203,9 @@ internal sealed class BenchResult
     /// <summary>CPU used by this tool during the measured interval, in cores.</summary>
     public double ToolCpuCores { get; init; }
 
+    /// <summary>Bytes the tool allocated in the measured interval per message published or delivered (the whole process, timers and progress included).</summary>
+    public double ToolAllocatedBytesPerMessage { get; init; }
+
     /// <summary>CPU used by the processes given with <c>--broker-pid</c> during the measured interval, in cores (message scenarios).</summary>
     public double BrokerCpuCores { get; init; }
 
@@ -249,6 +252,11 @@ internal sealed class BenchResult
         }
 
         var broker = BrokerCpuCores > 0 ? string.Create(c, $"  broker cpu {BrokerCpuCores:F2} cores") : "";
+        if (Connect is null)
+        {
+            broker += string.Create(c, $"  tool allocated {ToolAllocatedBytesPerMessage:F1} B per message");
+        }
+
         sb.AppendLine(c, $"tool cpu     {ToolCpuCores:F2} cores{broker}");
         foreach (var error in Errors)
         {

@@ -97,6 +97,7 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
         var start = Stopwatch.GetTimestamp();
         var progress = ReportProgressAsync(runningPublishers, runningSubscribers, start, stopBackground.Token);
         var keepAlive = KeepAlive.RunAsync(() => clients, options.KeepAlive, stopBackground.Token);
+        var ticker = TickAsync(runningPublishers, stopBackground.Token);
 
         // At a fixed rate each publisher gets an equal share, its start offset so they do not send in lockstep.
         var ticksPerMessage = options.Rate > 0 ? Stopwatch.Frequency * runningPublishers.Length / options.Rate : 0;
@@ -125,7 +126,7 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
 
         _phase = "close";
         await stopBackground.CancelAsync().ConfigureAwait(false);
-        await Task.WhenAll(progress, keepAlive).ConfigureAwait(false);
+        await Task.WhenAll(progress, keepAlive, ticker).ConfigureAwait(false);
         await CloseAllAsync(clients).ConfigureAwait(false);
         return BuildResult(runId, publishers, subscribers, first, second, options.Duration.TotalSeconds);
     }
@@ -171,10 +172,31 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
             }).ConfigureAwait(false);
     }
 
+    // One timer for every publisher's send loop: scheduled sends and stall checks, instead of a timer per wait.
+    private static async Task TickAsync(BenchPublisher[] publishers, CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(1));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                var now = Stopwatch.GetTimestamp();
+                foreach (var publisher in publishers)
+                {
+                    publisher.Tick(now);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
     private async Task DrainAsync(BenchPublisher[] publishers, BenchSubscriber[] subscribers, int expected)
     {
         // Wait for outstanding acknowledgements, then for deliveries to catch up with what was
         // accepted, giving up once nothing has arrived for a while (lost messages never will).
+        // sub has no publish counts: it counts until nothing has arrived for a while.
         var timeout = options.ConnectTimeout;
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         foreach (var publisher in publishers)
@@ -190,7 +212,7 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
             }
         }
 
-        if (expected == 0 || subscribers.Length == 0)
+        if (subscribers.Length == 0)
         {
             return;
         }
@@ -212,7 +234,8 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
                 published += publisher.Published * publisher.ExpectedDeliveries;
             }
 
-            if (delivered >= published)
+            // Without publishers in this run (sub) only a quiet stream ends the drain.
+            if (expected > 0 && delivered >= published)
             {
                 return;
             }
@@ -301,6 +324,8 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
         seconds = second.Timestamp > 0 ? Stopwatch.GetElapsedTime(first.Timestamp, second.Timestamp).TotalSeconds : 0;
         var cpu = seconds > 0 ? (second.Cpu - first.Cpu).TotalSeconds / seconds : 0;
         var brokerCpu = seconds > 0 ? (second.BrokerCpu - first.BrokerCpu).TotalSeconds / seconds : 0;
+        var messages = (second.Delivered - first.Delivered) + (second.Published - first.Published);
+        var allocated = messages > 0 ? (second.Allocated - first.Allocated) / (double)messages : 0;
         return new BenchResult
         {
             Scenario = options.Scenario,
@@ -336,6 +361,7 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
             WindowStalls = stalls,
             ToolCpuCores = cpu,
             BrokerCpuCores = brokerCpu,
+            ToolAllocatedBytesPerMessage = allocated,
             ExitCode = exitCode,
             Errors = _state.ErrorSamples,
         };
@@ -395,7 +421,7 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
     }
 
     /// <summary>Totals over all running clients at one instant.</summary>
-    private readonly record struct Snapshot(long Timestamp, long Delivered, long Published, long PublishErrors, long Stalls, TimeSpan Cpu, TimeSpan BrokerCpu)
+    private readonly record struct Snapshot(long Timestamp, long Delivered, long Published, long PublishErrors, long Stalls, TimeSpan Cpu, TimeSpan BrokerCpu, long Allocated)
     {
         public static Snapshot Take(BenchPublisher[] publishers, BenchSubscriber[] subscribers, Process? process, IReadOnlyList<int>? brokerPids = null)
         {
@@ -420,7 +446,7 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
             }
 
             var brokerCpu = brokerPids is { Count: > 0 } ? ProcessMemory.CpuTime(brokerPids) : TimeSpan.Zero;
-            return new Snapshot(Stopwatch.GetTimestamp(), delivered, published, errors, stalls, cpu, brokerCpu);
+            return new Snapshot(Stopwatch.GetTimestamp(), delivered, published, errors, stalls, cpu, brokerCpu, GC.GetTotalAllocatedBytes());
         }
     }
 }

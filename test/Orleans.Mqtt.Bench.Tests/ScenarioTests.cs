@@ -48,9 +48,9 @@ public sealed class ScenarioTests
         string[] common = ["--host", $"127.0.0.1:{first.Port},127.0.0.1:{second.Port}", "--topic", "bench/two", "--qos", "1"];
 
         // Subscriber i and publisher i both use connection i, so each subscriber hears exactly one publisher.
-        var sub = RunMessagesAsync(["sub", .. common, "--subscribers", "2", "--duration", "2.5", "--warmup", "0"]);
-        var pub = await RunMessagesAsync(["pub", .. common, "--publishers", "2", "--rate", "400", "--duration", "1", "--warmup", "0.5"]);
-        var received = await sub;
+        var (received, pub) = await SubWhilePubAsync(
+            ["sub", .. common, "--subscribers", "2"],
+            ["pub", .. common, "--publishers", "2", "--rate", "400", "--duration", "1", "--warmup", "0.5"]);
 
         Assert.Equal(0, pub.ExitCode);
         Assert.InRange(pub.PublishedPerSecond, 300, 500);
@@ -63,9 +63,9 @@ public sealed class ScenarioTests
     {
         await using var broker = await MosquittoBroker.StartAsync();
         string[] common = ["--port", $"{broker.Port}", "--topic", "bench/split", "--qos", "1"];
-        var sub = RunMessagesAsync(["sub", .. common, "--subscribers", "2", "--duration", "2.5", "--warmup", "0"]);
-        var pub = await RunMessagesAsync(["pub", .. common, "--publishers", "3", "--rate", "300", "--duration", "1", "--warmup", "0.5"]);
-        var received = await sub;
+        var (received, pub) = await SubWhilePubAsync(
+            ["sub", .. common, "--subscribers", "2"],
+            ["pub", .. common, "--publishers", "3", "--rate", "300", "--duration", "1", "--warmup", "0.5"]);
 
         Assert.Equal(0, pub.ExitCode);
         Assert.Equal(0, received.ExitCode);
@@ -124,9 +124,40 @@ public sealed class ScenarioTests
         Assert.Equal(2, connect.Workers);
     }
 
-    private static async Task<BenchResult> RunMessagesAsync(params string[] args)
+    private static async Task<BenchResult> RunMessagesAsync(params string[] args) => await RunMessagesAsync(args, CancellationToken.None);
+
+    private static async Task<BenchResult> RunMessagesAsync(string[] args, CancellationToken cancellationToken)
     {
         Assert.True(BenchOptions.TryParse(args, out var options, out var error), error);
-        return await new MessageScenario(options, TextWriter.Null).RunAsync(CancellationToken.None);
+        return await new MessageScenario(options, TextWriter.Null).RunAsync(cancellationToken);
+    }
+
+    // Runs a sub scenario (subscribed before the pub run connects) until the pub run has ended; cancelling
+    // it then ends its measured interval, and it counts on until nothing more arrives.
+    private static async Task<(BenchResult Sub, BenchResult Pub)> SubWhilePubAsync(string[] sub, string[] pub)
+    {
+        using var endSub = new CancellationTokenSource();
+        var subscribed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var log = new SignalWriter("run ", subscribed);
+        Assert.True(BenchOptions.TryParse([.. sub, "--duration", "60", "--warmup", "0"], out var options, out var error), error);
+        var subRun = new MessageScenario(options, log).RunAsync(endSub.Token);
+        await subscribed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var pubResult = await RunMessagesAsync(pub, CancellationToken.None);
+        await endSub.CancelAsync();
+        return (await subRun, pubResult);
+    }
+
+    // Completes a signal when the scenario logs its first progress line: every subscriber is subscribed by then.
+    private sealed class SignalWriter(string ignoredPrefix, TaskCompletionSource signal) : StringWriter
+    {
+        public override void WriteLine(string? value)
+        {
+            if (value is not null && !value.StartsWith(ignoredPrefix, StringComparison.Ordinal))
+            {
+                signal.TrySetResult();
+            }
+
+            base.WriteLine(value);
+        }
     }
 }
