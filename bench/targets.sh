@@ -137,6 +137,7 @@ rows = [
     ("fanout: latency p50 / p99 ms", "fanout", lambda r: (r["latencyMs"]["p50"], r["latencyMs"]["p99"]), "{:.1f} / {:.1f}"),
     ("fanout: lost / duplicated / out of order", "fanout", lambda r: (r["lost"], r["duplicates"], r["outOfOrder"]), "{:,} / {:,} / {:,}"),
     ("fanout: broker / tool CPU (cores)", "fanout", lambda r: (r["brokerCpuCores"], r["toolCpuCores"]), "{:.2f} / {:.2f}"),
+    ("fanout: tool allocations (bytes per message)", "fanout", lambda r: r["toolAllocatedBytesPerMessage"], "{:.1f}"),
     ("conn: connect rate, persistent + 1 subscription (conn/s)", "conn", lambda r: r["connect"]["achievedRate"], "{:,.0f}"),
     ("conn: CONNACK latency p50 / p99 ms", "conn", lambda r: (r["connect"]["connAckMs"]["p50"], r["connect"]["connAckMs"]["p99"]), "{:.1f} / {:.1f}"),
     ("conn: connected / failed", "conn", lambda r: (r["connect"]["connected"], r["connect"]["failed"]), "{:,} / {:,}"),
@@ -144,7 +145,8 @@ rows = [
     ("p2p QoS 1 closed loop: delivered msg/s", "p2p-max", lambda r: r["deliveredPerSecond"], "{:,.0f}"),
     ("p2p QoS 1 at 50 % of that: rate msg/s", "p2p-half", lambda r: r["rate"], "{:,.0f}"),
     ("p2p QoS 1 at 50 %: latency p50 / p99 ms", "p2p-half", lambda r: (r["latencyMs"]["p50"], r["latencyMs"]["p99"]), "{:.2f} / {:.2f}"),
-    ("p2p QoS 1 at 50 %: broker CPU (cores)", "p2p-half", lambda r: r["brokerCpuCores"], "{:.2f}"),
+    ("p2p QoS 1 closed loop: broker / tool CPU (cores)", "p2p-max", lambda r: (r["brokerCpuCores"], r["toolCpuCores"]), "{:.2f} / {:.2f}"),
+    ("p2p QoS 1 at 50 %: broker / tool CPU (cores)", "p2p-half", lambda r: (r["brokerCpuCores"], r["toolCpuCores"]), "{:.2f} / {:.2f}"),
 ]
 
 def fmt(result, get, f):
