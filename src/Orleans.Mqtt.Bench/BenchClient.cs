@@ -177,8 +177,9 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
                 }
             }
         }
-        catch (Exception exception) when (exception is SocketException or ObjectDisposedException or InvalidDataException or IOException)
+        catch (Exception exception)
         {
+            // Network errors, and a packet the parser could not make sense of: either way the connection is over.
             if (!_closing)
             {
                 Fail($"{exception.GetType().Name}: {exception.Message}");
