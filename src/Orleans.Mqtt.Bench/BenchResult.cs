@@ -188,6 +188,12 @@ internal sealed class BenchResult
     /// <summary>Deliveries whose payload was not a bench payload.</summary>
     public long Malformed { get; init; }
 
+    /// <summary>Subscribers that lost messages or got duplicates (fanin: 1 when the group did).</summary>
+    public int SubscribersWithLossOrDuplicates { get; init; }
+
+    /// <summary>The most messages any one subscriber lost (fanin: the group).</summary>
+    public long WorstSubscriberLost { get; init; }
+
     /// <summary>Clients that failed to connect or subscribe.</summary>
     public int ConnectErrors { get; init; }
 
@@ -247,7 +253,8 @@ internal sealed class BenchResult
             sb.AppendLine(c, $"delivered    {DeliveredPerSecond,12:N0} msg/s  ({DeliveredMeasured:N0} in interval, {DeliveredTotal:N0} total)");
             sb.AppendLine(c, $"published    {PublishedPerSecond,12:N0} msg/s  ({PublishedMeasured:N0} in interval, {PublishedTotal:N0} total)");
             sb.AppendLine(c, $"latency ms   p50 {LatencyMs.P50:F3}  p90 {LatencyMs.P90:F3}  p99 {LatencyMs.P99:F3}  p99.9 {LatencyMs.P999:F3}  max {LatencyMs.Max:F3}  (n={LatencyMs.Count:N0})");
-            sb.AppendLine(c, $"delivery     lost {Lost:N0}  duplicates {Duplicates:N0}  out-of-order {OutOfOrder:N0}  malformed {Malformed:N0}");
+            sb.AppendLine(c, $"delivery     lost {Lost:N0}  duplicates {Duplicates:N0}  out-of-order {OutOfOrder:N0}  malformed {Malformed:N0}  " +
+                $"subscribers with loss or duplicates {SubscribersWithLossOrDuplicates:N0} (worst lost {WorstSubscriberLost:N0})");
             sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}  publish {PublishErrors:N0}  window-stalls {WindowStalls:N0}");
         }
 

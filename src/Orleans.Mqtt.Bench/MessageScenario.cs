@@ -311,7 +311,9 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
             stalls += publisher.Stalls;
         }
 
-        var totals = Count(kind, Array.ConvertAll(subscribers, s => s.Trackers), publishedBy);
+        var trackers = Array.ConvertAll(subscribers, s => s.Trackers);
+        var totals = Count(kind, trackers, publishedBy);
+        var (troubled, worst) = kind == "fanin" ? (totals.Lost + totals.Duplicates > 0 ? 1 : 0, totals.Lost) : Worst(kind, trackers, publishedBy);
         if (kind == "fanin")
         {
             // A group's messages are spread over its members: order only means something per member.
@@ -355,6 +357,8 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
             Duplicates = totals.Duplicates,
             OutOfOrder = totals.OutOfOrder,
             Malformed = malformed,
+            SubscribersWithLossOrDuplicates = troubled,
+            WorstSubscriberLost = worst,
             ConnectErrors = _state.ConnectErrors,
             Disconnects = _state.Disconnects,
             PublishErrors = publishErrors,
@@ -407,6 +411,30 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
         }
 
         return totals;
+    }
+
+    /// <summary>Subscribers that lost or got duplicates, and the most any one subscriber lost (not for fanin: its group counts as one).</summary>
+    internal static (int Subscribers, long WorstLost) Worst(string kind, IReadOnlyList<TrackerSet> trackers, IReadOnlyList<long> publishedBy)
+    {
+        var count = 0;
+        long worst = 0;
+        for (var i = 0; i < trackers.Count; i++)
+        {
+            var one = kind switch
+            {
+                "p2p" => DeliveryTotals.Of(trackers[i], publishedBy, onlyPublisher: i),
+                "sub" => DeliveryTotals.Of(trackers[i], published: null),
+                _ => DeliveryTotals.Of(trackers[i], publishedBy),
+            };
+            if (one.Lost + one.Duplicates > 0)
+            {
+                count++;
+            }
+
+            worst = Math.Max(worst, one.Lost);
+        }
+
+        return (count, worst);
     }
 
     private static async Task DelayAsync(TimeSpan delay, CancellationToken cancellationToken)

@@ -30,6 +30,7 @@ public sealed class DeliveryTotalsTests
         Assert.Equal(2, totals.Duplicates);
         Assert.Equal(295, totals.Unique);
         Assert.Equal(0, totals.OutOfOrder);
+        Assert.Equal((2, 5L), MessageScenario.Worst("fanout", subscribers, [100]));
     }
 
     [Fact]
@@ -101,6 +102,7 @@ public sealed class DeliveryTotalsTests
 
         Assert.Equal(2, totals.Lost);
         Assert.Equal(3, totals.Unique);
+        Assert.Equal((1, 2L), MessageScenario.Worst("p2p", subscribers, [2, 3]));
     }
 
     [Fact]
