@@ -6,6 +6,8 @@ cd "$(dirname "$0")"
 
 missing=()
 command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
+# The load tool's tests run it against Debian's mosquitto broker.
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 # The membership tests start their own etcd (Debian's etcd-server) on free loopback ports.
 [ -x /usr/bin/etcd ] || command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,6 +1,4 @@
 using System.Globalization;
-using MQTTnet.Formatter;
-using MQTTnet.Protocol;
 
 namespace Orleans.Mqtt.Bench;
 
@@ -9,47 +7,100 @@ internal sealed class BenchOptions
 {
     /// <summary>The usage text printed for <c>--help</c> and after a bad argument.</summary>
     public const string Usage = """
-        usage: Orleans.Mqtt.Bench pairs [options]
+        usage: Orleans.Mqtt.Bench <scenario> [options]
 
-        pairs: N publisher/subscriber pairs; pair i publishes on bench/<run-id>/<i> and its
-        subscriber subscribes that exact topic with the same QoS.
+        scenarios
+          p2p (alias pairs)  N publisher/subscriber pairs: pair i publishes on <topic>/i, its subscriber
+                             subscribes that topic                                  (--pairs, default 50)
+          pub                publishers only, publisher i on <topic>/i            (--publishers, default 10)
+          sub                subscribers only, each subscribing <topic>/+; counts what a pub run with the
+                             same --topic sends (loss = gaps in each publisher's sequence)
+                                                                                  (--subscribers, default 1)
+          fanout             publishers on one topic, every subscriber gets every message
+                                                      (--publishers, default 1; --subscribers, default 100)
+          fanin              publisher i on <topic>/i, one shared subscription $share/<group>/<topic>/+
+                             with K members; loss and duplicates counted over the group
+                                                      (--publishers, default 100; --subscribers, default 4)
+          conn               N idle connections opened at --connect-rate, held for --duration
+                                                                              (--connections, default 1000)
 
-          --host <name>             broker host (default 127.0.0.1)
-          --port <n>                broker port (default 1883)
-          --pairs <n>               number of pairs (default 50)
-          --qos <0|1|2>             QoS of publish and subscription (default 1)
-          --size <bytes>            payload size, at least 24 (default 100)
-          --duration <s>            measured interval after warm-up (default 20)
-          --warmup <s>              warm-up before measuring (default 3)
-          --window <n>              messages in flight per publisher (default 10); at QoS 0
-                                    messages not yet delivered to the subscriber
-          --rate <msg/s>            cap on the total publish rate, 0 = closed loop (default 0)
-          --json <path>             also write the result as JSON
+        connection
+          --host <h[:p],...>        brokers, connections spread round robin (default 127.0.0.1)
+          --port <n>                port of hosts given without one (default 1883)
           --protocol <5|311>        MQTT protocol version (default 5)
-          --connect-timeout <s>     connect and acknowledgement timeout (default 10)
+          --username <u>            user name (and --password <p>)
+          --keepalive <s>           keep alive; the tool pings every half of it (default 60)
+          --session-expiry <s>      above 0: clean start off and this session expiry (persistent
+                                    sessions); 0: clean start (default 0)
+          --source <auto|none>      auto: bind connections to 127.0.0.1..254 in turn when every
+                                    host is a loopback address (default auto)
+          --connect-timeout <s>     connect, subscribe and acknowledgement timeout (default 10)
+
+        messages (p2p, pub, sub, fanout, fanin)
+          --qos <0|1|2>             QoS of publishes and subscriptions (default 1)
+          --size <bytes>            payload size, at least 24 (default 100)
+          --topic <prefix>          topic prefix (default bench/<run-id>)
+          --group <name>            fanin: shared subscription group (default g)
+          --window <n>              messages in flight per publisher (default 10): not yet acknowledged
+                                    (QoS 1/2) and not yet delivered to this run's subscribers
+          --rate <msg/s>            cap on the total publish rate, 0 = closed loop (default 0)
+          --warmup <s>              warm-up before measuring (default 3)
+          --duration <s>            measured interval (default 20); conn: how long to hold
+
+        conn
+          --connect-rate <n/s>      target connect rate, 0 = as fast as --inflight allows (default 1000)
+          --inflight <n>            connects in progress at once (default 100)
+          --subscriptions <0|1>     subscribe one topic per connection, QoS 1 (default 0)
+          --workers <n|auto>        worker processes, each with its share; auto = one per 18,000
+                                    connections (default auto)
+          --broker-pid <pid,...>    also report the broker processes' RSS growth per connection
+                                    (conn) or CPU use in the measured interval (other scenarios)
+
+        output
+          --json <path>             also write the result as JSON
 
         exit codes: 0 ok, 1 bad arguments, 2 connections failed, 3 clients dropped during the run
         """;
 
-    /// <summary>Scenario name; only <c>pairs</c> exists so far.</summary>
+    /// <summary>Connections per worker process when <c>--workers auto</c>: below the 20,000 open files a process may hold.</summary>
+    public const int ConnectionsPerWorker = 18_000;
+
+    private static readonly string[] Scenarios = ["p2p", "pairs", "pub", "sub", "fanout", "fanin", "conn"];
+
+    /// <summary>Scenario name: p2p (or its alias pairs), pub, sub, fanout, fanin or conn.</summary>
     public string Scenario { get; set; } = "pairs";
 
-    /// <summary>Broker host name or address.</summary>
-    public string Host { get; set; } = "127.0.0.1";
+    /// <summary>Brokers to connect to, in the order connections are spread over them.</summary>
+    public IReadOnlyList<BrokerAddress> Hosts { get; set; } = [new("127.0.0.1", 1883)];
 
-    /// <summary>Broker TCP port.</summary>
+    /// <summary>Port for hosts given without one.</summary>
     public int Port { get; set; } = 1883;
 
-    /// <summary>Number of publisher/subscriber pairs.</summary>
+    /// <summary>Publisher/subscriber pairs (p2p).</summary>
     public int Pairs { get; set; } = 50;
 
+    /// <summary>Publishers (pub, fanout, fanin).</summary>
+    public int Publishers { get; set; }
+
+    /// <summary>Subscribers (sub, fanout) or shared subscription members (fanin).</summary>
+    public int Subscribers { get; set; }
+
+    /// <summary>Connections (conn).</summary>
+    public int Connections { get; set; } = 1000;
+
     /// <summary>QoS used for publishing and subscribing.</summary>
-    public MqttQualityOfServiceLevel Qos { get; set; } = MqttQualityOfServiceLevel.AtLeastOnce;
+    public int Qos { get; set; } = 1;
 
     /// <summary>Payload size in bytes, header included.</summary>
     public int Size { get; set; } = 100;
 
-    /// <summary>Length of the measured interval.</summary>
+    /// <summary>Topic prefix; null means <c>bench/&lt;run-id&gt;</c>.</summary>
+    public string? Topic { get; set; }
+
+    /// <summary>Shared subscription group of fanin.</summary>
+    public string Group { get; set; } = "g";
+
+    /// <summary>Length of the measured interval (conn: of the hold).</summary>
     public TimeSpan Duration { get; set; } = TimeSpan.FromSeconds(20);
 
     /// <summary>Length of the warm-up before the measured interval.</summary>
@@ -61,20 +112,68 @@ internal sealed class BenchOptions
     /// <summary>Cap on the total publish rate in messages per second; 0 means closed loop.</summary>
     public double Rate { get; set; }
 
+    /// <summary>conn: target connects per second; 0 means as fast as <see cref="Inflight"/> allows.</summary>
+    public double ConnectRate { get; set; } = 1000;
+
+    /// <summary>conn: connects in progress at once.</summary>
+    public int Inflight { get; set; } = 100;
+
+    /// <summary>conn: subscriptions per connection (0 or 1).</summary>
+    public int Subscriptions { get; set; }
+
+    /// <summary>conn: worker processes; 0 means one per <see cref="ConnectionsPerWorker"/> connections.</summary>
+    public int Workers { get; set; }
+
+    /// <summary>Broker processes whose RSS growth (conn) or CPU use (other scenarios) is reported.</summary>
+    public IReadOnlyList<int> BrokerPids { get; set; } = [];
+
+    /// <summary>Session expiry in seconds; above 0 the tool also connects with clean start off.</summary>
+    public uint SessionExpiry { get; set; }
+
+    /// <summary>Keep alive in seconds.</summary>
+    public ushort KeepAlive { get; set; } = 60;
+
+    /// <summary>Spread connections over loopback source addresses when every host is a loopback address.</summary>
+    public bool SpreadSources { get; set; } = true;
+
+    /// <summary>User name, if any.</summary>
+    public string? UserName { get; set; }
+
+    /// <summary>Password, if any.</summary>
+    public string? Password { get; set; }
+
     /// <summary>Where to write the JSON result, if anywhere.</summary>
     public string? JsonPath { get; set; }
 
-    /// <summary>MQTT protocol version.</summary>
-    public MqttProtocolVersion Protocol { get; set; } = MqttProtocolVersion.V500;
+    /// <summary>MQTT protocol level byte: 5, or 4 for 3.1.1.</summary>
+    public byte ProtocolLevel { get; set; } = MqttWire.Version5;
 
     /// <summary>Timeout for connecting and for waiting on an acknowledgement.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Run id given by a parent process to its workers; null in a normal run.</summary>
+    public string? RunId { get; set; }
+
+    /// <summary>Worker: index of its first connection in the whole run.</summary>
+    public int ConnectionOffset { get; set; }
+
+    /// <summary>True in a worker process started by a conn run.</summary>
+    public bool IsWorker { get; set; }
+
+    /// <summary>Worker: its index among the run's workers.</summary>
+    public int WorkerIndex { get; set; }
 
     /// <summary>True when <c>--help</c> was given.</summary>
     public bool ShowHelp { get; set; }
 
     /// <summary>The protocol version as written on the command line (5 or 311).</summary>
-    public string ProtocolName => Protocol == MqttProtocolVersion.V500 ? "5" : "311";
+    public string ProtocolName => ProtocolLevel == MqttWire.Version5 ? "5" : "311";
+
+    /// <summary>Canonical scenario name (pairs is p2p).</summary>
+    public string ScenarioKind => Scenario == "pairs" ? "p2p" : Scenario;
+
+    /// <summary>Worker processes a conn run starts, after <c>auto</c> is resolved.</summary>
+    public int WorkerCount => Workers > 0 ? Workers : Math.Max(1, (Connections + ConnectionsPerWorker - 1) / ConnectionsPerWorker);
 
     /// <summary>Parses the command line; returns false with a message naming the bad argument.</summary>
     public static bool TryParse(IReadOnlyList<string> args, out BenchOptions options, out string? error)
@@ -89,12 +188,13 @@ internal sealed class BenchOptions
             i = 1;
         }
 
-        if (parsed.Scenario != "pairs")
+        if (Array.IndexOf(Scenarios, parsed.Scenario) < 0)
         {
-            error = $"unknown scenario '{parsed.Scenario}' (known: pairs)";
+            error = $"unknown scenario '{parsed.Scenario}' (known: {string.Join(", ", Scenarios)})";
             return false;
         }
 
+        string? hosts = null;
         for (; i < args.Count; i++)
         {
             var name = args[i];
@@ -113,18 +213,36 @@ internal sealed class BenchOptions
             var value = args[++i];
             var ok = name switch
             {
-                "--host" => Set(value, v => parsed.Host = v),
+                "--host" => Set(value, v => hosts = v),
                 "--port" => TryInt(value, 1, 65535, v => parsed.Port = v),
                 "--pairs" => TryInt(value, 1, 100_000, v => parsed.Pairs = v),
-                "--qos" => TryInt(value, 0, 2, v => parsed.Qos = (MqttQualityOfServiceLevel)v),
-                "--size" => TryInt(value, PayloadHeader.Size, 256 * 1024 * 1024, v => parsed.Size = v),
+                "--publishers" => TryInt(value, 1, 100_000, v => parsed.Publishers = v),
+                "--subscribers" => TryInt(value, 1, 100_000, v => parsed.Subscribers = v),
+                "--connections" => TryInt(value, 1, 10_000_000, v => parsed.Connections = v),
+                "--qos" => TryInt(value, 0, 2, v => parsed.Qos = v),
+                "--size" => TryInt(value, PayloadHeader.Size, MqttWire.MaxRemainingLength - 65_536, v => parsed.Size = v),
+                "--topic" => TryTopic(value, v => parsed.Topic = v),
+                "--group" => TryTopic(value, v => parsed.Group = v),
                 "--duration" => TryDouble(value, 0.1, v => parsed.Duration = TimeSpan.FromSeconds(v)),
                 "--warmup" => TryDouble(value, 0, v => parsed.Warmup = TimeSpan.FromSeconds(v)),
                 "--window" => TryInt(value, 1, 65535, v => parsed.Window = v),
                 "--rate" => TryDouble(value, 0, v => parsed.Rate = v),
+                "--connect-rate" => TryDouble(value, 0, v => parsed.ConnectRate = v),
+                "--inflight" => TryInt(value, 1, 100_000, v => parsed.Inflight = v),
+                "--subscriptions" => TryInt(value, 0, 1, v => parsed.Subscriptions = v),
+                "--workers" => value == "auto" ? Set(value, _ => parsed.Workers = 0) : TryInt(value, 1, 1000, v => parsed.Workers = v),
+                "--broker-pid" => TryPids(value, parsed),
+                "--session-expiry" => TryInt(value, 0, int.MaxValue, v => parsed.SessionExpiry = (uint)v),
+                "--keepalive" => TryInt(value, 0, 65535, v => parsed.KeepAlive = (ushort)v),
+                "--source" => value is "auto" or "none" ? Set(value, v => parsed.SpreadSources = v == "auto") : false,
+                "--username" => Set(value, v => parsed.UserName = v),
+                "--password" => Set(value, v => parsed.Password = v),
                 "--json" => Set(value, v => parsed.JsonPath = v),
                 "--protocol" => TryProtocol(value, parsed),
                 "--connect-timeout" => TryDouble(value, 0.1, v => parsed.ConnectTimeout = TimeSpan.FromSeconds(v)),
+                "--run-id" => Set(value, v => parsed.RunId = v),
+                "--worker" => TryInt(value, 0, 1000, v => (parsed.IsWorker, parsed.WorkerIndex) = (true, v)),
+                "--connection-offset" => TryInt(value, 0, int.MaxValue, v => parsed.ConnectionOffset = v),
                 _ => (bool?)null,
             };
 
@@ -139,6 +257,48 @@ internal sealed class BenchOptions
                 error = $"invalid value '{value}' for {name}";
                 return false;
             }
+        }
+
+        if (hosts is not null)
+        {
+            if (!BrokerAddress.TryParseList(hosts, parsed.Port, out var list))
+            {
+                error = $"invalid value '{hosts}' for --host (host[:port],...)";
+                return false;
+            }
+
+            parsed.Hosts = list;
+        }
+        else
+        {
+            parsed.Hosts = [new BrokerAddress("127.0.0.1", parsed.Port)];
+        }
+
+        switch (parsed.ScenarioKind)
+        {
+            case "pub":
+                parsed.Publishers = parsed.Publishers > 0 ? parsed.Publishers : 10;
+                break;
+            case "sub":
+                parsed.Subscribers = parsed.Subscribers > 0 ? parsed.Subscribers : 1;
+                break;
+            case "fanout":
+                parsed.Publishers = parsed.Publishers > 0 ? parsed.Publishers : 1;
+                parsed.Subscribers = parsed.Subscribers > 0 ? parsed.Subscribers : 100;
+                break;
+            case "fanin":
+                parsed.Publishers = parsed.Publishers > 0 ? parsed.Publishers : 100;
+                parsed.Subscribers = parsed.Subscribers > 0 ? parsed.Subscribers : 4;
+                break;
+            case "p2p":
+                parsed.Publishers = parsed.Subscribers = parsed.Pairs;
+                break;
+        }
+
+        if (parsed.ScenarioKind == "fanout" && (long)parsed.Subscribers * parsed.Publishers >= 1 << 20)
+        {
+            error = "fanout: --publishers × --subscribers must stay below 1,048,576";
+            return false;
         }
 
         return true;
@@ -172,20 +332,90 @@ internal sealed class BenchOptions
         return true;
     }
 
+    private static bool TryTopic(string value, Action<string> set)
+    {
+        if (value.Length == 0 || value.AsSpan().IndexOfAny('+', '#') >= 0)
+        {
+            return false;
+        }
+
+        set(value.TrimEnd('/'));
+        return true;
+    }
+
+    private static bool TryPids(string value, BenchOptions options)
+    {
+        var pids = new List<int>();
+        foreach (var part in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid) || pid <= 0)
+            {
+                return false;
+            }
+
+            pids.Add(pid);
+        }
+
+        options.BrokerPids = pids;
+        return pids.Count > 0;
+    }
+
     private static bool TryProtocol(string value, BenchOptions options)
     {
         switch (value)
         {
             case "5":
             case "500":
-                options.Protocol = MqttProtocolVersion.V500;
+                options.ProtocolLevel = MqttWire.Version5;
                 return true;
             case "311":
             case "3.1.1":
-                options.Protocol = MqttProtocolVersion.V311;
+                options.ProtocolLevel = MqttWire.Version311;
                 return true;
             default:
                 return false;
         }
     }
+}
+
+/// <summary>One broker endpoint as given on the command line.</summary>
+/// <param name="Host">Host name or address.</param>
+/// <param name="Port">TCP port.</param>
+internal sealed record BrokerAddress(string Host, int Port)
+{
+    /// <summary>Parses <c>host[:port],host[:port],...</c>; hosts without a port get <paramref name="defaultPort"/>.</summary>
+    public static bool TryParseList(string value, int defaultPort, out IReadOnlyList<BrokerAddress> hosts)
+    {
+        var list = new List<BrokerAddress>();
+        hosts = list;
+        foreach (var part in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var host = part;
+            var port = defaultPort;
+            var colon = part.LastIndexOf(':');
+            // A single colon separates the port; more than one is a bare IPv6 address ([::1]:1883 has the port after ']').
+            if (colon > 0 && (part.IndexOf(':') == colon || part[colon - 1] == ']'))
+            {
+                if (!int.TryParse(part.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out port) || port is < 1 or > 65535)
+                {
+                    return false;
+                }
+
+                host = part[..colon];
+            }
+
+            host = host.Trim('[', ']');
+            if (host.Length == 0)
+            {
+                return false;
+            }
+
+            list.Add(new BrokerAddress(host, port));
+        }
+
+        return list.Count > 0;
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => Host.Contains(':') ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
 }

@@ -4,10 +4,10 @@ using System.Text.Json.Serialization;
 
 namespace Orleans.Mqtt.Bench;
 
-/// <summary>Latency percentiles of delivered messages, in milliseconds.</summary>
+/// <summary>Latency percentiles, in milliseconds.</summary>
 internal sealed class LatencySummary
 {
-    /// <summary>Number of messages the percentiles are computed from.</summary>
+    /// <summary>Number of samples the percentiles are computed from.</summary>
     public long Count { get; init; }
 
     /// <summary>Median latency.</summary>
@@ -45,16 +45,75 @@ internal sealed class LatencySummary
     }
 }
 
+/// <summary>What a conn run measured.</summary>
+internal sealed class ConnectResult
+{
+    /// <summary>Connections asked for.</summary>
+    public int Requested { get; init; }
+
+    /// <summary>Connections that got CONNACK success (and SUBACK, with a subscription).</summary>
+    public int Connected { get; init; }
+
+    /// <summary>Connections that failed.</summary>
+    public int Failed { get; init; }
+
+    /// <summary>Target connect rate, 0 = as fast as possible.</summary>
+    public double TargetRate { get; init; }
+
+    /// <summary>Connections per second from the first connect to the last completed one.</summary>
+    public double AchievedRate { get; init; }
+
+    /// <summary>Seconds from the first connect to the last completed one.</summary>
+    public double ConnectSeconds { get; init; }
+
+    /// <summary>Unix time (ms) the first connect started; aggregates worker results.</summary>
+    public long StartUnixMs { get; init; }
+
+    /// <summary>Unix time (ms) the last connect completed.</summary>
+    public long EndUnixMs { get; init; }
+
+    /// <summary>True with clean start off and a session expiry.</summary>
+    public bool Persistent { get; init; }
+
+    /// <summary>Subscriptions per connection.</summary>
+    public int Subscriptions { get; init; }
+
+    /// <summary>Seconds the connections were held after the last one connected.</summary>
+    public double HeldSeconds { get; init; }
+
+    /// <summary>Time from the start of the TCP connect to CONNACK.</summary>
+    public LatencySummary ConnAckMs { get; init; } = new();
+
+    /// <summary>Worker results only: the CONNACK latency histogram (nanoseconds) as bucket/count pairs, for the parent to merge.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<long[]>? ConnAckHistogram { get; init; }
+
+    /// <summary>Worker processes the connections were spread over.</summary>
+    public int Workers { get; init; } = 1;
+
+    /// <summary>Distinct source addresses used (1 when the system chose).</summary>
+    public int SourceAddresses { get; init; } = 1;
+
+    /// <summary>RSS of the broker processes (summed) before connecting, in bytes; 0 when not asked for.</summary>
+    public long BrokerRssBefore { get; init; }
+
+    /// <summary>RSS of the broker processes while every connection was held, in bytes.</summary>
+    public long BrokerRssHeld { get; init; }
+
+    /// <summary>RSS growth per connected connection, in bytes.</summary>
+    public double BrokerBytesPerConnection { get; init; }
+}
+
 /// <summary>The outcome of one bench run, printed as a summary and optionally written as JSON.</summary>
 internal sealed class BenchResult
 {
-    /// <summary>Scenario name.</summary>
+    /// <summary>Scenario name as given (p2p, pairs, pub, sub, fanout, fanin, conn).</summary>
     public string Scenario { get; init; } = "pairs";
 
     /// <summary>Random id that namespaces this run's topics and client ids.</summary>
     public string RunId { get; init; } = "";
 
-    /// <summary>Broker as host:port.</summary>
+    /// <summary>Brokers as host:port, comma separated.</summary>
     public string Broker { get; init; } = "";
 
     /// <summary>MQTT protocol version, 5 or 311.</summary>
@@ -63,11 +122,23 @@ internal sealed class BenchResult
     /// <summary>QoS of publish and subscription.</summary>
     public int Qos { get; init; }
 
-    /// <summary>Number of pairs requested.</summary>
+    /// <summary>p2p: pairs requested.</summary>
     public int Pairs { get; init; }
 
-    /// <summary>Number of pairs whose two clients connected and subscribed.</summary>
+    /// <summary>p2p: pairs whose two clients connected and subscribed.</summary>
     public int PairsRunning { get; init; }
+
+    /// <summary>Publishers requested.</summary>
+    public int Publishers { get; init; }
+
+    /// <summary>Publishers connected.</summary>
+    public int PublishersRunning { get; init; }
+
+    /// <summary>Subscribers requested.</summary>
+    public int Subscribers { get; init; }
+
+    /// <summary>Subscribers connected and subscribed.</summary>
+    public int SubscribersRunning { get; init; }
 
     /// <summary>Payload size in bytes.</summary>
     public int Size { get; init; }
@@ -105,17 +176,23 @@ internal sealed class BenchResult
     /// <summary>Publish-to-deliver latency of messages sent in the measured interval.</summary>
     public LatencySummary LatencyMs { get; init; } = new();
 
-    /// <summary>Accepted publishes that were never delivered.</summary>
+    /// <summary>Accepted publishes that a subscriber that should have got them never got (sub: gaps in the sequences).</summary>
     public long Lost { get; init; }
 
-    /// <summary>Deliveries of a message that had been delivered before.</summary>
+    /// <summary>Deliveries of a message that had been delivered before (fanin: to any member of the group).</summary>
     public long Duplicates { get; init; }
 
-    /// <summary>First deliveries that arrived after a later message of the same publisher.</summary>
+    /// <summary>First deliveries that arrived after a later message of the same publisher (per subscriber).</summary>
     public long OutOfOrder { get; init; }
 
-    /// <summary>Deliveries whose payload was not a bench payload of the expected pair.</summary>
+    /// <summary>Deliveries whose payload was not a bench payload.</summary>
     public long Malformed { get; init; }
+
+    /// <summary>Subscribers that lost messages or got duplicates (fanin: 1 when the group did).</summary>
+    public int SubscribersWithLossOrDuplicates { get; init; }
+
+    /// <summary>The most messages any one subscriber lost (fanin: the group).</summary>
+    public long WorstSubscriberLost { get; init; }
 
     /// <summary>Clients that failed to connect or subscribe.</summary>
     public int ConnectErrors { get; init; }
@@ -123,14 +200,23 @@ internal sealed class BenchResult
     /// <summary>Clients the broker dropped while the run was going on.</summary>
     public int Disconnects { get; init; }
 
-    /// <summary>Publishes that failed or were refused.</summary>
+    /// <summary>Publishes the broker refused.</summary>
     public long PublishErrors { get; init; }
 
-    /// <summary>QoS 0 only: times a publisher gave up waiting for its window to drain and sent anyway.</summary>
+    /// <summary>Times a publisher gave up waiting for a delivery and reused the slot.</summary>
     public long WindowStalls { get; init; }
 
     /// <summary>CPU used by this tool during the measured interval, in cores.</summary>
     public double ToolCpuCores { get; init; }
+
+    /// <summary>Bytes the tool allocated in the measured interval per message published or delivered (the whole process, timers and progress included).</summary>
+    public double ToolAllocatedBytesPerMessage { get; init; }
+
+    /// <summary>CPU used by the processes given with <c>--broker-pid</c> during the measured interval, in cores (message scenarios).</summary>
+    public double BrokerCpuCores { get; init; }
+
+    /// <summary>conn only: what the connect phase measured.</summary>
+    public ConnectResult? Connect { get; init; }
 
     /// <summary>Process exit code the run ends with.</summary>
     public int ExitCode { get; init; }
@@ -142,17 +228,43 @@ internal sealed class BenchResult
     public string ToText()
     {
         var c = CultureInfo.InvariantCulture;
-        var rate = Rate > 0 ? Rate.ToString("N0", c) + " msg/s" : "closed loop";
         var sb = new StringBuilder();
-        sb.AppendLine(c, $"scenario     {Scenario}  run {RunId}  broker {Broker}  MQTT {Protocol}  QoS {Qos}");
-        sb.AppendLine(c, $"load         {PairsRunning}/{Pairs} pairs  {Size} B payload  window {Window}  {rate}");
-        sb.AppendLine(c, $"measured     {MeasuredSeconds:F2} s after {WarmupSeconds:F1} s warm-up");
-        sb.AppendLine(c, $"delivered    {DeliveredPerSecond,12:N0} msg/s  ({DeliveredMeasured:N0} in interval, {DeliveredTotal:N0} total)");
-        sb.AppendLine(c, $"published    {PublishedPerSecond,12:N0} msg/s  ({PublishedMeasured:N0} in interval, {PublishedTotal:N0} total)");
-        sb.AppendLine(c, $"latency ms   p50 {LatencyMs.P50:F3}  p90 {LatencyMs.P90:F3}  p99 {LatencyMs.P99:F3}  p99.9 {LatencyMs.P999:F3}  max {LatencyMs.Max:F3}  (n={LatencyMs.Count:N0})");
-        sb.AppendLine(c, $"delivery     lost {Lost:N0}  duplicates {Duplicates:N0}  out-of-order {OutOfOrder:N0}  malformed {Malformed:N0}");
-        sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}  publish {PublishErrors:N0}  window-stalls {WindowStalls:N0}");
-        sb.AppendLine(c, $"tool cpu     {ToolCpuCores:F2} cores");
+        sb.AppendLine(c, $"scenario     {Scenario}  run {RunId}  broker {Broker}  MQTT {Protocol}");
+        if (Connect is { } connect)
+        {
+            var target = connect.TargetRate > 0 ? connect.TargetRate.ToString("N0", c) + "/s" : "unlimited";
+            var sessions = connect.Persistent ? "persistent sessions" : "clean start";
+            sb.AppendLine(c, $"load         {connect.Requested:N0} connections  {sessions}  {connect.Subscriptions} subscription(s) each  target {target}  {connect.Workers} process(es)  {connect.SourceAddresses} source address(es)");
+            sb.AppendLine(c, $"connected    {connect.Connected:N0}  failed {connect.Failed:N0}  in {connect.ConnectSeconds:F2} s = {connect.AchievedRate,10:N0} conn/s  held {connect.HeldSeconds:F1} s");
+            var l = connect.ConnAckMs;
+            sb.AppendLine(c, $"connack ms   p50 {l.P50:F3}  p90 {l.P90:F3}  p99 {l.P99:F3}  max {l.Max:F3}  (n={l.Count:N0})");
+            if (connect.BrokerRssBefore > 0)
+            {
+                sb.AppendLine(c, $"broker rss   {connect.BrokerRssBefore / 1048576.0:N1} MiB before, {connect.BrokerRssHeld / 1048576.0:N1} MiB held = {connect.BrokerBytesPerConnection:N0} bytes per connection");
+            }
+
+            sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}");
+        }
+        else
+        {
+            var rate = Rate > 0 ? Rate.ToString("N0", c) + " msg/s" : "closed loop";
+            sb.AppendLine(c, $"load         {PublishersRunning}/{Publishers} publishers  {SubscribersRunning}/{Subscribers} subscribers  QoS {Qos}  {Size} B payload  window {Window}  {rate}");
+            sb.AppendLine(c, $"measured     {MeasuredSeconds:F2} s after {WarmupSeconds:F1} s warm-up");
+            sb.AppendLine(c, $"delivered    {DeliveredPerSecond,12:N0} msg/s  ({DeliveredMeasured:N0} in interval, {DeliveredTotal:N0} total)");
+            sb.AppendLine(c, $"published    {PublishedPerSecond,12:N0} msg/s  ({PublishedMeasured:N0} in interval, {PublishedTotal:N0} total)");
+            sb.AppendLine(c, $"latency ms   p50 {LatencyMs.P50:F3}  p90 {LatencyMs.P90:F3}  p99 {LatencyMs.P99:F3}  p99.9 {LatencyMs.P999:F3}  max {LatencyMs.Max:F3}  (n={LatencyMs.Count:N0})");
+            sb.AppendLine(c, $"delivery     lost {Lost:N0}  duplicates {Duplicates:N0}  out-of-order {OutOfOrder:N0}  malformed {Malformed:N0}  " +
+                $"subscribers with loss or duplicates {SubscribersWithLossOrDuplicates:N0} (worst lost {WorstSubscriberLost:N0})");
+            sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}  publish {PublishErrors:N0}  window-stalls {WindowStalls:N0}");
+        }
+
+        var broker = BrokerCpuCores > 0 ? string.Create(c, $"  broker cpu {BrokerCpuCores:F2} cores") : "";
+        if (Connect is null)
+        {
+            broker += string.Create(c, $"  tool allocated {ToolAllocatedBytesPerMessage:F1} B per message");
+        }
+
+        sb.AppendLine(c, $"tool cpu     {ToolCpuCores:F2} cores{broker}");
         foreach (var error in Errors)
         {
             sb.AppendLine(c, $"  error: {error}");

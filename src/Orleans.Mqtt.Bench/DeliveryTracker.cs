@@ -17,21 +17,35 @@ internal enum DeliveryOutcome
 }
 
 /// <summary>
-/// Sequence accounting for the messages of one publisher as seen by its subscriber: unique
-/// deliveries, duplicates, out-of-order deliveries and, given how many messages the publisher
-/// had accepted, how many were lost. No I/O; one writer (the subscriber's message handler),
-/// while other threads may read the counters.
+/// Sequence accounting for the messages of one publisher as seen by one subscriber (or one shared
+/// subscription group): unique deliveries, duplicates, out-of-order deliveries and, given how many
+/// messages the publisher had accepted, how many were lost. No I/O; one writer at a time, while
+/// other threads may read the counters.
 /// </summary>
+/// <remarks>
+/// Seen sequence numbers are kept in a ring of <see cref="Window"/> bits that slides with the highest
+/// one, so memory stays at 8 KiB per tracker however long the run. A delivery more than
+/// <see cref="Window"/> below the highest is counted as out of order (and <see cref="Late"/>) and
+/// taken to be a first delivery: the ring no longer knows whether it was one.
+/// </remarks>
 internal sealed class DeliveryTracker
 {
-    /// <summary>Highest sequence number the tracker accepts; keeps a corrupt payload from growing the bitmap without bound.</summary>
-    public const long MaxSequence = (1L << 34) - 1;
+    /// <summary>Highest sequence number the tracker accepts.</summary>
+    public const long MaxSequence = (1L << 42) - 1;
 
-    private ulong[] _seen = new ulong[64];
+    /// <summary>How far below the highest sequence number duplicates are still recognised.</summary>
+    public const int Window = 1 << 16;
+
+    private const int WordMask = (Window / 64) - 1;
+
+    private readonly ulong[] _ring = new ulong[Window / 64];
+    private long _base;
     private long _highest = -1;
+    private long _lowest = long.MaxValue;
     private long _unique;
     private long _duplicates;
     private long _outOfOrder;
+    private long _late;
     private long _invalid;
 
     /// <summary>Number of distinct sequence numbers delivered.</summary>
@@ -43,6 +57,9 @@ internal sealed class DeliveryTracker
     /// <summary>Number of first deliveries that arrived after a higher sequence number.</summary>
     public long OutOfOrder => Volatile.Read(ref _outOfOrder);
 
+    /// <summary>Deliveries so far below the highest that duplicates could no longer be told apart (included in <see cref="OutOfOrder"/>).</summary>
+    public long Late => Volatile.Read(ref _late);
+
     /// <summary>Number of deliveries whose sequence number could not be tracked.</summary>
     public long Invalid => Volatile.Read(ref _invalid);
 
@@ -51,6 +68,9 @@ internal sealed class DeliveryTracker
 
     /// <summary>Highest sequence number delivered so far, or -1.</summary>
     public long Highest => Volatile.Read(ref _highest);
+
+    /// <summary>Lowest sequence number delivered so far, or -1.</summary>
+    public long Lowest => Unique == 0 ? -1 : Volatile.Read(ref _lowest);
 
     /// <summary>Accounts for one delivery of <paramref name="sequence"/>.</summary>
     public DeliveryOutcome Record(long sequence)
@@ -61,20 +81,33 @@ internal sealed class DeliveryTracker
             return DeliveryOutcome.Invalid;
         }
 
-        var word = (int)(sequence >> 6);
-        var bit = 1UL << (int)(sequence & 63);
-        if (word >= _seen.Length)
+        if (sequence < _lowest)
         {
-            Grow(word);
+            Volatile.Write(ref _lowest, sequence);
         }
 
-        if ((_seen[word] & bit) != 0)
+        if (sequence < _base)
+        {
+            Volatile.Write(ref _late, _late + 1);
+            Volatile.Write(ref _unique, _unique + 1);
+            Volatile.Write(ref _outOfOrder, _outOfOrder + 1);
+            return DeliveryOutcome.OutOfOrder;
+        }
+
+        if (sequence >= _base + Window)
+        {
+            Slide(sequence);
+        }
+
+        ref var word = ref _ring[(int)(sequence >> 6) & WordMask];
+        var bit = 1UL << (int)(sequence & 63);
+        if ((word & bit) != 0)
         {
             Volatile.Write(ref _duplicates, _duplicates + 1);
             return DeliveryOutcome.Duplicate;
         }
 
-        _seen[word] |= bit;
+        word |= bit;
         Volatile.Write(ref _unique, _unique + 1);
         if (sequence < _highest)
         {
@@ -95,14 +128,28 @@ internal sealed class DeliveryTracker
     /// <summary>Sequence numbers below the highest delivered one that were never delivered.</summary>
     public long Gaps => Highest + 1 - Unique;
 
-    private void Grow(int word)
+    /// <summary>
+    /// Sequence numbers between the lowest and the highest delivered that were never delivered: the loss
+    /// seen by a subscriber that does not know where its publisher started (the <c>sub</c> scenario).
+    /// </summary>
+    public long GapsSinceLowest => Unique == 0 ? 0 : Math.Max(0, Highest - Lowest + 1 - Unique);
+
+    private void Slide(long sequence)
     {
-        var length = _seen.Length;
-        while (length <= word)
+        // The new base is a multiple of 64 with sequence inside the window; words that leave are cleared.
+        var newBase = (sequence - Window + 1 + 63) & ~63L;
+        if (newBase - _base >= Window)
         {
-            length *= 2;
+            Array.Clear(_ring);
+        }
+        else
+        {
+            for (var word = _base >> 6; word < newBase >> 6; word++)
+            {
+                _ring[(int)word & WordMask] = 0;
+            }
         }
 
-        Array.Resize(ref _seen, length);
+        _base = newBase;
     }
 }

@@ -97,6 +97,40 @@ internal sealed class LatencyHistogram
         return _max;
     }
 
+    /// <summary>Non-empty buckets as (bucket index, count) pairs, for <see cref="AddBucket"/> in another process.</summary>
+    public IReadOnlyList<long[]> Export()
+    {
+        var buckets = new List<long[]>();
+        for (var i = 0; i < BucketCount; i++)
+        {
+            if (_counts[i] > 0)
+            {
+                buckets.Add([i, _counts[i]]);
+            }
+        }
+
+        return buckets;
+    }
+
+    /// <summary>
+    /// Adds <paramref name="count"/> values in bucket <paramref name="index"/> (from <see cref="Export"/>). The
+    /// values are taken as the bucket's highest, so the mean and maximum are at most 1/64 above the true ones.
+    /// </summary>
+    public void AddBucket(int index, long count)
+    {
+        if ((uint)index >= BucketCount || count <= 0)
+        {
+            return;
+        }
+
+        var value = HighestInBucket(index);
+        _counts[index] += count;
+        _count += count;
+        _sum += (double)value * count;
+        _min = Math.Min(_min, value);
+        _max = Math.Max(_max, value);
+    }
+
     /// <summary>The bucket index of <paramref name="value"/>.</summary>
     internal static int IndexOf(long value)
     {

@@ -4,14 +4,14 @@ using System.Buffers.Binary;
 namespace Orleans.Mqtt.Bench;
 
 /// <summary>
-/// The fixed header at the start of every bench payload: a marker, the pair index, the
+/// The fixed header at the start of every bench payload: a marker, the publisher index, the
 /// per-publisher sequence number and the send timestamp in <see cref="System.Diagnostics.Stopwatch"/> ticks.
 /// The rest of the payload is padding up to the requested size.
 /// </summary>
-/// <param name="Pair">Index of the publisher/subscriber pair.</param>
+/// <param name="Publisher">Index of the publisher in its run.</param>
 /// <param name="Sequence">Per-publisher sequence number, starting at 0.</param>
 /// <param name="Timestamp">Send (or, at a fixed rate, scheduled send) time in Stopwatch ticks.</param>
-internal readonly record struct PayloadHeader(int Pair, long Sequence, long Timestamp)
+internal readonly record struct PayloadHeader(int Publisher, long Sequence, long Timestamp)
 {
     /// <summary>Size of the header in bytes; the smallest payload the tool can send.</summary>
     public const int Size = 24;
@@ -23,7 +23,7 @@ internal readonly record struct PayloadHeader(int Pair, long Sequence, long Time
     public void WriteTo(Span<byte> destination)
     {
         BinaryPrimitives.WriteUInt32LittleEndian(destination, Marker);
-        BinaryPrimitives.WriteInt32LittleEndian(destination[4..], Pair);
+        BinaryPrimitives.WriteInt32LittleEndian(destination[4..], Publisher);
         BinaryPrimitives.WriteInt64LittleEndian(destination[8..], Sequence);
         BinaryPrimitives.WriteInt64LittleEndian(destination[16..], Timestamp);
     }

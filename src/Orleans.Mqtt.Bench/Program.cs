@@ -29,8 +29,16 @@ internal static class Program
             cancel.Cancel();
         };
 
-        var result = await new PairsScenario(options, Console.Error).RunAsync(cancel.Token);
-        await Console.Out.WriteAsync(result.ToText());
+        var result = options.ScenarioKind == "conn"
+            ? await new ConnScenario(options, args, Console.Error).RunAsync(cancel.Token)
+            : await new MessageScenario(options, Console.Error).RunAsync(cancel.Token);
+
+        // A worker's stdout is its parent's signal channel; its result goes only to the JSON file.
+        if (!options.IsWorker)
+        {
+            await Console.Out.WriteAsync(result.ToText());
+        }
+
         if (options.JsonPath is { } path)
         {
             await File.WriteAllTextAsync(path, JsonSerializer.Serialize(result, BenchJsonContext.Default.BenchResult) + Environment.NewLine);

@@ -1,5 +1,3 @@
-using MQTTnet.Formatter;
-using MQTTnet.Protocol;
 using Xunit;
 
 namespace Orleans.Mqtt.Bench.Tests;
@@ -7,7 +5,7 @@ namespace Orleans.Mqtt.Bench.Tests;
 public sealed class BenchOptionsTests
 {
     [Fact]
-    public void ParsesTheDocumentedCommandLine()
+    public void ParsesTheDocumentedPairsCommandLine()
     {
         string[] args =
         [
@@ -16,17 +14,97 @@ public sealed class BenchOptionsTests
         ];
 
         Assert.True(BenchOptions.TryParse(args, out var options, out var error), error);
-        Assert.Equal("10.0.0.1", options.Host);
-        Assert.Equal(1884, options.Port);
+        Assert.Equal([new BrokerAddress("10.0.0.1", 1884)], options.Hosts);
+        Assert.Equal("p2p", options.ScenarioKind);
         Assert.Equal(50, options.Pairs);
-        Assert.Equal(MqttQualityOfServiceLevel.AtMostOnce, options.Qos);
+        Assert.Equal(50, options.Publishers);
+        Assert.Equal(50, options.Subscribers);
+        Assert.Equal(0, options.Qos);
         Assert.Equal(200, options.Size);
         Assert.Equal(TimeSpan.FromSeconds(20), options.Duration);
         Assert.Equal(TimeSpan.FromSeconds(3), options.Warmup);
         Assert.Equal(16, options.Window);
         Assert.Equal(5000, options.Rate);
         Assert.Equal("r.json", options.JsonPath);
-        Assert.Equal(MqttProtocolVersion.V311, options.Protocol);
+        Assert.Equal(MqttWire.Version311, options.ProtocolLevel);
+    }
+
+    [Theory]
+    [InlineData("p2p", 50, 50)]
+    [InlineData("pub", 10, 0)]
+    [InlineData("sub", 0, 1)]
+    [InlineData("fanout", 1, 100)]
+    [InlineData("fanin", 100, 4)]
+    public void EachScenarioHasItsDefaultCounts(string scenario, int publishers, int subscribers)
+    {
+        Assert.True(BenchOptions.TryParse([scenario], out var options, out var error), error);
+        Assert.Equal(publishers, options.Publishers);
+        Assert.Equal(subscribers, options.Subscribers);
+    }
+
+    [Fact]
+    public void ParsesFanoutAndFaninCounts()
+    {
+        Assert.True(BenchOptions.TryParse(["fanout", "--subscribers", "1000", "--qos", "2", "--topic", "t/x/"], out var fanout, out var error), error);
+        Assert.Equal(1, fanout.Publishers);
+        Assert.Equal(1000, fanout.Subscribers);
+        Assert.Equal(2, fanout.Qos);
+        Assert.Equal("t/x", fanout.Topic);
+
+        Assert.True(BenchOptions.TryParse(["fanin", "--publishers", "20", "--subscribers", "3", "--group", "workers"], out var fanin, out error), error);
+        Assert.Equal(20, fanin.Publishers);
+        Assert.Equal(3, fanin.Subscribers);
+        Assert.Equal("workers", fanin.Group);
+    }
+
+    [Fact]
+    public void SpreadsSeveralHostsAndFillsInTheDefaultPort()
+    {
+        Assert.True(BenchOptions.TryParse(["pub", "--host", "127.0.0.1:1883,127.0.0.1:1884,broker", "--port", "2000"], out var options, out var error), error);
+        Assert.Equal(
+            [new BrokerAddress("127.0.0.1", 1883), new BrokerAddress("127.0.0.1", 1884), new BrokerAddress("broker", 2000)],
+            options.Hosts);
+        Assert.True(BrokerAddress.TryParseList("[::1]:1885,::1", 1883, out var v6));
+        Assert.Equal([new BrokerAddress("::1", 1885), new BrokerAddress("::1", 1883)], v6);
+    }
+
+    [Fact]
+    public void ParsesTheConnScenario()
+    {
+        string[] args =
+        [
+            "conn", "--connections", "40000", "--connect-rate", "2000", "--inflight", "50", "--session-expiry", "300",
+            "--subscriptions", "1", "--duration", "10", "--broker-pid", "12,34", "--source", "none", "--keepalive", "30",
+        ];
+
+        Assert.True(BenchOptions.TryParse(args, out var options, out var error), error);
+        Assert.Equal(40_000, options.Connections);
+        Assert.Equal(2000, options.ConnectRate);
+        Assert.Equal(50, options.Inflight);
+        Assert.Equal(300u, options.SessionExpiry);
+        Assert.Equal(1, options.Subscriptions);
+        Assert.Equal([12, 34], options.BrokerPids);
+        Assert.False(options.SpreadSources);
+        Assert.Equal((ushort)30, options.KeepAlive);
+        Assert.Equal(3, options.WorkerCount);
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(18_000, 1)]
+    [InlineData(18_001, 2)]
+    [InlineData(100_000, 6)]
+    public void AutoWorkersHoldAtMost18000ConnectionsEach(int connections, int workers)
+    {
+        Assert.True(BenchOptions.TryParse(["conn", "--connections", connections.ToString(), "--workers", "auto"], out var options, out var error), error);
+        Assert.Equal(workers, options.WorkerCount);
+    }
+
+    [Fact]
+    public void ExplicitWorkersWin()
+    {
+        Assert.True(BenchOptions.TryParse(["conn", "--connections", "100", "--workers", "4"], out var options, out var error), error);
+        Assert.Equal(4, options.WorkerCount);
     }
 
     [Theory]
@@ -35,7 +113,16 @@ public sealed class BenchOptionsTests
     [InlineData("pairs", "--protocol", "4")]
     [InlineData("pairs", "--port")]
     [InlineData("pairs", "--bogus", "1")]
-    [InlineData("fanout")]
+    [InlineData("pairs", "--window", "70000")]
+    [InlineData("pub", "--host", "127.0.0.1:99999")]
+    [InlineData("pub", "--host", ",")]
+    [InlineData("fanout", "--topic", "a/+/b")]
+    [InlineData("fanout", "--subscribers", "100000", "--publishers", "11")]
+    [InlineData("conn", "--subscriptions", "2")]
+    [InlineData("conn", "--source", "somewhere")]
+    [InlineData("conn", "--workers", "many")]
+    [InlineData("conn", "--broker-pid", "x")]
+    [InlineData("flood")]
     public void RejectsBadArgumentsWithAMessage(params string[] args)
     {
         Assert.False(BenchOptions.TryParse(args, out _, out var error));

@@ -124,4 +124,35 @@ public sealed class DeliveryTrackerTests
         Assert.Equal(1, tracker.Invalid);
         Assert.Equal(0, tracker.Unique);
     }
+
+    [Fact]
+    public void DuplicatesAreRecognisedWithinTheWindowAndLateArrivalsBeyondIt()
+    {
+        var tracker = new DeliveryTracker();
+        for (var sequence = 0L; sequence < 3 * DeliveryTracker.Window; sequence++)
+        {
+            if (sequence != 5)
+            {
+                tracker.Record(sequence);
+            }
+        }
+
+        var highest = tracker.Highest;
+        Assert.Equal(DeliveryOutcome.Duplicate, tracker.Record(highest - DeliveryTracker.Window + 100));
+        Assert.Equal(DeliveryOutcome.OutOfOrder, tracker.Record(5));
+        Assert.Equal(1, tracker.Late);
+        Assert.Equal(0, tracker.Lost(published: 3 * DeliveryTracker.Window));
+        Assert.Equal(1, tracker.Duplicates);
+    }
+
+    [Fact]
+    public void GapsSinceLowestIgnoresWhatCameBeforeTheFirstDelivery()
+    {
+        var tracker = new DeliveryTracker();
+        tracker.Record(500);
+        tracker.Record(502);
+
+        Assert.Equal(500, tracker.Lowest);
+        Assert.Equal(1, tracker.GapsSinceLowest);
+    }
 }

@@ -126,4 +126,25 @@ public sealed class LatencyHistogramTests
     {
         Assert.InRange(actual, expected, expected + expected / 64);
     }
+
+    [Fact]
+    public void ExportedBucketsMergeIntoTheSamePercentiles()
+    {
+        var source = new LatencyHistogram();
+        for (var value = 1L; value <= 100_000; value += 7)
+        {
+            source.Record(value * 1000);
+        }
+
+        var merged = new LatencyHistogram();
+        foreach (var bucket in source.Export())
+        {
+            merged.AddBucket((int)bucket[0], bucket[1]);
+        }
+
+        Assert.Equal(source.Count, merged.Count);
+        Assert.Equal(source.ValueAtPercentile(50), merged.ValueAtPercentile(50));
+        Assert.Equal(source.ValueAtPercentile(99), merged.ValueAtPercentile(99));
+        Assert.InRange(merged.Max, source.Max, source.Max * 65 / 64);
+    }
 }

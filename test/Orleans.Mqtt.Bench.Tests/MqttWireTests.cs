@@ -1,0 +1,100 @@
+using Xunit;
+
+namespace Orleans.Mqtt.Bench.Tests;
+
+public sealed class MqttWireTests
+{
+    [Theory]
+    [InlineData(0, new byte[] { 0x00 })]
+    [InlineData(127, new byte[] { 0x7F })]
+    [InlineData(128, new byte[] { 0x80, 0x01 })]
+    [InlineData(16_383, new byte[] { 0xFF, 0x7F })]
+    [InlineData(268_435_455, new byte[] { 0xFF, 0xFF, 0xFF, 0x7F })]
+    public void VariableByteIntegersMatchTheSpecificationExamples(int value, byte[] expected)
+    {
+        var buffer = new byte[4];
+        var length = MqttWire.WriteVarInt(buffer, value);
+
+        Assert.Equal(expected, buffer[..length]);
+        Assert.Equal(expected.Length, MqttWire.VarIntSize(value));
+        Assert.Equal(length, MqttWire.ReadVarInt(buffer, out var read));
+        Assert.Equal(value, read);
+    }
+
+    [Fact]
+    public void ConnectWithASessionExpiryTurnsCleanStartOffAndCarriesTheProperty()
+    {
+        var packet = MqttWire.Connect(MqttWire.Version5, "c1", cleanStart: false, sessionExpiry: 300, keepAlive: 60, userName: null, password: null);
+
+        byte[] expected =
+        [
+            0x10, 20, 0, 4, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 5, 0x00, 0, 60,
+            5, 0x11, 0, 0, 0x01, 0x2C,
+            0, 2, (byte)'c', (byte)'1',
+        ];
+        Assert.Equal(expected, packet);
+    }
+
+    [Fact]
+    public void Connect311WithCredentialsHasNoProperties()
+    {
+        var packet = MqttWire.Connect(MqttWire.Version311, "c", cleanStart: true, sessionExpiry: 0, keepAlive: 0, userName: "u", password: "p");
+
+        Assert.Equal(4, packet[8]);
+        Assert.Equal(0x02 | 0x80 | 0x40, packet[9]);
+        Assert.Equal([0, 1, (byte)'c', 0, 1, (byte)'u', 0, 1, (byte)'p'], packet[12..]);
+    }
+
+    [Theory]
+    [InlineData(MqttWire.Version5, 0)]
+    [InlineData(MqttWire.Version5, 1)]
+    [InlineData(MqttWire.Version5, 2)]
+    [InlineData(MqttWire.Version311, 1)]
+    public void PublishRoundTripsThroughTheReader(byte version, int qos)
+    {
+        var topic = MqttWire.EncodeString("bench/1");
+        var payloadSize = 300;
+        var packet = new byte[MqttWire.PublishLength(version, topic.Length, qos, payloadSize)];
+        var header = MqttWire.WritePublishHeader(packet, version, topic, qos, 77, payloadSize);
+        new PayloadHeader(3, 9, 11).WriteTo(packet.AsSpan(header));
+
+        Assert.True(MqttWire.TryReadFixedHeader(packet, out var first, out var remaining, out var headerLength));
+        Assert.Equal(qos, (first >> 1) & 3);
+        Assert.Equal(packet.Length, headerLength + remaining);
+        var body = packet.AsSpan(headerLength, remaining);
+        var payloadStart = MqttWire.ReadPublish(body, version, qos, out var packetId);
+        Assert.Equal(qos > 0 ? 77 : 0, packetId);
+        Assert.Equal(payloadSize, body.Length - payloadStart);
+        Assert.True(PayloadHeader.TryRead(body[payloadStart..], out var read));
+        Assert.Equal(new PayloadHeader(3, 9, 11), read);
+    }
+
+    [Fact]
+    public void AFixedHeaderSplitAcrossReadsIsIncomplete()
+    {
+        Assert.False(MqttWire.TryReadFixedHeader([0x30], out _, out _, out _));
+        Assert.False(MqttWire.TryReadFixedHeader([0x30, 0x80], out _, out _, out _));
+        Assert.Throws<InvalidDataException>(() => MqttWire.TryReadFixedHeader([0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], out _, out _, out _));
+    }
+
+    [Fact]
+    public void PubRelCarriesItsReservedFlags()
+    {
+        var buffer = new byte[4];
+        MqttWire.WriteAck(buffer, PacketType.PubRel, 0x0102);
+        Assert.Equal([0x62, 2, 1, 2], buffer);
+    }
+
+    [Fact]
+    public void ConnAckPropertiesYieldTheReceiveMaximum()
+    {
+        // Session present 0, success, properties: Topic Alias Maximum 10, Receive Maximum 100, Assigned Client Identifier "ab".
+        byte[] body = [0, 0, 11, 0x22, 0, 10, 0x21, 0, 100, 0x12, 0, 2, (byte)'a', (byte)'b'];
+        body[2] = (byte)(body.Length - 3);
+
+        MqttWire.ReadConnAck(body, MqttWire.Version5, out var reason, out var receiveMaximum);
+
+        Assert.Equal(0, reason);
+        Assert.Equal(100, receiveMaximum);
+    }
+}
