@@ -18,6 +18,7 @@ internal sealed partial class ClientSessionGrain(
     RouteTable routeTable,
     ISessionOwnershipStore ownership,
     HandoverTargets handoverTargets,
+    GatewayOutbox outbox,
     IOptions<MqttBrokerOptions> options,
     MqttMetrics metrics,
     ILogger<ClientSessionGrain> logger) : Grain, IClientSessionGrain, IGrainMigrationParticipant
@@ -471,22 +472,16 @@ internal sealed partial class ClientSessionGrain(
     private Delivery ToDelivery(InflightMessage m, bool dup) =>
         new(_presence!.ConnectionId, m.Delivery.Message, m.Delivery.Qos, m.Delivery.Retain, m.PacketId, dup, m.Delivery.SubscriptionIds);
 
-    private async Task PushAsync(List<Delivery> outgoing)
+    // Handed to the silo's outbox, not awaited: the messages are in flight in this session's state already, and a
+    // push that fails is made good when the client resumes (they are re-sent with DUP).
+    private Task PushAsync(List<Delivery> outgoing)
     {
-        if (outgoing.Count == 0 || _presence is not { } presence)
+        if (outgoing.Count > 0 && _presence is { } presence)
         {
-            return;
+            outbox.Send(presence, outgoing);
         }
 
-        try
-        {
-            await presence.Gateway.Deliver([.. outgoing]);
-        }
-        catch (Exception ex)
-        {
-            // The messages stay in flight and are re-sent when the client reconnects.
-            LogGatewayCallFailed(logger, ex, ClientId, presence.GatewayId);
-        }
+        return Task.CompletedTask;
     }
 
     private ushort NextPacketId()

@@ -51,6 +51,7 @@ public static class MqttGrainsExtensions
         services.TryAddSingleton<ISessionOwnershipStore, InMemorySessionOwnershipStore>();
         services.AddSingleton<DeadGateways>();
         services.AddSingleton<HandoverTargets>();
+        services.AddSingleton<GatewayOutbox>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<SessionSweeper>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SessionSweeper>());

@@ -12,6 +12,7 @@ internal sealed partial class TopicShardGrain(
     RouteTable routes,
     ReplicaBroadcaster replicas,
     DeadGateways deadGateways,
+    GatewayOutbox outbox,
     MqttMetrics metrics,
     ILogger<TopicShardGrain> logger) : Grain, ITopicShardGrain
 {
@@ -26,7 +27,7 @@ internal sealed partial class TopicShardGrain(
     {
         var routed = new int[messages.Length];
         var matches = new List<SessionMatch>();
-        Dictionary<string, (IGatewayObserver Gateway, List<Delivery> Items)>? direct = null;
+        Dictionary<string, (GatewayPresence Presence, List<Delivery> Items)>? direct = null;
         Dictionary<string, List<SessionDelivery>>? sessions = null;
         for (var m = 0; m < messages.Length; m++)
         {
@@ -55,7 +56,7 @@ internal sealed partial class TopicShardGrain(
                     direct ??= new(StringComparer.Ordinal);
                     if (!direct.TryGetValue(presence.GatewayId, out var batch))
                     {
-                        batch = (presence.Gateway, []);
+                        batch = (presence, []);
                         direct[presence.GatewayId] = batch;
                     }
 
@@ -86,17 +87,9 @@ internal sealed partial class TopicShardGrain(
 
         if (direct is not null)
         {
-            foreach (var (gatewayId, batch) in direct)
+            foreach (var batch in direct.Values)
             {
-                try
-                {
-                    await batch.Gateway.Deliver([.. batch.Items]);
-                }
-                catch (Exception ex)
-                {
-                    metrics.MessagesDropped.Add(batch.Items.Count, new KeyValuePair<string, object?>("reason", "gateway_unreachable"));
-                    LogGatewayPushFailed(logger, ex, gatewayId, batch.Items.Count);
-                }
+                outbox.Send(batch.Presence, batch.Items);
             }
         }
 
@@ -138,7 +131,4 @@ internal sealed partial class TopicShardGrain(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "{Count} messages of {ShareKey} moved from {ClientId} to other members")]
     private static partial void LogRedispatched(ILogger logger, int count, string shareKey, string clientId);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Push of {Count} messages to gateway {GatewayId} failed")]
-    private static partial void LogGatewayPushFailed(ILogger logger, Exception ex, string gatewayId, int count);
 }

@@ -201,6 +201,9 @@ public sealed class ClusterFixture : IAsyncLifetime
         environment["Mqtt__Tcp__Port"] = mqttPort.ToString();
         environment["Mqtt__WebSocket__Port"] = "0";
         environment["Http__Port"] = httpPort.ToString();
+        var gatewayId = $"gateway{number}-{ClusterId}";
+        environment["Mqtt__GatewayId"] = gatewayId;
+        environment["Mqtt__HeartbeatInterval"] = "00:00:00.500";
 
         // Orleans binds GatewayOptions from Orleans:Gateway: a short refresh lets a gateway started while silos join
         // (or after one died) see the current silo list within a second instead of a minute.
@@ -209,6 +212,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         {
             MqttPort = mqttPort,
             HttpPort = httpPort,
+            GatewayId = gatewayId,
         };
     }
 
@@ -218,6 +222,12 @@ public sealed class ClusterFixture : IAsyncLifetime
         ["Clustering__Provider"] = "Etcd",
         ["Clustering__Etcd__ConnectionString"] = _etcd.ClientUrl,
         ["Orleans__ClusterId"] = ClusterId,
+
+        // Failure detection fit for tests on one machine: a killed silo is declared dead within a few seconds, a
+        // silent gateway after 3 s (the defaults, 5 s probes × 3 and 10 s, suit real networks).
+        ["Membership__ProbeTimeout"] = "00:00:01",
+        ["Membership__NumMissedProbesLimit"] = "2",
+        ["Mqtt__GatewayTimeout"] = "00:00:03",
     };
 
     private static async Task StartAsync(ClusterMember member)
@@ -298,6 +308,9 @@ public sealed class ClusterMember
 
     /// <summary>HTTP port for health and metrics (gateways).</summary>
     public int HttpPort { get; init; }
+
+    /// <summary>A gateway's id (<c>Mqtt:GatewayId</c>), as ownership records and logs name it.</summary>
+    public string GatewayId { get; init; } = string.Empty;
 
     /// <summary>Orleans silo-to-silo port (silos).</summary>
     public int SiloPort { get; init; }
