@@ -58,6 +58,8 @@ listener $broker_port 127.0.0.1
 allow_anonymous true
 persistence false
 max_queued_messages 10000
+# Our gateway turns Nagle's algorithm off (Kestrel's default); so does the reference, or it would wait on it.
+set_tcp_nodelay true
 CONF
     "$mosquitto_bin" -c "$out/$name.conf" > "$out/$name.log" 2>&1 &
     broker_pid=$!
