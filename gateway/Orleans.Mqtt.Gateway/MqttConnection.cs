@@ -38,7 +38,8 @@ internal sealed partial class MqttConnection
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _gate = new();
     private readonly long _createdAt;
-    private MqttPacketFormatterAdapter _formatter = new(new MqttBufferWriter(4096, 65536));
+    // Headers and properties only (payloads are not copied into it): small to start, since most connections idle.
+    private MqttPacketFormatterAdapter _formatter = new(new MqttBufferWriter(256, 4096));
     private List<Delivery>? _pendingBeforeConnAck;
     private IClientSessionGrain? _session;
     private string? _clientId;
