@@ -12,7 +12,7 @@ namespace Orleans.Mqtt.Ownership.Etcd;
 /// <see cref="StopAsync"/> revokes it, which deletes the records at once. When a keep-alive finds the lease gone (it
 /// expired while etcd was unreachable, and with it the records), a new lease is granted and <see cref="LeaseId"/> changes.
 /// </summary>
-public sealed partial class EtcdGatewayLease : IHostedService, IAsyncDisposable
+public sealed partial class EtcdGatewayLease : IHostedService, IAsyncDisposable, IDisposable
 {
     private readonly EtcdClient _client;
     private readonly long _ttlSeconds;
@@ -83,6 +83,9 @@ public sealed partial class EtcdGatewayLease : IHostedService, IAsyncDisposable
         _stopping.Dispose();
         _client.Dispose();
     }
+
+    /// <summary>As <see cref="DisposeAsync"/>, for a container disposed synchronously.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     private async Task KeepAliveAsync()
     {

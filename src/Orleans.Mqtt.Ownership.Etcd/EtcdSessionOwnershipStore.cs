@@ -23,7 +23,7 @@ namespace Orleans.Mqtt.Ownership.Etcd;
 /// into the next transaction. A key appears at most once per transaction; a later operation on it waits for the next.
 /// A transaction that fails (etcd unreachable, deadline, unknown lease) fails its operations with the exception.
 /// </remarks>
-internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore, IAsyncDisposable
+internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore, IAsyncDisposable, IDisposable
 {
     private readonly EtcdClient _client;
     private readonly byte[] _keyPrefix;
@@ -107,6 +107,9 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
         _stopping.Dispose();
         _client.Dispose();
     }
+
+    /// <summary>As <see cref="DisposeAsync"/>, for a container disposed synchronously.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     private ValueTask<OwnershipCommit> Enqueue(PendingOwnershipOp op, CancellationToken cancellationToken)
     {

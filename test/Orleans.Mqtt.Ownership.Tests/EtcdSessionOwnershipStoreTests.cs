@@ -68,11 +68,7 @@ public sealed class EtcdSessionOwnershipStoreTests(EtcdOwnershipFixture fixture)
         await using var ownership = EtcdOwnership.Create(fixture.Etcd.ClientUrl, o => o.MaxBatchDelay = OneWindow);
         var store = ownership.Store;
         var ids = Enumerable.Range(0, 10).Select(_ => NewClientId()).ToArray();
-        var existing = new OwnershipCommit[ids.Length];
-        for (var i = 0; i < ids.Length; i++)
-        {
-            existing[i] = await store.CommitAsync(ids[i], new SessionOwner("old", i, 1), 0);
-        }
+        var existing = await Task.WhenAll(ids.Select((id, i) => Store.CommitAsync(id, new SessionOwner("old", i, 1), 0).AsTask()));
 
         var before = store.Transactions;
 
