@@ -4,6 +4,7 @@ using System.Threading.Channels;
 using dotnet_etcd;
 using Etcdserverpb;
 using Google.Protobuf;
+using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -21,7 +22,8 @@ namespace Orleans.Mqtt.Ownership.Etcd;
 /// transaction: all compares hold and every write is made at one new revision, or nothing is written. In the second
 /// case the transaction's reads tell which operations conflicted; those complete with what was found and the others go
 /// into the next transaction. A key appears at most once per transaction; a later operation on it waits for the next.
-/// A transaction that fails (etcd unreachable, deadline, unknown lease) fails its operations with the exception.
+/// A transaction that fails (etcd unreachable, deadline) fails its operations with an <see cref="EtcdOwnershipException"/>;
+/// one refused for a lease that is gone fails only the operations on that lease, and the others are sent again.
 /// </remarks>
 internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore, IAsyncDisposable, IDisposable
 {
@@ -233,14 +235,12 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
         {
             Interlocked.Increment(ref _transactions);
             _metrics.RecordTxn(ops.Count, started);
-            _metrics.RecordFailed(ops.Count);
-            LogTransactionFailed(_logger, e, ops.Count);
-            var failure = new EtcdOwnershipException($"etcd did not commit the ownership transaction of {ops.Count} operations: {e.Message}", e);
-            foreach (var op in ops)
+            if (IsLeaseNotFound(e) && await SeparateDeadLeasesAsync(ops, waiting))
             {
-                op.TrySetException(failure);
+                return;
             }
 
+            Fail(ops, new EtcdOwnershipException($"etcd did not commit the ownership transaction of {ops.Count} operations: {e.Message}", e));
             return;
         }
 
@@ -288,15 +288,94 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
         {
             // Every compare held by the reads yet the transaction failed: sending it again would loop.
             waiting.RemoveRange(0, again);
-            _metrics.RecordFailed(again);
-            var failure = new EtcdOwnershipException($"etcd refused an ownership transaction of {again} operations whose revisions all matched.");
+            Fail(ops, new EtcdOwnershipException($"etcd refused an ownership transaction of {again} operations whose revisions all matched."));
+        }
+    }
+
+    /// <summary>
+    /// One unknown lease fails the whole transaction, which holds commits of other gateways too. Finds the leases that
+    /// are gone, fails only their operations and queues the others again, ahead of everything that came later.
+    /// </summary>
+    /// <returns>False when no lease of the batch is gone, or when that cannot be found out.</returns>
+    private async Task<bool> SeparateDeadLeasesAsync(List<PendingOwnershipOp> ops, List<PendingOwnershipOp> waiting)
+    {
+        var dead = new HashSet<long>();
+        try
+        {
+            var checkedLeases = new HashSet<long>();
             foreach (var op in ops)
             {
-                op.TrySetException(failure);
+                var leaseId = op.Owner?.LeaseId ?? 0;
+                if (leaseId != 0 && checkedLeases.Add(leaseId))
+                {
+                    var lease = await _client.LeaseTimeToLiveAsync(
+                        new LeaseTimeToLiveRequest { ID = leaseId }, deadline: DateTime.UtcNow + _requestTimeout, cancellationToken: _stopping.Token);
+                    if (lease.TTL <= 0)
+                    {
+                        dead.Add(leaseId);
+                    }
+                }
             }
         }
+        catch (Exception e) when (!_stopping.IsCancellationRequested)
+        {
+            LogLeaseCheckFailed(_logger, e);
+            return false;
+        }
+
+        if (dead.Count == 0)
+        {
+            return false;
+        }
+
+        var again = 0;
+        foreach (var op in ops)
+        {
+            var leaseId = op.Owner?.LeaseId ?? 0;
+            if (leaseId != 0 && dead.Contains(leaseId))
+            {
+                _metrics.RecordFailed(1);
+                op.TrySetException(new EtcdOwnershipException($"etcd has no lease {leaseId:x} (expired or revoked): the owner record cannot be put on it."));
+            }
+            else
+            {
+                waiting.Insert(again++, op);
+            }
+        }
+
+        LogDeadLeases(_logger, dead.Count, ops.Count - again, again);
+        return true;
+    }
+
+    private void Fail(List<PendingOwnershipOp> ops, EtcdOwnershipException failure)
+    {
+        _metrics.RecordFailed(ops.Count);
+        LogTransactionFailed(_logger, failure.InnerException ?? failure, ops.Count);
+        foreach (var op in ops)
+        {
+            op.TrySetException(failure);
+        }
+    }
+
+    private static bool IsLeaseNotFound(Exception e)
+    {
+        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is RpcException { StatusCode: StatusCode.NotFound } rpc && rpc.Status.Detail.Contains("lease not found", StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     [LoggerMessage(1, LogLevel.Warning, "An etcd ownership transaction of {Count} operations failed; they are reported as failed to their callers")]
     private static partial void LogTransactionFailed(ILogger logger, Exception exception, int count);
+
+    [LoggerMessage(2, LogLevel.Warning, "An etcd ownership transaction named {DeadLeases} lease(s) that are gone: {Failed} operations on them failed, {Again} others are sent again")]
+    private static partial void LogDeadLeases(ILogger logger, int deadLeases, int failed, int again);
+
+    [LoggerMessage(3, LogLevel.Warning, "Could not find which lease of a failed ownership transaction is gone; all its operations fail")]
+    private static partial void LogLeaseCheckFailed(ILogger logger, Exception exception);
 }

@@ -18,6 +18,8 @@ internal sealed class EtcdOwnership : IAsyncDisposable
 
     public EtcdSessionOwnershipStore Store { get; }
 
+    public IServiceProvider Services => _services;
+
     public static EtcdOwnership Create(string etcdUrl, Action<EtcdOwnershipOptions>? configure = null)
     {
         var services = new ServiceCollection();

@@ -1,9 +1,13 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using dotnet_etcd;
 using Etcdserverpb;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Mqtt.Clustering.Tests;
 using Orleans.Mqtt.Ownership.Etcd;
+using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Ownership.Tests;
 
@@ -169,12 +173,62 @@ public sealed class EtcdSessionOwnershipStoreTests(EtcdOwnershipFixture fixture)
     }
 
     [Fact]
-    public async Task A_commit_on_an_unknown_lease_fails_and_the_store_keeps_working()
+    public async Task A_commit_on_a_lease_that_is_gone_fails_alone_and_its_batch_still_commits()
     {
-        var failed = Store.CommitAsync(NewClientId(), new SessionOwner("gw", 1, 1, LeaseId: 0x7eadbeef), 0);
-        await Assert.ThrowsAsync<EtcdOwnershipException>(async () => await failed);
+        await using var ownership = EtcdOwnership.Create(fixture.Etcd.ClientUrl, o => o.MaxBatchDelay = OneWindow);
+        var lease = EtcdOwnership.Lease(fixture.Etcd.ClientUrl, TimeSpan.FromSeconds(10));
+        await lease.StartAsync(CancellationToken.None);
+        try
+        {
+            var onLiveLease = ownership.Store.CommitAsync(NewClientId(), new SessionOwner("gw-live", 1, 1, lease.LeaseId), 0).AsTask();
+            var onDeadLease = ownership.Store.CommitAsync(NewClientId(), new SessionOwner("gw-dead", 2, 1, LeaseId: 0x7eadbeef), 0).AsTask();
+            var withoutLease = ownership.Store.CommitAsync(NewClientId(), new SessionOwner("gw", 3, 1), 0).AsTask();
 
-        Assert.True((await Store.CommitAsync(NewClientId(), new SessionOwner("gw", 1, 1), 0)).Committed);
+            var failure = await Assert.ThrowsAsync<EtcdOwnershipException>(() => onDeadLease);
+            Assert.Contains("7eadbeef", failure.Message, StringComparison.Ordinal);
+            Assert.True((await onLiveLease).Committed);
+            Assert.True((await withoutLease).Committed);
+        }
+        finally
+        {
+            await lease.StopAsync(CancellationToken.None);
+            await lease.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Commits_are_counted_by_outcome_and_transactions_by_size()
+    {
+        await using var ownership = EtcdOwnership.Create(fixture.Etcd.ClientUrl, o => o.MaxBatchDelay = OneWindow);
+        var factory = ownership.Services.GetRequiredService<IMeterFactory>();
+        var counts = new ConcurrentDictionary<string, long>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Scope == factory && instrument.Meter.Name == MqttMetrics.MeterName)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+            counts.AddOrUpdate($"{instrument.Name}:{tags[0].Value}", value, (_, sum) => sum + value));
+        listener.SetMeasurementEventCallback<int>((instrument, value, _, _) => counts.AddOrUpdate($"{instrument.Name}:{value}", 1, (_, n) => n + 1));
+        listener.SetMeasurementEventCallback<double>((instrument, _, _, _) => counts.AddOrUpdate(instrument.Name, 1, (_, n) => n + 1));
+        listener.Start();
+        var taken = NewClientId();
+        var existing = await Store.CommitAsync(taken, new SessionOwner("gw", 1, 1), 0);
+
+        await Task.WhenAll(
+            ownership.Store.CommitAsync(NewClientId(), new SessionOwner("gw", 2, 1), 0).AsTask(),
+            ownership.Store.CommitAsync(NewClientId(), new SessionOwner("gw", 3, 1), 0).AsTask(),
+            ownership.Store.CommitAsync(taken, new SessionOwner("gw", 4, 1), existing.Revision + 1).AsTask());
+
+        Assert.Equal(2, counts.GetValueOrDefault("mqtt.ownership.commits:committed"));
+        Assert.Equal(1, counts.GetValueOrDefault("mqtt.ownership.commits:conflict"));
+        Assert.Equal(0, counts.GetValueOrDefault("mqtt.ownership.commits:failed"));
+        Assert.Equal(1, counts.GetValueOrDefault("mqtt.ownership.batch.size:3"));
+        Assert.Equal(1, counts.GetValueOrDefault("mqtt.ownership.batch.size:2"));
+        Assert.Equal(2, counts.GetValueOrDefault("mqtt.ownership.txn.duration"));
     }
 
     [Fact]
