@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
@@ -22,6 +23,8 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
     private int _answersLength;
     private TaskCompletionSource<byte>? _connAck;
     private TaskCompletionSource<byte>? _subAck;
+    private TaskCompletionSource? _unsubAck;
+    private long _subAckTimestamp;
     private volatile bool _connected;
     private volatile bool _closing;
     private int _serverDisconnectReason = -1;
@@ -37,6 +40,9 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
 
     /// <summary>The server's Receive Maximum from CONNACK (65535 when it sent none, or for MQTT 3.1.1).</summary>
     public int ServerReceiveMaximum { get; private set; } = ushort.MaxValue;
+
+    /// <summary>Stopwatch timestamp at which the receive loop read the last SUBACK; set before <see cref="SubscribeAsync"/> completes.</summary>
+    public long SubAckTimestamp => Volatile.Read(ref _subAckTimestamp);
 
     /// <summary>Shared run state: error counts, measurement start.</summary>
     protected RunState State => state;
@@ -71,6 +77,14 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
         _subAck = new TaskCompletionSource<byte>(TaskCreationOptions.RunContinuationsAsynchronously);
         await SendAsync(MqttWire.Subscribe(version, 1, filter, qos)).ConfigureAwait(false);
         return await _subAck.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Unsubscribes one filter and waits for UNSUBACK.</summary>
+    public async Task UnsubscribeAsync(string filter, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        _unsubAck = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await SendAsync(MqttWire.Unsubscribe(version, 2, filter)).ConfigureAwait(false);
+        await _unsubAck.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Sends a PINGREQ; errors end the connection through the receive loop.</summary>
@@ -143,6 +157,11 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
     {
     }
 
+    /// <summary>The connection ended without the tool closing it; <paramref name="message"/> says why. Runs on the receive loop.</summary>
+    protected virtual void OnConnectionLost(string message)
+    {
+    }
+
     private async Task ReceiveLoopAsync(Socket socket)
     {
         var start = 0;
@@ -200,6 +219,8 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
         _connected = false;
         _connAck?.TrySetException(new IOException(message));
         _subAck?.TrySetException(new IOException(message));
+        _unsubAck?.TrySetException(new IOException(message));
+        OnConnectionLost(message);
         if (wasConnected)
         {
             state.OnDropped($"{name}: {message}");
@@ -292,7 +313,11 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
                 }
 
                 offset += properties;
+                Volatile.Write(ref _subAckTimestamp, Stopwatch.GetTimestamp());
                 _subAck?.TrySetResult(offset < body.Length ? body[offset] : (byte)0x80);
+                break;
+            case PacketType.UnsubAck:
+                _unsubAck?.TrySetResult();
                 break;
             case PacketType.Disconnect:
                 _serverDisconnectReason = body.Length > 0 ? body[0] : 0;

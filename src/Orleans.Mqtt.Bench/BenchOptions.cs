@@ -23,6 +23,10 @@ internal sealed class BenchOptions
                                                       (--publishers, default 100; --subscribers, default 4)
           conn               N idle connections opened at --connect-rate, held for --duration
                                                                               (--connections, default 1000)
+          subroute           SUBACK means routable: per trial, subscribe (QoS 1) to a fresh topic on one
+                             endpoint and, at its SUBACK, publish one QoS 1 message to it on the next
+                             endpoint of --host; reports SUBACK->delivered and SUBSCRIBE->SUBACK latency
+                             and misses (no delivery within --trial-timeout)
 
         connection
           --host <h[:p],...>        brokers, connections spread round robin (default 127.0.0.1)
@@ -56,18 +60,27 @@ internal sealed class BenchOptions
           --broker-pid <pid,...>    also report the broker processes' RSS growth per connection
                                     (conn) or CPU use in the measured interval (other scenarios)
 
+        subroute
+          --trials <n>              trials (default 1000)
+          --concurrency <n>         trials at once, each with its own subscriber and publisher
+                                    connection, reused for every trial it runs (default 8)
+          --trial-timeout <s>       a message not delivered within this is a miss (default 5)
+          --retained                publish a retained message first and, at its PUBACK, subscribe;
+                                    reports PUBACK->retained delivered (the message is cleared after)
+
         output
           --json <path>             also write the result as JSON
 
-        exit codes: 0 ok, 1 bad arguments, 2 connections failed, 3 clients dropped during the run
+        exit codes: 0 ok, 1 bad arguments, 2 connections failed, 3 clients dropped during the run,
+                    4 subroute trials missed or failed
         """;
 
     /// <summary>Connections per worker process when <c>--workers auto</c>: below the 20,000 open files a process may hold.</summary>
     public const int ConnectionsPerWorker = 18_000;
 
-    private static readonly string[] Scenarios = ["p2p", "pairs", "pub", "sub", "fanout", "fanin", "conn"];
+    private static readonly string[] Scenarios = ["p2p", "pairs", "pub", "sub", "fanout", "fanin", "conn", "subroute"];
 
-    /// <summary>Scenario name: p2p (or its alias pairs), pub, sub, fanout, fanin or conn.</summary>
+    /// <summary>Scenario name: p2p (or its alias pairs), pub, sub, fanout, fanin, conn or subroute.</summary>
     public string Scenario { get; set; } = "pairs";
 
     /// <summary>Brokers to connect to, in the order connections are spread over them.</summary>
@@ -123,6 +136,18 @@ internal sealed class BenchOptions
 
     /// <summary>conn: worker processes; 0 means one per <see cref="ConnectionsPerWorker"/> connections.</summary>
     public int Workers { get; set; }
+
+    /// <summary>subroute: trials to run.</summary>
+    public int Trials { get; set; } = 1000;
+
+    /// <summary>subroute: trials running at once, each on its own subscriber and publisher connection.</summary>
+    public int Concurrency { get; set; } = 8;
+
+    /// <summary>subroute: how long a trial waits for its message before it counts as a miss.</summary>
+    public TimeSpan TrialTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>subroute: measure retained delivery (publish retained, subscribe at PUBACK) instead of SUBACK to delivery.</summary>
+    public bool Retained { get; set; }
 
     /// <summary>Broker processes whose RSS growth (conn) or CPU use (other scenarios) is reported.</summary>
     public IReadOnlyList<int> BrokerPids { get; set; } = [];
@@ -204,6 +229,12 @@ internal sealed class BenchOptions
                 continue;
             }
 
+            if (name == "--retained")
+            {
+                parsed.Retained = true;
+                continue;
+            }
+
             if (i + 1 >= args.Count)
             {
                 error = $"{name} needs a value";
@@ -232,6 +263,9 @@ internal sealed class BenchOptions
                 "--subscriptions" => TryInt(value, 0, 1, v => parsed.Subscriptions = v),
                 "--workers" => value == "auto" ? Set(value, _ => parsed.Workers = 0) : TryInt(value, 1, 1000, v => parsed.Workers = v),
                 "--broker-pid" => TryPids(value, parsed),
+                "--trials" => TryInt(value, 1, int.MaxValue, v => parsed.Trials = v),
+                "--concurrency" => TryInt(value, 1, 10_000, v => parsed.Concurrency = v),
+                "--trial-timeout" => TryDouble(value, 0.001, v => parsed.TrialTimeout = TimeSpan.FromSeconds(v)),
                 "--session-expiry" => TryInt(value, 0, int.MaxValue, v => parsed.SessionExpiry = (uint)v),
                 "--keepalive" => TryInt(value, 0, 65535, v => parsed.KeepAlive = (ushort)v),
                 "--source" => value is "auto" or "none" ? Set(value, v => parsed.SpreadSources = v == "auto") : false,

@@ -104,6 +104,49 @@ internal sealed class ConnectResult
     public double BrokerBytesPerConnection { get; init; }
 }
 
+/// <summary>What a subroute run measured.</summary>
+internal sealed class RouteResult
+{
+    /// <summary>True for the retained variant: publish retained, subscribe at its PUBACK.</summary>
+    public bool Retained { get; init; }
+
+    /// <summary>Trials asked for.</summary>
+    public int Requested { get; init; }
+
+    /// <summary>Trials run at once.</summary>
+    public int Concurrency { get; init; }
+
+    /// <summary>How long a trial waited for its message, in seconds.</summary>
+    public double TrialTimeoutSeconds { get; init; }
+
+    /// <summary>Trials that ran to an outcome: delivered, missed or failed.</summary>
+    public int Trials { get; init; }
+
+    /// <summary>Trials whose message arrived within the timeout.</summary>
+    public int Delivered { get; init; }
+
+    /// <summary>Trials whose message did not arrive within the timeout although the broker had acknowledged both steps.</summary>
+    public int Misses { get; init; }
+
+    /// <summary>Trials that could not be carried out: subscribe or publish refused or unanswered, connection lost.</summary>
+    public int Failed { get; init; }
+
+    /// <summary>Seconds from the first trial to the last outcome.</summary>
+    public double Seconds { get; init; }
+
+    /// <summary>Trials per second.</summary>
+    public double TrialsPerSecond { get; init; }
+
+    /// <summary>SUBACK to delivered (retained: PUBACK to retained delivered), of delivered trials.</summary>
+    public LatencySummary RouteMs { get; init; } = new();
+
+    /// <summary>SUBSCRIBE sent to SUBACK received.</summary>
+    public LatencySummary SubAckMs { get; init; } = new();
+
+    /// <summary>The first missed trials (at most ten), for looking them up in broker logs.</summary>
+    public IReadOnlyList<long> MissedTrials { get; init; } = [];
+}
+
 /// <summary>The outcome of one bench run, printed as a summary and optionally written as JSON.</summary>
 internal sealed class BenchResult
 {
@@ -218,6 +261,9 @@ internal sealed class BenchResult
     /// <summary>conn only: what the connect phase measured.</summary>
     public ConnectResult? Connect { get; init; }
 
+    /// <summary>subroute only: what the trials measured.</summary>
+    public RouteResult? Route { get; init; }
+
     /// <summary>Process exit code the run ends with.</summary>
     public int ExitCode { get; init; }
 
@@ -245,6 +291,20 @@ internal sealed class BenchResult
 
             sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}");
         }
+        else if (Route is { } route)
+        {
+            var (what, from) = route.Retained ? ("retained: PUBACK -> retained delivered", "puback") : ("SUBACK -> delivered", "suback");
+            sb.AppendLine(c, $"load         {route.Requested:N0} trials  {what}  concurrency {route.Concurrency}  QoS 1  {Size} B payload  timeout {route.TrialTimeoutSeconds:F1} s");
+            sb.AppendLine(c, $"trials       {route.Trials:N0}  delivered {route.Delivered:N0}  misses {route.Misses:N0}  failed {route.Failed:N0}  in {route.Seconds:F2} s = {route.TrialsPerSecond:N1} trials/s");
+            AppendLatency(sb, $"{from}->msg ms", route.RouteMs);
+            AppendLatency(sb, "sub->suback ms", route.SubAckMs);
+            if (route.MissedTrials.Count > 0)
+            {
+                sb.AppendLine(c, $"missed       trials {string.Join(", ", route.MissedTrials)}{(route.Misses > route.MissedTrials.Count ? ", ..." : "")}");
+            }
+
+            sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}");
+        }
         else
         {
             var rate = Rate > 0 ? Rate.ToString("N0", c) + " msg/s" : "closed loop";
@@ -259,7 +319,7 @@ internal sealed class BenchResult
         }
 
         var broker = BrokerCpuCores > 0 ? string.Create(c, $"  broker cpu {BrokerCpuCores:F2} cores") : "";
-        if (Connect is null)
+        if (Connect is null && Route is null)
         {
             broker += string.Create(c, $"  tool allocated {ToolAllocatedBytesPerMessage:F1} B per message");
         }
@@ -271,6 +331,11 @@ internal sealed class BenchResult
         }
 
         return sb.ToString();
+    }
+
+    private static void AppendLatency(StringBuilder sb, string label, LatencySummary l)
+    {
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{label,-15}p50 {l.P50:F3}  p90 {l.P90:F3}  p99 {l.P99:F3}  max {l.Max:F3}  (n={l.Count:N0})");
     }
 }
 

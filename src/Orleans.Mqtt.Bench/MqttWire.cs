@@ -33,6 +33,12 @@ internal enum PacketType : byte
     /// <summary>Subscribe acknowledgement.</summary>
     SubAck = 9,
 
+    /// <summary>Unsubscribe request.</summary>
+    Unsubscribe = 10,
+
+    /// <summary>Unsubscribe acknowledgement.</summary>
+    UnsubAck = 11,
+
     /// <summary>Keep-alive request.</summary>
     PingReq = 12,
 
@@ -209,6 +215,26 @@ internal static class MqttWire
         return packet;
     }
 
+    /// <summary>Writes an UNSUBSCRIBE packet for one filter into a new array.</summary>
+    public static byte[] Unsubscribe(byte version, ushort packetId, string filter)
+    {
+        var topic = EncodeString(filter);
+        var remaining = 2 + (version == Version5 ? 1 : 0) + topic.Length;
+        var packet = new byte[1 + VarIntSize(remaining) + remaining];
+        var span = packet.AsSpan();
+        span[0] = ((byte)PacketType.Unsubscribe << 4) | 0x02;
+        var i = 1 + WriteVarInt(span[1..], remaining);
+        BinaryPrimitives.WriteUInt16BigEndian(span[i..], packetId);
+        i += 2;
+        if (version == Version5)
+        {
+            span[i++] = 0;
+        }
+
+        topic.CopyTo(span[i..]);
+        return packet;
+    }
+
     /// <summary>Size of a PUBLISH packet with an encoded topic of <paramref name="topicLength"/> bytes (length prefix included).</summary>
     public static int PublishLength(byte version, int topicLength, int qos, int payloadLength)
     {
@@ -220,10 +246,11 @@ internal static class MqttWire
     /// Writes a PUBLISH header (fixed header, topic, packet id, empty MQTT 5 properties) for a payload of
     /// <paramref name="payloadLength"/> bytes; the payload goes right after the returned length.
     /// </summary>
-    public static int WritePublishHeader(Span<byte> destination, byte version, ReadOnlySpan<byte> encodedTopic, int qos, ushort packetId, int payloadLength)
+    public static int WritePublishHeader(
+        Span<byte> destination, byte version, ReadOnlySpan<byte> encodedTopic, int qos, ushort packetId, int payloadLength, bool retain = false)
     {
         var remaining = PublishRemainingLength(version, encodedTopic.Length, qos, payloadLength);
-        destination[0] = (byte)(((byte)PacketType.Publish << 4) | (qos << 1));
+        destination[0] = (byte)(((byte)PacketType.Publish << 4) | (qos << 1) | (retain ? 1 : 0));
         var i = 1 + WriteVarInt(destination[1..], remaining);
         encodedTopic.CopyTo(destination[i..]);
         i += encodedTopic.Length;

@@ -29,9 +29,12 @@ internal static class Program
             cancel.Cancel();
         };
 
-        var result = options.ScenarioKind == "conn"
-            ? await new ConnScenario(options, args, Console.Error).RunAsync(cancel.Token)
-            : await new MessageScenario(options, Console.Error).RunAsync(cancel.Token);
+        var result = options.ScenarioKind switch
+        {
+            "conn" => await new ConnScenario(options, args, Console.Error).RunAsync(cancel.Token),
+            "subroute" => await new SubrouteScenario(options, Console.Error).RunAsync(cancel.Token),
+            _ => await new MessageScenario(options, Console.Error).RunAsync(cancel.Token),
+        };
 
         // A worker's stdout is its parent's signal channel; its result goes only to the JSON file.
         if (!options.IsWorker)

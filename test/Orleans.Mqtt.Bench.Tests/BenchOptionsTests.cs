@@ -89,6 +89,30 @@ public sealed class BenchOptionsTests
         Assert.Equal(3, options.WorkerCount);
     }
 
+    [Fact]
+    public void ParsesTheSubrouteScenario()
+    {
+        string[] args = ["subroute", "--host", "10.0.0.1:1883,10.0.0.2:1884", "--trials", "200", "--concurrency", "4", "--trial-timeout", "2.5", "--retained"];
+
+        Assert.True(BenchOptions.TryParse(args, out var options, out var error), error);
+        Assert.Equal("subroute", options.ScenarioKind);
+        Assert.Equal([new BrokerAddress("10.0.0.1", 1883), new BrokerAddress("10.0.0.2", 1884)], options.Hosts);
+        Assert.Equal(200, options.Trials);
+        Assert.Equal(4, options.Concurrency);
+        Assert.Equal(TimeSpan.FromSeconds(2.5), options.TrialTimeout);
+        Assert.True(options.Retained);
+    }
+
+    [Fact]
+    public void SubrouteDefaultsTo1000TrialsEightAtOnceWithinFiveSeconds()
+    {
+        Assert.True(BenchOptions.TryParse(["subroute"], out var options, out var error), error);
+        Assert.Equal(1000, options.Trials);
+        Assert.Equal(8, options.Concurrency);
+        Assert.Equal(TimeSpan.FromSeconds(5), options.TrialTimeout);
+        Assert.False(options.Retained);
+    }
+
     [Theory]
     [InlineData(1, 1)]
     [InlineData(18_000, 1)]
@@ -122,6 +146,10 @@ public sealed class BenchOptionsTests
     [InlineData("conn", "--source", "somewhere")]
     [InlineData("conn", "--workers", "many")]
     [InlineData("conn", "--broker-pid", "x")]
+    [InlineData("subroute", "--trials", "0")]
+    [InlineData("subroute", "--concurrency", "0")]
+    [InlineData("subroute", "--trial-timeout", "0")]
+    [InlineData("subroute", "--trial-timeout", "soon")]
     [InlineData("flood")]
     public void RejectsBadArgumentsWithAMessage(params string[] args)
     {

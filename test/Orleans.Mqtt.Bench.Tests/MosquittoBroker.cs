@@ -4,7 +4,7 @@ using System.Net.Sockets;
 
 namespace Orleans.Mqtt.Bench.Tests;
 
-/// <summary>Debian's mosquitto on a free loopback port, persistence off; stopped on dispose.</summary>
+/// <summary>Debian's mosquitto on a free loopback port, persistence off, 10,000 queued messages per client (as bench/compare.sh); stopped on dispose.</summary>
 public sealed class MosquittoBroker : IAsyncDisposable
 {
     private readonly Process _process;
@@ -33,7 +33,7 @@ public sealed class MosquittoBroker : IAsyncDisposable
             var port = FreePort();
             var directory = Directory.CreateTempSubdirectory("bench-mosquitto-").FullName;
             var config = Path.Combine(directory, "mosquitto.conf");
-            await File.WriteAllTextAsync(config, $"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n");
+            await File.WriteAllTextAsync(config, $"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 10000\n");
             var start = new ProcessStartInfo(binary, ["-c", config]) { RedirectStandardError = true, RedirectStandardOutput = true };
             var process = Process.Start(start)!;
             _ = process.StandardError.ReadToEndAsync();

@@ -77,6 +77,23 @@ public sealed class MqttWireTests
         Assert.Throws<InvalidDataException>(() => MqttWire.TryReadFixedHeader([0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], out _, out _, out _));
     }
 
+    [Theory]
+    [InlineData(MqttWire.Version5, new byte[] { 0xA2, 6, 0, 2, 0, 0, 1, (byte)'t' })]
+    [InlineData(MqttWire.Version311, new byte[] { 0xA2, 5, 0, 2, 0, 1, (byte)'t' })]
+    public void UnsubscribeCarriesItsReservedFlagsAndTheFilter(byte version, byte[] expected)
+    {
+        Assert.Equal(expected, MqttWire.Unsubscribe(version, 2, "t"));
+    }
+
+    [Fact]
+    public void ARetainedPublishSetsTheRetainFlag()
+    {
+        var topic = MqttWire.EncodeString("t");
+        var packet = new byte[MqttWire.PublishLength(MqttWire.Version5, topic.Length, 1, 0)];
+        MqttWire.WritePublishHeader(packet, MqttWire.Version5, topic, 1, 5, 0, retain: true);
+        Assert.Equal(0x33, packet[0]);
+    }
+
     [Fact]
     public void PubRelCarriesItsReservedFlags()
     {
