@@ -44,9 +44,12 @@ for project in test/*/*.Tests.csproj; do
   value() { echo "$counters" | sed -E "s/.* $1=\"([0-9]+)\".*/\1/"; }
   passed=$((passed + $(value passed)))
   failed=$((failed + $(value failed) + $(value error) + $(value timeout) + $(value aborted)))
+  # The names of failed tests again, next to the totals (the console log above can be long).
+  grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$trx" | sed -E 's/.*testName="([^"]*)".*/FAILED: \1/' >> "$results/failures"
   # The trx logger leaves notExecuted at 0 for skipped tests; they are the ones counted in total but not executed.
   skipped=$((skipped + $(value total) - $(value executed)))
 done
+[ -s "$results/failures" ] && cat "$results/failures"
 rm -rf "$results"
 
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -41,6 +41,9 @@ internal sealed partial class MqttConnection
     // Headers and properties only (payloads are not copied into it): small to start, since most connections idle.
     private MqttPacketFormatterAdapter _formatter = new(new MqttBufferWriter(256, 4096));
     private List<Delivery>? _pendingBeforeConnAck;
+    // A close asked for while the session grain was still accepting the CONNECT (a takeover racing this connect):
+    // done right after CONNACK, so the client learns the reason instead of seeing CONNACK and a bare close.
+    private (byte ReasonCode, string Reason)? _closeAfterConnAck;
     private IClientSessionGrain? _session;
     private string? _clientId;
     private bool _v5;
@@ -139,30 +142,43 @@ internal sealed partial class MqttConnection
     /// <summary>Closes the connection from the server side; MQTT 5 clients get a DISCONNECT with the reason code first.</summary>
     public void CloseByServer(byte reasonCode, string reason)
     {
-        if (_closing)
+        string state;
+        lock (_gate)
         {
-            return;
-        }
-
-        _closing = true;
-        _gateway.Metrics.ConnectionsClosed.Add(1, new KeyValuePair<string, object?>("reason", reason));
-        LogClosedByServer(_logger, _clientId, Remote, reason, reasonCode);
-        if (_v5 && _open)
-        {
-            // The reason string says why in words, unless it could take the packet over the client's maximum.
-            var disconnect = new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)reasonCode };
-            if (_clientMaxPacketSize == 0 || reason.Length + 16 <= _clientMaxPacketSize)
+            if (_closing)
             {
-                disconnect.ReasonString = reason;
+                return;
             }
 
-            Send(disconnect, terminal: true);
-        }
-        else
-        {
-            _outbox.Writer.TryWrite(new Outgoing(null, null, Terminal: true));
+            if (!_open && _session is not null)
+            {
+                _closeAfterConnAck ??= (reasonCode, reason);
+                return;
+            }
+
+            // Queued before _closing is set: a read loop that sees _closing completes the outbox behind this packet.
+            state = _open ? "connected" : _session is null ? "before CONNECT" : "connecting";
+            if (_v5 && _open)
+            {
+                // The reason string says why in words, unless it could take the packet over the client's maximum.
+                var disconnect = new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)reasonCode };
+                if (_clientMaxPacketSize == 0 || reason.Length + 16 <= _clientMaxPacketSize)
+                {
+                    disconnect.ReasonString = reason;
+                }
+
+                WriteOutgoing(new Outgoing(disconnect, null, Terminal: true));
+            }
+            else
+            {
+                WriteOutgoing(new Outgoing(null, null, Terminal: true));
+            }
+
+            _closing = true;
         }
 
+        _gateway.Metrics.ConnectionsClosed.Add(1, new KeyValuePair<string, object?>("reason", reason));
+        LogClosedByServer(_logger, _clientId, Remote, reason, reasonCode, state);
         _transport.Transport.Input.CancelPendingRead();
     }
 
@@ -521,6 +537,7 @@ internal sealed partial class MqttConnection
             ServerKeepAlive = serverKeepAlive,
         };
 
+        (byte ReasonCode, string Reason)? closeNow;
         lock (_gate)
         {
             WriteOutgoing(new Outgoing(connAck, null));
@@ -540,11 +557,17 @@ internal sealed partial class MqttConnection
             }
 
             _open = true;
+            closeNow = _closeAfterConnAck;
         }
 
         _gateway.Metrics.ConnectionsAccepted.Add(1);
         _gateway.Metrics.ConnectionsActive.Add(1);
         LogConnected(_logger, clientId, Remote, _formatter.ProtocolVersion, result.SessionPresent, _v5 && will is not null ? connect.WillDelayInterval : 0);
+        if (closeNow is { } close)
+        {
+            CloseByServer(close.ReasonCode, close.Reason);
+        }
+
         if (result.WillOfReplacedConnection is { } replacedWill)
         {
             await PublishAsync(replacedWill);
@@ -1178,8 +1201,8 @@ internal sealed partial class MqttConnection
     [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId}: invalid topic filter '{Filter}' refused")]
     private static partial void LogRejectedFilter(ILogger logger, string? clientId, string filter);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Client {ClientId} from {Remote} closed by the server ({Reason}, reason code 0x{Code:X2})")]
-    private static partial void LogClosedByServer(ILogger logger, string? clientId, string remote, string reason, byte code);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Client {ClientId} from {Remote} closed by the server ({Reason}, reason code 0x{Code:X2}, {State})")]
+    private static partial void LogClosedByServer(ILogger logger, string? clientId, string remote, string reason, byte code, string state);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Connection of client {ClientId} from {Remote} failed")]
     private static partial void LogConnectionFailed(ILogger logger, Exception ex, string? clientId, string remote);

@@ -21,7 +21,9 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     private ITimer? _sweep;
     private ITimer? _heartbeat;
     private int _heartbeatRunning;
-    private long _nextConnectionId;
+    // Session grains tell connections apart by id alone, across every gateway and every restart of one (a restarted
+    // gateway keeps its configured id): each process starts its sequence at a random point of a 2^62 range.
+    private long _nextConnectionId = Random.Shared.NextInt64(1, 1L << 62);
     private int _openSessions;
     private volatile bool _started;
     private volatile bool _stopping;

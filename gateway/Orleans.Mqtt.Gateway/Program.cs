@@ -3,6 +3,7 @@ using Orleans.Mqtt.Clustering;
 using Orleans.Mqtt.Clustering.Consul;
 using Orleans.Mqtt.Clustering.Etcd;
 using Orleans.Mqtt.Gateway;
+using Orleans.Mqtt.Ownership.Etcd;
 
 if (UsersCommand.TryRun(args) is { } exitCode)
 {
@@ -36,6 +37,13 @@ builder.UseOrleansClient(client =>
         o.ServiceId = clusterId;
     });
 });
+// The lease the silos put this gateway's ownership records on: registered first, so it is granted before the
+// gateway's own services start.
+if (OwnershipSetting.UsesEtcd(builder.Configuration))
+{
+    builder.Services.AddEtcdGatewayLease(builder.Configuration);
+}
+
 builder.AddMqttGateway();
 var app = builder.Build();
 app.MapMqttGateway();

@@ -6,6 +6,7 @@ using Orleans.Mqtt.Clustering;
 using Orleans.Mqtt.Clustering.Consul;
 using Orleans.Mqtt.Clustering.Etcd;
 using Orleans.Mqtt.Grains;
+using Orleans.Mqtt.Ownership.Etcd;
 using Orleans.Mqtt.Silo.Storage;
 
 namespace Orleans.Mqtt.Silo;
@@ -19,7 +20,9 @@ public static class SiloHostingExtensions
     /// <c>Clustering:Etcd:ConnectionString</c>, or <c>Consul</c> with <c>Clustering:Consul:Address</c>),
     /// <c>Orleans:AdvertisedIPAddress</c>, <c>Storage:DataDirectory</c> for session state and the route replica, the
     /// <c>Membership</c> section for Orleans' failure detection (<c>ProbeTimeout</c>, <c>NumMissedProbesLimit</c>,
-    /// <c>NumVotesForDeathDeclaration</c>…) and the <c>Mqtt</c> section for broker options.
+    /// <c>NumVotesForDeathDeclaration</c>…), <c>Ownership:Etcd</c> for the session ownership records (etcd clustering
+    /// uses its own etcd by default; Consul clustering requires <c>Ownership:Etcd:ConnectionString</c>) and the
+    /// <c>Mqtt</c> section for broker options.
     /// </summary>
     public static ISiloBuilder AddMqttSilo(this ISiloBuilder silo, IConfiguration configuration)
     {
@@ -47,6 +50,13 @@ public static class SiloHostingExtensions
         // Failure detection (probe timeout, missed probes, votes) from the Membership section: the defaults take tens
         // of seconds to declare a killed silo dead; small clusters on a reliable network can afford less.
         silo.Services.AddOptions<ClusterMembershipOptions>().Bind(configuration.GetSection("Membership"));
+
+        // Registered before the grains, whose in-memory store only fills the place when no other is set.
+        if (OwnershipSetting.UsesEtcd(configuration))
+        {
+            silo.Services.AddEtcdSessionOwnership(configuration);
+        }
+
         silo.AddMqttGrains();
         silo.AddFasterGrainStorage(MqttGrainStorage.Name, o =>
         {

@@ -12,7 +12,7 @@ namespace Orleans.Mqtt.Ownership.Etcd;
 /// <see cref="StopAsync"/> revokes it, which deletes the records at once. When a keep-alive finds the lease gone (it
 /// expired while etcd was unreachable, and with it the records), a new lease is granted and <see cref="LeaseId"/> changes.
 /// </summary>
-public sealed partial class EtcdGatewayLease : IHostedService, IAsyncDisposable, IDisposable
+public sealed partial class EtcdGatewayLease : IGatewayLease, IHostedService, IAsyncDisposable, IDisposable
 {
     private readonly EtcdClient _client;
     private readonly long _ttlSeconds;
@@ -34,7 +34,8 @@ public sealed partial class EtcdGatewayLease : IHostedService, IAsyncDisposable,
         _client = EtcdConnection.CreateClient(etcd.ConnectionString);
     }
 
-    /// <summary>The current lease (0 before <see cref="StartAsync"/> and after <see cref="StopAsync"/>).</summary>
+    /// <inheritdoc cref="IGatewayLease.LeaseId" />
+    /// <remarks>0 before <see cref="StartAsync"/> and after <see cref="StopAsync"/>.</remarks>
     public long LeaseId => Interlocked.Read(ref _leaseId);
 
     /// <summary>Raised with the new lease id when the lease was found gone and replaced.</summary>

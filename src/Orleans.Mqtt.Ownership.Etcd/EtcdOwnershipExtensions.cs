@@ -9,6 +9,8 @@ namespace Orleans.Mqtt.Ownership.Etcd;
 /// <summary>Registers session ownership in etcd and the gateway lease its records hang on.</summary>
 public static class EtcdOwnershipExtensions
 {
+    private const string MembershipConnectionStringKey = "Clustering:Etcd:ConnectionString";
+
     /// <summary>
     /// Makes etcd the <see cref="ISessionOwnershipStore"/>: a singleton whose batching loop stops (sending what is
     /// queued) when the service provider is disposed.
@@ -28,7 +30,8 @@ public static class EtcdOwnershipExtensions
 
     /// <summary>
     /// Makes etcd the <see cref="ISessionOwnershipStore"/>, with options bound from the section
-    /// <c>Ownership:Etcd</c> of <paramref name="configuration"/>.
+    /// <c>Ownership:Etcd</c> of <paramref name="configuration"/>; without <c>Ownership:Etcd:ConnectionString</c>, the
+    /// membership etcd of <c>Clustering:Etcd:ConnectionString</c> is used.
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="configuration">The application's configuration root.</param>
@@ -46,11 +49,15 @@ public static class EtcdOwnershipExtensions
         ArgumentNullException.ThrowIfNull(configure);
         services.AddEtcdOwnershipOptions(configure);
         services.TryAddSingleton<EtcdGatewayLease>();
+        services.TryAddSingleton<IGatewayLease>(sp => sp.GetRequiredService<EtcdGatewayLease>());
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<EtcdGatewayLease>());
         return services;
     }
 
-    /// <summary>Registers the gateway lease with options bound from the section <c>Ownership:Etcd</c> of <paramref name="configuration"/>.</summary>
+    /// <summary>
+    /// Registers the gateway lease with options bound from the section <c>Ownership:Etcd</c> of
+    /// <paramref name="configuration"/> (etcd endpoints defaulting to <c>Clustering:Etcd:ConnectionString</c>).
+    /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="configuration">The application's configuration root.</param>
     public static IServiceCollection AddEtcdGatewayLease(this IServiceCollection services, IConfiguration configuration) =>
@@ -59,6 +66,12 @@ public static class EtcdOwnershipExtensions
     private static void Bind(EtcdOwnershipOptions options, IConfiguration configuration)
     {
         configuration.GetSection(EtcdOwnershipOptions.SectionName).Bind(options);
+        if (string.IsNullOrEmpty(options.ConnectionString))
+        {
+            // A cluster whose membership is in etcd keeps its ownership records there too unless told otherwise.
+            options.ConnectionString = configuration[MembershipConnectionStringKey] ?? string.Empty;
+        }
+
         if (string.IsNullOrEmpty(options.ClusterId))
         {
             options.ClusterId = configuration["Orleans:ClusterId"] ?? string.Empty;

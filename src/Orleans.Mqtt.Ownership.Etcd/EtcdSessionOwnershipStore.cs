@@ -148,15 +148,23 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
             {
                 var started = Stopwatch.GetTimestamp();
                 batch.Clear();
-                Take(waiting, reader, batch, next);
-                if (!batch.IsFull && _maxBatchDelay > TimeSpan.Zero)
+                try
                 {
-                    await FillAsync(reader, batch, next, started);
-                }
+                    Take(waiting, reader, batch, next);
+                    if (!batch.IsFull && _maxBatchDelay > TimeSpan.Zero)
+                    {
+                        await FillAsync(reader, batch, next, started);
+                    }
 
-                (waiting, next) = (next, waiting);
-                next.Clear();
-                await SendAsync(batch, waiting);
+                    (waiting, next) = (next, waiting);
+                    next.Clear();
+                    await SendAsync(batch, waiting);
+                }
+                catch (Exception e) when (!_stopping.IsCancellationRequested)
+                {
+                    // The loop outlives any one batch: a fault here must not leave later callers waiting forever.
+                    Fail(batch.Operations, new EtcdOwnershipException($"The ownership batch of {batch.Operations.Count} operations faulted: {e.Message}", e));
+                }
             }
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
@@ -201,8 +209,15 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
 
     private async Task FillAsync(ChannelReader<PendingOwnershipOp> reader, OwnershipBatch batch, List<PendingOwnershipOp> next, long started)
     {
+        // Taking the first operations may already have used up the delay (a busy machine): send at once then.
+        var remaining = _maxBatchDelay - Stopwatch.GetElapsedTime(started);
+        if (remaining <= TimeSpan.Zero)
+        {
+            return;
+        }
+
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-        timeout.CancelAfter(_maxBatchDelay - Stopwatch.GetElapsedTime(started));
+        timeout.CancelAfter(remaining);
         try
         {
             while (!batch.IsFull && await reader.WaitToReadAsync(timeout.Token))

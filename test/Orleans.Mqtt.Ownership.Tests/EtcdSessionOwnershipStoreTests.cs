@@ -67,6 +67,21 @@ public sealed class EtcdSessionOwnershipStoreTests(EtcdOwnershipFixture fixture)
     }
 
     [Fact]
+    public async Task A_batch_delay_used_up_before_the_batch_is_filled_sends_at_once_and_keeps_the_committer_running()
+    {
+        // One tick is always gone by the time the first operations are taken: the committer must send, not fault.
+        await using var ownership = EtcdOwnership.Create(fixture.Etcd.ClientUrl, o => o.MaxBatchDelay = TimeSpan.FromTicks(1));
+        var store = ownership.Store;
+        for (var round = 0; round < 3; round++)
+        {
+            var clientIds = Enumerable.Range(0, 50).Select(i => $"{NewClientId()}-{i}").ToArray();
+            var commits = await Task.WhenAll(clientIds.Select((id, i) => store.CommitAsync(id, new SessionOwner("gw", i, 1), 0).AsTask()))
+                .WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.All(commits, c => Assert.True(c.Committed));
+        }
+    }
+
+    [Fact]
     public async Task In_a_batch_with_conflicts_the_others_still_commit()
     {
         await using var ownership = EtcdOwnership.Create(fixture.Etcd.ClientUrl, o => o.MaxBatchDelay = OneWindow);

@@ -36,6 +36,12 @@ public sealed class RawMqttClient : IAsyncDisposable
         return client;
     }
 
+    /// <summary>Why the last read found the connection gone when it was not a clean close (a reset), else null.</summary>
+    public string? ClosedBy { get; private set; }
+
+    /// <summary>The client's own port, as the server's logs name the connection.</summary>
+    public int LocalPort => ((System.Net.IPEndPoint)_tcp.Client.LocalEndPoint!).Port;
+
     public Task SendAsync(byte[] bytes) => _stream.WriteAsync(bytes).AsTask();
 
     /// <summary>Reads one packet (fixed header byte and body), or null when the server closed the connection.</summary>
@@ -72,8 +78,9 @@ public sealed class RawMqttClient : IAsyncDisposable
             await _stream.ReadExactlyAsync(body, cts.Token);
             return (header[0], body);
         }
-        catch (IOException)
+        catch (IOException e)
         {
+            ClosedBy = e.InnerException?.Message ?? e.Message;
             return null;
         }
     }
