@@ -10,6 +10,8 @@ public sealed class HostConfigurationTests
     [InlineData("standalone", "Mqtt__MaxPacketSize", "10", "Mqtt:MaxPacketSize must be between 64 and 268435455")]
     [InlineData("standalone", "Mqtt__TopicShards", "0", "Mqtt:TopicShards must be between 1 and 1000000")]
     [InlineData("gateway", "Mqtt__BindAddress", "not-an-address", "Mqtt:BindAddress must be an IP address")]
+    [InlineData("silo", "Clustering__Provider", "Consul", "Clustering:Provider=Consul needs Ownership:Etcd:ConnectionString")]
+    [InlineData("gateway", "Clustering__Provider", "Consul", "Clustering:Provider=Consul needs Ownership:Etcd:ConnectionString")]
     public async Task A_bad_setting_stops_the_host_naming_the_setting(string host, string key, string value, string message)
     {
         var directory = BrokerProcess.TempDirectory();
