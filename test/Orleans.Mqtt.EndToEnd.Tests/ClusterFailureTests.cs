@@ -123,25 +123,40 @@ public sealed class ClusterFailureTests(ITestOutputHelper output) : IAsyncLifeti
         var published = new ConcurrentDictionary<int, TimeSpan>();
         var streaming = Task.Run(async () =>
         {
+            var streamer = publisher;
             for (var n = 0; !stop.IsCancellationRequested; n++)
             {
-                published[n] = clock.Elapsed;
                 try
                 {
-                    await publisher.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"{prefix}/stream").WithPayload(n.ToString())
-                        .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build(), stop.Token);
+                    if (!streamer.IsConnected)
+                    {
+                        // A publish into the dead silo timed out and the client was disconnected: like a device, it
+                        // connects again and goes on; the resume time counts from the kill, reconnect included.
+                        streamer = await MqttClients.ConnectAsync(_cluster.GatewayBMqttPort, $"{prefix}-stream-{n}");
+                    }
+
+                    // A PUBACK that waits on the dead silo is not waited for: the next message goes after 2 s.
+                    using var patience = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+                    patience.CancelAfter(TimeSpan.FromSeconds(2));
+                    published[n] = clock.Elapsed;
+                    await streamer.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"{prefix}/stream").WithPayload(n.ToString())
+                        .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build(), patience.Token);
+                }
+                catch (Exception) when (!stop.IsCancellationRequested)
+                {
+                    // Unanswered or refused while membership converges: the next iteration tries again.
                 }
                 catch (Exception)
                 {
-                    // A publish into the dead silo times out and the client disconnects: the stream ends there; the
-                    // resume time is taken from deliveries of messages published after the kill.
-                    if (!publisher.IsConnected)
-                    {
-                        break;
-                    }
+                    break;
                 }
 
                 await Task.Delay(20);
+            }
+
+            if (streamer != publisher)
+            {
+                streamer.Dispose();
             }
         });
 
