@@ -21,34 +21,12 @@ protocol=${PROTOCOL:-5}
 out=${OUT:-$(mktemp -d -t mqtt-bench.XXXXXX)}
 mkdir -p "$out"
 
-mosquitto_bin=$(command -v mosquitto || true)
-if [[ -z "$mosquitto_bin" && -x /usr/sbin/mosquitto ]]; then
-  mosquitto_bin=/usr/sbin/mosquitto
-fi
-if [[ -z "$mosquitto_bin" ]]; then
-  echo "mosquitto is not installed (apt-get install -y mosquitto)" >&2
-  exit 1
-fi
+source "$root/bench/lib.sh"
+find_mosquitto
 
 echo "building the load tool" >&2
 dotnet build "$root/src/Orleans.Mqtt.Bench" -c Release --nologo -v quiet >&2
 tool=("dotnet" "$root/src/Orleans.Mqtt.Bench/bin/Release/net10.0/Orleans.Mqtt.Bench.dll")
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_for_port() {
-  local port=$1
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "nothing listens on 127.0.0.1:$port" >&2
-  return 1
-}
 
 failed=0
 run_pairs() { # name host port qos
@@ -60,18 +38,8 @@ run_pairs() { # name host port qos
 }
 
 port=$(free_port)
-cat > "$out/mosquitto.conf" <<CONF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 10000
-# Our gateway turns Nagle's algorithm off (Kestrel's default); so does the reference, or it would wait on it.
-set_tcp_nodelay true
-CONF
-"$mosquitto_bin" -c "$out/mosquitto.conf" > "$out/mosquitto.log" 2>&1 &
-mosquitto_pid=$!
+start_mosquitto "$port" "$out/mosquitto"
 trap 'kill "$mosquitto_pid" 2>/dev/null || true' EXIT
-wait_for_port "$port"
 echo "mosquitto $("$mosquitto_bin" -h 2>/dev/null | head -n1 | awk '{print $3}') on 127.0.0.1:$port (pid $mosquitto_pid)" >&2
 
 run_pairs mosquitto 127.0.0.1 "$port" 0

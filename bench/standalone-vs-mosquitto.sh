@@ -4,9 +4,7 @@
 # Settings for compare.sh (PAIRS, SIZE, DURATION, ...) pass through the environment.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+source "$root/bench/lib.sh"
 
 dotnet build "$root/src/Orleans.Mqtt.Standalone" -c Release --nologo -v quiet >&2
 work=$(mktemp -d -t orleans-mqtt-bench.XXXXXX)

@@ -27,24 +27,14 @@ mkdir -p "$out"
 # Brokers and the tool inherit this: as many open files as the hard limit allows.
 ulimit -n "$(ulimit -Hn)"
 
-mosquitto_bin=$(command -v mosquitto || true)
-if [[ -z "$mosquitto_bin" && -x /usr/sbin/mosquitto ]]; then
-  mosquitto_bin=/usr/sbin/mosquitto
-fi
-if [[ -z "$mosquitto_bin" ]]; then
-  echo "mosquitto is not installed (apt-get install -y mosquitto)" >&2
-  exit 1
-fi
+source "$root/bench/lib.sh"
+find_mosquitto
 
 echo "building the load tool and the standalone broker" >&2
 dotnet build "$root/src/Orleans.Mqtt.Bench" -c Release --nologo -v quiet >&2
 dotnet build "$root/src/Orleans.Mqtt.Standalone" -c Release --nologo -v quiet >&2
 tool=(dotnet "$root/src/Orleans.Mqtt.Bench/bin/Release/net10.0/Orleans.Mqtt.Bench.dll")
 standalone="$root/src/Orleans.Mqtt.Standalone/bin/Release/net10.0/Orleans.Mqtt.Standalone.dll"
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 broker_pid=""
 broker_port=""
@@ -53,20 +43,10 @@ start_broker() { # mosquitto|orleans name
   local kind=$1 name=$2
   broker_port=$(free_port)
   if [[ $kind == mosquitto ]]; then
-    cat > "$out/$name.conf" <<CONF
-listener $broker_port 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 10000
-# Our gateway turns Nagle's algorithm off (Kestrel's default); so does the reference, or it would wait on it.
-set_tcp_nodelay true
-CONF
-    "$mosquitto_bin" -c "$out/$name.conf" > "$out/$name.log" 2>&1 &
-    broker_pid=$!
-    for _ in $(seq 1 100); do
-      (exec 3<>"/dev/tcp/127.0.0.1/$broker_port") 2>/dev/null && return 0
-      sleep 0.05
-    done
+    local started=0
+    start_mosquitto "$broker_port" "$out/$name" || started=1
+    broker_pid=$mosquitto_pid
+    return $started
   else
     local http
     http=$(free_port)

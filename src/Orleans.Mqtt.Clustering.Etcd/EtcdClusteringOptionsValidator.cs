@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Etcd;
 
 namespace Orleans.Mqtt.Clustering.Etcd;
 
@@ -11,27 +12,7 @@ public sealed class EtcdClusteringOptionsValidator : IValidateOptions<EtcdCluste
     public ValidateOptionsResult Validate(string? name, EtcdClusteringOptions options)
     {
         var errors = new List<string>();
-        if (string.IsNullOrWhiteSpace(options.ConnectionString))
-        {
-            errors.Add($"{Section}:ConnectionString is required (e.g. http://127.0.0.1:2379).");
-        }
-        else
-        {
-            foreach (var endpoint in EtcdEndpoints.Split(options.ConnectionString))
-            {
-                if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri)
-                    || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
-                    || uri.IsDefaultPort)
-                {
-                    errors.Add($"{Section}:ConnectionString has '{endpoint}', which is not an http:// or https:// URL with a port.");
-                }
-            }
-        }
-
-        if (string.IsNullOrWhiteSpace(options.KeyPrefix) || options.KeyPrefix.Trim('/').Length == 0)
-        {
-            errors.Add($"{Section}:KeyPrefix must name a key prefix such as /orleans-mqtt (was '{options.KeyPrefix}').");
-        }
+        EtcdConnection.Validate(Section, options.ConnectionString, options.KeyPrefix, errors);
 
         if (options.RequestTimeout <= TimeSpan.Zero)
         {
@@ -40,10 +21,4 @@ public sealed class EtcdClusteringOptionsValidator : IValidateOptions<EtcdCluste
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
-}
-
-internal static class EtcdEndpoints
-{
-    public static string[] Split(string connectionString) =>
-        connectionString.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }

@@ -2,10 +2,10 @@ using System.Globalization;
 using dotnet_etcd;
 using Etcdserverpb;
 using Google.Protobuf;
-using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using Orleans.Mqtt.Etcd;
 using static Etcdserverpb.Compare.Types;
 
 namespace Orleans.Mqtt.Clustering.Etcd;
@@ -39,18 +39,7 @@ internal sealed partial class EtcdMembershipTable : MembershipTableBase, IDispos
         _clusterFolder = ClusterFolder(clusterOptions.Value.ClusterId);
         _versionKey = ByteString.CopyFromUtf8(_clusterFolder + "version");
         _membersFolder = _clusterFolder + "members/";
-        var insecure = Array.TrueForAll(
-            EtcdEndpoints.Split(etcd.ConnectionString),
-            e => e.StartsWith("http://", StringComparison.OrdinalIgnoreCase));
-        _client = new EtcdClient(
-            etcd.ConnectionString,
-            configureChannelOptions: channel =>
-            {
-                if (insecure)
-                {
-                    channel.Credentials = ChannelCredentials.Insecure;
-                }
-            });
+        _client = EtcdConnection.CreateClient(etcd.ConnectionString);
     }
 
     public override async Task InitializeMembershipTableAsync(bool tryInitTableVersion, CancellationToken cancellationToken)

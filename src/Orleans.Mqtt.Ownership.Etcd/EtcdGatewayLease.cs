@@ -3,6 +3,7 @@ using Etcdserverpb;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Etcd;
 
 namespace Orleans.Mqtt.Ownership.Etcd;
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Etcd;
 
 namespace Orleans.Mqtt.Ownership.Etcd;
 
@@ -14,27 +15,7 @@ public sealed class EtcdOwnershipOptionsValidator : IValidateOptions<EtcdOwnersh
     public ValidateOptionsResult Validate(string? name, EtcdOwnershipOptions options)
     {
         var errors = new List<string>();
-        if (string.IsNullOrWhiteSpace(options.ConnectionString))
-        {
-            errors.Add($"{Section}:ConnectionString is required (e.g. http://127.0.0.1:2379).");
-        }
-        else
-        {
-            foreach (var endpoint in EtcdConnection.Endpoints(options.ConnectionString))
-            {
-                if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri)
-                    || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
-                    || uri.IsDefaultPort)
-                {
-                    errors.Add($"{Section}:ConnectionString has '{endpoint}', which is not an http:// or https:// URL with a port.");
-                }
-            }
-        }
-
-        if (string.IsNullOrWhiteSpace(options.KeyPrefix) || options.KeyPrefix.Trim('/').Length == 0)
-        {
-            errors.Add($"{Section}:KeyPrefix must name a key prefix such as /orleans-mqtt (was '{options.KeyPrefix}').");
-        }
+        EtcdConnection.Validate(Section, options.ConnectionString, options.KeyPrefix, errors);
 
         if (string.IsNullOrWhiteSpace(options.ClusterId) || options.ClusterId.Contains('/', StringComparison.Ordinal))
         {

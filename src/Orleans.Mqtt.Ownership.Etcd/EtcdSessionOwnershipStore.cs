@@ -7,6 +7,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Etcd;
 
 namespace Orleans.Mqtt.Ownership.Etcd;
 

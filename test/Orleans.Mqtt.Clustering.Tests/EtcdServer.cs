@@ -7,9 +7,10 @@ namespace Orleans.Mqtt.Clustering.Tests;
 
 /// <summary>
 /// A real single-member etcd (the Debian <c>etcd-server</c> binary) on free loopback ports with a temporary data
-/// directory, started once for a test class and killed after it.
+/// directory, started once for a test class and killed after it (as an xunit fixture, see EtcdServerLifetime.cs),
+/// or by a measurement program that calls <see cref="InitializeAsync"/> itself.
 /// </summary>
-public sealed class EtcdServer : IAsyncLifetime
+public sealed partial class EtcdServer : IAsyncDisposable
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
     private readonly ConcurrentQueue<string> _output = new();
@@ -36,6 +37,8 @@ public sealed class EtcdServer : IAsyncLifetime
             }
         }
     }
+
+    ValueTask IAsyncDisposable.DisposeAsync() => new(DisposeAsync());
 
     public async Task DisposeAsync()
     {

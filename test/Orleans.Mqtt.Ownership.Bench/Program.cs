@@ -6,7 +6,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Mqtt.Ownership;
-using Orleans.Mqtt.Ownership.Bench;
+using Orleans.Mqtt.Clustering.Tests;
 using Orleans.Mqtt.Ownership.Etcd;
 using static Etcdserverpb.Compare.Types;
 
@@ -18,8 +18,13 @@ var commits = int.Parse(Option(args, "--commits", "20000"), CultureInfo.Invarian
 var callers = int.Parse(Option(args, "--callers", "256"), CultureInfo.InvariantCulture);
 var delay = TimeSpan.FromMilliseconds(double.Parse(Option(args, "--delay-ms", "2"), CultureInfo.InvariantCulture));
 
-await using var etcd = etcdUrl.Length == 0 ? await LocalEtcd.StartAsync() : null;
-etcdUrl = etcd?.ClientUrl ?? etcdUrl;
+await using var etcd = etcdUrl.Length == 0 ? new EtcdServer() : null;
+if (etcd is not null)
+{
+    await etcd.InitializeAsync();
+    etcdUrl = etcd.ClientUrl;
+}
+
 Console.WriteLine($"etcd {etcdUrl}, {commits} commits of distinct client ids, {callers} concurrent callers, batch delay {delay.TotalMilliseconds} ms, {Environment.ProcessorCount} cores");
 
 using var client = new EtcdClient(etcdUrl, configureChannelOptions: o => o.Credentials = ChannelCredentials.Insecure);

@@ -1,0 +1,46 @@
+# Shell functions the benchmark scripts share; sourced, not run.
+
+# Sets mosquitto_bin to Debian's mosquitto broker, or exits naming the package.
+find_mosquitto() {
+  mosquitto_bin=$(command -v mosquitto || true)
+  if [[ -z "$mosquitto_bin" && -x /usr/sbin/mosquitto ]]; then
+    mosquitto_bin=/usr/sbin/mosquitto
+  fi
+  if [[ -z "$mosquitto_bin" ]]; then
+    echo "mosquitto is not installed (apt-get install -y mosquitto)" >&2
+    exit 1
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for_port() { # port
+  local port=$1
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "nothing listens on 127.0.0.1:$port" >&2
+  return 1
+}
+
+# Starts the reference broker on 127.0.0.1:port with persistence off, writing its config and log next to
+# prefix (prefix.conf, prefix.log); sets mosquitto_pid and returns once it listens.
+start_mosquitto() { # port prefix
+  local port=$1 prefix=$2
+  cat > "$prefix.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+max_queued_messages 10000
+# Our gateway turns Nagle's algorithm off (Kestrel's default); so does the reference, or it would wait on it.
+set_tcp_nodelay true
+CONF
+  "$mosquitto_bin" -c "$prefix.conf" > "$prefix.log" 2>&1 &
+  mosquitto_pid=$!
+  wait_for_port "$port"
+}
