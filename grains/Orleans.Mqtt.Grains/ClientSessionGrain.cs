@@ -219,13 +219,18 @@ internal sealed partial class ClientSessionGrain(
         }
 
         var changed = false;
-        if (S.PendingWill is not null && S.WillDueAtUtc <= DateTime.UtcNow)
+        var expired = IsExpired();
+
+        // A will that is due, or that the session's end sends early, goes out once the session's routes are gone
+        // everywhere: whoever reacts to it finds the session's subscriptions removed.
+        MqttMessage? will = null;
+        if (S.PendingWill is not null && (expired || S.WillDueAtUtc <= DateTime.UtcNow))
         {
-            PublishPendingWill();
+            will = TakePendingWill();
             changed = true;
         }
 
-        if (IsExpired())
+        if (expired)
         {
             LogSessionExpired(logger, ClientId, S.SessionExpiryInterval);
             EndSession();
@@ -240,6 +245,11 @@ internal sealed partial class ClientSessionGrain(
         S.RouteVersion = NextVersion(S.RouteVersion);
         await SaveAsync();
         await replicas.Apply(CurrentRoutes());
+        if (will is not null)
+        {
+            PublishWill(will);
+        }
+
         if (!_hasSession)
         {
             DeactivateOnIdle();
@@ -588,11 +598,17 @@ internal sealed partial class ClientSessionGrain(
             new GrainTimerCreationOptions { DueTime = due < TimeSpan.Zero ? TimeSpan.Zero : due, Period = Timeout.InfiniteTimeSpan, KeepAlive = true });
     }
 
-    private void PublishPendingWill()
+    private void PublishPendingWill() => PublishWill(TakePendingWill());
+
+    private MqttMessage TakePendingWill()
     {
         var will = Stamp(S.PendingWill!);
         CancelPendingWill();
+        return will;
+    }
 
+    private void PublishWill(MqttMessage will)
+    {
         // Not awaited: the shard may hand the will back to this very session (a client subscribed to its own will
         // topic), which could not run while this call waits.
         var shard = GrainFactory.GetGrain<ITopicShardGrain>(Topics.MqttTopic.ShardOf(will.Topic, options.Value.TopicShards));
