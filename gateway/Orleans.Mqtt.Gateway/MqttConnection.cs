@@ -157,7 +157,7 @@ internal sealed partial class MqttConnection
             }
 
             // Queued before _closing is set: a read loop that sees _closing completes the outbox behind this packet.
-            state = _open ? "connected" : _session is null ? "before CONNECT" : "connecting";
+            state = _open ? "connected" : "before CONNECT";
             if (_v5 && _open)
             {
                 // The reason string says why in words, unless it could take the packet over the client's maximum.
