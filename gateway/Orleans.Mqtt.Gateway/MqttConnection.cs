@@ -2,7 +2,6 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.InteropServices;
 using System.Text.Unicode;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
 using MQTTnet.Adapter;
 using MQTTnet.Exceptions;
@@ -34,7 +33,7 @@ internal sealed partial class MqttConnection
     private readonly ConnectionContext _transport;
     private readonly MqttGateway _gateway;
     private readonly ILogger _logger;
-    private readonly Channel<Outgoing> _outbox = Channel.CreateUnbounded<Outgoing>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConnectionOutbox<Outgoing> _outbox = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _gate = new();
     private readonly long _createdAt;
@@ -110,7 +109,7 @@ internal sealed partial class MqttConnection
         finally
         {
             _gateway.Unregister(this);
-            _outbox.Writer.TryComplete();
+            _outbox.Complete();
             await writer.ConfigureAwait(false);
             await EndSessionAsync();
             _completion.TrySetResult();
@@ -135,7 +134,7 @@ internal sealed partial class MqttConnection
             }
 
             Interlocked.Increment(ref _pendingWrites);
-            _outbox.Writer.TryWrite(new Outgoing(null, delivery));
+            _outbox.TryWrite(new Outgoing(null, delivery));
         }
     }
 
@@ -362,7 +361,7 @@ internal sealed partial class MqttConnection
             ? DisconnectKind.NormalWithWill
             : DisconnectKind.Normal;
         _closing = true;
-        _outbox.Writer.TryWrite(new Outgoing(null, null, Terminal: true));
+        _outbox.TryWrite(new Outgoing(null, null, Terminal: true));
     }
 
     private async Task HandleFirstPacketAsync(ReceivedMqttPacket received)
@@ -1020,7 +1019,7 @@ internal sealed partial class MqttConnection
 
         lock (_gate)
         {
-            _outbox.Writer.TryWrite(new Outgoing(connAck, null, Terminal: true));
+            _outbox.TryWrite(new Outgoing(connAck, null, Terminal: true));
         }
     }
 
@@ -1039,13 +1038,13 @@ internal sealed partial class MqttConnection
             Interlocked.Increment(ref _pendingWrites);
         }
 
-        _outbox.Writer.TryWrite(item);
+        _outbox.TryWrite(item);
     }
 
     private async Task WriteLoopAsync()
     {
         var output = _transport.Transport.Output;
-        var reader = _outbox.Reader;
+        var reader = _outbox;
         try
         {
             while (await reader.WaitToReadAsync())
