@@ -121,7 +121,7 @@ internal sealed class FasterGrainStorage : IGrainStorage, ILifecycleParticipant<
         try
         {
             version = await CheckETagAsync(key, keyLength, grainState.ETag, stateName, grainId, "write").ConfigureAwait(false) + 1;
-            _store.Upsert(key, keyLength, version, payload.ToMemory().Span);
+            await _store.UpsertAsync(key, keyLength, version, payload.ToMemory()).ConfigureAwait(false);
         }
         finally
         {
@@ -143,7 +143,7 @@ internal sealed class FasterGrainStorage : IGrainStorage, ILifecycleParticipant<
             existed = await CheckETagAsync(key, keyLength, grainState.ETag, stateName, grainId, "clear").ConfigureAwait(false) > 0;
             if (existed)
             {
-                _store.Delete(key, keyLength);
+                await _store.DeleteAsync(key, keyLength).ConfigureAwait(false);
             }
         }
         finally

@@ -42,34 +42,34 @@ internal sealed partial class FasterReplicaStore : IReplicaStore, ILifecyclePart
     public void Participate(ISiloLifecycle lifecycle) =>
         lifecycle.Subscribe(nameof(FasterReplicaStore), ServiceLifecycleStage.RuntimeInitialize, _store.OpenAsync, _ => _store.CloseAsync());
 
-    public Task SaveRoutesAsync(string clientId, ClientRoutes? routes)
+    public async Task SaveRoutesAsync(string clientId, ClientRoutes? routes)
     {
         var key = Encoding.UTF8.GetBytes(RoutesPrefix + clientId);
         if (routes is null)
         {
-            _store.Delete(key, key.Length);
+            await _store.DeleteAsync(key, key.Length).ConfigureAwait(false);
         }
         else
         {
-            _store.Upsert(key, key.Length, routes.Version, _serializer.SerializeToArray(routes));
+            await _store.UpsertAsync(key, key.Length, routes.Version, _serializer.SerializeToArray(routes)).ConfigureAwait(false);
         }
 
-        return _store.WaitForCommitAsync();
+        await _store.WaitForCommitAsync().ConfigureAwait(false);
     }
 
-    public Task SaveRetainedAsync(RetainedUpdate update)
+    public async Task SaveRetainedAsync(RetainedUpdate update)
     {
         var key = Encoding.UTF8.GetBytes(RetainedPrefix + update.Topic);
         if (update.Message is null)
         {
-            _store.Delete(key, key.Length);
+            await _store.DeleteAsync(key, key.Length).ConfigureAwait(false);
         }
         else
         {
-            _store.Upsert(key, key.Length, update.Version, _serializer.SerializeToArray(update));
+            await _store.UpsertAsync(key, key.Length, update.Version, _serializer.SerializeToArray(update)).ConfigureAwait(false);
         }
 
-        return _store.WaitForCommitAsync();
+        await _store.WaitForCommitAsync().ConfigureAwait(false);
     }
 
     public Task<(IReadOnlyList<ClientRoutes> Routes, IReadOnlyList<RetainedUpdate> Retained)> LoadAsync()
