@@ -194,13 +194,21 @@ internal static class MqttWire
     }
 
     /// <summary>Writes a SUBSCRIBE packet for one filter into a new array.</summary>
-    public static byte[] Subscribe(byte version, ushort packetId, string filter, int qos)
+    public static byte[] Subscribe(byte version, ushort packetId, string filter, int qos) =>
+        FilterPacket(PacketType.Subscribe, version, packetId, filter, (byte)qos);
+
+    /// <summary>Writes an UNSUBSCRIBE packet for one filter into a new array.</summary>
+    public static byte[] Unsubscribe(byte version, ushort packetId, string filter) =>
+        FilterPacket(PacketType.Unsubscribe, version, packetId, filter, options: null);
+
+    // SUBSCRIBE and UNSUBSCRIBE differ only in their type and in the options byte after a SUBSCRIBE's filter.
+    private static byte[] FilterPacket(PacketType type, byte version, ushort packetId, string filter, byte? options)
     {
         var topic = EncodeString(filter);
-        var remaining = 2 + (version == Version5 ? 1 : 0) + topic.Length + 1;
+        var remaining = 2 + (version == Version5 ? 1 : 0) + topic.Length + (options is null ? 0 : 1);
         var packet = new byte[1 + VarIntSize(remaining) + remaining];
         var span = packet.AsSpan();
-        span[0] = ((byte)PacketType.Subscribe << 4) | 0x02;
+        span[0] = (byte)(((byte)type << 4) | 0x02);
         var i = 1 + WriteVarInt(span[1..], remaining);
         BinaryPrimitives.WriteUInt16BigEndian(span[i..], packetId);
         i += 2;
@@ -211,27 +219,11 @@ internal static class MqttWire
 
         topic.CopyTo(span[i..]);
         i += topic.Length;
-        span[i] = (byte)qos;
-        return packet;
-    }
-
-    /// <summary>Writes an UNSUBSCRIBE packet for one filter into a new array.</summary>
-    public static byte[] Unsubscribe(byte version, ushort packetId, string filter)
-    {
-        var topic = EncodeString(filter);
-        var remaining = 2 + (version == Version5 ? 1 : 0) + topic.Length;
-        var packet = new byte[1 + VarIntSize(remaining) + remaining];
-        var span = packet.AsSpan();
-        span[0] = ((byte)PacketType.Unsubscribe << 4) | 0x02;
-        var i = 1 + WriteVarInt(span[1..], remaining);
-        BinaryPrimitives.WriteUInt16BigEndian(span[i..], packetId);
-        i += 2;
-        if (version == Version5)
+        if (options is { } o)
         {
-            span[i++] = 0;
+            span[i] = o;
         }
 
-        topic.CopyTo(span[i..]);
         return packet;
     }
 
