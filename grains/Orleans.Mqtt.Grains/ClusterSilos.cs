@@ -53,26 +53,29 @@ internal sealed partial class ReplicaBroadcaster(
     private async Task ForEachSilo<T>(Func<IRouteReplicaGrain, T, Task> action, T change)
     {
         long id;
-        List<Task> tasks;
+        ClusterMembershipSnapshot view;
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_inflight)
         {
-            // Registering and reading the membership view under one lock is what makes Barrier sound.
+            // Registering and reading the membership view under one lock is what makes Barrier sound. The calls start
+            // after the lock: starting a grain call can run the callee inline, which must not happen under a lock
+            // every session on this silo takes.
             id = ++_nextId;
             _inflight[id] = done.Task;
-            var members = membership.CurrentSnapshot.Members;
-            tasks = new List<Task>(members.Count);
-            foreach (var member in members.Values)
+            view = membership.CurrentSnapshot;
+        }
+
+        try
+        {
+            var tasks = new List<Task>(view.Members.Count);
+            foreach (var member in view.Members.Values)
             {
                 if (member.Status == SiloStatus.Active)
                 {
                     tasks.Add(ApplyTo(member.SiloAddress, action, change));
                 }
             }
-        }
 
-        try
-        {
             await Task.WhenAll(tasks);
         }
         finally

@@ -1,7 +1,12 @@
 using BenchmarkDotNet.Running;
+using Orleans.Mqtt.Benchmarks;
 
 // dotnet run -c Release --project test/Orleans.Mqtt.Benchmarks -- --filter '*'
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+// dotnet run -c Release --project test/Orleans.Mqtt.Benchmarks -- retained   (heap held by the 1M-filter index)
+if (args is ["retained"])
+{
+    TopicIndexRetainedSize.Report(Console.Out);
+    return;
+}
 
-/// <summary>Entry point marker for the benchmark switcher.</summary>
-public partial class Program;
+BenchmarkSwitcher.FromAssembly(typeof(TopicIndexBenchmarks).Assembly).Run(args);
