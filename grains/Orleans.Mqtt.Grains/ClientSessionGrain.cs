@@ -153,8 +153,7 @@ internal sealed partial class ClientSessionGrain(
 
         Pump(resend);
         await CommitOwnerAsync(request.Presence);
-        await SaveAsync();
-        await replicas.Apply(CurrentRoutes());
+        await SaveAndReplicateAsync();
         return new ConnectResult(sessionPresent, [.. resend], replacedWill is null ? null : Stamp(replacedWill));
     }
 
@@ -181,8 +180,7 @@ internal sealed partial class ClientSessionGrain(
             ResetSession();
             _hasSession = false;
             S.RouteVersion = NextVersion(S.RouteVersion);
-            await SaveAsync();
-            await replicas.Apply(CurrentRoutes());
+            await SaveAndReplicateAsync();
             DeactivateOnIdle();
             return will is null ? null : Stamp(will);
         }
@@ -206,8 +204,7 @@ internal sealed partial class ClientSessionGrain(
         }
 
         S.RouteVersion = NextVersion(S.RouteVersion);
-        await SaveAsync();
-        await replicas.Apply(CurrentRoutes());
+        await SaveAndReplicateAsync();
         return publishNow;
     }
 
@@ -243,8 +240,7 @@ internal sealed partial class ClientSessionGrain(
         }
 
         S.RouteVersion = NextVersion(S.RouteVersion);
-        await SaveAsync();
-        await replicas.Apply(CurrentRoutes());
+        await SaveAndReplicateAsync();
         if (will is not null)
         {
             PublishWill(will);
@@ -275,10 +271,9 @@ internal sealed partial class ClientSessionGrain(
         }
 
         S.RouteVersion = NextVersion(S.RouteVersion);
-        await SaveAsync();
 
-        // SUBACK is sent when this returns: the subscription must be routable on every live silo by then.
-        await replicas.Apply(CurrentRoutes());
+        // SUBACK is sent when this returns: the subscription must be stored and routable on every live silo by then.
+        await SaveAndReplicateAsync();
 
         var deliveries = new List<Delivery>();
         var retained = new List<MqttMessage>();
@@ -332,8 +327,7 @@ internal sealed partial class ClientSessionGrain(
         }
 
         S.RouteVersion = NextVersion(S.RouteVersion);
-        await SaveAsync();
-        await replicas.Apply(CurrentRoutes());
+        await SaveAndReplicateAsync();
         return existed;
     }
 
@@ -779,6 +773,19 @@ internal sealed partial class ClientSessionGrain(
             // The record hangs on the gateway's lease; at worst it names a connection that is gone.
             LogReleaseFailed(logger, ex, ClientId);
         }
+    }
+
+    /// <summary>
+    /// Stores the session and sends its routes to every silo's replica, both at once: the answer that follows (CONNACK,
+    /// SUBACK, UNSUBACK) waits for both, and neither needs the other (the routes carry their own version), so the
+    /// two commits overlap instead of adding up.
+    /// </summary>
+    private Task SaveAndReplicateAsync()
+    {
+        var routes = CurrentRoutes();
+        var save = SaveAsync();
+        var replicate = replicas.Apply(routes);
+        return save.IsCompletedSuccessfully ? replicate : Task.WhenAll(save, replicate);
     }
 
     private Task SaveAsync()

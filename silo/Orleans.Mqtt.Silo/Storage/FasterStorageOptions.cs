@@ -39,4 +39,11 @@ public sealed class FasterStorageOptions
     /// the incremental log checkpoints taken in between.
     /// </summary>
     public TimeSpan IndexCheckpointInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// Upper bound of the log page size, as a power of two (22: 4 MiB). Every commit flushes one page-sized buffer
+    /// of the checkpoint's delta log and clears it, so a store of small records (the route replica) uses smaller
+    /// pages; a page must still hold the largest record.
+    /// </summary>
+    internal int MaxPageSizeBits { get; init; } = 22;
 }

@@ -105,7 +105,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
         Directory.CreateDirectory(checkpointDirectory);
 
         var memoryBits = BitOperations.Log2((ulong)_options.MemorySizeBytes);
-        var pageBits = Math.Clamp(memoryBits - 4, 16, 22);
+        var pageBits = Math.Clamp(memoryBits - 4, 16, _options.MaxPageSizeBits);
         _maxRecordSize = (1 << pageBits) - RecordOverhead;
 
         // recoverDevice: the device must discover the log segments already on disk.
