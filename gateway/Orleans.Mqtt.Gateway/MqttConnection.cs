@@ -37,8 +37,8 @@ internal sealed partial class MqttConnection
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _gate = new();
     private readonly long _createdAt;
-    // Headers and properties only (payloads are not copied into it): small to start, since most connections idle.
-    private MqttPacketFormatterAdapter _formatter = new(new MqttBufferWriter(256, 4096));
+    // Unknown until CONNECT; the formatter for it is shared (see PacketFormatters).
+    private MqttProtocolVersion _protocolVersion;
     private List<Delivery>? _pendingBeforeConnAck;
     // A close asked for while the session grain was still accepting the CONNECT (a takeover racing this connect):
     // done right after CONNACK, so the client learns the reason instead of seeing CONNACK and a bare close.
@@ -277,7 +277,7 @@ internal sealed partial class MqttConnection
         MqttPacket packet;
         try
         {
-            packet = _formatter.Decode(received);
+            packet = Formatter.Decode(received);
         }
         catch (Exception ex) when (ex is MqttProtocolViolationException or ArgumentException or InvalidOperationException or IndexOutOfRangeException)
         {
@@ -375,7 +375,7 @@ internal sealed partial class MqttConnection
         if (!((name == "MQTT" && level is 4 or 5) || (name == "MQIsdp" && level == 3)))
         {
             // [MQTT-3.1.2-2]: answer an unsupported protocol level with return code 0x01, then close.
-            _formatter = new MqttPacketFormatterAdapter(MqttProtocolVersion.V311, new MqttBufferWriter(256, 256));
+            _protocolVersion = MqttProtocolVersion.V311;
             RefuseConnect("unsupported_protocol_version", MqttConnectReturnCode.ConnectionRefusedUnacceptableProtocolVersion, MqttConnectReasonCode.UnsupportedProtocolVersion, $"protocol {name} level {level}");
             return;
         }
@@ -383,7 +383,7 @@ internal sealed partial class MqttConnection
         if (level is 3 or 4 && MqttFrame.IsEmptyClientIdWithoutCleanSession(received.Body))
         {
             // MQTT 3.1.1 [MQTT-3.1.3-8]: an empty client id needs clean session: CONNACK 0x02, then close.
-            _formatter = new MqttPacketFormatterAdapter(MqttProtocolVersion.V311, new MqttBufferWriter(256, 256));
+            _protocolVersion = MqttProtocolVersion.V311;
             RefuseConnect("client_id_rejected", MqttConnectReturnCode.ConnectionRefusedIdentifierRejected, MqttConnectReasonCode.ClientIdentifierNotValid, "empty client id without clean session");
             return;
         }
@@ -391,9 +391,9 @@ internal sealed partial class MqttConnection
         MqttConnectPacket connect;
         try
         {
-            _formatter.DetectProtocolVersion(received);
-            _v5 = _formatter.ProtocolVersion == MqttProtocolVersion.V500;
-            connect = (MqttConnectPacket)_formatter.Decode(received);
+            _protocolVersion = PacketFormatters.VersionOf(name, level);
+            _v5 = _protocolVersion == MqttProtocolVersion.V500;
+            connect = (MqttConnectPacket)Formatter.Decode(received);
         }
         catch (Exception ex) when (ex is MqttProtocolViolationException or ArgumentException or InvalidOperationException or InvalidCastException or IndexOutOfRangeException)
         {
@@ -486,7 +486,7 @@ internal sealed partial class MqttConnection
                 connect.CleanSession,
                 expiry,
                 will,
-                (byte)_formatter.ProtocolVersion,
+                (byte)_protocolVersion,
                 connect.ReceiveMaximum,
                 _v5 ? connect.WillDelayInterval : 0));
         }
@@ -561,7 +561,7 @@ internal sealed partial class MqttConnection
 
         _gateway.Metrics.ConnectionsAccepted.Add(1);
         _gateway.Metrics.ConnectionsActive.Add(1);
-        LogConnected(_logger, clientId, Remote, _formatter.ProtocolVersion, result.SessionPresent, _v5 && will is not null ? connect.WillDelayInterval : 0);
+        LogConnected(_logger, clientId, Remote, _protocolVersion, result.SessionPresent, _v5 && will is not null ? connect.WillDelayInterval : 0);
         if (closeNow is { } close)
         {
             CloseByServer(close.ReasonCode, close.Reason);
@@ -1089,16 +1089,19 @@ internal sealed partial class MqttConnection
         }
     }
 
+    private MqttPacketFormatterAdapter Formatter => PacketFormatters.For(_protocolVersion);
+
     private void Write(PipeWriter output, MqttPacket packet)
     {
-        var buffer = _formatter.Encode(packet);
+        var formatter = Formatter;
+        var buffer = formatter.Encode(packet);
         try
         {
             Write(output, buffer);
         }
         finally
         {
-            _formatter.Cleanup();
+            formatter.Cleanup();
         }
     }
 
@@ -1135,7 +1138,8 @@ internal sealed partial class MqttConnection
 
         var publish = MessageMapping.ToPublish(d, _v5, now);
         var newAlias = _outboundAliases?.Apply(publish) ?? 0;
-        var buffer = _formatter.Encode(publish);
+        var formatter = Formatter;
+        var buffer = formatter.Encode(publish);
         try
         {
             if (_clientMaxPacketSize > 0 && (uint)buffer.Length > _clientMaxPacketSize)
@@ -1148,7 +1152,7 @@ internal sealed partial class MqttConnection
         }
         finally
         {
-            _formatter.Cleanup();
+            formatter.Cleanup();
         }
 
         if (newAlias != 0)
