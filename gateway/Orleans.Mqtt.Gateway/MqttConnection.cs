@@ -476,7 +476,7 @@ internal sealed partial class MqttConnection
 
         _hasSessionSlot = true;
         _clientId = clientId;
-        _session = _gateway.GrainFactory.GetGrain<IClientSessionGrain>(clientId);
+        _session = _gateway.Session(clientId);
         var expiry = _v5 ? connect.SessionExpiryInterval : connect.CleanSession ? 0u : uint.MaxValue;
         ConnectResult result;
         try
@@ -844,7 +844,7 @@ internal sealed partial class MqttConnection
 
         try
         {
-            var counts = await _gateway.GrainFactory.GetGrain<ITopicShardGrain>(shard).PublishBatch(messages);
+            var counts = await _gateway.Shard(shard).PublishBatch(messages);
             for (var i = 0; i < indexes.Count; i++)
             {
                 routed[indexes[i]] = counts[i];
@@ -864,7 +864,7 @@ internal sealed partial class MqttConnection
     /// <summary>Routes a message through its topic shard; returns the number of sessions it reached, or -1 on failure.</summary>
     private async Task<int> PublishAsync(MqttMessage message)
     {
-        var shard = _gateway.GrainFactory.GetGrain<ITopicShardGrain>(MqttTopic.ShardOf(message.Topic, _gateway.TopicShards));
+        var shard = _gateway.Shard(MqttTopic.ShardOf(message.Topic, _gateway.TopicShards));
         try
         {
             return await shard.Publish(message);

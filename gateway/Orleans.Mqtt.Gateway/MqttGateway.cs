@@ -28,6 +28,8 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     private volatile bool _started;
     private volatile bool _stopping;
     private IGatewayObserver? _reference;
+    private GrainRefs<IClientSessionGrain>? _sessions;
+    private ITopicShardGrain?[]? _shards;
 
     public MqttGateway(
         IGrainFactory grainFactory,
@@ -66,6 +68,17 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     public ILoggerFactory LoggerFactory { get; }
 
     public IGrainFactory GrainFactory => _grainFactory;
+
+    /// <summary>The session grain of <paramref name="clientId"/> (see <see cref="GrainRefs{TGrain}"/>).</summary>
+    public IClientSessionGrain Session(string clientId) =>
+        (_sessions ??= GrainRefs.ForStringKey<IClientSessionGrain>(_grainFactory)).Get(clientId);
+
+    /// <summary>The grain of topic shard <paramref name="shard"/>; one reference per shard, made on first use.</summary>
+    public ITopicShardGrain Shard(int shard)
+    {
+        var shards = _shards ??= new ITopicShardGrain?[TopicShards];
+        return shards[shard] ??= _grainFactory.GetGrain<ITopicShardGrain>(shard);
+    }
 
     /// <summary>True once the listeners accept and the cluster is reachable, until shutdown begins.</summary>
     public bool IsReady => _started && !_stopping;

@@ -93,7 +93,7 @@ internal sealed partial class SysTopicsPublisher(MqttGateway gateway, ILogger<Sy
         foreach (var (topic, value) in values)
         {
             var message = new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes(value), Retain = true };
-            publishes.Add(gateway.GrainFactory.GetGrain<ITopicShardGrain>(MqttTopic.ShardOf(topic, gateway.TopicShards)).Publish(message));
+            publishes.Add(gateway.Shard(MqttTopic.ShardOf(topic, gateway.TopicShards)).Publish(message));
         }
 
         await Task.WhenAll(publishes);

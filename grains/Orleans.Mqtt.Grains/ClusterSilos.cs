@@ -10,7 +10,7 @@ namespace Orleans.Mqtt.Grains;
 /// </summary>
 internal sealed partial class ReplicaBroadcaster(
     IClusterMembershipService membership,
-    IGrainFactory grainFactory,
+    GrainRefs<IRouteReplicaGrain> replicaRefs,
     MqttMetrics metrics,
     ILogger<ReplicaBroadcaster> logger)
 {
@@ -91,7 +91,7 @@ internal sealed partial class ReplicaBroadcaster(
 
     private async Task ApplyTo<T>(SiloAddress silo, Func<IRouteReplicaGrain, T, Task> action, T change)
     {
-        var replica = grainFactory.GetGrain<IRouteReplicaGrain>(silo.ToParsableString());
+        var replica = replicaRefs.Get(silo.ToParsableString());
         var started = DateTime.UtcNow;
         for (var attempt = 1; ; attempt++)
         {

@@ -15,7 +15,7 @@ internal sealed partial class ReplicaSync(
     ReplicaWriter writer,
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
-    IGrainFactory grainFactory,
+    GrainRefs<IRouteReplicaGrain> replicaRefs,
     IOptions<MqttBrokerOptions> options,
     TimeProvider timeProvider,
     MqttMetrics metrics,
@@ -192,7 +192,7 @@ internal sealed partial class ReplicaSync(
             .Where(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(localSilo.SiloAddress))
             .Select(m => m.SiloAddress)];
 
-    private IRouteReplicaGrain Replica(SiloAddress silo) => grainFactory.GetGrain<IRouteReplicaGrain>(silo.ToParsableString());
+    private IRouteReplicaGrain Replica(SiloAddress silo) => replicaRefs.Get(silo.ToParsableString());
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Route replica: first active silo, nothing to catch up")]
     private static partial void LogFirstSilo(ILogger logger);

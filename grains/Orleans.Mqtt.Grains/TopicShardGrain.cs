@@ -13,6 +13,7 @@ internal sealed partial class TopicShardGrain(
     ReplicaBroadcaster replicas,
     DeadGateways deadGateways,
     GatewayOutbox outbox,
+    GrainRefs<IClientSessionGrain> sessionRefs,
     MqttMetrics metrics,
     ILogger<TopicShardGrain> logger) : Grain, ITopicShardGrain
 {
@@ -81,7 +82,7 @@ internal sealed partial class TopicShardGrain(
             calls = new List<Task>(sessions.Count);
             foreach (var (clientId, queue) in sessions)
             {
-                calls.Add(GrainFactory.GetGrain<IClientSessionGrain>(clientId).Deliver([.. queue]));
+                calls.Add(sessionRefs.Get(clientId).Deliver([.. queue]));
             }
         }
 
@@ -112,7 +113,7 @@ internal sealed partial class TopicShardGrain(
                 continue;
             }
 
-            var session = GrainFactory.GetGrain<IClientSessionGrain>(member.Client.ClientId);
+            var session = sessionRefs.Get(member.Client.ClientId);
             calls.Add(session.Deliver([d with { Qos = member.Qos, SubscriptionIds = member.SubscriptionIds }]));
         }
 
