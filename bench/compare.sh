@@ -18,11 +18,9 @@ duration=${DURATION:-20}
 warmup=${WARMUP:-3}
 window=${WINDOW:-10}
 protocol=${PROTOCOL:-5}
-out=${OUT:-$(mktemp -d -t mqtt-bench.XXXXXX)}
-mkdir -p "$out"
 
 source "$root/bench/lib.sh"
-find_mosquitto
+bench_prologue mqtt-bench
 
 echo "building the load tool" >&2
 dotnet build "$root/src/Orleans.Mqtt.Bench" -c Release --nologo -v quiet >&2

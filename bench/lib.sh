@@ -1,5 +1,15 @@
 # Shell functions the benchmark scripts share; sourced, not run.
 
+# What every comparison script does first: sets out to $OUT or a new temporary directory named after prefix (for the
+# JSON results and the brokers' logs), raises the open-file limit to the hard limit (brokers and the tool inherit it)
+# and finds mosquitto.
+bench_prologue() { # prefix
+  out=${OUT:-$(mktemp -d -t "$1.XXXXXX")}
+  mkdir -p "$out"
+  ulimit -n "$(ulimit -Hn)"
+  find_mosquitto
+}
+
 # Sets mosquitto_bin to Debian's mosquitto broker, or exits naming the package.
 find_mosquitto() {
   mosquitto_bin=$(command -v mosquitto || true)

@@ -19,12 +19,9 @@ connections=${CONNECTIONS:-50000}
 gateways=${GATEWAYS:-3}
 hold=${HOLD:-20}
 rate=${RATE:-0}
-out=${OUT:-$(mktemp -d -t mqtt-memory.XXXXXX)}
-mkdir -p "$out"
-ulimit -n "$(ulimit -Hn)"
 
 source "$root/bench/lib.sh"
-find_mosquitto
+bench_prologue mqtt-memory
 etcd_bin=$(command -v etcd || echo /usr/bin/etcd)
 [[ -x "$etcd_bin" ]] || { echo "etcd is not installed (apt-get install -y etcd-server)" >&2; exit 1; }
 

@@ -21,14 +21,9 @@ pairs=${PAIRS:-50}
 duration=${DURATION:-15}
 warmup=${WARMUP:-3}
 fanout_window=${FANOUT_WINDOW:-32}
-out=${OUT:-$(mktemp -d -t mqtt-targets.XXXXXX)}
-mkdir -p "$out"
-
-# Brokers and the tool inherit this: as many open files as the hard limit allows.
-ulimit -n "$(ulimit -Hn)"
 
 source "$root/bench/lib.sh"
-find_mosquitto
+bench_prologue mqtt-targets
 
 echo "building the load tool and the standalone broker" >&2
 dotnet build "$root/src/Orleans.Mqtt.Bench" -c Release --nologo -v quiet >&2
