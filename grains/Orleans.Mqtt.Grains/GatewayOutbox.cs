@@ -56,7 +56,7 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
         return lane;
     }
 
-    private void Drop(IReadOnlyList<Delivery> deliveries, string reason)
+    private static int CountQos0(IReadOnlyList<Delivery> deliveries)
     {
         var qos0 = 0;
         foreach (var d in deliveries)
@@ -64,6 +64,12 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
             qos0 += d.Qos == 0 ? 1 : 0;
         }
 
+        return qos0;
+    }
+
+    private void Drop(IReadOnlyList<Delivery> deliveries, string reason)
+    {
+        var qos0 = CountQos0(deliveries);
         if (qos0 > 0)
         {
             _metrics.MessagesDropped.Add(qos0, new KeyValuePair<string, object?>("reason", reason));
@@ -84,26 +90,19 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
 
         public void Enqueue(IGatewayObserver gateway, IReadOnlyList<Delivery> deliveries)
         {
-            var qos0 = 0;
-            foreach (var d in deliveries)
-            {
-                qos0 += d.Qos == 0 ? 1 : 0;
-            }
-
+            var qos0 = CountQos0(deliveries);
             if (qos0 > 0 && Interlocked.Add(ref _queuedQos0, qos0) > MaxQueuedQos0)
             {
                 // A gateway that cannot keep up: QoS 0 may be dropped, QoS 1/2 stay in their sessions' windows anyway.
                 Interlocked.Add(ref _queuedQos0, -qos0);
+                outbox._metrics.MessagesDropped.Add(qos0, new KeyValuePair<string, object?>("reason", "gateway_backlog"));
                 if (qos0 == deliveries.Count)
                 {
-                    outbox._metrics.MessagesDropped.Add(qos0, new KeyValuePair<string, object?>("reason", "gateway_backlog"));
                     LogBacklog(outbox._logger, gatewayId, Volatile.Read(ref _queuedQos0));
                     return;
                 }
 
-                outbox._metrics.MessagesDropped.Add(qos0, new KeyValuePair<string, object?>("reason", "gateway_backlog"));
                 deliveries = [.. deliveries.Where(d => d.Qos > 0)];
-                qos0 = 0;
             }
 
             _queue.Writer.TryWrite((gateway, deliveries));
@@ -126,13 +125,7 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
                         batch.AddRange(item.Items);
                     }
 
-                    var qos0 = 0;
-                    foreach (var d in batch)
-                    {
-                        qos0 += d.Qos == 0 ? 1 : 0;
-                    }
-
-                    Interlocked.Add(ref _queuedQos0, -qos0);
+                    Interlocked.Add(ref _queuedQos0, -CountQos0(batch));
                     if (outbox._deadGateways.Contains(gatewayId))
                     {
                         outbox.Drop(batch, "gateway_dead");
