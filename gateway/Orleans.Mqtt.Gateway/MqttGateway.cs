@@ -71,7 +71,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     /// <summary>The session grain of <paramref name="clientId"/> (see <see cref="GrainRefs{TGrain}"/>).</summary>
     public IClientSessionGrain Session(string clientId) =>
-        (_sessions ??= GrainRefs.ForStringKey<IClientSessionGrain>(_grainFactory)).Get(clientId);
+        (_sessions ??= new GrainRefs<IClientSessionGrain>(_grainFactory)).Get(clientId);
 
     /// <summary>The grain of topic shard <paramref name="shard"/>; one reference per shard, made on first use.</summary>
     public ITopicShardGrain Shard(int shard)

@@ -42,8 +42,8 @@ public static class MqttGrainsExtensions
         services.TryAddSingleton<MqttMetrics>();
         services.TryAddSingleton<IReplicaStore, InMemoryReplicaStore>();
         services.AddSingleton<RouteTable>();
-        services.AddSingleton(sp => GrainRefs.ForStringKey<IClientSessionGrain>(sp.GetRequiredService<IGrainFactory>()));
-        services.AddSingleton(sp => GrainRefs.ForStringKey<IRouteReplicaGrain>(sp.GetRequiredService<IGrainFactory>()));
+        services.AddSingleton(sp => new GrainRefs<IClientSessionGrain>(sp.GetRequiredService<IGrainFactory>()));
+        services.AddSingleton(sp => new GrainRefs<IRouteReplicaGrain>(sp.GetRequiredService<IGrainFactory>()));
         services.AddSingleton<ReplicaBroadcaster>();
         services.AddSingleton<ReplicaWriter>();
         services.AddSingleton<ReplicaLoader>();
