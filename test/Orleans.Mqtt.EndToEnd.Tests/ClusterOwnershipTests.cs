@@ -43,7 +43,13 @@ public sealed class ClusterOwnershipTests(ClusterFixture cluster, ITestOutputHel
             var open = contenders.Where(c => !c.Closed.IsCompleted).ToList();
 
             Assert.True(accepted >= 1, $"round {round}: no connect was accepted: {string.Join("; ", contenders.Select(c => c.Error).Distinct().Take(5))}\n{cluster.Logs(20)}");
-            Assert.True(open.Count == 1, $"round {round}: {open.Count} connections still open, {accepted} accepted");
+            Assert.True(
+                open.Count == 1,
+                $"round {round}: {open.Count} connections still open, {accepted} accepted; refused or failed: " +
+                string.Join("; ", contenders.Where(c => c.ConnAckAt is null).GroupBy(c => c.Error ?? "refused by CONNACK").Select(g => $"{g.Count()} × {g.Key}")) +
+                "; accepted ones closed with: " +
+                string.Join(", ", contenders.Where(c => c.ConnAckAt is not null && c.Closed.IsCompleted).GroupBy(c => c.Closed.Result).Select(g => $"{g.Count()} × 0x{g.Key:X2}")) +
+                $"\n{cluster.Logs(20)}");
             var survivor = open[0];
 
             // Every replaced connection was told why (MQTT 5: DISCONNECT 0x8E) before it was closed.
@@ -146,6 +152,7 @@ public sealed class ClusterOwnershipTests(ClusterFixture cluster, ITestOutputHel
                 var connack = await _client.ReadPacketAsync(TimeSpan.FromSeconds(60));
                 if (connack is not { } c || c.Header >> 4 != 2 || c.Body[1] != 0)
                 {
+                    Error = connack is { } refused && refused.Header >> 4 == 2 ? $"CONNACK 0x{refused.Body[1]:X2}" : "no CONNACK";
                     _connected.TrySetResult(false);
                     ClosedAt = clock.Elapsed;
                     _closed.TrySetResult(0xFF);

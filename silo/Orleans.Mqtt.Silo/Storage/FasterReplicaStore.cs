@@ -33,9 +33,6 @@ internal sealed partial class FasterReplicaStore : IReplicaStore, ILifecyclePart
             DataDirectory = directory,
             MemorySizeBytes = 64L * 1024 * 1024,
             IndexBuckets = 1L << 16,
-
-            // 1 MiB: one client's routes (its filters) are small, and each commit clears a page-sized buffer.
-            MaxPageSizeBits = 20,
         };
         var logger = services.GetRequiredService<ILogger<FasterReplicaStore>>();
         var store = new FasterStore(Path.GetFullPath(directory), options, services.GetService<TimeProvider>() ?? TimeProvider.System, logger);

@@ -30,21 +30,15 @@ public sealed class FasterStorageOptions
     public long IndexBuckets { get; set; } = 1L << 18;
 
     /// <summary>
-    /// Group-commit pacing: the least time between the starts of two commit checkpoints. Writes arriving
-    /// in that window share the next checkpoint. <see cref="TimeSpan.Zero"/> commits back to back.
+    /// Group-commit pacing: the least time between the starts of two commits (a write and sync of the write-ahead
+    /// log). Writes arriving in that window share the next commit. <see cref="TimeSpan.Zero"/> commits back to back.
     /// </summary>
     public TimeSpan CommitInterval { get; set; } = TimeSpan.Zero;
 
     /// <summary>
-    /// How often a full (hash index + log) checkpoint is taken, which bounds recovery time and the size of
-    /// the incremental log checkpoints taken in between.
+    /// How often a full checkpoint (hash index and a snapshot of the log) is taken when anything changed. Recovery
+    /// loads the latest one and replays the write-ahead log written after it, so this bounds recovery time and the
+    /// log's size on disk (a log grown past <see cref="MemorySizeBytes"/>, at least 64 MiB, forces one sooner).
     /// </summary>
     public TimeSpan IndexCheckpointInterval { get; set; } = TimeSpan.FromMinutes(1);
-
-    /// <summary>
-    /// Upper bound of the log page size, as a power of two (22: 4 MiB). Every commit flushes one page-sized buffer
-    /// of the checkpoint's delta log and clears it, so a store of small records (the route replica) uses smaller
-    /// pages; a page must still hold the largest record.
-    /// </summary>
-    internal int MaxPageSizeBits { get; init; } = 22;
 }

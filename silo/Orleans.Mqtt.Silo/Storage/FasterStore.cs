@@ -16,12 +16,21 @@ namespace Orleans.Mqtt.Silo.Storage;
 
 /// <summary>
 /// A FASTER KV store on local disk whose changes become durable by group commit: callers apply a change in
-/// memory, then await <see cref="WaitForCommitAsync"/>; one background loop takes hybrid-log snapshot
-/// checkpoints back to back while anyone waits, so concurrent writers share a checkpoint.
+/// memory (which also appends it to a <see cref="WriteAheadLog"/>), then await <see cref="WaitForCommitAsync"/>;
+/// one background loop writes and syncs the log while anyone waits, so concurrent writers share one sync.
 /// </summary>
 /// <remarks>
+/// <para>
+/// A full FASTER checkpoint (hash index and a snapshot of the log) is taken periodically; it cuts the write-ahead
+/// log first, and the segments before the cut are deleted once the checkpoint is written. Recovery loads the
+/// latest checkpoint and replays the segments left. Every change is a whole value (or a delete), applied to FASTER
+/// and appended to the log under one lock per key stripe, so each key's changes are in the log in the order they
+/// were applied, and replaying changes the checkpoint already holds leaves the same state.
+/// </para>
+/// <para>
 /// Values are stored as an 8-byte little-endian version followed by the payload. FASTER sessions are
 /// single-threaded, so each operation rents a session from a pool and returns it when done.
+/// </para>
 /// </remarks>
 internal sealed partial class FasterStore : IAsyncDisposable
 {
@@ -29,6 +38,12 @@ internal sealed partial class FasterStore : IAsyncDisposable
 
     // Room FASTER needs in a page besides key and value: record header plus two length prefixes and alignment.
     private const int RecordOverhead = 64;
+
+    // Locks that keep a key's change in FASTER and in the write-ahead log in the same order (a power of two).
+    private const int Stripes = 64;
+
+    // The write-ahead log grows to at least this much before it forces a full checkpoint ahead of the interval.
+    private const long MinLogBytesBeforeCheckpoint = 64L * 1024 * 1024;
 
     private readonly SemaphoreSlim _writers = new(Environment.ProcessorCount);
     private readonly string _directory;
@@ -39,11 +54,17 @@ internal sealed partial class FasterStore : IAsyncDisposable
     private readonly ConcurrentBag<Session> _sessions = new();
     private readonly CancellationTokenSource _stopLoop = new();
     private readonly Lock _gate = new();
+    private readonly Lock[] _stripes = Enumerable.Range(0, Stripes).Select(_ => new Lock()).ToArray();
+    private readonly WriteAheadLog _log;
+    private readonly long _logBytesBeforeCheckpoint;
 
     private IDevice? _logDevice;
     private FasterKV<SpanByte, SpanByte>? _store;
     private ITimer? _fullCheckpointTimer;
     private Task _commitLoop = Task.CompletedTask;
+
+    // The full checkpoint being written, if any (started by the commit loop, which runs the next after it ends).
+    private Task _checkpoint = Task.CompletedTask;
     private int _maxRecordSize;
 
     // Guarded by _gate.
@@ -66,17 +87,19 @@ internal sealed partial class FasterStore : IAsyncDisposable
         _options = options;
         _timeProvider = timeProvider;
         _logger = logger;
+        _log = new WriteAheadLog(Path.Combine(directory, "wal"), logger);
+        _logBytesBeforeCheckpoint = Math.Max(options.MemorySizeBytes, MinLogBytesBeforeCheckpoint);
     }
 
-    /// <summary>Number of commit checkpoints taken so far (log-only and full).</summary>
+    /// <summary>Number of commits so far (write-ahead log syncs and full checkpoints).</summary>
     internal long CommitCount => Interlocked.Read(ref _commitCount);
 
-    /// <summary>Total time spent in commit checkpoints so far.</summary>
+    /// <summary>Total time spent in commits so far.</summary>
     internal TimeSpan CommitTime => TimeSpan.FromTicks(Interlocked.Read(ref _commitTicks));
 
     /// <summary>
-    /// Opens the store: recovers from the latest index and log checkpoints when there are any, otherwise starts
-    /// empty and takes a first full checkpoint; then starts the commit loop.
+    /// Opens the store: recovers from the latest checkpoint when there is one, otherwise starts empty; replays the
+    /// write-ahead log; takes a full checkpoint when it started empty or replayed anything; then starts the commit loop.
     /// </summary>
     public async Task OpenAsync(CancellationToken cancellationToken)
     {
@@ -105,7 +128,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
         Directory.CreateDirectory(checkpointDirectory);
 
         var memoryBits = BitOperations.Log2((ulong)_options.MemorySizeBytes);
-        var pageBits = Math.Clamp(memoryBits - 4, 16, _options.MaxPageSizeBits);
+        var pageBits = Math.Clamp(memoryBits - 4, 16, 22);
         _maxRecordSize = (1 << pageBits) - RecordOverhead;
 
         // recoverDevice: the device must discover the log segments already on disk.
@@ -138,7 +161,20 @@ internal sealed partial class FasterStore : IAsyncDisposable
             }
 
             LogStartingEmpty(_logger, _directory);
-            await FullCheckpointAsync(force: true).ConfigureAwait(false);
+        }
+
+        var replayStarted = _timeProvider.GetTimestamp();
+        var replayed = ReplayLog();
+        if (replayed > 0)
+        {
+            LogReplayed(_logger, _directory, replayed, _timeProvider.GetElapsedTime(replayStarted).TotalMilliseconds);
+        }
+
+        _log.StartSegment();
+        if (logToken == Guid.Empty || replayed > 0)
+        {
+            // Starts the next recovery from here, and lets the replayed segments go.
+            await FullCheckpointAsync(batch: null, force: true).ConfigureAwait(false);
         }
 
         _fullCheckpointTimer = _timeProvider.CreateTimer(
@@ -222,11 +258,17 @@ internal sealed partial class FasterStore : IAsyncDisposable
             BinaryPrimitives.WriteInt64LittleEndian(value, version);
             Interlocked.Increment(ref _changesSinceFullCheckpoint);
             payload.CopyTo(value.AsSpan(VersionSize));
+            var keySpan = key.AsSpan(0, keyLength);
             var session = RentSession();
             var healthy = false;
             try
             {
-                UpsertCore(session, key, keyLength, value, valueLength);
+                lock (Stripe(keySpan))
+                {
+                    UpsertCore(session, keySpan, value.AsSpan(0, valueLength));
+                    _log.AppendUpsert(keySpan, version, payload);
+                }
+
                 healthy = true;
             }
             finally
@@ -244,11 +286,17 @@ internal sealed partial class FasterStore : IAsyncDisposable
     public void Delete(byte[] key, int keyLength)
     {
         Interlocked.Increment(ref _changesSinceFullCheckpoint);
+        var keySpan = key.AsSpan(0, keyLength);
         var session = RentSession();
         var healthy = false;
         try
         {
-            DeleteCore(session, key, keyLength);
+            lock (Stripe(keySpan))
+            {
+                DeleteCore(session, keySpan);
+                _log.AppendDelete(keySpan);
+            }
+
             healthy = true;
         }
         finally
@@ -282,7 +330,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
     }
 
     /// <summary>
-    /// Completes once a checkpoint that started after this call has been written, so every change applied
+    /// Completes once a commit that started after this call has been written, so every change applied
     /// before the call is on disk.
     /// </summary>
     public Task WaitForCommitAsync()
@@ -310,11 +358,9 @@ internal sealed partial class FasterStore : IAsyncDisposable
         {
             if (_store is not null)
             {
-                await FullCheckpointAsync(force: batch is not null).ConfigureAwait(false);
+                await FullCheckpointAsync(batch).ConfigureAwait(false);
                 LogClosed(_logger, _directory, _store.Log.TailAddress);
             }
-
-            batch?.Completion.TrySetResult();
         }
         catch (Exception exception)
         {
@@ -372,13 +418,13 @@ internal sealed partial class FasterStore : IAsyncDisposable
         }
     }
 
-    private static unsafe void UpsertCore(Session session, byte[] key, int keyLength, byte[] value, int valueLength)
+    private static unsafe void UpsertCore(Session session, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
         fixed (byte* keyPointer = key)
         fixed (byte* valuePointer = value)
         {
-            var keySpan = SpanByte.FromPointer(keyPointer, keyLength);
-            var valueSpan = SpanByte.FromPointer(valuePointer, valueLength);
+            var keySpan = SpanByte.FromPointer(keyPointer, key.Length);
+            var valueSpan = SpanByte.FromPointer(valuePointer, value.Length);
             var status = session.Upsert(ref keySpan, ref valueSpan);
             if (status.IsPending)
             {
@@ -387,11 +433,11 @@ internal sealed partial class FasterStore : IAsyncDisposable
         }
     }
 
-    private static unsafe void DeleteCore(Session session, byte[] key, int keyLength)
+    private static unsafe void DeleteCore(Session session, ReadOnlySpan<byte> key)
     {
         fixed (byte* keyPointer = key)
         {
-            var keySpan = SpanByte.FromPointer(keyPointer, keyLength);
+            var keySpan = SpanByte.FromPointer(keyPointer, key.Length);
             var status = session.Delete(ref keySpan);
             if (status.IsPending)
             {
@@ -401,6 +447,41 @@ internal sealed partial class FasterStore : IAsyncDisposable
     }
 
     private static TaskCompletionSource NewCompletionSource() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private Lock Stripe(ReadOnlySpan<byte> key) => _stripes[WriteAheadLog.Checksum(key) & (Stripes - 1)];
+
+    /// <summary>Applies the write-ahead log's records to the recovered (or empty) store; returns how many.</summary>
+    private long ReplayLog()
+    {
+        var session = RentSession();
+        var value = new byte[256];
+        try
+        {
+            var replayed = _log.Replay((operation, key, version, payload) =>
+            {
+                if (operation == WalOperation.Delete)
+                {
+                    DeleteCore(session, key);
+                    return;
+                }
+
+                if (value.Length < VersionSize + payload.Length)
+                {
+                    value = new byte[BitOperations.RoundUpToPowerOf2((uint)(VersionSize + payload.Length))];
+                }
+
+                BinaryPrimitives.WriteInt64LittleEndian(value, version);
+                payload.CopyTo(value.AsSpan(VersionSize));
+                UpsertCore(session, key, value.AsSpan(0, VersionSize + payload.Length));
+            });
+            Interlocked.Add(ref _changesSinceFullCheckpoint, replayed);
+            return replayed;
+        }
+        finally
+        {
+            ReturnSession(session, healthy: true);
+        }
+    }
 
     private Session RentSession()
     {
@@ -441,7 +522,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
                 Task wake;
                 lock (_gate)
                 {
-                    if (_pendingBatch is null && !_fullCheckpointDue)
+                    if (_pendingBatch is null && !(_fullCheckpointDue && _checkpoint.IsCompleted))
                     {
                         if (_wake.Task.IsCompleted)
                         {
@@ -470,29 +551,33 @@ internal sealed partial class FasterStore : IAsyncDisposable
                 {
                     batch = _pendingBatch;
                     _pendingBatch = null;
-                    full = _fullCheckpointDue;
-                    _fullCheckpointDue = false;
+
+                    // One full checkpoint at a time; commits go on while it is written.
+                    full = _fullCheckpointDue && _checkpoint.IsCompleted;
+                    _fullCheckpointDue &= !full;
                 }
 
                 _lastCommitStart = _timeProvider.GetTimestamp();
                 try
                 {
-                    // The checkpoint itself is never cancelled: stopping waits for the one in progress.
                     if (full)
                     {
-                        await FullCheckpointAsync(force: batch is not null).ConfigureAwait(false);
+                        _checkpoint = FullCheckpointAsync(batch);
+                        _ = _checkpoint.ContinueWith(
+                            static (checkpoint, state) => ((FasterStore)state!).OnCheckpointEnded(checkpoint),
+                            this,
+                            CancellationToken.None,
+                            TaskContinuationOptions.ExecuteSynchronously,
+                            TaskScheduler.Default);
                     }
                     else if (batch is not null)
                     {
-                        await CommitAsync(batch.Count).ConfigureAwait(false);
+                        Commit(batch);
                     }
-
-                    batch?.Completion.TrySetResult();
                 }
                 catch (Exception exception)
                 {
                     LogCheckpointFailed(_logger, exception, _directory);
-                    batch?.Completion.TrySetException(exception);
                 }
             }
         }
@@ -502,42 +587,75 @@ internal sealed partial class FasterStore : IAsyncDisposable
         }
     }
 
-    private async Task CommitAsync(int waiters)
+    private void OnCheckpointEnded(Task checkpoint)
     {
-        var store = _store!;
-        var started = _timeProvider.GetTimestamp();
-        while (true)
+        if (checkpoint.Exception is { } exception)
         {
-            // Snapshot rather than fold-over: fold-over makes the whole log read-only at every commit, so each
-            // update would copy its record to the tail. Incremental: only records changed since the last
-            // snapshot are appended to the snapshot's delta log.
-            var (success, token) = await store.TakeHybridLogCheckpointAsync(CheckpointType.Snapshot, tryIncremental: true).ConfigureAwait(false);
-            if (success)
-            {
-                var elapsed = _timeProvider.GetElapsedTime(started);
-                RecordCommit(elapsed);
-                LogCommitted(_logger, token, store.CurrentVersion, waiters, elapsed.TotalMilliseconds);
-                return;
-            }
+            LogCheckpointFailed(_logger, exception.GetBaseException(), _directory);
+        }
 
-            // Another checkpoint state machine is running; wait for it and take ours after it.
-            await store.CompleteCheckpointAsync().ConfigureAwait(false);
+        lock (_gate)
+        {
+            _wake.TrySetResult();
         }
     }
 
-    private async Task FullCheckpointAsync(bool force)
+    /// <summary>Writes and syncs the write-ahead log, then completes the batch; asks for a full checkpoint when the log is long.</summary>
+    private void Commit(CommitBatch batch)
+    {
+        var started = _timeProvider.GetTimestamp();
+        try
+        {
+            _log.Flush();
+        }
+        catch (Exception exception)
+        {
+            batch.Completion.TrySetException(exception);
+            throw;
+        }
+
+        var elapsed = _timeProvider.GetElapsedTime(started);
+        RecordCommit(elapsed);
+        batch.Completion.TrySetResult();
+        LogCommitted(_logger, batch.Count, elapsed.TotalMilliseconds);
+        if (_log.SegmentLength >= _logBytesBeforeCheckpoint)
+        {
+            OnFullCheckpointDue();
+        }
+    }
+
+    /// <summary>
+    /// Cuts the write-ahead log (which makes <paramref name="batch"/> durable and completes it), takes a full
+    /// checkpoint and deletes the log segments before the cut. Skipped when nothing changed since the last one,
+    /// unless <paramref name="force"/>d or someone waits.
+    /// </summary>
+    private async Task FullCheckpointAsync(CommitBatch? batch, bool force = false)
     {
         var store = _store!;
 
         // Changes made from here on may or may not make it into this checkpoint, so they count for the next one.
-        if (Interlocked.Exchange(ref _changesSinceFullCheckpoint, 0) == 0 && !force)
+        if (Interlocked.Exchange(ref _changesSinceFullCheckpoint, 0) == 0 && batch is null && !force)
         {
             return;
         }
 
-        var tail = store.Log.TailAddress;
-
         var started = _timeProvider.GetTimestamp();
+        long cut;
+        try
+        {
+            // Every change applied before this point is in the log before the cut and in the checkpoint; a change
+            // applied after it is in the log after the cut (it may be in the checkpoint too: replaying it is harmless).
+            cut = _log.Cut();
+        }
+        catch (Exception exception)
+        {
+            Interlocked.Increment(ref _changesSinceFullCheckpoint);
+            batch?.Completion.TrySetException(exception);
+            throw;
+        }
+
+        batch?.Completion.TrySetResult();
+        var tail = store.Log.TailAddress;
         while (true)
         {
             (bool success, Guid token) result;
@@ -554,6 +672,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
             var (success, token) = result;
             if (success)
             {
+                _log.DeleteBefore(cut);
                 var elapsed = _timeProvider.GetElapsedTime(started);
                 RecordCommit(elapsed);
                 LogFullCheckpoint(_logger, token, store.CurrentVersion, tail, elapsed.TotalMilliseconds);
@@ -574,6 +693,10 @@ internal sealed partial class FasterStore : IAsyncDisposable
     {
         _stopLoop.Cancel();
         await _commitLoop.ConfigureAwait(false);
+
+        // A failed one was logged when it ended; closing goes on.
+        await _checkpoint.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+
         _fullCheckpointTimer?.Dispose();
     }
 
@@ -588,6 +711,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
         var store = _store;
         _store = null;
         store?.Dispose();
+        _log.Dispose();
         _logDevice?.Dispose();
         _logDevice = null;
         _stopLoop.Dispose();
@@ -599,17 +723,20 @@ internal sealed partial class FasterStore : IAsyncDisposable
     [LoggerMessage(2, LogLevel.Information, "Grain storage in {Directory} has no checkpoint; starting empty")]
     private static partial void LogStartingEmpty(ILogger logger, string directory);
 
-    [LoggerMessage(3, LogLevel.Trace, "Commit checkpoint {Token} (version {Version}) covered {Waiters} writes in {ElapsedMs:F2} ms")]
-    private static partial void LogCommitted(ILogger logger, Guid token, long version, int waiters, double elapsedMs);
+    [LoggerMessage(3, LogLevel.Trace, "Write-ahead log commit covered {Waiters} writes in {ElapsedMs:F2} ms")]
+    private static partial void LogCommitted(ILogger logger, int waiters, double elapsedMs);
 
     [LoggerMessage(4, LogLevel.Debug, "Full checkpoint {Token} (version {Version}, log tail {TailAddress}) took {ElapsedMs:F1} ms")]
     private static partial void LogFullCheckpoint(ILogger logger, Guid token, long version, long tailAddress, double elapsedMs);
 
-    [LoggerMessage(5, LogLevel.Error, "Checkpoint of grain storage in {Directory} failed; waiting writes fail and the next commit retries")]
+    [LoggerMessage(5, LogLevel.Error, "Commit or checkpoint of grain storage in {Directory} failed; waiting writes fail and the next commit retries")]
     private static partial void LogCheckpointFailed(ILogger logger, Exception exception, string directory);
 
     [LoggerMessage(6, LogLevel.Information, "Grain storage in {Directory} closed after a final checkpoint; log tail {TailAddress}")]
     private static partial void LogClosed(ILogger logger, string directory, long tailAddress);
+
+    [LoggerMessage(7, LogLevel.Information, "Grain storage in {Directory} replayed {Records} write-ahead log records in {ElapsedMs:F1} ms")]
+    private static partial void LogReplayed(ILogger logger, string directory, long records, double elapsedMs);
 
     private sealed class CommitBatch
     {
