@@ -147,8 +147,8 @@ internal sealed partial class FasterStore : IAsyncDisposable
         _store.GetLatestCheckpointTokens(out var logToken, out var indexToken);
         if (logToken != Guid.Empty)
         {
-            // Combines the latest index checkpoint with the latest (possibly incremental) log checkpoint and
-            // undoes whatever the log holds beyond that checkpoint's version.
+            // Loads the latest full checkpoint (index and log snapshot) and undoes whatever the log holds beyond its
+            // version; replaying the write-ahead log below brings back every change made after the checkpoint began.
             var version = await _store.RecoverAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
             LogRecovered(_logger, _directory, version, indexToken, logToken, _store.Log.TailAddress, _timeProvider.GetElapsedTime(started).TotalMilliseconds);
         }
