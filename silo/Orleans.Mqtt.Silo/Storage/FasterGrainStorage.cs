@@ -46,11 +46,8 @@ internal sealed class FasterGrainStorage : IGrainStorage, ILifecycleParticipant<
     /// <summary>The directory holding this provider's log and checkpoints.</summary>
     internal string Directory { get; }
 
-    /// <summary>Number of commit checkpoints taken so far.</summary>
+    /// <summary>Number of commits so far (write-ahead log syncs and full checkpoints).</summary>
     internal long CommitCount => _store.CommitCount;
-
-    /// <summary>Total time spent in commit checkpoints so far.</summary>
-    internal TimeSpan CommitTime => _store.CommitTime;
 
     /// <summary>Creates the provider named <paramref name="name"/> from the silo's services.</summary>
     public static FasterGrainStorage Create(IServiceProvider services, string name)

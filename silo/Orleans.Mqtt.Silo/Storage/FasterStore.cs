@@ -76,7 +76,6 @@ internal sealed partial class FasterStore : IAsyncDisposable
     // Touched by the commit loop only (and by CloseAsync after the loop has ended).
     private long _lastCommitStart;
     private long _commitCount;
-    private long _commitTicks;
 
     // Upserts and deletes since the last full checkpoint began; an idle store skips the periodic one.
     private long _changesSinceFullCheckpoint;
@@ -93,9 +92,6 @@ internal sealed partial class FasterStore : IAsyncDisposable
 
     /// <summary>Number of commits so far (write-ahead log syncs and full checkpoints).</summary>
     internal long CommitCount => Interlocked.Read(ref _commitCount);
-
-    /// <summary>Total time spent in commits so far.</summary>
-    internal TimeSpan CommitTime => TimeSpan.FromTicks(Interlocked.Read(ref _commitTicks));
 
     /// <summary>
     /// Opens the store: recovers from the latest checkpoint when there is one, otherwise starts empty; replays the
@@ -615,7 +611,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
         }
 
         var elapsed = _timeProvider.GetElapsedTime(started);
-        RecordCommit(elapsed);
+        Interlocked.Increment(ref _commitCount);
         batch.Completion.TrySetResult();
         LogCommitted(_logger, batch.Count, elapsed.TotalMilliseconds);
         if (_log.SegmentLength >= _logBytesBeforeCheckpoint)
@@ -674,19 +670,13 @@ internal sealed partial class FasterStore : IAsyncDisposable
             {
                 _log.DeleteBefore(cut);
                 var elapsed = _timeProvider.GetElapsedTime(started);
-                RecordCommit(elapsed);
+                Interlocked.Increment(ref _commitCount);
                 LogFullCheckpoint(_logger, token, store.CurrentVersion, tail, elapsed.TotalMilliseconds);
                 return;
             }
 
             await store.CompleteCheckpointAsync().ConfigureAwait(false);
         }
-    }
-
-    private void RecordCommit(TimeSpan elapsed)
-    {
-        Interlocked.Increment(ref _commitCount);
-        Interlocked.Add(ref _commitTicks, elapsed.Ticks);
     }
 
     private async Task StopCommitLoopAsync()
