@@ -253,6 +253,8 @@ public sealed class ClusterFixture : IAsyncLifetime
         {
             if (gateway.Process.HasExited)
             {
+                // The output (an unhandled exception's stack on stderr, say) may still be draining.
+                await gateway.Process.WaitForExitAsync(TimeSpan.FromSeconds(5));
                 throw new InvalidOperationException($"{gateway.Name} exited ({gateway.Process.ExitCode}):\n" + string.Join('\n', gateway.Process.Lines.TakeLast(40)));
             }
 
