@@ -45,7 +45,20 @@ for project in test/*/*.Tests.csproj; do
   passed=$((passed + $(value passed)))
   failed=$((failed + $(value failed) + $(value error) + $(value timeout) + $(value aborted)))
   # The names of failed tests again, next to the totals (the console log above can be long).
-  grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$trx" | sed -E 's/.*testName="([^"]*)".*/FAILED: \1/' >> "$results/failures"
+  # With python3 at hand, each with the first lines of its message (only the end of a CI log may be shown).
+  if command -v python3 >/dev/null 2>&1; then
+    python3 - "$trx" >> "$results/failures" <<'PY'
+import sys, xml.etree.ElementTree as et
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for result in et.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult[@outcome='Failed']", ns):
+    print("FAILED: " + result.get("testName"))
+    message = result.findtext("t:Output/t:ErrorInfo/t:Message", "", ns).strip().splitlines()
+    for line in message[:12]:
+        print("    " + line[:300])
+PY
+  else
+    grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$trx" | sed -E 's/.*testName="([^"]*)".*/FAILED: \1/' >> "$results/failures"
+  fi
   # The trx logger leaves notExecuted at 0 for skipped tests; they are the ones counted in total but not executed.
   skipped=$((skipped + $(value total) - $(value executed)))
 done
