@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Orleans.Mqtt.Testing;
 
 namespace Orleans.Mqtt.Bench.Tests;
 
@@ -30,7 +31,7 @@ public sealed class MosquittoBroker : IAsyncDisposable
             "mosquitto is not installed: these tests run the load tool against Debian's mosquitto broker (apt-get install -y mosquitto, or ./test.sh)");
         for (var attempt = 0; ; attempt++)
         {
-            var port = FreePort();
+            var port = LoopbackPorts.Next();
             var directory = Directory.CreateTempSubdirectory("bench-mosquitto-").FullName;
             var config = Path.Combine(directory, "mosquitto.conf");
             await File.WriteAllTextAsync(config, $"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 10000\n");
@@ -82,12 +83,6 @@ public sealed class MosquittoBroker : IAsyncDisposable
         return null;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private static async Task<bool> WaitForListenerAsync(int port, Process process, TimeSpan timeout)
     {

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
+using Orleans.Mqtt.Testing;
 
 namespace Orleans.Mqtt.Clustering.Tests;
 
@@ -63,8 +62,8 @@ public sealed partial class EtcdServer : IAsyncDisposable
     private async Task StartAsync(string binary)
     {
         _dataDirectory = Path.Combine(Path.GetTempPath(), "orleans-mqtt-etcd-" + Guid.NewGuid().ToString("N"));
-        var clientUrl = $"http://127.0.0.1:{FreePort()}";
-        var peerUrl = $"http://127.0.0.1:{FreePort()}";
+        var clientUrl = $"http://127.0.0.1:{LoopbackPorts.Next()}";
+        var peerUrl = $"http://127.0.0.1:{LoopbackPorts.Next()}";
         var start = new ProcessStartInfo(binary)
         {
             RedirectStandardOutput = true,
@@ -149,13 +148,6 @@ public sealed partial class EtcdServer : IAsyncDisposable
     }
 
     private string Output() => string.Join('\n', _output.TakeLast(40));
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private sealed class EtcdExitedException(string output) : Exception($"etcd exited during start:\n{output}");
 }

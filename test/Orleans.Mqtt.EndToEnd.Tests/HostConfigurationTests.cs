@@ -1,4 +1,5 @@
 using Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
+using Orleans.Mqtt.Testing;
 
 namespace Orleans.Mqtt.EndToEnd.Tests;
 
@@ -27,11 +28,11 @@ public sealed class HostConfigurationTests
             {
                 [key] = value,
                 ["DOTNET_ENVIRONMENT"] = "Production",
-                ["Mqtt__Tcp__Port"] = BrokerProcess.FreePort().ToString(),
+                ["Mqtt__Tcp__Port"] = LoopbackPorts.Next().ToString(),
                 ["Mqtt__WebSocket__Port"] = "0",
-                ["Http__Port"] = BrokerProcess.FreePort().ToString(),
-                ["Orleans__SiloPort"] = BrokerProcess.FreePort().ToString(),
-                ["Orleans__GatewayPort"] = BrokerProcess.FreePort().ToString(),
+                ["Http__Port"] = LoopbackPorts.Next().ToString(),
+                ["Orleans__SiloPort"] = LoopbackPorts.Next().ToString(),
+                ["Orleans__GatewayPort"] = LoopbackPorts.Next().ToString(),
                 ["Storage__DataDirectory"] = Path.Combine(directory, "data"),
             };
             await using var process = CliProcess.Start("dotnet", [dll], environment, directory);

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Orleans.Mqtt.Testing;
 
 namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
 
@@ -18,12 +17,12 @@ public sealed partial class BrokerProcess : IAsyncDisposable
     {
         DataDirectory = dataDirectory;
         _settings = settings;
-        MqttPort = FreePort();
-        WebSocketPort = FreePort();
-        HttpPort = FreePort();
-        TlsPort = FreePort();
-        SiloPort = FreePort();
-        OrleansGatewayPort = FreePort();
+        MqttPort = LoopbackPorts.Next();
+        WebSocketPort = LoopbackPorts.Next();
+        HttpPort = LoopbackPorts.Next();
+        TlsPort = LoopbackPorts.Next();
+        SiloPort = LoopbackPorts.Next();
+        OrleansGatewayPort = LoopbackPorts.Next();
     }
 
     public string DataDirectory { get; }
@@ -176,12 +175,6 @@ public sealed partial class BrokerProcess : IAsyncDisposable
         return path;
     }
 
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private async Task StartProcessAsync()
     {

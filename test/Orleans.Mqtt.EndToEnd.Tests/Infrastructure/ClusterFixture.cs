@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using Orleans.Mqtt.Clustering.Tests;
+using Orleans.Mqtt.Testing;
 
 namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
 
@@ -183,8 +184,8 @@ public sealed class ClusterFixture : IAsyncLifetime
     {
         var number = Interlocked.Increment(ref _siloNumbers);
         var data = Path.Combine(_directory, $"silo{number}");
-        var siloPort = BrokerProcess.FreePort();
-        var gatewayPort = BrokerProcess.FreePort();
+        var siloPort = LoopbackPorts.Next();
+        var gatewayPort = LoopbackPorts.Next();
         var environment = Common();
         environment["Orleans__SiloPort"] = siloPort.ToString();
         environment["Orleans__GatewayPort"] = gatewayPort.ToString();
@@ -195,8 +196,8 @@ public sealed class ClusterFixture : IAsyncLifetime
     private ClusterMember NewGateway()
     {
         var number = Interlocked.Increment(ref _gatewayNumbers);
-        var mqttPort = BrokerProcess.FreePort();
-        var httpPort = BrokerProcess.FreePort();
+        var mqttPort = LoopbackPorts.Next();
+        var httpPort = LoopbackPorts.Next();
         var environment = Common();
         environment["Mqtt__Tcp__Port"] = mqttPort.ToString();
         environment["Mqtt__WebSocket__Port"] = "0";
