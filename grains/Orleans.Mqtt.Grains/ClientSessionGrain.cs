@@ -355,8 +355,9 @@ internal sealed partial class ClientSessionGrain(
         var outgoing = new List<Delivery>();
         Pump(outgoing);
 
-        // Durable before the publisher is acknowledged (this call returns after the write).
-        await SaveAndPushAsync(outgoing);
+        // Durable before the publisher is acknowledged.
+        await SaveAsync();
+        await PushAsync(outgoing);
     }
 
     public Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack) =>
@@ -382,7 +383,8 @@ internal sealed partial class ClientSessionGrain(
 
         var outgoing = new List<Delivery>();
         Pump(outgoing);
-        await SaveAndPushAsync(outgoing);
+        await SaveAsync();
+        await PushAsync(outgoing);
     }
 
     private bool ApplyAcknowledgement(ushort packetId, OutboundAck ack)
@@ -476,26 +478,6 @@ internal sealed partial class ClientSessionGrain(
 
     // Handed to the silo's outbox, not awaited: the messages are in flight in this session's state already, and a
     // push that fails is made good when the client resumes (they are re-sent with DUP).
-    /// <summary>
-    /// Writes the session and sends what <see cref="Pump"/> took. QoS 1 packets go out while the write is on its
-    /// way: whoever waits on this call (the publisher's PUBACK) still waits for the write, and a crash before it
-    /// completes can only make the message come again, which QoS 1 allows. A QoS 2 packet goes out only once the
-    /// session holds it, since the client must never see a packet id the session could forget.
-    /// </summary>
-    private async Task SaveAndPushAsync(List<Delivery> outgoing)
-    {
-        if (outgoing.Count > 0 && outgoing.TrueForAll(static d => d.Qos < 2))
-        {
-            var save = SaveAsync();
-            await PushAsync(outgoing);
-            await save;
-            return;
-        }
-
-        await SaveAsync();
-        await PushAsync(outgoing);
-    }
-
     private Task PushAsync(List<Delivery> outgoing)
     {
         if (outgoing.Count > 0 && _presence is { } presence)
