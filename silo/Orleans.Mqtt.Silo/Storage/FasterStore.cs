@@ -248,12 +248,11 @@ internal sealed partial class FasterStore : IAsyncDisposable
                 $"A grain state of {payload.Length} bytes does not fit in one FASTER log page; the largest is about {_maxRecordSize - keyLength - VersionSize} bytes. Raise Storage:MemorySizeBytes.");
         }
 
-        var value = ArrayPool<byte>.Shared.Rent(valueLength);
+        var buffer = ArrayPool<byte>.Shared.Rent(valueLength);
         try
         {
-            BinaryPrimitives.WriteInt64LittleEndian(value, version);
             Interlocked.Increment(ref _changesSinceFullCheckpoint);
-            payload.CopyTo(value.AsSpan(VersionSize));
+            var value = StoredValue(buffer, version, payload);
             var keySpan = key.AsSpan(0, keyLength);
             var session = RentSession();
             var healthy = false;
@@ -261,7 +260,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
             {
                 lock (Stripe(keySpan))
                 {
-                    UpsertCore(session, keySpan, value.AsSpan(0, valueLength));
+                    UpsertCore(session, keySpan, value);
                     _log.AppendUpsert(keySpan, version, payload);
                 }
 
@@ -274,7 +273,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(value);
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
@@ -444,13 +443,21 @@ internal sealed partial class FasterStore : IAsyncDisposable
 
     private static TaskCompletionSource NewCompletionSource() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>A value as the store holds it, written into <paramref name="buffer"/>: the version, then the payload.</summary>
+    private static ReadOnlySpan<byte> StoredValue(byte[] buffer, long version, ReadOnlySpan<byte> payload)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(buffer, version);
+        payload.CopyTo(buffer.AsSpan(VersionSize));
+        return buffer.AsSpan(0, VersionSize + payload.Length);
+    }
+
     private Lock Stripe(ReadOnlySpan<byte> key) => _stripes[WriteAheadLog.Checksum(key) & (Stripes - 1)];
 
     /// <summary>Applies the write-ahead log's records to the recovered (or empty) store; returns how many.</summary>
     private long ReplayLog()
     {
         var session = RentSession();
-        var value = new byte[256];
+        var buffer = new byte[256];
         try
         {
             var replayed = _log.Replay((operation, key, version, payload) =>
@@ -461,14 +468,12 @@ internal sealed partial class FasterStore : IAsyncDisposable
                     return;
                 }
 
-                if (value.Length < VersionSize + payload.Length)
+                if (buffer.Length < VersionSize + payload.Length)
                 {
-                    value = new byte[BitOperations.RoundUpToPowerOf2((uint)(VersionSize + payload.Length))];
+                    buffer = new byte[BitOperations.RoundUpToPowerOf2((uint)(VersionSize + payload.Length))];
                 }
 
-                BinaryPrimitives.WriteInt64LittleEndian(value, version);
-                payload.CopyTo(value.AsSpan(VersionSize));
-                UpsertCore(session, key, value.AsSpan(0, VersionSize + payload.Length));
+                UpsertCore(session, key, StoredValue(buffer, version, payload));
             });
             Interlocked.Add(ref _changesSinceFullCheckpoint, replayed);
             return replayed;
