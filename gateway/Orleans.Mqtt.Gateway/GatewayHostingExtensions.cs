@@ -78,6 +78,36 @@ public static class GatewayHostingExtensions
         return builder;
     }
 
+    /// <summary>
+    /// Runs the application until it stops; returns the process's exit code. A listener whose port another process
+    /// holds ends the start with one line naming the setting and exit code 2, instead of an unhandled exception.
+    /// </summary>
+    public static async Task<int> RunMqttGatewayAsync(this WebApplication app)
+    {
+        var options = app.Services.GetRequiredService<IOptions<MqttGatewayOptions>>().Value;
+        var http = app.Services.GetRequiredService<IOptions<HttpEndpointOptions>>().Value;
+        (string Setting, int Port)[] listeners =
+        [
+            ("Mqtt:Tcp:Port", options.Tcp.Port),
+            ("Mqtt:Tls:Port", options.Tls.Enabled ? options.Tls.Port : 0),
+            ("Mqtt:WebSocket:Port", options.WebSocket.Port),
+            ("Http:Port", http.Port),
+        ];
+        try
+        {
+            await app.RunAsync().ConfigureAwait(false);
+            return 0;
+        }
+        catch (IOException ex) when (ex.InnerException is AddressInUseException)
+        {
+            // Kestrel's message names the endpoint ("Failed to bind to address http://127.0.0.1:1883: address already in use.").
+            var taken = listeners.Where(l => l.Port > 0 && ex.Message.Contains($":{l.Port}:", StringComparison.Ordinal)).Select(l => $"{l.Setting}={l.Port}");
+            await Console.Error.WriteLineAsync(
+                $"Startup failed: {ex.Message} Another process listens on that port; change {string.Join(" or ", taken.DefaultIfEmpty("the listener's port setting"))}.").ConfigureAwait(false);
+            return 2;
+        }
+    }
+
     /// <summary>Maps MQTT over WebSocket, <c>/health/live</c>, <c>/health/ready</c> and <c>/metrics</c>.</summary>
     public static WebApplication MapMqttGateway(this WebApplication app)
     {

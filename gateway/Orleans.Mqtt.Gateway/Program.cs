@@ -47,5 +47,4 @@ if (OwnershipSetting.UsesEtcd(builder.Configuration))
 builder.AddMqttGateway();
 var app = builder.Build();
 app.MapMqttGateway();
-await app.RunAsync();
-return 0;
+return await app.RunMqttGatewayAsync();

@@ -63,7 +63,21 @@ internal sealed partial class SysTopicsPublisher(MqttGateway gateway, ILogger<Sy
                 LogPublishFailed(logger, ex);
             }
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
+        while (await NextTickAsync(timer, stoppingToken));
+    }
+
+    // Cancellation ends the loop quietly: the host also cancels a service that it disposes without having stopped
+    // it (after a start that failed), and that is no failure of this service.
+    private static async ValueTask<bool> NextTickAsync(PeriodicTimer timer, CancellationToken stoppingToken)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 
     private async Task PublishAllAsync(string version)

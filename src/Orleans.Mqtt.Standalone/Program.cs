@@ -15,5 +15,4 @@ builder.UseOrleans(silo => silo.AddMqttSilo(builder.Configuration));
 builder.AddMqttGateway();
 var app = builder.Build();
 app.MapMqttGateway();
-await app.RunAsync();
-return 0;
+return await app.RunMqttGatewayAsync();

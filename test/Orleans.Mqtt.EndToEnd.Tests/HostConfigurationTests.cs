@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
 using Orleans.Mqtt.Testing;
 
@@ -43,6 +45,43 @@ public sealed class HostConfigurationTests
         }
         finally
         {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("Mqtt__Tcp__Port", "Mqtt:Tcp:Port")]
+    [InlineData("Http__Port", "Http:Port")]
+    public async Task A_listener_port_another_process_holds_stops_the_broker_naming_the_setting(string key, string setting)
+    {
+        var directory = BrokerProcess.TempDirectory();
+        var taken = new TcpListener(IPAddress.Loopback, LoopbackPorts.Next());
+        taken.Start();
+        try
+        {
+            var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+            var environment = new Dictionary<string, string>
+            {
+                ["DOTNET_ENVIRONMENT"] = "Production",
+                ["Mqtt__BindAddress"] = "127.0.0.1",
+                ["Mqtt__Tcp__Port"] = LoopbackPorts.Next().ToString(),
+                ["Mqtt__WebSocket__Port"] = "0",
+                ["Http__Port"] = LoopbackPorts.Next().ToString(),
+                ["Orleans__SiloPort"] = LoopbackPorts.Next().ToString(),
+                ["Orleans__GatewayPort"] = LoopbackPorts.Next().ToString(),
+                ["Storage__DataDirectory"] = Path.Combine(directory, "data"),
+            };
+            environment[key] = port.ToString();
+            await using var process = CliProcess.Start("dotnet", [Paths.StandaloneDll], environment, directory);
+            await process.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+            // A clear refusal, not an unhandled exception (which aborts with 134).
+            Assert.Equal(2, process.ExitCode);
+            Assert.Contains(process.Lines, l => l.Contains($"change {setting}={port}", StringComparison.Ordinal) && l.Contains("address already in use", StringComparison.Ordinal));
+        }
+        finally
+        {
+            taken.Stop();
             Directory.Delete(directory, recursive: true);
         }
     }
