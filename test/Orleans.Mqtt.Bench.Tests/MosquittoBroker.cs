@@ -83,7 +83,6 @@ public sealed class MosquittoBroker : IAsyncDisposable
         return null;
     }
 
-
     private static async Task<bool> WaitForListenerAsync(int port, Process process, TimeSpan timeout)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);

@@ -175,7 +175,6 @@ public sealed partial class BrokerProcess : IAsyncDisposable
         return path;
     }
 
-
     private async Task StartProcessAsync()
     {
         var info = new ProcessStartInfo("dotnet", [Paths.StandaloneDll])
