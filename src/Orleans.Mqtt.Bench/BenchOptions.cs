@@ -42,7 +42,7 @@ internal sealed class BenchOptions
 
         messages (p2p, pub, sub, fanout, fanin)
           --qos <0|1|2>             QoS of publishes and subscriptions (default 1)
-          --size <bytes>            payload size, at least 24 (default 100)
+          --size <bytes>            payload size, at least 32 (default 100)
           --topic <prefix>          topic prefix (default bench/<run-id>)
           --group <name>            fanin: shared subscription group (default g)
           --window <n>              messages in flight per publisher (default 10): not yet acknowledged

@@ -246,7 +246,7 @@ internal sealed class BenchPublisher : BenchClient
             var message = span[length..];
             var header = MqttWire.WritePublishHeader(message, Version, _topic, _qos, (ushort)(slot + 1), _payloadSize);
             var payload = message.Slice(header, _payloadSize);
-            new PayloadHeader(Index, sequence, timestamp).WriteTo(payload);
+            new PayloadHeader(Index, sequence, timestamp, now).WriteTo(payload);
             payload[PayloadHeader.Size..].Fill((byte)'.');
             length += header + _payloadSize;
             count++;

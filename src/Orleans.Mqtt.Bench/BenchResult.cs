@@ -216,8 +216,14 @@ internal sealed class BenchResult
     /// <summary>Publishes accepted over the whole run.</summary>
     public long PublishedTotal { get; init; }
 
-    /// <summary>Publish-to-deliver latency of messages sent in the measured interval.</summary>
+    /// <summary>Publish-to-deliver latency of messages sent in the measured interval (at a fixed rate, from each message's scheduled time).</summary>
     public LatencySummary LatencyMs { get; init; } = new();
+
+    /// <summary>
+    /// The same deliveries' latency from when the tool actually wrote each message: without the time it waited for
+    /// the pacing tick or behind a full window. Equal to <see cref="LatencyMs"/> in closed loop.
+    /// </summary>
+    public LatencySummary SendLatencyMs { get; init; } = new();
 
     /// <summary>Accepted publishes that a subscriber that should have got them never got (sub: gaps in the sequences).</summary>
     public long Lost { get; init; }
@@ -313,6 +319,11 @@ internal sealed class BenchResult
             sb.AppendLine(c, $"delivered    {DeliveredPerSecond,12:N0} msg/s  ({DeliveredMeasured:N0} in interval, {DeliveredTotal:N0} total)");
             sb.AppendLine(c, $"published    {PublishedPerSecond,12:N0} msg/s  ({PublishedMeasured:N0} in interval, {PublishedTotal:N0} total)");
             sb.AppendLine(c, $"latency ms   p50 {LatencyMs.P50:F3}  p90 {LatencyMs.P90:F3}  p99 {LatencyMs.P99:F3}  p99.9 {LatencyMs.P999:F3}  max {LatencyMs.Max:F3}  (n={LatencyMs.Count:N0})");
+            if (Rate > 0)
+            {
+                var s = SendLatencyMs;
+                sb.AppendLine(c, $"from send ms p50 {s.P50:F3}  p90 {s.P90:F3}  p99 {s.P99:F3}  p99.9 {s.P999:F3}  max {s.Max:F3}  (without the wait for the pacing tick)");
+            }
             sb.AppendLine(c, $"delivery     lost {Lost:N0}  duplicates {Duplicates:N0}  out-of-order {OutOfOrder:N0}  malformed {Malformed:N0}  " +
                 $"subscribers with loss or duplicates {SubscribersWithLossOrDuplicates:N0} (worst lost {WorstSubscriberLost:N0})");
             sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}  publish {PublishErrors:N0}  window-stalls {WindowStalls:N0}");

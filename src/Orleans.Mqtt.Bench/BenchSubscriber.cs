@@ -14,6 +14,7 @@ internal sealed class BenchSubscriber : BenchClient
     private readonly TrackerSet _trackers;
     private readonly BenchPublisher[]? _publishers;
     private readonly LatencyHistogram _latency = new();
+    private readonly LatencyHistogram _sendLatency = new();
     private long[] _lastSequence = [];
     private long _delivered;
     private long _outOfOrder;
@@ -59,6 +60,9 @@ internal sealed class BenchSubscriber : BenchClient
     /// <summary>Latency of first deliveries of messages sent in the measured interval, in nanoseconds; read it after the run.</summary>
     public LatencyHistogram Latency => _latency;
 
+    /// <summary>The same deliveries' latency from their actual send, without the time a message waited for its turn.</summary>
+    public LatencyHistogram SendLatency => _sendLatency;
+
     /// <inheritdoc />
     protected override void OnPublish(ReadOnlySpan<byte> payload, int qos)
     {
@@ -84,6 +88,7 @@ internal sealed class BenchSubscriber : BenchClient
         if (header.Timestamp >= State.MeasureStartTicks)
         {
             _latency.Record((long)((now - header.Timestamp) * NanosPerTick));
+            _sendLatency.Record((long)((now - header.Sent) * NanosPerTick));
         }
 
         var publishers = _publishers;

@@ -292,10 +292,12 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
     {
         var kind = options.ScenarioKind;
         var latency = new LatencyHistogram();
+        var sendLatency = new LatencyHistogram();
         long malformed = 0, delivered = 0, ownOrder = 0;
         foreach (var subscriber in subscribers)
         {
             latency.Add(subscriber.Latency);
+            sendLatency.Add(subscriber.SendLatency);
             malformed += subscriber.Malformed;
             delivered += subscriber.Delivered;
             ownOrder += subscriber.OutOfOrder;
@@ -353,6 +355,7 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
             DeliveredTotal = delivered,
             PublishedTotal = published,
             LatencyMs = LatencySummary.FromNanoseconds(latency),
+            SendLatencyMs = LatencySummary.FromNanoseconds(sendLatency),
             Lost = totals.Lost,
             Duplicates = totals.Duplicates,
             OutOfOrder = totals.OutOfOrder,

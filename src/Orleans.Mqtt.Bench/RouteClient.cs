@@ -53,7 +53,8 @@ internal sealed class RouteClient(int index, string role, BenchOptions options, 
         if (trial is { } number)
         {
             var payload = packet.AsSpan(header);
-            new PayloadHeader(index, number, Stopwatch.GetTimestamp()).WriteTo(payload);
+            var now = Stopwatch.GetTimestamp();
+            new PayloadHeader(index, number, now, now).WriteTo(payload);
             payload[PayloadHeader.Size..].Fill((byte)'.');
         }
 

@@ -56,7 +56,7 @@ public sealed class MqttWireTests
         var payloadSize = 300;
         var packet = new byte[MqttWire.PublishLength(version, topic.Length, qos, payloadSize)];
         var header = MqttWire.WritePublishHeader(packet, version, topic, qos, 77, payloadSize);
-        new PayloadHeader(3, 9, 11).WriteTo(packet.AsSpan(header));
+        new PayloadHeader(3, 9, 11, 12).WriteTo(packet.AsSpan(header));
 
         Assert.True(MqttWire.TryReadFixedHeader(packet, out var first, out var remaining, out var headerLength));
         Assert.Equal(qos, (first >> 1) & 3);
@@ -66,7 +66,7 @@ public sealed class MqttWireTests
         Assert.Equal(qos > 0 ? 77 : 0, packetId);
         Assert.Equal(payloadSize, body.Length - payloadStart);
         Assert.True(PayloadHeader.TryRead(body[payloadStart..], out var read));
-        Assert.Equal(new PayloadHeader(3, 9, 11), read);
+        Assert.Equal(new PayloadHeader(3, 9, 11, 12), read);
     }
 
     [Fact]

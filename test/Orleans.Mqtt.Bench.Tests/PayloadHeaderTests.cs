@@ -9,7 +9,7 @@ public sealed class PayloadHeaderTests
     public void RoundTripsThroughAContiguousPayload()
     {
         var buffer = new byte[100];
-        var header = new PayloadHeader(42, 123_456_789_012, 987_654_321_098);
+        var header = new PayloadHeader(42, 123_456_789_012, 987_654_321_098, 987_654_322_000);
         header.WriteTo(buffer);
 
         Assert.True(PayloadHeader.TryRead(new ReadOnlySequence<byte>(buffer), out var read));
@@ -20,7 +20,7 @@ public sealed class PayloadHeaderTests
     public void RoundTripsThroughASegmentedPayload()
     {
         var buffer = new byte[PayloadHeader.Size + 8];
-        var header = new PayloadHeader(7, 3, 99);
+        var header = new PayloadHeader(7, 3, 99, 101);
         header.WriteTo(buffer);
         var first = new Segment(buffer.AsMemory(0, 5), 0);
         var last = first.Append(buffer.AsMemory(5));

@@ -27,6 +27,24 @@ public sealed class ScenarioTests
     }
 
     [Fact]
+    public async Task AtAFixedRateLatencyFromTheActualSendIsNeverAboveLatencyFromTheSchedule()
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        var result = await RunMessagesAsync(
+            "p2p", "--port", $"{broker.Port}", "--pairs", "2", "--qos", "1", "--rate", "400", "--duration", "1", "--warmup", "0.2");
+
+        Assert.Equal(0, result.ExitCode);
+        Assert.True(result.LatencyMs.Count > 0);
+        Assert.Equal(result.LatencyMs.Count, result.SendLatencyMs.Count);
+
+        // Each message is sent at or after its scheduled time, so every percentile from the send is at most the
+        // same percentile from the schedule.
+        Assert.InRange(result.SendLatencyMs.P50, 0, result.LatencyMs.P50);
+        Assert.InRange(result.SendLatencyMs.P99, 0, result.LatencyMs.P99);
+        Assert.InRange(result.SendLatencyMs.Max, 0, result.LatencyMs.Max);
+    }
+
+    [Fact]
     public async Task FaninSpreadsOverTheGroupWithoutLossOrDuplicates()
     {
         await using var broker = await MosquittoBroker.StartAsync();
