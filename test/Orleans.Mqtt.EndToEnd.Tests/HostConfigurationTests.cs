@@ -26,17 +26,8 @@ public sealed class HostConfigurationTests
                 "gateway" => Paths.GatewayDll,
                 _ => Paths.StandaloneDll,
             };
-            var environment = new Dictionary<string, string>
-            {
-                [key] = value,
-                ["DOTNET_ENVIRONMENT"] = "Production",
-                ["Mqtt__Tcp__Port"] = LoopbackPorts.Next().ToString(),
-                ["Mqtt__WebSocket__Port"] = "0",
-                ["Http__Port"] = LoopbackPorts.Next().ToString(),
-                ["Orleans__SiloPort"] = LoopbackPorts.Next().ToString(),
-                ["Orleans__GatewayPort"] = LoopbackPorts.Next().ToString(),
-                ["Storage__DataDirectory"] = Path.Combine(directory, "data"),
-            };
+            var environment = HostEnvironment(directory);
+            environment[key] = value;
             await using var process = CliProcess.Start("dotnet", [dll], environment, directory);
             await process.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
@@ -60,17 +51,7 @@ public sealed class HostConfigurationTests
         try
         {
             var port = ((IPEndPoint)taken.LocalEndpoint).Port;
-            var environment = new Dictionary<string, string>
-            {
-                ["DOTNET_ENVIRONMENT"] = "Production",
-                ["Mqtt__BindAddress"] = "127.0.0.1",
-                ["Mqtt__Tcp__Port"] = LoopbackPorts.Next().ToString(),
-                ["Mqtt__WebSocket__Port"] = "0",
-                ["Http__Port"] = LoopbackPorts.Next().ToString(),
-                ["Orleans__SiloPort"] = LoopbackPorts.Next().ToString(),
-                ["Orleans__GatewayPort"] = LoopbackPorts.Next().ToString(),
-                ["Storage__DataDirectory"] = Path.Combine(directory, "data"),
-            };
+            var environment = HostEnvironment(directory);
             environment[key] = port.ToString();
             await using var process = CliProcess.Start("dotnet", [Paths.StandaloneDll], environment, directory);
             await process.WaitForExitAsync(TimeSpan.FromSeconds(60));
@@ -85,4 +66,16 @@ public sealed class HostConfigurationTests
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    // What every host started here gets: free loopback ports, no WebSocket listener, its data in the test's directory.
+    private static Dictionary<string, string> HostEnvironment(string directory) => new()
+    {
+        ["DOTNET_ENVIRONMENT"] = "Production",
+        ["Mqtt__Tcp__Port"] = LoopbackPorts.Next().ToString(),
+        ["Mqtt__WebSocket__Port"] = "0",
+        ["Http__Port"] = LoopbackPorts.Next().ToString(),
+        ["Orleans__SiloPort"] = LoopbackPorts.Next().ToString(),
+        ["Orleans__GatewayPort"] = LoopbackPorts.Next().ToString(),
+        ["Storage__DataDirectory"] = Path.Combine(directory, "data"),
+    };
 }
