@@ -22,8 +22,28 @@ find_mosquitto() {
   fi
 }
 
+# A free loopback port below the kernel's ephemeral range (where bind(0) ports lie, and where an outgoing
+# connection could take the port as its source port before the broker binds it); falls back to bind(0).
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+  python3 - <<'PY'
+import random, socket
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+for port in random.sample(range(10000, low), min(200, max(low - 10000, 0))):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
 }
 
 wait_for_port() { # port
