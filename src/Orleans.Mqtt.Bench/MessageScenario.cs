@@ -172,24 +172,32 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
             }).ConfigureAwait(false);
     }
 
-    // One timer for every publisher's send loop: scheduled sends and stall checks, instead of a timer per wait.
-    private static async Task TickAsync(BenchPublisher[] publishers, CancellationToken stop)
+    // One ticker for every publisher's send loop: scheduled sends and stall checks, instead of a timer per wait.
+    // A thread of its own that sleeps a millisecond at a time: a timer would first wake the timer thread, then a
+    // pool thread, and each wake-up delays the sends that are due.
+    private static Task TickAsync(BenchPublisher[] publishers, CancellationToken stop)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(1));
-        try
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
         {
-            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            while (!stop.IsCancellationRequested)
             {
+                Thread.Sleep(1);
                 var now = Stopwatch.GetTimestamp();
                 foreach (var publisher in publishers)
                 {
                     publisher.Tick(now);
                 }
             }
-        }
-        catch (OperationCanceledException)
+
+            done.SetResult();
+        })
         {
-        }
+            IsBackground = true,
+            Name = "bench ticker",
+        };
+        thread.Start();
+        return done.Task;
     }
 
     private async Task DrainAsync(BenchPublisher[] publishers, BenchSubscriber[] subscribers, int expected)
