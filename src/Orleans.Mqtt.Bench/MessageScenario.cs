@@ -180,17 +180,25 @@ internal sealed class MessageScenario(BenchOptions options, TextWriter log)
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
-            while (!stop.IsCancellationRequested)
+            try
             {
-                Thread.Sleep(1);
-                var now = Stopwatch.GetTimestamp();
-                foreach (var publisher in publishers)
+                while (!stop.IsCancellationRequested)
                 {
-                    publisher.Tick(now);
+                    Thread.Sleep(1);
+                    var now = Stopwatch.GetTimestamp();
+                    foreach (var publisher in publishers)
+                    {
+                        publisher.Tick(now);
+                    }
                 }
-            }
 
-            done.SetResult();
+                done.SetResult();
+            }
+            catch (Exception ex)
+            {
+                // The run waits on this task: a fault must end it, as the awaited timer loop's fault did.
+                done.SetException(ex);
+            }
         })
         {
             IsBackground = true,
