@@ -46,11 +46,11 @@ public sealed class HostConfigurationTests
     public async Task A_listener_port_another_process_holds_stops_the_broker_naming_the_setting(string key, string setting)
     {
         var directory = BrokerProcess.TempDirectory();
-        var taken = new TcpListener(IPAddress.Loopback, LoopbackPorts.Next());
+        var port = LoopbackPorts.Next();
+        var taken = new TcpListener(IPAddress.Loopback, port);
         taken.Start();
         try
         {
-            var port = ((IPEndPoint)taken.LocalEndpoint).Port;
             var environment = HostEnvironment(directory);
             environment[key] = port.ToString();
             await using var process = CliProcess.Start("dotnet", [Paths.StandaloneDll], environment, directory);
