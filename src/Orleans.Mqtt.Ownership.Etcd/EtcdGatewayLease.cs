@@ -19,6 +19,7 @@ public sealed partial class EtcdGatewayLease : IGatewayLease, IHostedService, IA
     private readonly long _ttlSeconds;
     private readonly TimeSpan _refreshInterval;
     private readonly TimeSpan _requestTimeout;
+    private readonly TimeSpan _startTimeout;
     private readonly ILogger<EtcdGatewayLease> _logger;
     private readonly CancellationTokenSource _stopping = new();
     private Task _keepAlive = Task.CompletedTask;
@@ -30,7 +31,9 @@ public sealed partial class EtcdGatewayLease : IGatewayLease, IHostedService, IA
         var etcd = options.Value;
         _ttlSeconds = (long)etcd.LeaseTtl.TotalSeconds;
         _refreshInterval = etcd.LeaseTtl / 3;
+        // A keep-alive must end before the next one is due; the first grant, at start, has the whole request timeout.
         _requestTimeout = etcd.RequestTimeout < _refreshInterval ? etcd.RequestTimeout : _refreshInterval;
+        _startTimeout = etcd.RequestTimeout;
         _logger = logger;
         _client = EtcdConnection.CreateClient(etcd.ConnectionString);
     }
@@ -45,7 +48,7 @@ public sealed partial class EtcdGatewayLease : IGatewayLease, IHostedService, IA
     /// <summary>Grants the lease and starts keeping it alive; fails when etcd does not grant it.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        Interlocked.Exchange(ref _leaseId, await GrantAsync(cancellationToken));
+        Interlocked.Exchange(ref _leaseId, await GrantAsync(_startTimeout, cancellationToken));
         LogGranted(_logger, LeaseId, _ttlSeconds);
         _keepAlive = Task.Run(KeepAliveAsync, CancellationToken.None);
     }
@@ -124,7 +127,7 @@ public sealed partial class EtcdGatewayLease : IGatewayLease, IHostedService, IA
                 throw new EtcdOwnershipException($"etcd closed the keep-alive of lease {leaseId:x} without an answer.");
             }
 
-            var replacement = await GrantAsync(_stopping.Token);
+            var replacement = await GrantAsync(_requestTimeout, _stopping.Token);
             Interlocked.Exchange(ref _leaseId, replacement);
             LogReplaced(_logger, leaseId, replacement);
             LeaseReplaced?.Invoke(replacement);
@@ -135,9 +138,9 @@ public sealed partial class EtcdGatewayLease : IGatewayLease, IHostedService, IA
         }
     }
 
-    private async Task<long> GrantAsync(CancellationToken cancellationToken)
+    private async Task<long> GrantAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var response = await _client.LeaseGrantAsync(new LeaseGrantRequest { TTL = _ttlSeconds }, deadline: DateTime.UtcNow + _requestTimeout, cancellationToken: cancellationToken);
+        var response = await _client.LeaseGrantAsync(new LeaseGrantRequest { TTL = _ttlSeconds }, deadline: DateTime.UtcNow + timeout, cancellationToken: cancellationToken);
         if (!string.IsNullOrEmpty(response.Error))
         {
             throw new EtcdOwnershipException($"etcd refused a lease of {_ttlSeconds} s: {response.Error}");
