@@ -218,6 +218,8 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     public void Dispose()
     {
+        // A host whose start failed disposes the gateway without stopping it: a heartbeat still on its way ends quietly.
+        _stopping = true;
         _sweep?.Dispose();
         _heartbeat?.Dispose();
     }
@@ -246,9 +248,13 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
                 }
             }
         }
-        catch (Exception ex)
+        catch (Exception ex) when (!_stopping && ex is not ObjectDisposedException)
         {
             LogHeartbeatFailed(_logger, ex);
+        }
+        catch
+        {
+            // The host is stopping and took the cluster client with it; nothing is owed to the cluster any more.
         }
         finally
         {
