@@ -387,9 +387,24 @@ internal sealed partial class ClientSessionGrain(
         await PushAsync(outgoing);
     }
 
+    // Acknowledgements mostly arrive in send order, so the match is usually the first entry (a loop: no closure per ack).
+    private int IndexOfInflight(ushort packetId)
+    {
+        var inflight = S.Inflight;
+        for (var i = 0; i < inflight.Count; i++)
+        {
+            if (inflight[i].PacketId == packetId)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
     private bool ApplyAcknowledgement(ushort packetId, OutboundAck ack)
     {
-        var index = S.Inflight.FindIndex(m => m.PacketId == packetId);
+        var index = IndexOfInflight(packetId);
         if (index < 0)
         {
             return false;
