@@ -256,6 +256,21 @@ public sealed class Mqtt5SessionTests(SharedBroker shared)
         }
 
         Assert.DoesNotContain(wide.Seen, t => t.StartsWith('$'));
+
+        // The message counter counts: after five more publishes, a later publication of it has grown by at least five.
+        var before = long.Parse(await WaitForTopicAsync(sys, "$SYS/broker/messages/received"));
+        for (var i = 0; i < 5; i++)
+        {
+            await sysClient.PublishAsync(Message(marker, "counted"));
+        }
+
+        var after = before;
+        for (var publication = 0; publication < 5 && after < before + 5; publication++)
+        {
+            after = long.Parse(await WaitForTopicAsync(sys, "$SYS/broker/messages/received"));
+        }
+
+        Assert.True(after >= before + 5, $"$SYS/broker/messages/received went from {before} to {after} over five publishes");
     }
 
     [Fact]
