@@ -13,16 +13,18 @@ namespace Orleans.Mqtt.Silo.Storage;
 /// at each full checkpoint of the store; segments older than the latest full checkpoint are deleted.
 /// </summary>
 /// <remarks>
-/// On Linux a segment is allocated ahead of its writes, <see cref="PreallocationBytes"/> at a time, and a commit
-/// syncs with <c>fdatasync</c>: a write inside the allocated space changes no size or block map, so the sync writes
-/// the data alone (about 30 % less CPU and 15 % less time per commit than appending and <c>fsync</c> on this
-/// project's machines). The unwritten tail of a segment reads as zeros, which ends its replay like the end of the file.
-/// </remarks>
-/// <remarks>
+/// <para>
 /// A segment is named by its start position (a byte offset that grows over all segments) and holds records of
 /// <c>[int32 body length][uint32 CRC-32C of the body][body]</c>, the body being <c>[operation][int32 key length]
 /// [key][int64 version][payload]</c>. Reading a segment stops at the first record that is cut short or whose
 /// checksum does not match: the tail of a write that a crash interrupted.
+/// </para>
+/// <para>
+/// On Linux a segment is allocated ahead of its writes, <see cref="PreallocationBytes"/> at a time, and a commit
+/// syncs with <c>fdatasync</c>: a write inside the allocated space changes no size or block map, so the sync writes
+/// the data alone (about 30 % less CPU and 15 % less time per commit than appending and <c>fsync</c>, measured in
+/// docs/benchmarks.md). The unwritten tail of a segment reads as zeros, which ends its replay like the end of the file.
+/// </para>
 /// </remarks>
 internal sealed partial class WriteAheadLog : IDisposable
 {
@@ -274,14 +276,22 @@ internal sealed partial class WriteAheadLog : IDisposable
         var path = Path.Combine(_directory, start.ToString("x16", CultureInfo.InvariantCulture) + Extension);
         // A segment is created where the records on disk end, so a file of that name holds no record to keep.
         var segment = File.OpenHandle(path, FileMode.Create, FileAccess.Write, FileShare.Read);
-        _segmentWritten = 0;
-        _segmentAllocated = 0;
-        if (OperatingSystem.IsLinux())
+        try
         {
-            // The new file's name has to survive a crash too, or the commits in it are lost with it.
-            Native.SyncDirectory(_directory);
+            if (OperatingSystem.IsLinux())
+            {
+                // The new file's name has to survive a crash too, or the commits in it are lost with it.
+                Native.SyncDirectory(_directory);
+            }
+        }
+        catch
+        {
+            segment.Dispose();
+            throw;
         }
 
+        _segmentWritten = 0;
+        _segmentAllocated = 0;
         return segment;
     }
 
