@@ -248,13 +248,13 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
                 }
             }
         }
-        catch (Exception ex) when (!_stopping && ex is not ObjectDisposedException)
+        catch (Exception ex)
         {
-            LogHeartbeatFailed(_logger, ex);
-        }
-        catch
-        {
-            // The host is stopping and took the cluster client with it; nothing is owed to the cluster any more.
+            // While the host stops (and takes the cluster client with it), nothing is owed to the cluster any more.
+            if (!_stopping && ex is not ObjectDisposedException)
+            {
+                LogHeartbeatFailed(_logger, ex);
+            }
         }
         finally
         {
