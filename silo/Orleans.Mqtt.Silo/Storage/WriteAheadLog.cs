@@ -353,7 +353,7 @@ internal sealed partial class WriteAheadLog : IDisposable
         return ~crc;
     }
 
-    [LoggerMessage(20, LogLevel.Warning, "Write-ahead log segment {Path} ends at offset {Offset} with {Bytes} bytes that are not a whole record (a write a crash cut short); they are ignored")]
+    [LoggerMessage(20, LogLevel.Warning, "Write-ahead log segment {Path} ends at offset {Offset} with bytes that are not a whole record (a write a crash cut short); the rest of the segment, {Bytes} bytes with any space allocated ahead, is ignored")]
     private static partial void LogTornTail(ILogger logger, string path, long offset, long bytes);
 
     [LoggerMessage(21, LogLevel.Warning, "Write-ahead log in {Directory}: the file system cannot allocate segments ahead (errno {Errno}); segments grow with each write, and each commit also syncs their size")]
