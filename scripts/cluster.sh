@@ -37,7 +37,7 @@ trap stop EXIT
 "$etcd_bin" --name local --data-dir "$work/etcd" \
   --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
   --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-  --initial-cluster local=http://127.0.0.1:2380 >"$work/etcd.log" 2>&1 &
+  --initial-cluster local=http://127.0.0.1:2380 --snapshot-count=10000 >"$work/etcd.log" 2>&1 &
 etcd_pid=$!
 echo "etcd        http://127.0.0.1:2379"
 

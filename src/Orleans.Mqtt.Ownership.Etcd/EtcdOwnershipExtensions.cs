@@ -13,7 +13,8 @@ public static class EtcdOwnershipExtensions
 
     /// <summary>
     /// Makes etcd the <see cref="ISessionOwnershipStore"/>: a singleton whose batching loop stops (sending what is
-    /// queued) when the service provider is disposed.
+    /// queued) when the service provider is disposed. Also runs the <see cref="EtcdHistoryCompactor"/> as a hosted
+    /// service, which keeps etcd's revision history bounded.
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="configure">Sets the etcd endpoints, key prefix, cluster id and batch limits; validated when the host starts. An empty cluster id is taken from the configuration key <c>Orleans:ClusterId</c>.</param>
@@ -25,6 +26,12 @@ public static class EtcdOwnershipExtensions
         services.TryAddSingleton<EtcdOwnershipMetrics>();
         services.TryAddSingleton<EtcdSessionOwnershipStore>();
         services.TryAddSingleton<ISessionOwnershipStore>(sp => sp.GetRequiredService<EtcdSessionOwnershipStore>());
+        if (!services.Any(d => d.ServiceType == typeof(EtcdHistoryCompactor)))
+        {
+            services.AddSingleton<EtcdHistoryCompactor>();
+            services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<EtcdHistoryCompactor>());
+        }
+
         return services;
     }
 

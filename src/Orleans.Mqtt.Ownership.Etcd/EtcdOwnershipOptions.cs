@@ -44,4 +44,11 @@ public sealed class EtcdOwnershipOptions
 
     /// <summary>The time to live of the gateway's lease (whole seconds); it is refreshed every third of it.</summary>
     public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How often etcd's revision history is compacted, keeping the last interval of it (one silo of the cluster acts
+    /// per interval). Zero turns it off, for an etcd started with its own <c>--auto-compaction-retention</c>; without
+    /// either, every connect adds history that is never freed, and etcd stops taking writes at its storage quota.
+    /// </summary>
+    public TimeSpan CompactionInterval { get; set; } = TimeSpan.FromMinutes(5);
 }

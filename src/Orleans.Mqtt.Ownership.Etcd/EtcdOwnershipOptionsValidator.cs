@@ -48,6 +48,11 @@ public sealed class EtcdOwnershipOptionsValidator : IValidateOptions<EtcdOwnersh
             errors.Add($"{Section}:LeaseTtl must be a whole number of seconds, at least 1 s (was {options.LeaseTtl}).");
         }
 
+        if (options.CompactionInterval != TimeSpan.Zero && options.CompactionInterval < TimeSpan.FromSeconds(1))
+        {
+            errors.Add($"{Section}:CompactionInterval must be 0 (off) or at least 1 s (was {options.CompactionInterval}).");
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

@@ -19,6 +19,9 @@ public sealed partial class EtcdServer : IAsyncDisposable
     /// <summary>The client URL, e.g. <c>http://127.0.0.1:43210</c>.</summary>
     public string ClientUrl { get; private set; } = string.Empty;
 
+    /// <summary>The etcd process's id while it runs (0 before it starts), for measurements of its memory.</summary>
+    public int ProcessId => _process?.Id ?? 0;
+
     public async Task InitializeAsync()
     {
         var binary = File.Exists("/usr/bin/etcd") ? "/usr/bin/etcd" : "etcd";

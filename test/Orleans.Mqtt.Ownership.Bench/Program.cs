@@ -13,6 +13,9 @@ using static Etcdserverpb.Compare.Types;
 // Session commits per second to etcd: the batching store against one single-operation transaction per commit.
 //   dotnet run -c Release --project test/Orleans.Mqtt.Ownership.Bench [-- --etcd http://127.0.0.1:2379] [--commits 20000] [--callers 256] [--delay-ms 2]
 // Without --etcd it starts a throwaway etcd (/usr/bin/etcd) on free loopback ports.
+// --churn: reconnects the same client ids over and over (each takeover a new revision of its record) and reports
+// etcd's database size and memory at the end, with the history compacted every --compact-every rounds (0: never).
+//   dotnet run -c Release --project test/Orleans.Mqtt.Ownership.Bench -- --churn --keys 2000 --rounds 100 --compact-every 10
 var etcdUrl = Option(args, "--etcd", string.Empty);
 var commits = int.Parse(Option(args, "--commits", "20000"), CultureInfo.InvariantCulture);
 var callers = int.Parse(Option(args, "--callers", "256"), CultureInfo.InvariantCulture);
@@ -23,6 +26,18 @@ if (etcd is not null)
 {
     await etcd.InitializeAsync();
     etcdUrl = etcd.ClientUrl;
+}
+
+if (args.Contains("--churn"))
+{
+    await ChurnAsync(
+        etcdUrl,
+        etcd?.ProcessId ?? 0,
+        int.Parse(Option(args, "--keys", "2000"), CultureInfo.InvariantCulture),
+        int.Parse(Option(args, "--rounds", "100"), CultureInfo.InvariantCulture),
+        int.Parse(Option(args, "--compact-every", "10"), CultureInfo.InvariantCulture),
+        callers);
+    return;
 }
 
 Console.WriteLine($"etcd {etcdUrl}, {commits} commits of distinct client ids, {callers} concurrent callers, batch delay {delay.TotalMilliseconds} ms, {Environment.ProcessorCount} cores");
@@ -63,6 +78,64 @@ foreach (var round in new[] { 1, 2 })
     var transactions = store.Transactions - before;
     Report($"batched (round {round})", result);
     Console.WriteLine($"    {transactions} transactions, {(double)commits / transactions:F1} commits per transaction");
+}
+
+static async Task ChurnAsync(string etcdUrl, int etcdPid, int keys, int rounds, int compactEvery, int callers)
+{
+    var services = new ServiceCollection();
+    services.AddLogging();
+    services.AddEtcdSessionOwnership(o =>
+    {
+        o.ConnectionString = etcdUrl;
+        o.ClusterId = "churn";
+        o.MaxBatchDelay = TimeSpan.Zero;
+    });
+    await using var provider = services.BuildServiceProvider();
+    var store = provider.GetRequiredService<ISessionOwnershipStore>();
+    var compactor = provider.GetRequiredService<EtcdHistoryCompactor>();
+    using var client = new EtcdClient(etcdUrl, configureChannelOptions: o => o.Credentials = ChannelCredentials.Insecure);
+    Console.WriteLine($"etcd {etcdUrl}: {keys} client ids reconnected {rounds} times ({(long)keys * rounds} commits), {callers} callers, "
+        + (compactEvery > 0 ? $"history compacted every {compactEvery} rounds" : "history never compacted"));
+
+    var revisions = new long[keys];
+    var clock = Stopwatch.StartNew();
+    for (var round = 1; round <= rounds; round++)
+    {
+        var next = -1;
+        await Task.WhenAll(Enumerable.Range(0, Math.Min(callers, keys)).Select(_ => Task.Run(async () =>
+        {
+            int k;
+            while ((k = Interlocked.Increment(ref next)) < keys)
+            {
+                var commit = await store.CommitAsync($"device-{k}", new SessionOwner("gateway-0", round, 1), revisions[k]);
+                if (!commit.Committed)
+                {
+                    throw new InvalidOperationException($"device-{k} lost its record in round {round}");
+                }
+
+                revisions[k] = commit.Revision;
+            }
+        })));
+
+        if (compactEvery > 0 && round % compactEvery == 0)
+        {
+            await compactor.RunRoundAsync(CancellationToken.None);
+        }
+
+        if (round % Math.Max(1, rounds / 5) == 0 || round == rounds)
+        {
+            var status = await client.StatusAsync(new StatusRequest());
+            var rss = etcdPid == 0 ? "n/a" : $"{ResidentBytes(etcdPid) / 1048576.0:F1} MiB";
+            Console.WriteLine($"  round {round,4}: {(long)keys * round / clock.Elapsed.TotalSeconds,8:N0} commits/s, revision {status.Header.Revision,9:N0}, "
+                + $"db {status.DbSize / 1048576.0,7:F1} MiB (in use {status.DbSizeInUse / 1048576.0,7:F1} MiB), etcd RSS {rss}");
+        }
+    }
+}
+
+static long ResidentBytes(int pid)
+{
+    var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
 }
 
 static async Task<Result> RunAsync(string run, int count, int callers, Func<string, Task<bool>> commit)

@@ -82,6 +82,7 @@ public sealed class OwnershipBatchTests
             ClusterId = "c",
             MaxBatchOperations = 20_000,
             LeaseTtl = TimeSpan.FromMilliseconds(1500),
+            CompactionInterval = TimeSpan.FromMilliseconds(500),
         };
 
         var result = new EtcdOwnershipOptionsValidator().Validate(null, options);
@@ -89,7 +90,9 @@ public sealed class OwnershipBatchTests
         Assert.True(result.Failed);
         Assert.Contains(result.Failures!, f => f.StartsWith("Ownership:Etcd:MaxBatchOperations must be 1..128", StringComparison.Ordinal));
         Assert.Contains(result.Failures!, f => f.StartsWith("Ownership:Etcd:LeaseTtl", StringComparison.Ordinal));
-        Assert.Equal(2, result.Failures!.Count());
+        Assert.Contains(result.Failures!, f => f.StartsWith("Ownership:Etcd:CompactionInterval must be 0 (off) or at least 1 s", StringComparison.Ordinal));
+        Assert.Equal(3, result.Failures!.Count());
         Assert.Equal(ValidateOptionsResult.Success, new EtcdOwnershipOptionsValidator().Validate(null, new EtcdOwnershipOptions { ConnectionString = "http://127.0.0.1:2379", ClusterId = "c" }));
+        Assert.Equal(ValidateOptionsResult.Success, new EtcdOwnershipOptionsValidator().Validate(null, new EtcdOwnershipOptions { ConnectionString = "http://127.0.0.1:2379", ClusterId = "c", CompactionInterval = TimeSpan.Zero }));
     }
 }
