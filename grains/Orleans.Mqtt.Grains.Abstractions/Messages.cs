@@ -89,7 +89,8 @@ public sealed record GatewayPresence(
 /// outlives the connection, and where it is connected. Replicated whole, with a version, so applying it is
 /// idempotent and order-independent (a replica keeps the highest version it saw). <c>SweepAtUtc</c> is when a
 /// disconnected session next needs the sweeper: its delayed will is due, or it expires. The session expiry
-/// interval lets a session whose stored state was lost with its silo be rebuilt from a replica.
+/// interval lets a session whose stored state was lost with its silo be rebuilt from a replica. <c>Home</c> is the
+/// silo whose local storage holds the session's state (null: nothing stored); the session is activated there.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record ClientRoutes(
@@ -99,7 +100,8 @@ public sealed record ClientRoutes(
     [property: Id(3)] bool Persistent,
     [property: Id(4)] GatewayPresence? Presence,
     [property: Id(5)] DateTime? SweepAtUtc = null,
-    [property: Id(6)] uint SessionExpiryInterval = 0);
+    [property: Id(6)] uint SessionExpiryInterval = 0,
+    [property: Id(7)] SiloAddress? Home = null);
 
 /// <summary>A change of the retained message of one topic; <see cref="Message"/> is null when it is deleted.</summary>
 [GenerateSerializer, Immutable]

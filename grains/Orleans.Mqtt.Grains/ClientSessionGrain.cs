@@ -10,8 +10,10 @@ namespace Orleans.Mqtt.Grains;
 /// The MQTT session of one client id. It owns the subscriptions (the source of truth for the route replicas), the
 /// will, the queue of QoS 1/2 messages and their in-flight state, the inbound QoS 2 packet ids and the current
 /// owner connection. Sessions that outlive their connection are persisted on every change before the change is
-/// acknowledged to anyone.
+/// acknowledged to anyone, on the storage of the silo that hosts the grain: the session's home, named in its routes
+/// so that a later activation is placed there (<see cref="SessionHomePlacement"/>).
 /// </summary>
+[SessionHomePlacement]
 internal sealed partial class ClientSessionGrain(
     [PersistentState("session", MqttGrainStorage.Name)] IPersistentState<SessionState> state,
     ReplicaBroadcaster replicas,
@@ -20,6 +22,7 @@ internal sealed partial class ClientSessionGrain(
     HandoverTargets handoverTargets,
     GatewayOutbox outbox,
     IOptions<MqttBrokerOptions> options,
+    ILocalSiloDetails localSilo,
     MqttMetrics metrics,
     ILogger<ClientSessionGrain> logger) : Grain, IClientSessionGrain, IGrainMigrationParticipant
 {
@@ -49,7 +52,8 @@ internal sealed partial class ClientSessionGrain(
         }
 
         await routeTable.Ready.WaitAsync(cancellationToken);
-        if (routeTable.Get(ClientId) is { } replicated && replicated.Version >= S.RouteVersion)
+        var replicated = routeTable.Get(ClientId);
+        if (replicated is not null && replicated.Version >= S.RouteVersion)
         {
             RestoreFromReplica(replicated);
         }
@@ -57,6 +61,14 @@ internal sealed partial class ClientSessionGrain(
         if (S.PendingWill is not null)
         {
             ArmWillTimer();
+        }
+
+        if (Persistent && _hasSession && !Equals(replicated?.Home, localSilo.SiloAddress))
+        {
+            // Activated away from its home (handed over at a graceful shutdown, or rebuilt after its silo was lost):
+            // this silo's storage holds the session from now on, and the routes say so before anyone is answered.
+            S.RouteVersion = NextVersion(S.RouteVersion);
+            await SaveAndReplicateAsync();
         }
     }
 
@@ -664,7 +676,8 @@ internal sealed partial class ClientSessionGrain(
     }
 
     private ClientRoutes CurrentRoutes() =>
-        new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence, SweepAt(), S.SessionExpiryInterval);
+        new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence, SweepAt(), S.SessionExpiryInterval,
+            Persistent && _hasSession ? localSilo.SiloAddress : null);
 
     /// <summary>
     /// The state arrived with the migration, but this silo's storage has its own record (or none): take that record's

@@ -58,6 +58,7 @@ public static class MqttGrainsExtensions
         services.AddSingleton<SessionSweeper>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SessionSweeper>());
         builder.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
+        builder.AddPlacementDirector<SessionHomePlacement, SessionHomePlacementDirector>();
         return builder;
     }
 }

@@ -207,7 +207,8 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         var connected = new List<(IClientSessionGrain Session, GatewayPresence Presence, string Topic)>();
         for (var i = 0; i < 12; i++)
         {
-            var session = Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}");
+            // Called from each silo in turn: placement prefers the calling silo, so both silos hold sessions.
+            var session = SiloGrainFactory(i / 2 % 2).GetGrain<IClientSessionGrain>($"{prefix}-{i}");
             var presence = gateway.NewConnection();
             await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
             await session.Subscribe(presence.ConnectionId, [new Subscription($"{prefix}/{i}", 1)]);
@@ -223,8 +224,17 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             }
         }
 
-        // With 12 sessions placed at random on two silos, the stopped one held some (all on one: p = 2^-11).
         await _cluster.StopSiloAsync(_cluster.Silos[1]);
+
+        // A session handed over makes its new silo its home (its storage holds it now), so that a later activation
+        // goes there too. The call only makes sure the handed-over activation has started; it changes nothing.
+        var remaining = _cluster.Silos[0].SiloAddress;
+        var table = _cluster.GetSiloServiceProvider(remaining).GetRequiredService<RouteTable>();
+        for (var i = 0; i < 12; i += 2)
+        {
+            await Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}").IsInboundQos2Pending(1);
+            Assert.Equal(remaining, table.Get($"{prefix}-{i}")?.Home);
+        }
 
         for (var i = 0; i < 12; i += 2)
         {
@@ -245,8 +255,45 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         await beating;
     }
 
+    [Fact]
+    public async Task An_offline_session_collected_while_idle_comes_back_on_the_silo_that_stores_it_with_its_queue()
+    {
+        var gateway = Gateway();
+        using var heartbeats = new CancellationTokenSource();
+        var beating = HeartbeatAsync(gateway, heartbeats.Token);
+        var prefix = NewId("idle");
+        for (var i = 0; i < 12; i++)
+        {
+            var session = Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}");
+            var presence = gateway.NewConnection();
+            await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
+            await session.Subscribe(presence.ConnectionId, [new Subscription($"{prefix}/{i}", 1)]);
+            await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
+            await Shard($"{prefix}/{i}").Publish(new MqttMessage { Topic = $"{prefix}/{i}", Payload = Encoding.UTF8.GetBytes($"queued-{i}"), Qos = 1 });
+        }
+
+        // What the idle collection does to an offline session after its collection age, on every silo at once.
+        await Client.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+
+        // The next activation of each must find the stored state wherever the call that wakes it comes from: here
+        // from each silo in turn (placement prefers the calling silo). On any silo but its own the session would be
+        // rebuilt from the replica without its queue.
+        for (var i = 0; i < 12; i++)
+        {
+            var result = await SiloGrainFactory(i % 2).GetGrain<IClientSessionGrain>($"{prefix}-{i}").Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
+            Assert.True(result.SessionPresent, $"session {i} lost");
+            Assert.Equal($"queued-{i}", Encoding.UTF8.GetString(Assert.Single(result.Resend).Message.Payload.Span));
+        }
+
+        await heartbeats.CancelAsync();
+        await beating;
+    }
+
     private IEnumerable<RouteTable> Tables() =>
         _cluster.Silos.Select(s => _cluster.GetSiloServiceProvider(s.SiloAddress).GetRequiredService<RouteTable>());
+
+    /// <summary>Calls made through this factory start on the given silo, whose placement then prefers itself.</summary>
+    private IGrainFactory SiloGrainFactory(int silo) => _cluster.GetSiloServiceProvider(_cluster.Silos[silo].SiloAddress).GetRequiredService<IGrainFactory>();
 
     private ITopicShardGrain Shard(string topic) => Client.GetGrain<ITopicShardGrain>(Orleans.Mqtt.Topics.MqttTopic.ShardOf(topic, Shards));
 
