@@ -27,11 +27,8 @@ internal sealed partial class ClientSessionGrain(
     ILogger<ClientSessionGrain> logger) : Grain, IClientSessionGrain, IGrainMigrationParticipant
 {
     private GatewayPresence? _presence;
-    private ushort _receiveMaximum = ushort.MaxValue;
     private bool _hasSession;
     private IGrainTimer? _willTimer;
-    private long _ownerRevision;
-    private long _ownerEpoch;
     private bool _migratedIn;
 
     private SessionState S => state.State;
@@ -90,7 +87,7 @@ internal sealed partial class ClientSessionGrain(
     public void OnDehydrate(IDehydrationContext dehydrationContext)
     {
         dehydrationContext.TryAddValue("presence", _presence);
-        dehydrationContext.TryAddValue("session", new MigratedSession(_hasSession, _receiveMaximum, _ownerRevision, _ownerEpoch));
+        dehydrationContext.TryAddValue("session", new MigratedSession(_hasSession));
     }
 
     public void OnRehydrate(IRehydrationContext rehydrationContext)
@@ -103,7 +100,7 @@ internal sealed partial class ClientSessionGrain(
 
         if (rehydrationContext.TryGetValue("session", out MigratedSession? session))
         {
-            (_hasSession, _receiveMaximum, _ownerRevision, _ownerEpoch) = (session.HasSession, session.ReceiveMaximum, session.OwnerRevision, session.OwnerEpoch);
+            _hasSession = session.HasSession;
         }
     }
 
@@ -147,13 +144,13 @@ internal sealed partial class ClientSessionGrain(
 
         _hasSession = true;
         _presence = request.Presence;
-        _receiveMaximum = request.ReceiveMaximum == 0 ? ushort.MaxValue : request.ReceiveMaximum;
+        S.ReceiveMaximum = request.ReceiveMaximum == 0 ? ushort.MaxValue : request.ReceiveMaximum;
         S.Will = request.Will;
         S.WillDelayInterval = request.WillDelayInterval;
         S.SessionExpiryInterval = request.SessionExpiryInterval;
         S.DisconnectedAtUtc = null;
         S.RouteVersion = NextVersion(S.RouteVersion);
-        DelayDeactivation(TimeSpan.MaxValue);
+        KeepWhileConnected();
 
         var resend = new List<Delivery>(S.Inflight.Count);
         foreach (var m in S.Inflight)
@@ -479,7 +476,7 @@ internal sealed partial class ClientSessionGrain(
             return;
         }
 
-        var window = Math.Min(options.Value.MaxInflightMessages, (int)_receiveMaximum);
+        var window = Math.Min(options.Value.MaxInflightMessages, (int)S.ReceiveMaximum);
         var now = DateTime.UtcNow;
         var taken = 0;
         while (taken < S.Queue.Count && S.Inflight.Count < window)
@@ -695,7 +692,7 @@ internal sealed partial class ClientSessionGrain(
 
         if (_presence is not null)
         {
-            DelayDeactivation(TimeSpan.MaxValue);
+            KeepWhileConnected();
         }
 
         LogMigratedIn(logger, ClientId, S.Queue.Count, S.Inflight.Count, _presence is not null);
@@ -732,7 +729,7 @@ internal sealed partial class ClientSessionGrain(
 
         if (_presence is not null)
         {
-            DelayDeactivation(TimeSpan.MaxValue);
+            KeepWhileConnected();
         }
     }
 
@@ -745,17 +742,17 @@ internal sealed partial class ClientSessionGrain(
     {
         for (var attempt = 0; ; attempt++)
         {
-            var owner = new SessionOwner(presence.GatewayId, presence.ConnectionId, _ownerEpoch + 1, presence.LeaseId);
-            var commit = await ownership.CommitAsync(ClientId, owner, _ownerRevision);
+            var owner = new SessionOwner(presence.GatewayId, presence.ConnectionId, S.OwnerEpoch + 1, presence.LeaseId);
+            var commit = await ownership.CommitAsync(ClientId, owner, S.OwnerRevision);
             if (commit.Committed)
             {
-                _ownerRevision = commit.Revision;
-                _ownerEpoch = owner.Epoch;
+                S.OwnerRevision = commit.Revision;
+                S.OwnerEpoch = owner.Epoch;
                 return;
             }
 
-            _ownerRevision = commit.Revision;
-            _ownerEpoch = Math.Max(_ownerEpoch, commit.Current?.Epoch ?? 0);
+            S.OwnerRevision = commit.Revision;
+            S.OwnerEpoch = Math.Max(S.OwnerEpoch, commit.Current?.Epoch ?? 0);
             if (commit.Current is { } other && (other.GatewayId != presence.GatewayId || other.ConnectionId != presence.ConnectionId))
             {
                 await EvictAsync(other);
@@ -786,15 +783,15 @@ internal sealed partial class ClientSessionGrain(
 
     private async Task ReleaseOwnerAsync()
     {
-        if (_ownerRevision == 0)
+        if (S.OwnerRevision == 0)
         {
             return;
         }
 
         try
         {
-            var release = await ownership.ReleaseAsync(ClientId, _ownerRevision);
-            _ownerRevision = release.Committed ? 0 : release.Revision;
+            var release = await ownership.ReleaseAsync(ClientId, S.OwnerRevision);
+            S.OwnerRevision = release.Committed ? 0 : release.Revision;
         }
         catch (Exception ex)
         {
@@ -834,6 +831,17 @@ internal sealed partial class ClientSessionGrain(
         state.State = live;
     }
 
+    /// <summary>
+    /// A clean session lives only in memory: it stays while its client is connected. A persistent one may leave memory
+    /// when idle (<c>Mqtt:SessionIdleTimeout</c>), connected or not: everything it knows is stored on its home silo,
+    /// and its routes name the live connection, so the next message, acknowledgement or subscribe finds it whole.
+    /// </summary>
+    private void KeepWhileConnected()
+    {
+        // Zero lifts the hold of a clean session this connection took over.
+        DelayDeactivation(Persistent && _hasSession ? TimeSpan.Zero : TimeSpan.MaxValue);
+    }
+
     // A clock that only moves forward, also across activations, so replicas can order versions without tombstones.
     private static long NextVersion(long current) => Math.Max(current + 1, DateTime.UtcNow.Ticks);
 
@@ -870,8 +878,4 @@ internal sealed partial class ClientSessionGrain(
 
 /// <summary>What a session carries to another silo besides its stored state.</summary>
 [GenerateSerializer, Immutable]
-internal sealed record MigratedSession(
-    [property: Id(0)] bool HasSession,
-    [property: Id(1)] ushort ReceiveMaximum,
-    [property: Id(2)] long OwnerRevision,
-    [property: Id(3)] long OwnerEpoch);
+internal sealed record MigratedSession([property: Id(0)] bool HasSession);

@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Configuration;
 using Orleans.Mqtt.Ownership;
 using Orleans.Mqtt.Telemetry;
 
@@ -38,6 +39,16 @@ public static class MqttGrainsExtensions
 
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MqttBrokerOptions>, MqttBrokerOptionsValidator>());
+        services.AddOptions<GrainCollectionOptions>().Configure<IOptions<MqttBrokerOptions>>((collection, broker) =>
+        {
+            // Idle sessions are collected within half a timeout of it: the collector looks once per quantum.
+            var idle = broker.Value.SessionIdleTimeout;
+            collection.ClassSpecificCollectionAge[typeof(ClientSessionGrain).FullName!] = idle;
+            if (collection.CollectionQuantum > idle / 2)
+            {
+                collection.CollectionQuantum = idle / 2;
+            }
+        });
         services.AddMetrics();
         services.TryAddSingleton<MqttMetrics>();
         services.TryAddSingleton<IReplicaStore, InMemoryReplicaStore>();

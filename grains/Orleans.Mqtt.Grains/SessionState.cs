@@ -1,6 +1,9 @@
 namespace Orleans.Mqtt.Grains;
 
-/// <summary>The durable part of an MQTT session (persisted only for sessions that outlive their connection).</summary>
+/// <summary>
+/// Everything an MQTT session knows besides its live connection (which the route replica holds); persisted only for
+/// sessions that outlive their connection, so that such a session can leave memory and come back whole.
+/// </summary>
 [GenerateSerializer]
 public sealed class SessionState
 {
@@ -42,6 +45,15 @@ public sealed class SessionState
 
     /// <summary>When <see cref="PendingWill"/> is published.</summary>
     [Id(12)] public DateTime? WillDueAtUtc { get; set; }
+
+    /// <summary>The current connection's Receive Maximum (MQTT 5): at most this many QoS 1/2 messages in flight to it.</summary>
+    [Id(13)] public ushort ReceiveMaximum { get; set; } = ushort.MaxValue;
+
+    /// <summary>The revision of the client id's ownership record as this session last wrote it (0: none).</summary>
+    [Id(14)] public long OwnerRevision { get; set; }
+
+    /// <summary>The epoch of the ownership record as this session last wrote it.</summary>
+    [Id(15)] public long OwnerEpoch { get; set; }
 }
 
 /// <summary>An outbound QoS 1/2 message waiting for its acknowledgement.</summary>

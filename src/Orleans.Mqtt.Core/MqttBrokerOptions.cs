@@ -26,4 +26,11 @@ public sealed class MqttBrokerOptions
 
     /// <summary>A gateway not heard from for this long is dead: its connections' sessions become offline and their wills go out.</summary>
     public TimeSpan GatewayTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// A persistent session that has had nothing to do for this long leaves the silo's memory, also while its client
+    /// stays connected: its state is stored and its routes name the connection, so the next message, acknowledgement
+    /// or subscribe loads it again on its home silo. Clean sessions stay in memory while connected.
+    /// </summary>
+    public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromMinutes(1);
 }

@@ -4,6 +4,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
 using Orleans.Runtime.Hosting;
+using Orleans.Serialization;
+using Orleans.Storage;
 using Orleans.TestingHost;
 
 namespace Orleans.Mqtt.Tests.Grains;
@@ -27,7 +29,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         builder.ConfigureSilo((_, silo) =>
         {
             // Storage that stays on its silo, like the FASTER store on a silo's disk.
-            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (_, _) => new SiloLocalGrainStorage());
+            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (services, _) => new SiloLocalGrainStorage(services.GetRequiredService<DeepCopier>()));
             silo.AddMqttGrains(o =>
             {
                 o.TopicShards = Shards;
@@ -284,6 +286,51 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             Assert.True(result.SessionPresent, $"session {i} lost");
             Assert.Equal($"queued-{i}", Encoding.UTF8.GetString(Assert.Single(result.Resend).Message.Payload.Span));
         }
+
+        await heartbeats.CancelAsync();
+        await beating;
+    }
+
+    [Fact]
+    public async Task A_connected_persistent_session_collected_while_idle_comes_back_with_its_connection_receive_maximum_and_ownership()
+    {
+        var gateway = Gateway();
+        using var heartbeats = new CancellationTokenSource();
+        var beating = HeartbeatAsync(gateway, heartbeats.Token);
+        var clientId = NewId("idle-connected");
+        var topic = clientId + "/t";
+        var session = SiloGrainFactory(1).GetGrain<IClientSessionGrain>(clientId);
+        var presence = gateway.NewConnection();
+        await session.Connect(new ConnectRequest(presence, true, 3600, null, 5, ReceiveMaximum: 1));
+        await session.Subscribe(presence.ConnectionId, [new Subscription(topic, 1)]);
+        var owner = await SharedOwnership.ReadAsync(clientId);
+        Assert.Equal(presence.ConnectionId, owner.Owner?.ConnectionId);
+
+        // Connected, but idle: the collection takes it (a clean session would stay).
+        var management = Client.GetGrain<IManagementGrain>(0);
+        await management.ForceActivationCollection(TimeSpan.Zero);
+        Assert.DoesNotContain(await management.GetDetailedGrainStatistics(), s => s.GrainId == session.GetGrainId());
+
+        // Messages wake it on its home with the live connection, and the client's Receive Maximum of 1 still holds:
+        // one message in flight, the other queued (both stored before the publishes returned).
+        await SiloGrainFactory(0).GetGrain<ITopicShardGrain>(Orleans.Mqtt.Topics.MqttTopic.ShardOf(topic, Shards))
+            .PublishBatch([new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("one"), Qos = 1 }, new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("two"), Qos = 1 }]);
+        var first = await gateway.NextDeliveryAsync();
+        Assert.Equal((presence.ConnectionId, "one"), (first.ConnectionId, Encoding.UTF8.GetString(first.Message.Payload.Span)));
+        var home = _cluster.GetSiloServiceProvider(Tables().First().Get(clientId)!.Home!).GetRequiredKeyedService<IGrainStorage>(MqttGrainStorage.Name);
+        var stored = ((SiloLocalGrainStorage)home).Stored<SessionState>("session", session.GetGrainId())!;
+        Assert.Equal((1, 1), (stored.Inflight.Count, stored.Queue.Count));
+
+        // Collected again between the message and its acknowledgement: the acknowledgement releases the next one.
+        await management.ForceActivationCollection(TimeSpan.Zero);
+        await session.Acknowledge(presence.ConnectionId, first.PacketId, OutboundAck.PubAck);
+        var second = await gateway.NextDeliveryAsync();
+        Assert.Equal((presence.ConnectionId, "two"), (second.ConnectionId, Encoding.UTF8.GetString(second.Message.Payload.Span)));
+
+        // And once more before the client leaves: its ownership record is released, not left to the gateway's lease.
+        await management.ForceActivationCollection(TimeSpan.Zero);
+        await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
+        Assert.Null((await SharedOwnership.ReadAsync(clientId)).Owner);
 
         await heartbeats.CancelAsync();
         await beating;

@@ -1,7 +1,9 @@
 using Xunit;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Mqtt.Grains;
 using Orleans.Runtime.Hosting;
+using Orleans.Serialization;
 using Orleans.Storage;
 using Orleans.TestingHost;
 
@@ -24,7 +26,7 @@ public sealed class SessionWriteOrderTests : IAsyncLifetime
         var gate = _gate;
         builder.ConfigureSilo((_, silo) =>
         {
-            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (_, _) => new GatedGrainStorage(new SiloLocalGrainStorage(), gate));
+            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (services, _) => new GatedGrainStorage(new SiloLocalGrainStorage(services.GetRequiredService<DeepCopier>()), gate));
             silo.AddMqttGrains(o => o.TopicShards = Shards);
         });
         _cluster = builder.Build();

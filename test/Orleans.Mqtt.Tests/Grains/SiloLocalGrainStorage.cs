@@ -1,14 +1,27 @@
+using Orleans.Serialization;
 using Orleans.Storage;
 
 namespace Orleans.Mqtt.Tests.Grains;
 
 /// <summary>
 /// Grain storage that lives in one silo's memory and nowhere else, as the FASTER store lives on one silo's disk:
-/// a grain that moves to another silo does not find its state there unless it brings it along.
+/// a grain that moves to another silo does not find its state there unless it brings it along. Records are copies,
+/// taken at each write and handed out at each read, as a serializing store would: a change the grain did not write
+/// is not in storage.
 /// </summary>
-internal sealed class SiloLocalGrainStorage : IGrainStorage
+internal sealed class SiloLocalGrainStorage(DeepCopier copier) : IGrainStorage
 {
     private readonly Dictionary<string, (long Version, object State)> _records = [];
+
+    /// <summary>A copy of the stored state of a grain, or null.</summary>
+    public T? Stored<T>(string stateName, GrainId grainId)
+        where T : class
+    {
+        lock (_records)
+        {
+            return _records.TryGetValue(Key(stateName, grainId), out var record) ? copier.Copy((T)record.State) : null;
+        }
+    }
 
     public Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
@@ -16,7 +29,7 @@ internal sealed class SiloLocalGrainStorage : IGrainStorage
         {
             if (_records.TryGetValue(Key(stateName, grainId), out var record))
             {
-                grainState.State = (T)record.State;
+                grainState.State = copier.Copy((T)record.State);
                 grainState.ETag = record.Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 grainState.RecordExists = true;
             }
@@ -37,7 +50,7 @@ internal sealed class SiloLocalGrainStorage : IGrainStorage
         {
             var key = Key(stateName, grainId);
             var version = Check(key, grainState.ETag) + 1;
-            _records[key] = (version, grainState.State!);
+            _records[key] = (version, copier.Copy(grainState.State)!);
             grainState.ETag = version.ToString(System.Globalization.CultureInfo.InvariantCulture);
             grainState.RecordExists = true;
         }
