@@ -186,9 +186,11 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         await session.Connect(new ConnectRequest(presence, true, 0, null, 5, 0));
         await session.Subscribe(presence.ConnectionId, [new Subscription(clientId + "/t", 1)]);
 
-        // A clean session lives only in memory: losing the activation loses it, as a silo crash would.
-        var management = Client.GetGrain<IManagementGrain>(0);
-        await management.ForceActivationCollection(TimeSpan.Zero);
+        // A clean session lives only in memory (the idle collection leaves it alone while connected): losing the
+        // activation loses it, as a silo crash would.
+        await Client.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+        Assert.Contains(await Client.GetGrain<IManagementGrain>(0).GetDetailedGrainStatistics(), s => s.GrainId == session.GetGrainId());
+        await _cluster.DeactivateAsync(session);
         var routed = await Shard(clientId + "/t").Publish(new MqttMessage { Topic = clientId + "/t", Payload = Encoding.UTF8.GetBytes("after"), Qos = 1 });
 
         Assert.Equal(1, routed);
