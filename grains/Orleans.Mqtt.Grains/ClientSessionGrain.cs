@@ -67,6 +67,8 @@ internal sealed partial class ClientSessionGrain(
             S.RouteVersion = NextVersion(S.RouteVersion);
             await SaveAndReplicateAsync();
         }
+
+        metrics.SessionsInMemory.Add(1);
     }
 
     /// <summary>
@@ -75,6 +77,7 @@ internal sealed partial class ClientSessionGrain(
     /// </summary>
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        metrics.SessionsInMemory.Add(-1);
         if (reason.ReasonCode == DeactivationReasonCode.ShuttingDown && (_hasSession || _presence is not null) && handoverTargets.Next() is { } target)
         {
             RequestContext.Set(IPlacementDirector.PlacementHintKey, target);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MQTTnet;
 using Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
 
@@ -56,6 +57,31 @@ public sealed class PersistentSessionTests
         await broker.KillAsync();
         await broker.RestartAsync();
         await ReceiveBatchAsync(broker, sessions, "c");
+    }
+
+    [Fact]
+    public async Task A_connected_subscriber_whose_session_left_memory_still_gets_its_messages_in_order()
+    {
+        await using var broker = await BrokerProcess.StartAsync(new() { ["Mqtt__SessionIdleTimeout"] = "00:00:02" });
+        var session = new Session("mqttv5", "idle-" + Guid.NewGuid().ToString("N")[..8], ["-x", "60"]);
+        await using var sub = await session.SubscribeAsync(broker, count: 3);
+        Assert.Equal(1, await broker.GetCounterAsync("mqtt_sessions_in_memory"));
+
+        // Nothing to do for 2 s: the session leaves the silo's memory while its client stays connected (keep-alive
+        // pings end at the gateway).
+        var clock = Stopwatch.StartNew();
+        while (await broker.GetCounterAsync("mqtt_sessions_in_memory") != 0)
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the idle session stayed in memory");
+            await Task.Delay(TimeSpan.FromMilliseconds(200));
+        }
+
+        // The first message wakes it with the live connection.
+        await PublishBatchAsync(broker, [session], "idle");
+        var received = await sub.WaitForLinesAsync(Mosquitto.IsMessage, 3);
+        Assert.Equal(["idle0", "idle1", "idle2"], received.Select(l => Mosquitto.Parse(l).Payload));
+        Assert.All(received, l => Assert.Equal(1, Mosquitto.Parse(l).Qos));
+        await sub.WaitForExitAsync(TimeSpan.FromSeconds(10));
     }
 
     private static async Task PublishBatchAsync(BrokerProcess broker, Session[] sessions, string batch)

@@ -31,6 +31,7 @@ public sealed class MqttMetrics
         ReplicaRepairs = _meter.CreateCounter<long>("mqtt.replica.repaired", description: "Replica entries changed by catch-up or digest repair, by kind.");
         GatewaysLost = _meter.CreateCounter<long>("mqtt.gateways.lost", description: "Gateways declared dead (not heard from within the timeout).");
         SessionsOwnerLost = _meter.CreateCounter<long>("mqtt.sessions.owner_lost", description: "Sessions set offline because their gateway died.");
+        SessionsInMemory = _meter.CreateUpDownCounter<long>("mqtt.sessions.in_memory", description: "Session grains activated in this silo; persistent sessions leave memory when idle (Mqtt:SessionIdleTimeout).");
     }
 
     /// <summary>Open MQTT connections.</summary>
@@ -74,6 +75,9 @@ public sealed class MqttMetrics
 
     /// <summary>Sessions set offline because their gateway died.</summary>
     public Counter<long> SessionsOwnerLost { get; }
+
+    /// <summary>Session grains activated in this silo.</summary>
+    public UpDownCounter<long> SessionsInMemory { get; }
 
     /// <summary>Registers the silo-side gauges (sessions, subscriptions, retained messages) read from the route replica.</summary>
     public void ObserveReplica(Func<long> sessions, Func<long> subscriptions, Func<long> retained)
