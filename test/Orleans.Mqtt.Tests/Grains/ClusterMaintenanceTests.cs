@@ -58,8 +58,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
     public async Task A_silo_that_joins_catches_up_with_every_route_and_retained_message_before_it_is_ready()
     {
         var gateway = Gateway();
-        using var heartbeats = new CancellationTokenSource();
-        var beating = HeartbeatAsync(gateway, heartbeats.Token);
+        await using var heartbeats = Heartbeats(gateway);
         var prefix = NewId("join");
         for (var i = 0; i < 40; i++)
         {
@@ -94,8 +93,6 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         // Same digest as the silos that saw every change as it happened.
         var first = _cluster.GetSiloServiceProvider(_cluster.Silos[0].SiloAddress).GetRequiredService<RouteTable>();
         Assert.Equal(first.Digest(), table.Digest());
-        await heartbeats.CancelAsync();
-        await beating;
     }
 
     [Fact]
@@ -133,8 +130,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
     {
         var live = Gateway();
         var dying = Gateway();
-        using var heartbeats = new CancellationTokenSource();
-        var beating = HeartbeatAsync(live, heartbeats.Token);
+        await using var heartbeats = Heartbeats(live);
 
         var topic = NewId("will");
         var watcher = Client.GetGrain<IClientSessionGrain>(NewId("watcher"));
@@ -170,16 +166,13 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         // A gateway declared dead that reports in again is told to close its connections first.
         Assert.False(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(dying.Id));
         Assert.True(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(dying.Id));
-        await heartbeats.CancelAsync();
-        await beating;
     }
 
     [Fact]
     public async Task A_session_whose_activation_lost_its_state_is_rebuilt_from_the_replica_with_its_live_connection()
     {
         var gateway = Gateway();
-        using var heartbeats = new CancellationTokenSource();
-        var beating = HeartbeatAsync(gateway, heartbeats.Token);
+        await using var heartbeats = Heartbeats(gateway);
         var clientId = NewId("rebuilt");
         var session = Client.GetGrain<IClientSessionGrain>(clientId);
         var presence = gateway.NewConnection();
@@ -197,16 +190,13 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         var delivered = await gateway.NextDeliveryAsync();
         Assert.Equal(presence.ConnectionId, delivered.ConnectionId);
         Assert.Equal("after", Encoding.UTF8.GetString(delivered.Message.Payload.Span));
-        await heartbeats.CancelAsync();
-        await beating;
     }
 
     [Fact]
     public async Task A_silo_that_stops_gracefully_hands_its_sessions_over_with_their_queues_and_connections()
     {
         var gateway = Gateway();
-        using var heartbeats = new CancellationTokenSource();
-        var beating = HeartbeatAsync(gateway, heartbeats.Token);
+        await using var heartbeats = Heartbeats(gateway);
         var prefix = NewId("handover");
         var connected = new List<(IClientSessionGrain Session, GatewayPresence Presence, string Topic)>();
         for (var i = 0; i < 12; i++)
@@ -255,16 +245,13 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             Assert.Equal(presence.ConnectionId, delivered.ConnectionId);
         }
 
-        await heartbeats.CancelAsync();
-        await beating;
     }
 
     [Fact]
     public async Task An_offline_session_collected_while_idle_comes_back_on_the_silo_that_stores_it_with_its_queue()
     {
         var gateway = Gateway();
-        using var heartbeats = new CancellationTokenSource();
-        var beating = HeartbeatAsync(gateway, heartbeats.Token);
+        await using var heartbeats = Heartbeats(gateway);
         var prefix = NewId("idle");
         for (var i = 0; i < 12; i++)
         {
@@ -289,16 +276,13 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             Assert.Equal($"queued-{i}", Encoding.UTF8.GetString(Assert.Single(result.Resend).Message.Payload.Span));
         }
 
-        await heartbeats.CancelAsync();
-        await beating;
     }
 
     [Fact]
     public async Task A_connected_persistent_session_collected_while_idle_comes_back_with_its_connection_receive_maximum_and_ownership()
     {
         var gateway = Gateway();
-        using var heartbeats = new CancellationTokenSource();
-        var beating = HeartbeatAsync(gateway, heartbeats.Token);
+        await using var heartbeats = Heartbeats(gateway);
         var clientId = NewId("idle-connected");
         var topic = clientId + "/t";
         var session = SiloGrainFactory(1).GetGrain<IClientSessionGrain>(clientId);
@@ -334,8 +318,6 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
         Assert.Null((await SharedOwnership.ReadAsync(clientId)).Owner);
 
-        await heartbeats.CancelAsync();
-        await beating;
     }
 
     private IEnumerable<RouteTable> Tables() =>
@@ -353,13 +335,30 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         return gateway;
     }
 
-    private async Task HeartbeatAsync(RecordingGateway gateway, CancellationToken cancellationToken)
+    /// <summary>Reports the gateway alive every 200 ms, as a running gateway does, until disposed.</summary>
+    private GatewayHeartbeats Heartbeats(RecordingGateway gateway) => new(Client.GetGrain<IGatewayDirectoryGrain>(0), gateway.Id);
+
+    private sealed class GatewayHeartbeats : IAsyncDisposable
     {
-        var directory = Client.GetGrain<IGatewayDirectoryGrain>(0);
-        while (!cancellationToken.IsCancellationRequested)
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _beating;
+
+        public GatewayHeartbeats(IGatewayDirectoryGrain directory, string gatewayId) => _beating = BeatAsync(directory, gatewayId, _stop.Token);
+
+        public async ValueTask DisposeAsync()
         {
-            await directory.Heartbeat(gateway.Id);
-            await Task.Delay(200, CancellationToken.None);
+            await _stop.CancelAsync();
+            await _beating;
+            _stop.Dispose();
+        }
+
+        private static async Task BeatAsync(IGatewayDirectoryGrain directory, string gatewayId, CancellationToken cancellationToken)
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                await directory.Heartbeat(gatewayId);
+                await Task.Delay(200, CancellationToken.None);
+            }
         }
     }
 
