@@ -73,18 +73,31 @@ internal sealed partial class ClientSessionGrain(
 
     /// <summary>
     /// A graceful silo shutdown hands the session over to another silo with everything in it (queue, in-flight
-    /// messages, the live connection), because the stored state lives on this silo's disk.
+    /// messages, the live connection), because the stored state lives on this silo's disk. The new silo stores it
+    /// and becomes its home; the record here is deleted, since it would only go stale on this disk (were the session
+    /// ever placed here again, it would bring back messages delivered in the meantime).
     /// </summary>
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         metrics.SessionsInMemory.Add(-1);
-        if (reason.ReasonCode == DeactivationReasonCode.ShuttingDown && (_hasSession || _presence is not null) && handoverTargets.Next() is { } target)
+        if (reason.ReasonCode != DeactivationReasonCode.ShuttingDown || (!_hasSession && _presence is null) || handoverTargets.Next() is not { } target)
         {
-            RequestContext.Set(IPlacementDirector.PlacementHintKey, target);
-            this.MigrateOnIdle();
+            return;
         }
 
-        return Task.CompletedTask;
+        RequestContext.Set(IPlacementDirector.PlacementHintKey, target);
+        this.MigrateOnIdle();
+        if (state.RecordExists)
+        {
+            try
+            {
+                await ClearKeepingMemoryAsync();
+            }
+            catch (Exception ex)
+            {
+                LogHandoverClearFailed(logger, ex, ClientId);
+            }
+        }
     }
 
     public void OnDehydrate(IDehydrationContext dehydrationContext)
@@ -863,7 +876,10 @@ internal sealed partial class ClientSessionGrain(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ownership record of client {ClientId} names gateway {GatewayId} connection {ConnectionId} (epoch {Epoch}); taking over")]
     private static partial void LogForeignOwner(ILogger logger, string clientId, string gatewayId, long connectionId, long epoch);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Releasing the ownership record of client {ClientId} failed")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} was handed over, but its record on this silo could not be deleted; it stays on this silo's disk, out of date")]
+    private static partial void LogHandoverClearFailed(ILogger logger, Exception ex, string clientId);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Releasing the ownership record of client {ClientId} failed")]
     private static partial void LogReleaseFailed(ILogger logger, Exception ex, string clientId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Session of client {ClientId} expired ({Interval} s after its connection ended)")]

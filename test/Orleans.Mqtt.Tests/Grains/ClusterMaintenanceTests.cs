@@ -19,6 +19,9 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
 {
     private const int Shards = 8;
     private readonly List<RecordingGateway> _gateways = [];
+
+    // Each silo's storage, kept past the silo's stop.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<SiloAddress, SiloLocalGrainStorage> _storages = new();
     private InProcessTestCluster _cluster = null!;
 
     private IClusterClient Client => _cluster.Client;
@@ -29,7 +32,12 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         builder.ConfigureSilo((_, silo) =>
         {
             // Storage that stays on its silo, like the FASTER store on a silo's disk.
-            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (services, _) => new SiloLocalGrainStorage(services.GetRequiredService<DeepCopier>()));
+            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (services, _) =>
+            {
+                var storage = new SiloLocalGrainStorage(services.GetRequiredService<DeepCopier>());
+                _storages[services.GetRequiredService<ILocalSiloDetails>().SiloAddress] = storage;
+                return storage;
+            });
             silo.AddMqttGrains(o =>
             {
                 o.TopicShards = Shards;
@@ -218,7 +226,13 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             }
         }
 
+        var stopping = _storages[_cluster.Silos[1].SiloAddress];
+        var ids = Enumerable.Range(0, 12).Select(i => Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}").GetGrainId()).ToArray();
+        Assert.Contains(ids, id => stopping.Stored<SessionState>("session", id) is not null);
         await _cluster.StopSiloAsync(_cluster.Silos[1]);
+
+        // What it handed over is no longer on its disk: a copy left there would go stale.
+        Assert.All(ids, id => Assert.Null(stopping.Stored<SessionState>("session", id)));
 
         // A session handed over makes its new silo its home (its storage holds it now), so that a later activation
         // goes there too. The call only makes sure the handed-over activation has started; it changes nothing.
