@@ -28,10 +28,12 @@ if (etcd is not null)
     etcdUrl = etcd.ClientUrl;
 }
 
+using var client = new EtcdClient(etcdUrl, configureChannelOptions: o => o.Credentials = ChannelCredentials.Insecure);
 if (args.Contains("--churn"))
 {
     await ChurnAsync(
         etcdUrl,
+        client,
         etcd?.ProcessId ?? 0,
         int.Parse(Option(args, "--keys", "2000"), CultureInfo.InvariantCulture),
         int.Parse(Option(args, "--rounds", "100"), CultureInfo.InvariantCulture),
@@ -42,7 +44,6 @@ if (args.Contains("--churn"))
 
 Console.WriteLine($"etcd {etcdUrl}, {commits} commits of distinct client ids, {callers} concurrent callers, batch delay {delay.TotalMilliseconds} ms, {Environment.ProcessorCount} cores");
 
-using var client = new EtcdClient(etcdUrl, configureChannelOptions: o => o.Credentials = ChannelCredentials.Insecure);
 var services = new ServiceCollection();
 services.AddLogging();
 services.AddEtcdSessionOwnership(o =>
@@ -80,7 +81,7 @@ foreach (var round in new[] { 1, 2 })
     Console.WriteLine($"    {transactions} transactions, {(double)commits / transactions:F1} commits per transaction");
 }
 
-static async Task ChurnAsync(string etcdUrl, int etcdPid, int keys, int rounds, int compactEvery, int callers)
+static async Task ChurnAsync(string etcdUrl, EtcdClient client, int etcdPid, int keys, int rounds, int compactEvery, int callers)
 {
     var services = new ServiceCollection();
     services.AddLogging();
@@ -93,7 +94,6 @@ static async Task ChurnAsync(string etcdUrl, int etcdPid, int keys, int rounds, 
     await using var provider = services.BuildServiceProvider();
     var store = provider.GetRequiredService<ISessionOwnershipStore>();
     var compactor = provider.GetRequiredService<EtcdHistoryCompactor>();
-    using var client = new EtcdClient(etcdUrl, configureChannelOptions: o => o.Credentials = ChannelCredentials.Insecure);
     Console.WriteLine($"etcd {etcdUrl}: {keys} client ids reconnected {rounds} times ({(long)keys * rounds} commits), {callers} callers, "
         + (compactEvery > 0 ? $"history compacted every {compactEvery} rounds" : "history never compacted"));
 
@@ -125,17 +125,11 @@ static async Task ChurnAsync(string etcdUrl, int etcdPid, int keys, int rounds, 
         if (round % Math.Max(1, rounds / 5) == 0 || round == rounds)
         {
             var status = await client.StatusAsync(new StatusRequest());
-            var rss = etcdPid == 0 ? "n/a" : $"{ResidentBytes(etcdPid) / 1048576.0:F1} MiB";
+            var rss = etcdPid == 0 ? "n/a" : $"{Process.GetProcessById(etcdPid).WorkingSet64 / 1048576.0:F1} MiB";
             Console.WriteLine($"  round {round,4}: {(long)keys * round / clock.Elapsed.TotalSeconds,8:N0} commits/s, revision {status.Header.Revision,9:N0}, "
                 + $"db {status.DbSize / 1048576.0,7:F1} MiB (in use {status.DbSizeInUse / 1048576.0,7:F1} MiB), etcd RSS {rss}");
         }
     }
-}
-
-static long ResidentBytes(int pid)
-{
-    var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
 }
 
 static async Task<Result> RunAsync(string run, int count, int callers, Func<string, Task<bool>> commit)

@@ -5,7 +5,6 @@ using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
 using Orleans.Runtime.Hosting;
 using Orleans.Serialization;
-using Orleans.Storage;
 using Orleans.TestingHost;
 
 namespace Orleans.Mqtt.Tests.Grains;
@@ -317,8 +316,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             .PublishBatch([new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("one"), Qos = 1 }, new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("two"), Qos = 1 }]);
         var first = await gateway.NextDeliveryAsync();
         Assert.Equal((presence.ConnectionId, "one"), (first.ConnectionId, Encoding.UTF8.GetString(first.Message.Payload.Span)));
-        var home = _cluster.GetSiloServiceProvider(Tables().First().Get(clientId)!.Home!).GetRequiredKeyedService<IGrainStorage>(MqttGrainStorage.Name);
-        var stored = ((SiloLocalGrainStorage)home).Stored<SessionState>("session", session.GetGrainId())!;
+        var stored = _storages[Tables().First().Get(clientId)!.Home!].Stored<SessionState>("session", session.GetGrainId())!;
         Assert.Equal((1, 1), (stored.Inflight.Count, stored.Queue.Count));
 
         // Collected again between the message and its acknowledgement: the acknowledgement releases the next one.
