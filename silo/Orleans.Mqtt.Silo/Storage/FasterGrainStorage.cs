@@ -49,6 +49,9 @@ internal sealed class FasterGrainStorage : IGrainStorage, ILifecycleParticipant<
     /// <summary>Number of commits so far (write-ahead log syncs and full checkpoints).</summary>
     internal long CommitCount => _store.CommitCount;
 
+    /// <summary>Number of full checkpoints written so far.</summary>
+    internal long FullCheckpointCount => _store.FullCheckpointCount;
+
     /// <summary>Creates the provider named <paramref name="name"/> from the silo's services.</summary>
     public static FasterGrainStorage Create(IServiceProvider services, string name)
     {

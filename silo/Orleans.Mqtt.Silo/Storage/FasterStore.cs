@@ -76,6 +76,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
     // Touched by the commit loop only (and by CloseAsync after the loop has ended).
     private long _lastCommitStart;
     private long _commitCount;
+    private long _fullCheckpointCount;
 
     // Upserts and deletes since the last full checkpoint began; an idle store skips the periodic one.
     private long _changesSinceFullCheckpoint;
@@ -92,6 +93,9 @@ internal sealed partial class FasterStore : IAsyncDisposable
 
     /// <summary>Number of commits so far (write-ahead log syncs and full checkpoints).</summary>
     internal long CommitCount => Interlocked.Read(ref _commitCount);
+
+    /// <summary>Number of full checkpoints written so far.</summary>
+    internal long FullCheckpointCount => Interlocked.Read(ref _fullCheckpointCount);
 
     /// <summary>
     /// Opens the store: recovers from the latest checkpoint when there is one, otherwise starts empty; replays the
@@ -676,6 +680,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
                 _log.DeleteBefore(cut);
                 var elapsed = _timeProvider.GetElapsedTime(started);
                 Interlocked.Increment(ref _commitCount);
+                Interlocked.Increment(ref _fullCheckpointCount);
                 LogFullCheckpoint(_logger, token, store.CurrentVersion, tail, elapsed.TotalMilliseconds);
                 return;
             }

@@ -71,17 +71,29 @@ public sealed class FasterGrainStorageDurabilityTests : IAsyncLifetime
     public async Task Writes_and_clears_racing_full_checkpoints_survive_a_crash()
     {
         // Full checkpoints every few milliseconds start while writers are in the middle of changes; each writer's
-        // last acknowledged state of each of its keys must be what recovery returns.
+        // last acknowledged state of each of its keys must be what recovery returns. The writers go on until enough
+        // checkpoints have ended under them (a slow disk only makes that take longer).
         const int writers = 8;
         const int keysPerWriter = 40;
+        const int checkpointsUnderLoad = 50;
         void Configure(FasterStorageOptions options) => options.IndexCheckpointInterval = TimeSpan.FromMilliseconds(3);
         var storage = await _harness.OpenAsync(configure: Configure);
         var expected = new GrainState<TestState>?[writers * keysPerWriter];
-        var until = DateTime.UtcNow.AddSeconds(2);
+        var checkpointsBefore = storage.FullCheckpointCount;
+        long Checkpoints() => storage.FullCheckpointCount - checkpointsBefore;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         await Task.WhenAll(Enumerable.Range(0, writers).Select(writer => Task.Run(async () =>
         {
-            for (var n = 0; DateTime.UtcNow < until; n++)
+            // One more round over its keys once enough checkpoints have ended, so the last changes are also ones that
+            // only the write-ahead log holds.
+            var lastRound = -1;
+            for (var n = 0; (lastRound < 0 || n < lastRound + keysPerWriter) && DateTime.UtcNow < deadline; n++)
             {
+                if (lastRound < 0 && Checkpoints() >= checkpointsUnderLoad)
+                {
+                    lastRound = n;
+                }
+
                 var key = (writer * keysPerWriter) + (n % keysPerWriter);
                 var state = expected[key] ??= new GrainState<TestState>(new TestState());
                 if (state.RecordExists && n % 3 == 0)
@@ -96,7 +108,7 @@ public sealed class FasterGrainStorageDurabilityTests : IAsyncLifetime
             }
         })));
 
-        Assert.True(storage.CommitCount > 10, $"only {storage.CommitCount} commits");
+        Assert.True(Checkpoints() >= checkpointsUnderLoad, $"only {Checkpoints()} full checkpoints in 60 s of writes");
         await storage.DisposeAsync();
 
         await using var recovered = await _harness.OpenAsync(configure: Configure);
