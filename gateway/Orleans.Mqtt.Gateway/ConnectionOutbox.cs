@@ -1,89 +1,45 @@
-using System.Threading.Tasks.Sources;
-
 namespace Orleans.Mqtt.Gateway;
 
 /// <summary>
-/// A connection's queue of packets to write: any thread writes, one write loop reads. It holds no buffer until the
-/// first write and a small one after, so an idle connection's queue costs a few hundred bytes where an unbounded
-/// channel's first segment alone costs over a kilobyte (docs/benchmarks.md, memory per idle connection).
+/// A connection's queue of packets to write: any thread writes, and a drain started on demand reads. An idle
+/// connection has no drain waiting on it (no parked loop, task or buffer): the write that finds no drain running is
+/// told to start one, and the drain ends when it finds the queue empty (docs/benchmarks.md, memory per idle connection).
 /// </summary>
 /// <typeparam name="T">The queued item.</typeparam>
-internal sealed class ConnectionOutbox<T> : IValueTaskSource<bool>
+internal sealed class ConnectionOutbox<T>
 {
     private readonly Lock _lock = new();
     private Queue<T>? _items;
     private bool _completed;
-    private bool _readerWaiting;
-    private ManualResetValueTaskSourceCore<bool> _wait = new() { RunContinuationsAsynchronously = true };
+    private bool _draining;
+    private TaskCompletionSource? _drainEnded;
 
-    /// <summary>Queues <paramref name="item"/>; false once <see cref="Complete"/> was called.</summary>
-    public bool TryWrite(T item)
+    /// <summary>
+    /// Queues <paramref name="item"/>; false once the outbox is completed or stopped. <paramref name="startDrain"/> is
+    /// true for the one write that finds no drain running: its caller starts the drain.
+    /// </summary>
+    public bool TryWrite(T item, out bool startDrain)
     {
         lock (_lock)
         {
+            startDrain = false;
             if (_completed)
             {
                 return false;
             }
 
             (_items ??= new Queue<T>(4)).Enqueue(item);
-            if (!_readerWaiting)
+            if (!_draining)
             {
-                return true;
+                _draining = true;
+                startDrain = true;
             }
 
-            _readerWaiting = false;
-        }
-
-        _wait.SetResult(true);
-        return true;
-    }
-
-    /// <summary>No more writes: the reader drains what is queued, then <see cref="WaitToReadAsync"/> answers false.</summary>
-    public void Complete()
-    {
-        lock (_lock)
-        {
-            if (_completed)
-            {
-                return;
-            }
-
-            _completed = true;
-            if (!_readerWaiting)
-            {
-                return;
-            }
-
-            // A waiting reader found the queue empty, so there is nothing left for it.
-            _readerWaiting = false;
-        }
-
-        _wait.SetResult(false);
-    }
-
-    /// <summary>True when an item can be read; false when the outbox is completed and empty. One reader at a time.</summary>
-    public ValueTask<bool> WaitToReadAsync()
-    {
-        lock (_lock)
-        {
-            if (_items is { Count: > 0 })
-            {
-                return new ValueTask<bool>(true);
-            }
-
-            if (_completed)
-            {
-                return new ValueTask<bool>(false);
-            }
-
-            _wait.Reset();
-            _readerWaiting = true;
-            return new ValueTask<bool>(this, _wait.Version);
+            return true;
         }
     }
 
-    /// <summary>Takes the oldest queued item, if any.</summary>
+    /// <summary>Takes the oldest queued item, if any. Called by the running drain only.</summary>
     public bool TryRead(out T item)
     {
         lock (_lock)
@@ -105,10 +61,60 @@ internal sealed class ConnectionOutbox<T> : IValueTaskSource<bool>
         return false;
     }
 
-    bool IValueTaskSource<bool>.GetResult(short token) => _wait.GetResult(token);
+    /// <summary>
+    /// Called by the drain once <see cref="TryRead"/> found nothing and what it read is written: true when the drain
+    /// ends (the next write starts another), false when items arrived meanwhile and the drain goes on.
+    /// </summary>
+    public bool TryEndDrain()
+    {
+        TaskCompletionSource? ended;
+        lock (_lock)
+        {
+            if (_items is { Count: > 0 })
+            {
+                return false;
+            }
 
-    ValueTaskSourceStatus IValueTaskSource<bool>.GetStatus(short token) => _wait.GetStatus(token);
+            _draining = false;
+            ended = _drainEnded;
+        }
 
-    void IValueTaskSource<bool>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _wait.OnCompleted(continuation, state, token, flags);
+        ended?.TrySetResult();
+        return true;
+    }
+
+    /// <summary>
+    /// Ends the drain for good (the connection's output is closed or failed): what is queued is dropped, and later
+    /// writes are refused.
+    /// </summary>
+    public void Stop()
+    {
+        TaskCompletionSource? ended;
+        lock (_lock)
+        {
+            _completed = true;
+            _draining = false;
+            _items?.Clear();
+            ended = _drainEnded;
+        }
+
+        ended?.TrySetResult();
+    }
+
+    /// <summary>
+    /// Refuses later writes; completes once a running drain has written what was queued before (at once when none runs).
+    /// </summary>
+    public Task CompleteAsync()
+    {
+        lock (_lock)
+        {
+            _completed = true;
+            if (!_draining)
+            {
+                return Task.CompletedTask;
+            }
+
+            return (_drainEnded ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+        }
+    }
 }

@@ -18,7 +18,7 @@ namespace Orleans.Mqtt.Gateway;
 /// formatter, hands every PUBLISH to its topic shard and every session change to the client's session grain, and
 /// writes what silos push to it. It holds only connection state: the session lives in the grain.
 /// </summary>
-internal sealed partial class MqttConnection
+internal sealed partial class MqttConnection : IThreadPoolWorkItem
 {
     private static readonly KeyValuePair<string, object?>[] QosTags =
     [
@@ -61,7 +61,7 @@ internal sealed partial class MqttConnection
 
     // Read loop only: the topics the client set up for its aliases, and the inbound QoS 1/2 publishes not yet
     // acknowledged (QoS 1 until PUBACK, QoS 2 from PUBREC until PUBREL) that Receive Maximum counts.
-    private readonly HashSet<ushort> _inboundQos2 = [];
+    private HashSet<ushort>? _inboundQos2;
     private string?[]? _inboundAliases;
     private int _inboundQos1;
 
@@ -93,10 +93,68 @@ internal sealed partial class MqttConnection
     public async Task RunAsync()
     {
         _gateway.Register(this);
-        var writer = Task.Run(WriteLoopAsync);
         try
         {
-            await ReadLoopAsync();
+            // The read loop: every packet in the order it came.
+            var input = _transport.Transport.Input;
+            var maxPacketSize = _gateway.Options.MaxPacketSize;
+            while (!_closing)
+            {
+                var result = await input.ReadAsync();
+                if (result.IsCanceled)
+                {
+                    break;
+                }
+
+                var buffer = result.Buffer;
+                try
+                {
+                    while (!_closing)
+                    {
+                        if (_session is null && !buffer.IsEmpty && buffer.FirstSpan[0] != 0x10)
+                        {
+                            // Known from the first byte: the first packet must be CONNECT [MQTT-3.1.0-1].
+                            Reject("protocol_error", 0, "first packet is not CONNECT");
+                            return;
+                        }
+
+                        var status = MqttFrame.TryRead(buffer, maxPacketSize, out var fixedHeader, out var headerLength, out var totalLength);
+                        if (status == FrameStatus.Incomplete)
+                        {
+                            break;
+                        }
+
+                        if (status == FrameStatus.TooLarge)
+                        {
+                            Reject("packet_too_large", 0x95, $"packet of {totalLength} bytes is over Mqtt:MaxPacketSize {maxPacketSize}");
+                            return;
+                        }
+
+                        if (status == FrameStatus.Malformed)
+                        {
+                            Reject("malformed_packet", 0x81, "invalid remaining length");
+                            return;
+                        }
+
+                        var body = buffer.Slice(headerLength, totalLength - headerLength);
+                        _gateway.Metrics.BytesReceived.Add(totalLength);
+                        Volatile.Write(ref _lastActivity, _gateway.TimeProvider.GetTimestamp());
+                        await HandleFrameAsync(fixedHeader, body, totalLength);
+                        buffer = buffer.Slice(totalLength);
+                    }
+                }
+                finally
+                {
+                    // Everything read so far was accepted: route it even when a later packet closes the connection.
+                    await FlushBatchesAsync();
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                }
+
+                if (result.IsCompleted)
+                {
+                    break;
+                }
+            }
         }
         catch (Exception ex) when (ex is ConnectionResetException or IOException or OperationCanceledException or ObjectDisposedException)
         {
@@ -109,8 +167,7 @@ internal sealed partial class MqttConnection
         finally
         {
             _gateway.Unregister(this);
-            _outbox.Complete();
-            await writer.ConfigureAwait(false);
+            await _outbox.CompleteAsync().ConfigureAwait(false);
             await EndSessionAsync();
             _completion.TrySetResult();
         }
@@ -134,7 +191,7 @@ internal sealed partial class MqttConnection
             }
 
             Interlocked.Increment(ref _pendingWrites);
-            _outbox.TryWrite(new Outgoing(null, delivery));
+            Queue(new Outgoing(null, delivery));
         }
     }
 
@@ -201,69 +258,6 @@ internal sealed partial class MqttConnection
         }
     }
 
-    private async Task ReadLoopAsync()
-    {
-        var input = _transport.Transport.Input;
-        var maxPacketSize = _gateway.Options.MaxPacketSize;
-        while (!_closing)
-        {
-            var result = await input.ReadAsync();
-            if (result.IsCanceled)
-            {
-                break;
-            }
-
-            var buffer = result.Buffer;
-            try
-            {
-                while (!_closing)
-                {
-                    if (_session is null && !buffer.IsEmpty && buffer.FirstSpan[0] != 0x10)
-                    {
-                        // Known from the first byte: the first packet must be CONNECT [MQTT-3.1.0-1].
-                        Reject("protocol_error", 0, "first packet is not CONNECT");
-                        return;
-                    }
-
-                    var status = MqttFrame.TryRead(buffer, maxPacketSize, out var fixedHeader, out var headerLength, out var totalLength);
-                    if (status == FrameStatus.Incomplete)
-                    {
-                        break;
-                    }
-
-                    if (status == FrameStatus.TooLarge)
-                    {
-                        Reject("packet_too_large", 0x95, $"packet of {totalLength} bytes is over Mqtt:MaxPacketSize {maxPacketSize}");
-                        return;
-                    }
-
-                    if (status == FrameStatus.Malformed)
-                    {
-                        Reject("malformed_packet", 0x81, "invalid remaining length");
-                        return;
-                    }
-
-                    var body = buffer.Slice(headerLength, totalLength - headerLength);
-                    _gateway.Metrics.BytesReceived.Add(totalLength);
-                    Volatile.Write(ref _lastActivity, _gateway.TimeProvider.GetTimestamp());
-                    await HandleFrameAsync(fixedHeader, body, totalLength);
-                    buffer = buffer.Slice(totalLength);
-                }
-            }
-            finally
-            {
-                // Everything read so far was accepted: route it even when a later packet closes the connection.
-                await FlushBatchesAsync();
-                input.AdvanceTo(buffer.Start, buffer.End);
-            }
-
-            if (result.IsCompleted)
-            {
-                break;
-            }
-        }
-    }
-
     private async Task HandleFrameAsync(byte fixedHeader, ReadOnlySequence<byte> body, int totalLength)
     {
         var segment = body.IsSingleSegment && MemoryMarshal.TryGetArray(body.First, out var array) ? array : new ArraySegment<byte>(body.ToArray());
@@ -311,7 +305,7 @@ internal sealed partial class MqttConnection
                 await AddAcknowledgementAsync(comp.PacketIdentifier, OutboundAck.PubComp);
                 break;
             case MqttPubRelPacket rel:
-                _inboundQos2.Remove(rel.PacketIdentifier);
+                _inboundQos2?.Remove(rel.PacketIdentifier);
                 await _session!.ReleaseInboundQos2(Id, rel.PacketIdentifier);
                 Send(new MqttPubCompPacket { PacketIdentifier = rel.PacketIdentifier });
                 break;
@@ -361,7 +355,7 @@ internal sealed partial class MqttConnection
             ? DisconnectKind.NormalWithWill
             : DisconnectKind.Normal;
         _closing = true;
-        _outbox.TryWrite(new Outgoing(null, null, Terminal: true));
+        Queue(new Outgoing(null, null, Terminal: true));
     }
 
     private async Task HandleFirstPacketAsync(ReceivedMqttPacket received)
@@ -661,7 +655,7 @@ internal sealed partial class MqttConnection
                     await _session.AddInboundQos2(Id, publish.PacketIdentifier);
                 }
 
-                _inboundQos2.Add(publish.PacketIdentifier);
+                (_inboundQos2 ??= []).Add(publish.PacketIdentifier);
                 Send(new MqttPubRecPacket { PacketIdentifier = publish.PacketIdentifier });
                 break;
         }
@@ -713,13 +707,13 @@ internal sealed partial class MqttConnection
     private bool IsOverReceiveMaximum(byte qos, ushort packetId)
     {
         // A QoS 2 re-send of a packet id already PUBRECed on this connection is not a new one.
-        if (qos == 2 && _inboundQos2.Contains(packetId))
+        if (qos == 2 && _inboundQos2 is not null && _inboundQos2.Contains(packetId))
         {
             return false;
         }
 
         // QoS 1 publishes count until their batch is routed and acknowledged, QoS 2 ones until PUBREL.
-        return _inboundQos1 + _inboundQos2.Count >= _gateway.Options.ReceiveMaximum;
+        return _inboundQos1 + (_inboundQos2?.Count ?? 0) >= _gateway.Options.ReceiveMaximum;
     }
 
     /// <summary>Payload Format Indicator 1 with a payload that is not UTF-8: refused with 0x99 and not routed.</summary>
@@ -1019,7 +1013,7 @@ internal sealed partial class MqttConnection
 
         lock (_gate)
         {
-            _outbox.TryWrite(new Outgoing(connAck, null, Terminal: true));
+            Queue(new Outgoing(connAck, null, Terminal: true));
         }
     }
 
@@ -1038,18 +1032,29 @@ internal sealed partial class MqttConnection
             Interlocked.Increment(ref _pendingWrites);
         }
 
-        _outbox.TryWrite(item);
+        Queue(item);
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>Queues a packet or delivery to write, and starts the drain when none runs.</summary>
+    private void Queue(Outgoing item)
+    {
+        if (_outbox.TryWrite(item, out var startDrain) && startDrain)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
+        }
+    }
+
+    void IThreadPoolWorkItem.Execute() => _ = DrainAsync();
+
+    /// <summary>Writes what is queued, flushes, and ends when the outbox is empty (the next write starts it again).</summary>
+    private async Task DrainAsync()
     {
         var output = _transport.Transport.Output;
-        var reader = _outbox;
         try
         {
-            while (await reader.WaitToReadAsync())
+            do
             {
-                while (reader.TryRead(out var item))
+                while (_outbox.TryRead(out var item))
                 {
                     if (item.Delivery is not null)
                     {
@@ -1071,6 +1076,9 @@ internal sealed partial class MqttConnection
                         await output.CompleteAsync();
                         _closing = true;
                         _transport.Transport.Input.CancelPendingRead();
+
+                        // Only now: the end of the connection waits for this drain, so the packet is out before the close.
+                        _outbox.Stop();
                         return;
                     }
                 }
@@ -1078,13 +1086,22 @@ internal sealed partial class MqttConnection
                 var flush = await output.FlushAsync();
                 if (flush.IsCompleted || flush.IsCanceled)
                 {
+                    _outbox.Stop();
                     return;
                 }
             }
+            while (!_outbox.TryEndDrain());
         }
         catch (Exception ex) when (ex is IOException or ConnectionResetException or InvalidOperationException or ObjectDisposedException or OperationCanceledException)
         {
             // The connection is gone; the read loop ends too.
+            _outbox.Stop();
+            _transport.Transport.Input.CancelPendingRead();
+        }
+        catch (Exception ex)
+        {
+            LogConnectionFailed(_logger, ex, _clientId, Remote);
+            _outbox.Stop();
             _transport.Transport.Input.CancelPendingRead();
         }
     }
@@ -1223,7 +1240,7 @@ internal sealed partial class MqttConnection
 
     /// <summary>
     /// The topic aliases this server sets up for the client (MQTT 5, up to the client's Topic Alias Maximum), used by
-    /// the writer loop only. Every topic gets an alias; when all are taken, the slot assigned longest ago is reused.
+    /// the drain only. Every topic gets an alias; when all are taken, the slot assigned longest ago is reused.
     /// </summary>
     private sealed class OutboundTopicAliases(ushort maximum)
     {

@@ -49,7 +49,7 @@ public class GatewayPacketBenchmarks
         return packet.PacketIdentifier;
     }
 
-    /// <summary>Turning a delivery into a PUBLISH and encoding it, as the write loop does.</summary>
+    /// <summary>Turning a delivery into a PUBLISH and encoding it, as the connection's drain does.</summary>
     [Benchmark]
     public int EncodeDelivery()
     {
