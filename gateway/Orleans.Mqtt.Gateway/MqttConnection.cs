@@ -78,7 +78,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
     {
         _transport = transport;
         _gateway = gateway;
-        _logger = gateway.LoggerFactory.CreateLogger<MqttConnection>();
+        _logger = gateway.ConnectionLogger;
         Id = gateway.NextConnectionId();
         _createdAt = _lastActivity = gateway.TimeProvider.GetTimestamp();
     }

@@ -47,7 +47,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         TopicShards = brokerOptions.Value.TopicShards;
         Metrics = metrics;
         TimeProvider = timeProvider;
-        LoggerFactory = loggerFactory;
+        ConnectionLogger = loggerFactory.CreateLogger<MqttConnection>();
         Id = string.IsNullOrEmpty(Options.GatewayId) ? $"{Environment.MachineName}-{Guid.NewGuid():N}"[..^24] : Options.GatewayId;
         if (!string.IsNullOrEmpty(Options.UsersFile))
         {
@@ -65,7 +65,8 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     public TimeProvider TimeProvider { get; }
 
-    public ILoggerFactory LoggerFactory { get; }
+    /// <summary>The logger every connection writes to (one for all: a logger per connection costs memory per connection).</summary>
+    public ILogger<MqttConnection> ConnectionLogger { get; }
 
     public IGrainFactory GrainFactory => _grainFactory;
 
