@@ -148,7 +148,6 @@ internal sealed partial class WriteAheadLog : IDisposable
         {
             _segmentStart = _position;
         }
-
     }
 
     /// <summary>Appends an upsert of <paramref name="key"/> to the buffer; it is durable after the next <see cref="Flush"/>.</summary>

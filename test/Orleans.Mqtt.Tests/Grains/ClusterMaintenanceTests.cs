@@ -257,7 +257,6 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             var delivered = await gateway.NextDeliveryAsync();
             Assert.Equal(presence.ConnectionId, delivered.ConnectionId);
         }
-
     }
 
     [Fact]
@@ -288,7 +287,6 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             Assert.True(result.SessionPresent, $"session {i} lost");
             Assert.Equal($"queued-{i}", Encoding.UTF8.GetString(Assert.Single(result.Resend).Message.Payload.Span));
         }
-
     }
 
     [Fact]
@@ -329,7 +327,6 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         await management.ForceActivationCollection(TimeSpan.Zero);
         await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
         Assert.Null((await SharedOwnership.ReadAsync(clientId)).Owner);
-
     }
 
     private IEnumerable<RouteTable> Tables() =>
