@@ -1092,15 +1092,14 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
             }
             while (!_outbox.TryEndDrain());
         }
-        catch (Exception ex) when (ex is IOException or ConnectionResetException or InvalidOperationException or ObjectDisposedException or OperationCanceledException)
-        {
-            // The connection is gone; the read loop ends too.
-            _outbox.Stop();
-            _transport.Transport.Input.CancelPendingRead();
-        }
         catch (Exception ex)
         {
-            LogConnectionFailed(_logger, ex, _clientId, Remote);
+            // A connection that is gone is not worth a log line; anything else is. Either way the read loop ends too.
+            if (ex is not (IOException or ConnectionResetException or InvalidOperationException or ObjectDisposedException or OperationCanceledException))
+            {
+                LogConnectionFailed(_logger, ex, _clientId, Remote);
+            }
+
             _outbox.Stop();
             _transport.Transport.Input.CancelPendingRead();
         }
