@@ -90,7 +90,9 @@ public sealed record GatewayPresence(
 /// idempotent and order-independent (a replica keeps the highest version it saw). <c>SweepAtUtc</c> is when a
 /// disconnected session next needs the sweeper: its delayed will is due, or it expires. The session expiry
 /// interval lets a session whose stored state was lost with its silo be rebuilt from a replica. <c>Home</c> is the
-/// silo whose local storage holds the session's state (null: nothing stored); the session is activated there.
+/// name of the silo whose local storage holds the session's state (null: nothing stored); the session is activated
+/// there. It is the silo's name, not its address: a silo restarted on the same storage comes back under a new address
+/// (a new generation, often a new IP) but keeps its name, which its data directory holds.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record ClientRoutes(
@@ -101,7 +103,7 @@ public sealed record ClientRoutes(
     [property: Id(4)] GatewayPresence? Presence,
     [property: Id(5)] DateTime? SweepAtUtc = null,
     [property: Id(6)] uint SessionExpiryInterval = 0,
-    [property: Id(7)] SiloAddress? Home = null);
+    [property: Id(8)] string? Home = null);
 
 /// <summary>A change of the retained message of one topic; <see cref="Message"/> is null when it is deleted.</summary>
 [GenerateSerializer, Immutable]

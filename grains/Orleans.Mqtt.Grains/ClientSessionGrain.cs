@@ -50,20 +50,17 @@ internal sealed partial class ClientSessionGrain(
 
         await routeTable.Ready.WaitAsync(cancellationToken);
         var replicated = routeTable.Get(ClientId);
-        if (replicated is not null && replicated.Version >= S.RouteVersion)
-        {
-            RestoreFromReplica(replicated);
-        }
-
+        var droppedStaleCopy = replicated is not null && replicated.Version >= S.RouteVersion && RestoreFromReplica(replicated);
         if (S.PendingWill is not null)
         {
             ArmWillTimer();
         }
 
-        if (Persistent && _hasSession && !Equals(replicated?.Home, localSilo.SiloAddress))
+        if (Persistent && _hasSession && (droppedStaleCopy || replicated?.Home != localSilo.Name))
         {
-            // Activated away from its home (handed over at a graceful shutdown, or rebuilt after its silo was lost):
-            // this silo's storage holds the session from now on, and the routes say so before anyone is answered.
+            // Activated away from its home (handed over at a graceful shutdown, or rebuilt after its silo was lost),
+            // or over a stale copy: this silo's storage holds the session from now on, and the routes say so before
+            // anyone is answered.
             S.RouteVersion = NextVersion(S.RouteVersion);
             await SaveAndReplicateAsync();
         }
@@ -690,7 +687,7 @@ internal sealed partial class ClientSessionGrain(
 
     private ClientRoutes CurrentRoutes() =>
         new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence, SweepAt(), S.SessionExpiryInterval,
-            Persistent && _hasSession ? localSilo.SiloAddress : null);
+            Persistent && _hasSession ? localSilo.Name : null);
 
     /// <summary>
     /// The state arrived with the migration, but this silo's storage has its own record (or none): take that record's
@@ -718,11 +715,28 @@ internal sealed partial class ClientSessionGrain(
     /// The replica is written before anything is acknowledged, so it knows at least what this grain last made
     /// routable. A newer or equal copy there means this activation lost state (its silo crashed, or the session was
     /// clean and kept only in memory): take the subscriptions and the live connection from it. The queue, in-flight
-    /// messages and the will of a crashed silo's session are not in the replica and are lost.
+    /// messages and the will of a crashed silo's session are not in the replica and are lost. A record this silo's
+    /// storage holds but that is older than the routes is a stale copy: another silo has been the session's home
+    /// since (this one crashed, or was away, while the session went on elsewhere). What it queued may have been
+    /// delivered since, or belong to a session that ended in between, so it is dropped with the rest.
     /// </summary>
-    private void RestoreFromReplica(ClientRoutes replicated)
+    /// <returns>Whether a stale copy was dropped.</returns>
+    private bool RestoreFromReplica(ClientRoutes replicated)
     {
         var lostState = replicated.Version > S.RouteVersion;
+        var stale = lostState && S.RouteVersion > 0;
+        if (stale)
+        {
+            LogStaleCopyDropped(logger, ClientId, S.RouteVersion, replicated.Version, replicated.Home, S.Queue.Count, S.Inflight.Count);
+            S.Queue.Clear();
+            S.Inflight.Clear();
+            S.InboundQos2.Clear();
+            S.Will = null;
+            S.WillDelayInterval = 0;
+            S.PendingWill = null;
+            S.WillDueAtUtc = null;
+        }
+
         S.RouteVersion = replicated.Version;
         _presence = replicated.Presence;
         if (lostState)
@@ -747,6 +761,8 @@ internal sealed partial class ClientSessionGrain(
         {
             KeepWhileConnected();
         }
+
+        return stale;
     }
 
     /// <summary>
@@ -872,6 +888,9 @@ internal sealed partial class ClientSessionGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} rebuilt from the route replica ({Subscriptions} subscriptions, connected: {Connected}); its stored state was lost")]
     private static partial void LogRestoredFromReplica(ILogger logger, string clientId, int subscriptions, bool connected);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stored copy of client {ClientId}'s session on this silo is stale (route version {StoredVersion}, the routes have {ReplicatedVersion} with home {Home}): its {Queued} queued and {Inflight} in-flight messages and its will are dropped")]
+    private static partial void LogStaleCopyDropped(ILogger logger, string clientId, long storedVersion, long replicatedVersion, string? home, int queued, int inflight);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ownership record of client {ClientId} names gateway {GatewayId} connection {ConnectionId} (epoch {Epoch}); taking over")]
     private static partial void LogForeignOwner(ILogger logger, string clientId, string gatewayId, long connectionId, long epoch);

@@ -5,10 +5,10 @@ namespace Orleans.Mqtt.Grains;
 
 /// <summary>
 /// Places a session grain on its home: the silo whose local storage holds the session's state, as the route replica
-/// names it (<see cref="ClientRoutes.Home"/>). Session storage is silo-local, so an offline session that was collected
-/// while idle, and woken later by a message or a reconnect arriving at another silo, would otherwise start there
-/// without its queue, in-flight messages and will. Sessions without a home, or whose home is no longer an active
-/// silo, are placed by the silo's default strategy.
+/// names it (<see cref="ClientRoutes.Home"/>, a silo name, which survives a restart on the same storage). Session
+/// storage is silo-local, so an offline session that was collected while idle, and woken later by a message or a
+/// reconnect arriving at another silo, would otherwise start there without its queue, in-flight messages and will.
+/// Sessions without a home, or whose home is not an active silo, are placed by the silo's default strategy.
 /// </summary>
 [GenerateSerializer, Immutable, SuppressReferenceTracking]
 public sealed class SessionHomePlacement : PlacementStrategy
@@ -28,7 +28,11 @@ public sealed class SessionHomePlacementAttribute : PlacementAttribute
     }
 }
 
-internal sealed class SessionHomePlacementDirector(RouteTable routes, PlacementStrategy defaultStrategy, PlacementDirectorResolver directors) : IPlacementDirector
+internal sealed class SessionHomePlacementDirector(
+    RouteTable routes,
+    IClusterMembershipService membership,
+    PlacementStrategy defaultStrategy,
+    PlacementDirectorResolver directors) : IPlacementDirector
 {
     public async Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
     {
@@ -42,11 +46,24 @@ internal sealed class SessionHomePlacementDirector(RouteTable routes, PlacementS
 
         // A replica still loading does not know every home yet (the activation waits for it too).
         await routes.Ready;
-        if (routes.Get(target.GrainIdentity.Key.ToString()!)?.Home is { } home && Array.IndexOf(silos, home) >= 0)
+        if (routes.Get(target.GrainIdentity.Key.ToString()!)?.Home is { } home && ActiveSiloNamed(home, silos) is { } homeSilo)
         {
-            return home;
+            return homeSilo;
         }
 
         return await directors.GetPlacementDirector(defaultStrategy).OnAddActivation(defaultStrategy, target, context);
+    }
+
+    private SiloAddress? ActiveSiloNamed(string name, SiloAddress[] compatible)
+    {
+        foreach (var member in membership.CurrentSnapshot.Members.Values)
+        {
+            if (member.Status == SiloStatus.Active && string.Equals(member.Name, name, StringComparison.Ordinal) && Array.IndexOf(compatible, member.SiloAddress) >= 0)
+            {
+                return member.SiloAddress;
+            }
+        }
+
+        return null;
     }
 }

@@ -18,7 +18,8 @@ public static class SiloHostingExtensions
     /// Configures <paramref name="silo"/> from configuration: <c>Orleans:ClusterId</c>, <c>Orleans:SiloPort</c>,
     /// <c>Orleans:GatewayPort</c>, <c>Clustering:Provider</c> (<c>Localhost</c>, <c>Etcd</c> with
     /// <c>Clustering:Etcd:ConnectionString</c>, or <c>Consul</c> with <c>Clustering:Consul:Address</c>),
-    /// <c>Orleans:AdvertisedIPAddress</c>, <c>Storage:DataDirectory</c> for session state and the route replica, the
+    /// <c>Orleans:AdvertisedIPAddress</c>, <c>Storage:DataDirectory</c> for session state, the route replica and the
+    /// silo's name (the directory's identity, kept in it), the
     /// <c>Membership</c> section for Orleans' failure detection (<c>ProbeTimeout</c>, <c>NumMissedProbesLimit</c>,
     /// <c>NumVotesForDeathDeclaration</c>…), <c>Ownership:Etcd</c> for the session ownership records (etcd clustering
     /// uses its own etcd by default; Consul clustering requires <c>Ownership:Etcd:ConnectionString</c>) and the
@@ -56,6 +57,11 @@ public static class SiloHostingExtensions
         {
             silo.Services.AddEtcdSessionOwnership(configuration);
         }
+
+        // The name of a silo is the identity of its data directory, kept there across restarts: sessions name their
+        // home by it, since a restarted silo has a new address.
+        var configuredName = configuration["Orleans:Name"] is { Length: > 0 } n ? n : null;
+        silo.Configure<SiloOptions>(o => o.SiloName = SiloNameFile.ReadOrCreate(dataDirectory, configuredName));
 
         silo.AddMqttGrains();
         silo.AddFasterGrainStorage(MqttGrainStorage.Name, o =>

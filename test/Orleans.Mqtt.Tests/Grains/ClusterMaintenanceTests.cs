@@ -19,8 +19,9 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
     private const int Shards = 8;
     private readonly List<RecordingGateway> _gateways = [];
 
-    // Each silo's storage, kept past the silo's stop.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<SiloAddress, SiloLocalGrainStorage> _storages = new();
+    // Each silo's storage by silo name, kept past the silo's stop: a silo restarted under its name finds it again, as a
+    // silo restarted on its data directory does (with a new address: a new generation, often a new IP).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SiloLocalGrainStorage> _storages = new();
     private InProcessTestCluster _cluster = null!;
 
     private IClusterClient Client => _cluster.Client;
@@ -33,9 +34,8 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             // Storage that stays on its silo, like the FASTER store on a silo's disk.
             silo.Services.AddGrainStorage(MqttGrainStorage.Name, (services, _) =>
             {
-                var storage = new SiloLocalGrainStorage(services.GetRequiredService<DeepCopier>());
-                _storages[services.GetRequiredService<ILocalSiloDetails>().SiloAddress] = storage;
-                return storage;
+                var copier = services.GetRequiredService<DeepCopier>();
+                return _storages.AddOrUpdate(services.GetRequiredService<ILocalSiloDetails>().Name, _ => new SiloLocalGrainStorage(copier), (_, previous) => new SiloLocalGrainStorage(copier, previous));
             });
             silo.AddMqttGrains(o =>
             {
@@ -225,7 +225,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             }
         }
 
-        var stopping = _storages[_cluster.Silos[1].SiloAddress];
+        var stopping = _storages[_cluster.Silos[1].Name];
         var ids = Enumerable.Range(0, 12).Select(i => Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}").GetGrainId()).ToArray();
         Assert.Contains(ids, id => stopping.Stored<SessionState>("session", id) is not null);
         await _cluster.StopSiloAsync(_cluster.Silos[1]);
@@ -235,12 +235,11 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
 
         // A session handed over makes its new silo its home (its storage holds it now), so that a later activation
         // goes there too. The call only makes sure the handed-over activation has started; it changes nothing.
-        var remaining = _cluster.Silos[0].SiloAddress;
-        var table = _cluster.GetSiloServiceProvider(remaining).GetRequiredService<RouteTable>();
+        var table = _cluster.GetSiloServiceProvider(_cluster.Silos[0].SiloAddress).GetRequiredService<RouteTable>();
         for (var i = 0; i < 12; i += 2)
         {
             await Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}").IsInboundQos2Pending(1);
-            Assert.Equal(remaining, table.Get($"{prefix}-{i}")?.Home);
+            Assert.Equal(_cluster.Silos[0].Name, table.Get($"{prefix}-{i}")?.Home);
         }
 
         for (var i = 0; i < 12; i += 2)
@@ -287,6 +286,88 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             Assert.True(result.SessionPresent, $"session {i} lost");
             Assert.Equal($"queued-{i}", Encoding.UTF8.GetString(Assert.Single(result.Resend).Message.Payload.Span));
         }
+    }
+
+    [Fact]
+    public async Task A_silo_restarted_on_its_storage_under_a_new_address_still_serves_the_offline_sessions_it_stores()
+    {
+        var gateway = Gateway();
+        await using var heartbeats = Heartbeats(gateway);
+        var prefix = NewId("restart");
+        var restarting = _cluster.Silos[1];
+        for (var i = 0; i < 12; i++)
+        {
+            // Started from silo 1, whose placement prefers itself: silo 1 stores most of them.
+            var session = SiloGrainFactory(1).GetGrain<IClientSessionGrain>($"{prefix}-{i}");
+            var presence = gateway.NewConnection();
+            await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
+            await session.Subscribe(presence.ConnectionId, [new Subscription($"{prefix}/{i}", 1)]);
+            await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
+            await Shard($"{prefix}/{i}").Publish(new MqttMessage { Topic = $"{prefix}/{i}", Payload = Encoding.UTF8.GetBytes($"queued-{i}"), Qos = 1 });
+        }
+
+        var storage = _storages[restarting.Name];
+        var ids = Enumerable.Range(0, 12).Select(i => Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}").GetGrainId()).ToArray();
+        Assert.True(ids.Count(id => storage.Stored<SessionState>("session", id) is not null) >= 3);
+
+        // Idle offline sessions are not in memory, so a graceful stop has nothing to hand over: they stay on the
+        // silo's storage, and the silo comes back on it with a new address (a new generation; in Kubernetes often a
+        // new pod IP too).
+        await Client.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+        var restarted = (await _cluster.RestartSiloAsync(restarting))!;
+        Assert.NotEqual(restarting.SiloAddress, restarted.SiloAddress);
+        await _cluster.WaitForLivenessToStabilizeAsync();
+
+        // Woken through the other silo, each session must still start where its queue is stored.
+        for (var i = 0; i < 12; i++)
+        {
+            var result = await SiloGrainFactory(0).GetGrain<IClientSessionGrain>($"{prefix}-{i}").Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
+            Assert.True(result.SessionPresent, $"session {i} lost");
+            Assert.Equal($"queued-{i}", Encoding.UTF8.GetString(Assert.Single(result.Resend).Message.Payload.Span));
+        }
+    }
+
+    [Fact]
+    public async Task A_stored_copy_older_than_the_routes_does_not_bring_back_its_old_queue_or_will()
+    {
+        var gateway = Gateway();
+        await using var heartbeats = Heartbeats(gateway);
+        var clientId = NewId("stale");
+        var topic = clientId + "/t";
+        var session = Client.GetGrain<IClientSessionGrain>(clientId);
+        var management = Client.GetGrain<IManagementGrain>(0);
+
+        // Offline with a queued message and a delayed will in its stored state.
+        var presence = gateway.NewConnection();
+        var will = new MqttMessage { Topic = clientId + "/will", Payload = Encoding.UTF8.GetBytes("old will"), Qos = 0 };
+        await session.Connect(new ConnectRequest(presence, false, 3600, will, 5, 0, WillDelayInterval: 3600));
+        await session.Subscribe(presence.ConnectionId, [new Subscription(topic, 1)]);
+        await session.Disconnect(presence.ConnectionId, DisconnectKind.ConnectionLost);
+        await Shard(topic).Publish(new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("old"), Qos = 1 });
+        var storage = _storages[Tables().First().Get(clientId)!.Home!];
+        var old = storage.Stored<SessionState>("session", session.GetGrainId())!;
+        Assert.Equal((1, true), (old.Queue.Count, old.PendingWill is not null));
+
+        // The session goes on: the client comes back, takes the message and leaves for good.
+        var back = gateway.NewConnection();
+        var resumed = await session.Connect(new ConnectRequest(back, false, 3600, null, 5, 0));
+        await session.Acknowledge(back.ConnectionId, Assert.Single(resumed.Resend).PacketId, OutboundAck.PubAck);
+        await session.Disconnect(back.ConnectionId, DisconnectKind.Normal);
+
+        // Its silo's storage now holds the older copy again: what a silo finds that was away (crashed, or restored
+        // from a backup) while the session went on elsewhere. Older than the routes, the copy must not bring back
+        // the message the client already has, nor a will the client replaced; the routes' subscriptions stay.
+        storage.Replace("session", session.GetGrainId(), old);
+        await management.ForceActivationCollection(TimeSpan.Zero);
+        Assert.DoesNotContain(await management.GetDetailedGrainStatistics(), s => s.GrainId == session.GetGrainId());
+        Assert.False(await session.IsInboundQos2Pending(1));
+        var rewritten = storage.Stored<SessionState>("session", session.GetGrainId())!;
+        Assert.Equal((0, 0, false), (rewritten.Queue.Count, rewritten.Inflight.Count, rewritten.PendingWill is not null));
+
+        var result = await session.Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
+        Assert.True(result.SessionPresent);
+        Assert.Empty(result.Resend);
+        Assert.Equal(topic, Assert.Single(Tables().First().Get(clientId)!.Subscriptions).Filter);
     }
 
     [Fact]

@@ -9,9 +9,10 @@ namespace Orleans.Mqtt.Tests.Grains;
 /// taken at each write and handed out at each read, as a serializing store would: a change the grain did not write
 /// is not in storage.
 /// </summary>
-internal sealed class SiloLocalGrainStorage(DeepCopier copier) : IGrainStorage
+internal sealed class SiloLocalGrainStorage(DeepCopier copier, SiloLocalGrainStorage? previous = null) : IGrainStorage
 {
-    private readonly Dictionary<string, (long Version, object State)> _records = [];
+    // A silo restarted on its storage gets the records of its previous run (the copier is the new silo's).
+    private readonly Dictionary<string, (long Version, object State)> _records = previous?._records ?? [];
 
     /// <summary>A copy of the stored state of a grain, or null.</summary>
     public T? Stored<T>(string stateName, GrainId grainId)
@@ -20,6 +21,18 @@ internal sealed class SiloLocalGrainStorage(DeepCopier copier) : IGrainStorage
         lock (_records)
         {
             return _records.TryGetValue(Key(stateName, grainId), out var record) ? copier.Copy((T)record.State) : null;
+        }
+    }
+
+    /// <summary>Puts <paramref name="state"/> in place of the stored record, as a restore from an older backup would.</summary>
+    public void Replace<T>(string stateName, GrainId grainId, T state)
+        where T : class
+    {
+        lock (_records)
+        {
+            var key = Key(stateName, grainId);
+            var version = _records.TryGetValue(key, out var record) ? record.Version : 0;
+            _records[key] = (version, copier.Copy(state));
         }
     }
 
