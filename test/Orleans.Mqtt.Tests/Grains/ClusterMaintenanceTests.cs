@@ -264,15 +264,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         var gateway = Gateway();
         await using var heartbeats = Heartbeats(gateway);
         var prefix = NewId("idle");
-        for (var i = 0; i < 12; i++)
-        {
-            var session = Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}");
-            var presence = gateway.NewConnection();
-            await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
-            await session.Subscribe(presence.ConnectionId, [new Subscription($"{prefix}/{i}", 1)]);
-            await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
-            await Shard($"{prefix}/{i}").Publish(new MqttMessage { Topic = $"{prefix}/{i}", Payload = Encoding.UTF8.GetBytes($"queued-{i}"), Qos = 1 });
-        }
+        await OfflineSessionsWithQueuedMessagesAsync(gateway, prefix, Client);
 
         // What the idle collection does to an offline session after its collection age, on every silo at once.
         await Client.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
@@ -280,12 +272,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         // The next activation of each must find the stored state wherever the call that wakes it comes from: here
         // from each silo in turn (placement prefers the calling silo). On any silo but its own the session would be
         // rebuilt from the replica without its queue.
-        for (var i = 0; i < 12; i++)
-        {
-            var result = await SiloGrainFactory(i % 2).GetGrain<IClientSessionGrain>($"{prefix}-{i}").Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
-            Assert.True(result.SessionPresent, $"session {i} lost");
-            Assert.Equal($"queued-{i}", Encoding.UTF8.GetString(Assert.Single(result.Resend).Message.Payload.Span));
-        }
+        await AssertQueuedMessagesResentAsync(gateway, prefix, i => SiloGrainFactory(i % 2));
     }
 
     [Fact]
@@ -295,16 +282,9 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         await using var heartbeats = Heartbeats(gateway);
         var prefix = NewId("restart");
         var restarting = _cluster.Silos[1];
-        for (var i = 0; i < 12; i++)
-        {
-            // Started from silo 1, whose placement prefers itself: silo 1 stores most of them.
-            var session = SiloGrainFactory(1).GetGrain<IClientSessionGrain>($"{prefix}-{i}");
-            var presence = gateway.NewConnection();
-            await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
-            await session.Subscribe(presence.ConnectionId, [new Subscription($"{prefix}/{i}", 1)]);
-            await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
-            await Shard($"{prefix}/{i}").Publish(new MqttMessage { Topic = $"{prefix}/{i}", Payload = Encoding.UTF8.GetBytes($"queued-{i}"), Qos = 1 });
-        }
+
+        // Started from silo 1, whose placement prefers itself: silo 1 stores most of them.
+        await OfflineSessionsWithQueuedMessagesAsync(gateway, prefix, SiloGrainFactory(1));
 
         var storage = _storages[restarting.Name];
         var ids = Enumerable.Range(0, 12).Select(i => Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}").GetGrainId()).ToArray();
@@ -319,12 +299,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         await _cluster.WaitForLivenessToStabilizeAsync();
 
         // Woken through the other silo, each session must still start where its queue is stored.
-        for (var i = 0; i < 12; i++)
-        {
-            var result = await SiloGrainFactory(0).GetGrain<IClientSessionGrain>($"{prefix}-{i}").Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
-            Assert.True(result.SessionPresent, $"session {i} lost");
-            Assert.Equal($"queued-{i}", Encoding.UTF8.GetString(Assert.Single(result.Resend).Message.Payload.Span));
-        }
+        await AssertQueuedMessagesResentAsync(gateway, prefix, _ => SiloGrainFactory(0));
     }
 
     [Fact]
@@ -408,6 +383,31 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         await management.ForceActivationCollection(TimeSpan.Zero);
         await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
         Assert.Null((await SharedOwnership.ReadAsync(clientId)).Owner);
+    }
+
+    /// <summary>Twelve persistent sessions <c>{prefix}-{i}</c>, started through <paramref name="factory"/>, each offline with one QoS 1 message queued.</summary>
+    private async Task OfflineSessionsWithQueuedMessagesAsync(RecordingGateway gateway, string prefix, IGrainFactory factory)
+    {
+        for (var i = 0; i < 12; i++)
+        {
+            var session = factory.GetGrain<IClientSessionGrain>($"{prefix}-{i}");
+            var presence = gateway.NewConnection();
+            await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
+            await session.Subscribe(presence.ConnectionId, [new Subscription($"{prefix}/{i}", 1)]);
+            await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
+            await Shard($"{prefix}/{i}").Publish(new MqttMessage { Topic = $"{prefix}/{i}", Payload = Encoding.UTF8.GetBytes($"queued-{i}"), Qos = 1 });
+        }
+    }
+
+    /// <summary>Each of those twelve clients comes back through the factory given for it and gets its message.</summary>
+    private static async Task AssertQueuedMessagesResentAsync(RecordingGateway gateway, string prefix, Func<int, IGrainFactory> factory)
+    {
+        for (var i = 0; i < 12; i++)
+        {
+            var result = await factory(i).GetGrain<IClientSessionGrain>($"{prefix}-{i}").Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
+            Assert.True(result.SessionPresent, $"session {i} lost");
+            Assert.Equal($"queued-{i}", Encoding.UTF8.GetString(Assert.Single(result.Resend).Message.Payload.Span));
+        }
     }
 
     private IEnumerable<RouteTable> Tables() =>
