@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Mqtt.Ownership;
 using Orleans.Runtime.Placement;
+using Orleans.Storage;
 using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Grains;
@@ -15,7 +16,7 @@ namespace Orleans.Mqtt.Grains;
 /// </summary>
 [SessionHomePlacement]
 internal sealed partial class ClientSessionGrain(
-    [PersistentState("session", MqttGrainStorage.Name)] IPersistentState<SessionState> state,
+    [PersistentState(ClientSessionGrain.StateName, MqttGrainStorage.Name)] IPersistentState<SessionState> state,
     ReplicaBroadcaster replicas,
     RouteTable routeTable,
     ISessionOwnershipStore ownership,
@@ -26,6 +27,9 @@ internal sealed partial class ClientSessionGrain(
     MqttMetrics metrics,
     ILogger<ClientSessionGrain> logger) : Grain, IClientSessionGrain, IGrainMigrationParticipant
 {
+    /// <summary>The name of the session's state in <see cref="MqttGrainStorage"/>.</summary>
+    internal const string StateName = "session";
+
     private GatewayPresence? _presence;
     private bool _hasSession;
     private IGrainTimer? _willTimer;
@@ -70,31 +74,22 @@ internal sealed partial class ClientSessionGrain(
 
     /// <summary>
     /// A graceful silo shutdown hands the session over to another silo with everything in it (queue, in-flight
-    /// messages, the live connection), because the stored state lives on this silo's disk. The new silo stores it
-    /// and becomes its home; the record here is deleted, since it would only go stale on this disk (were the session
-    /// ever placed here again, it would bring back messages delivered in the meantime).
+    /// messages, the live connection), because the stored state lives on this silo's disk. The new silo stores it and
+    /// becomes its home, with a newer route version. The record here stays: should the hand-over fail, it still holds
+    /// the session, and this silo is still its home when it comes back. Once the new home has taken over, the record
+    /// is a stale copy, which this silo drops when it starts again (<see cref="StaleSessionCopies"/>) and an
+    /// activation here would drop too.
     /// </summary>
-    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         metrics.SessionsInMemory.Add(-1);
-        if (reason.ReasonCode != DeactivationReasonCode.ShuttingDown || (!_hasSession && _presence is null) || handoverTargets.Next() is not { } target)
+        if (reason.ReasonCode == DeactivationReasonCode.ShuttingDown && (_hasSession || _presence is not null) && handoverTargets.Next() is { } target)
         {
-            return;
+            RequestContext.Set(IPlacementDirector.PlacementHintKey, target);
+            this.MigrateOnIdle();
         }
 
-        RequestContext.Set(IPlacementDirector.PlacementHintKey, target);
-        this.MigrateOnIdle();
-        if (state.RecordExists)
-        {
-            try
-            {
-                await ClearKeepingMemoryAsync();
-            }
-            catch (Exception ex)
-            {
-                LogHandoverClearFailed(logger, ex, ClientId);
-            }
-        }
+        return Task.CompletedTask;
     }
 
     public void OnDehydrate(IDehydrationContext dehydrationContext)
@@ -540,10 +535,7 @@ internal sealed partial class ClientSessionGrain(
         throw new InvalidOperationException("No free packet identifier.");
     }
 
-    private bool IsExpired() =>
-        S.DisconnectedAtUtc is { } at
-        && S.SessionExpiryInterval != uint.MaxValue
-        && at.AddSeconds(S.SessionExpiryInterval) < DateTime.UtcNow;
+    private bool IsExpired() => S.IsExpired(DateTime.UtcNow);
 
     /// <summary>The session ends: a will still waiting for its delay is published, then everything is forgotten.</summary>
     private void EndSession()
@@ -696,11 +688,23 @@ internal sealed partial class ClientSessionGrain(
     private async Task AdoptMigratedStateAsync()
     {
         var migrated = state.State;
-        await state.ReadStateAsync();
-        state.State = migrated;
-        if (Persistent && _hasSession)
+        for (var attempt = 0; ; attempt++)
         {
-            await state.WriteStateAsync();
+            await state.ReadStateAsync();
+            state.State = migrated;
+            try
+            {
+                if (Persistent && _hasSession)
+                {
+                    await state.WriteStateAsync();
+                }
+
+                break;
+            }
+            catch (InconsistentStateException) when (attempt == 0)
+            {
+                // The record changed between the read and the write: this silo, just started, dropped its stale copy.
+            }
         }
 
         if (_presence is not null)
@@ -894,9 +898,6 @@ internal sealed partial class ClientSessionGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ownership record of client {ClientId} names gateway {GatewayId} connection {ConnectionId} (epoch {Epoch}); taking over")]
     private static partial void LogForeignOwner(ILogger logger, string clientId, string gatewayId, long connectionId, long epoch);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} was handed over, but its record on this silo could not be deleted; it stays on this silo's disk, out of date")]
-    private static partial void LogHandoverClearFailed(ILogger logger, Exception ex, string clientId);
 
         [LoggerMessage(Level = LogLevel.Warning, Message = "Releasing the ownership record of client {ClientId} failed")]
     private static partial void LogReleaseFailed(ILogger logger, Exception ex, string clientId);

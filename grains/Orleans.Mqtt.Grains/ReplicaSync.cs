@@ -16,6 +16,7 @@ internal sealed partial class ReplicaSync(
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
     GrainRefs<IRouteReplicaGrain> replicaRefs,
+    StaleSessionCopies staleCopies,
     IOptions<MqttBrokerOptions> options,
     TimeProvider timeProvider,
     MqttMetrics metrics,
@@ -71,7 +72,11 @@ internal sealed partial class ReplicaSync(
     {
         try
         {
-            await CatchUpFromPeersAsync();
+            // Only a complete peer's replica says which stored sessions went on elsewhere while this silo was away.
+            if (await CatchUpFromPeersAsync())
+            {
+                await DropStaleSessionCopiesAsync();
+            }
         }
         catch (Exception ex)
         {
@@ -87,14 +92,28 @@ internal sealed partial class ReplicaSync(
         _timer = timeProvider.CreateTimer(_ => _ = RepairRoundAsync(), null, interval, interval);
     }
 
-    private async Task CatchUpFromPeersAsync()
+    private async Task DropStaleSessionCopiesAsync()
+    {
+        try
+        {
+            await staleCopies.DropAsync();
+        }
+        catch (Exception ex)
+        {
+            // They stay on disk, where an activation would drop them; the silo starts all the same.
+            LogStaleCopiesFailed(logger, ex);
+        }
+    }
+
+    /// <summary>Returns whether the table now holds a complete peer's replica.</summary>
+    private async Task<bool> CatchUpFromPeersAsync()
     {
         var version = membership.CurrentSnapshot.Version;
         var peers = ActivePeers();
         if (peers.Count == 0)
         {
             LogFirstSilo(logger);
-            return;
+            return false;
         }
 
         var started = timeProvider.GetTimestamp();
@@ -117,12 +136,13 @@ internal sealed partial class ReplicaSync(
                 var copied = await CopyFromAsync(peer, null);
                 metrics.ReplicaRepairs.Add(copied, new KeyValuePair<string, object?>("kind", "catch_up"));
                 LogCaughtUp(logger, copied, peer, table.ClientCount, table.RetainedCount, timeProvider.GetElapsedTime(started).TotalMilliseconds);
-                return;
+                return true;
             }
         }
 
         // Every peer is starting too (a whole-cluster restart): each has its disk copy, the repair merges them.
         LogNoReadyPeer(logger, peers.Count);
+        return false;
     }
 
     private async Task BarrierAsync(SiloAddress peer, MembershipVersion version)
@@ -193,6 +213,9 @@ internal sealed partial class ReplicaSync(
             .Select(m => m.SiloAddress)];
 
     private IRouteReplicaGrain Replica(SiloAddress silo) => replicaRefs.Get(silo.ToParsableString());
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Dropping stale session copies from this silo's storage failed; they stay until an activation here drops them")]
+    private static partial void LogStaleCopiesFailed(ILogger logger, Exception ex);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Route replica: first active silo, nothing to catch up")]
     private static partial void LogFirstSilo(ILogger logger);

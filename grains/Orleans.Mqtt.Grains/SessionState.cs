@@ -54,6 +54,12 @@ public sealed class SessionState
 
     /// <summary>The epoch of the ownership record as this session last wrote it.</summary>
     [Id(15)] public long OwnerEpoch { get; set; }
+
+    /// <summary>Whether the session has been disconnected for longer than its expiry interval at <paramref name="nowUtc"/>.</summary>
+    public bool IsExpired(DateTime nowUtc) =>
+        DisconnectedAtUtc is { } at
+        && SessionExpiryInterval != uint.MaxValue
+        && at.AddSeconds(SessionExpiryInterval) < nowUtc;
 }
 
 /// <summary>An outbound QoS 1/2 message waiting for its acknowledgement.</summary>

@@ -286,6 +286,9 @@ public sealed class ClusterFailureTests(ITestOutputHelper output) : IAsyncLifeti
 
         var missing = Enumerable.Range(0, Sessions).Where(i => !received.ContainsKey($"queued-{i}")).ToList();
         Assert.True(missing.Count == 0, $"queued messages lost with the restart: {string.Join(", ", missing)}\n{_cluster.Logs()}");
+
+        // The restarted silo checked its stored sessions against the routes at its start (none had gone stale).
+        Assert.DoesNotContain(silo.Lines, l => l.Contains("stale session copies", StringComparison.Ordinal) && l.Contains("fail", StringComparison.Ordinal));
         foreach (var c in resumed)
         {
             c.Dispose();

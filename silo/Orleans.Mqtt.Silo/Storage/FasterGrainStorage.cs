@@ -4,6 +4,7 @@ using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Grains;
 using Orleans.Serialization.Serializers;
 using Orleans.Storage;
 
@@ -19,7 +20,7 @@ namespace Orleans.Mqtt.Silo.Storage;
 /// reads then writes; that is safe because Orleans runs one activation of a grain at a time, and this
 /// store is only ever used by the silo that owns it.
 /// </remarks>
-internal sealed class FasterGrainStorage : IGrainStorage, ILifecycleParticipant<ISiloLifecycle>, IAsyncDisposable
+internal sealed class FasterGrainStorage : IGrainStorage, ILocalGrainRecords, ILifecycleParticipant<ISiloLifecycle>, IAsyncDisposable
 {
     private readonly string _name;
     private readonly byte[] _keyPrefix;
@@ -158,6 +159,25 @@ internal sealed class FasterGrainStorage : IGrainStorage, ILifecycleParticipant<
 
         grainState.ETag = null;
         grainState.RecordExists = false;
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyList<string> FindKeys(string stateName, GrainType grainType, Func<string, bool> filter)
+    {
+        var prefix = Encoding.UTF8.GetBytes($"{_name}/{stateName}/{grainType}/");
+        var found = new List<string>();
+        _store.ForEach((key, _, _) =>
+        {
+            if (key.StartsWith(prefix.AsSpan()))
+            {
+                var grainKey = Encoding.UTF8.GetString(key[prefix.Length..]);
+                if (filter(grainKey))
+                {
+                    found.Add(grainKey);
+                }
+            }
+        });
+        return found;
     }
 
     private static string FormatETag(long version) => version.ToString(CultureInfo.InvariantCulture);

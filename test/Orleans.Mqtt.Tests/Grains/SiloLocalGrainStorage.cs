@@ -1,3 +1,4 @@
+using Orleans.Mqtt.Grains;
 using Orleans.Serialization;
 using Orleans.Storage;
 
@@ -9,7 +10,7 @@ namespace Orleans.Mqtt.Tests.Grains;
 /// taken at each write and handed out at each read, as a serializing store would: a change the grain did not write
 /// is not in storage.
 /// </summary>
-internal sealed class SiloLocalGrainStorage(DeepCopier copier, SiloLocalGrainStorage? previous = null) : IGrainStorage
+internal sealed class SiloLocalGrainStorage(DeepCopier copier, SiloLocalGrainStorage? previous = null) : IGrainStorage, ILocalGrainRecords
 {
     // A silo restarted on its storage gets the records of its previous run (the copier is the new silo's).
     private readonly Dictionary<string, (long Version, object State)> _records = previous?._records ?? [];
@@ -24,7 +25,19 @@ internal sealed class SiloLocalGrainStorage(DeepCopier copier, SiloLocalGrainSto
         }
     }
 
-    /// <summary>Puts <paramref name="state"/> in place of the stored record, as a restore from an older backup would.</summary>
+    /// <summary>Whether a record of the grain's state is stored (no copy taken: works after the silo stopped).</summary>
+    public bool Contains(string stateName, GrainId grainId)
+    {
+        lock (_records)
+        {
+            return _records.ContainsKey(Key(stateName, grainId));
+        }
+    }
+
+    /// <summary>
+    /// Puts <paramref name="state"/> in place of the stored record, as a restore from an older backup would; the caller
+    /// hands it over (no copy is taken, so this works while the silo is stopped).
+    /// </summary>
     public void Replace<T>(string stateName, GrainId grainId, T state)
         where T : class
     {
@@ -32,7 +45,16 @@ internal sealed class SiloLocalGrainStorage(DeepCopier copier, SiloLocalGrainSto
         {
             var key = Key(stateName, grainId);
             var version = _records.TryGetValue(key, out var record) ? record.Version : 0;
-            _records[key] = (version, copier.Copy(state));
+            _records[key] = (version + 1, state);
+        }
+    }
+
+    public IReadOnlyList<string> FindKeys(string stateName, GrainType grainType, Func<string, bool> filter)
+    {
+        var prefix = $"{stateName}/{grainType}/";
+        lock (_records)
+        {
+            return [.. _records.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Select(k => k[prefix.Length..]).Where(filter)];
         }
     }
 

@@ -9,6 +9,29 @@ public sealed class FasterGrainStorageTests : IAsyncLifetime
     private readonly StorageTestHarness _harness = new();
 
     [Fact]
+    public async Task FindKeys_lists_the_stored_grains_of_one_type_and_state_that_pass_the_filter()
+    {
+        await using var storage = await _harness.OpenAsync();
+        var sessions = GrainType.Create("clientsession");
+        foreach (var key in new[] { "a/1", "a/2", "b", "é-ü" })
+        {
+            await storage.WriteStateAsync("session", GrainId.Create(sessions, key), new GrainState<TestState>(new TestState { Value = 1 }));
+        }
+
+        // Other states and other grain types, some with the same keys, and a record cleared again.
+        await storage.WriteStateAsync("other", GrainId.Create(sessions, "a/1"), new GrainState<TestState>(new TestState()));
+        await storage.WriteStateAsync("session", GrainId.Create(GrainType.Create("clientsessionx"), "c"), new GrainState<TestState>(new TestState()));
+        await storage.WriteStateAsync("session", GrainId.Create(GrainType.Create("client"), "session/d"), new GrainState<TestState>(new TestState()));
+        var cleared = new GrainState<TestState>(new TestState());
+        await storage.WriteStateAsync("session", GrainId.Create(sessions, "gone"), cleared);
+        await storage.ClearStateAsync("session", GrainId.Create(sessions, "gone"), cleared);
+
+        Assert.Equal(["a/1", "a/2", "b", "é-ü"], storage.FindKeys("session", sessions, _ => true).Order(StringComparer.Ordinal));
+        Assert.Equal(["a/1", "a/2"], storage.FindKeys("session", sessions, k => k.StartsWith("a/", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
+        Assert.Empty(storage.FindKeys("absent", sessions, _ => true));
+    }
+
+    [Fact]
     public async Task Write_read_clear_round_trip()
     {
         await using var storage = await _harness.OpenAsync();

@@ -1,0 +1,88 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Orleans.Storage;
+
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// Drops the session copies that went stale on this silo's storage while it was away: the copies of the sessions it
+/// handed over at its shutdown, and of those another silo took on while it was down. Their routes name another home,
+/// with a newer version, or no longer exist and the copy says the session has expired. A stale copy is harmless to correctness (an
+/// activation here drops it, see <see cref="ClientSessionGrain"/>), but nothing else would ever delete it.
+/// </summary>
+/// <remarks>
+/// Runs once, when the silo has caught up with a complete peer's replica and before its own replica is ready: no
+/// session activated here has written yet (activations wait for the replica), so only a session migrated here in
+/// that moment can write at the same time, and the storage's version check keeps the two apart.
+/// </remarks>
+internal sealed partial class StaleSessionCopies(
+    RouteTable table,
+    ILocalSiloDetails localSilo,
+    IGrainFactory grainFactory,
+    IServiceProvider services,
+    TimeProvider timeProvider,
+    ILogger<StaleSessionCopies> logger)
+{
+    private const int ClearsInFlight = 256;
+
+    /// <summary>Drops the stale copies; returns how many.</summary>
+    public async Task<int> DropAsync()
+    {
+        if (services.GetKeyedService<IGrainStorage>(MqttGrainStorage.Name) is not { } storage || storage is not ILocalGrainRecords records)
+        {
+            return 0;
+        }
+
+        // The session grains' type, read off a reference (any key).
+        var grainType = grainFactory.GetGrain<IClientSessionGrain>("type").GetGrainId().Type;
+        var candidates = records.FindKeys(ClientSessionGrain.StateName, grainType, clientId => table.Get(clientId)?.Home != localSilo.Name);
+        var dropped = 0;
+        foreach (var chunk in candidates.Chunk(ClearsInFlight))
+        {
+            var results = await Task.WhenAll(chunk.Select(clientId => DropIfStaleAsync(storage, GrainId.Create(grainType, clientId), clientId)));
+            dropped += results.Count(d => d);
+        }
+
+        if (candidates.Count > 0)
+        {
+            LogDropped(logger, dropped, candidates.Count);
+        }
+
+        return dropped;
+    }
+
+    private async Task<bool> DropIfStaleAsync(IGrainStorage storage, GrainId grainId, string clientId)
+    {
+        var stored = new GrainState<SessionState>();
+        await storage.ReadStateAsync(ClientSessionGrain.StateName, grainId, stored);
+        if (!stored.RecordExists || stored.State is not { } session)
+        {
+            return false;
+        }
+
+        // Without routes the session ended (or was never acknowledged); its copy goes once it would have expired
+        // anyway, which a copy of a session still connected elsewhere never has.
+        var routes = table.Get(clientId);
+        var stale = routes is null
+            ? session.IsExpired(timeProvider.GetUtcNow().UtcDateTime)
+            : routes.Version > session.RouteVersion && routes.Home != localSilo.Name;
+        if (!stale)
+        {
+            return false;
+        }
+
+        try
+        {
+            await storage.ClearStateAsync(ClientSessionGrain.StateName, grainId, stored);
+            return true;
+        }
+        catch (InconsistentStateException)
+        {
+            // Written since it was read: a session migrated here just now owns the record.
+            return false;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Dropped {Dropped} stale session copies from this silo's storage ({Candidates} stored sessions whose routes name another home or none)")]
+    private static partial void LogDropped(ILogger logger, int dropped, int candidates);
+}
