@@ -732,6 +732,7 @@ internal sealed partial class ClientSessionGrain(
         if (stale)
         {
             LogStaleCopyDropped(logger, ClientId, S.RouteVersion, replicated.Version, replicated.Home, S.Queue.Count, S.Inflight.Count);
+            metrics.SessionsStaleCopiesDropped.Add(1, new KeyValuePair<string, object?>("where", "activation"));
             S.Queue.Clear();
             S.Inflight.Clear();
             S.InboundQos2.Clear();

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Orleans.Mqtt.Telemetry;
 using Orleans.Storage;
 
 namespace Orleans.Mqtt.Grains;
@@ -21,6 +22,7 @@ internal sealed partial class StaleSessionCopies(
     IGrainFactory grainFactory,
     IServiceProvider services,
     TimeProvider timeProvider,
+    MqttMetrics metrics,
     ILogger<StaleSessionCopies> logger)
 {
     private const int ClearsInFlight = 256;
@@ -45,6 +47,7 @@ internal sealed partial class StaleSessionCopies(
 
         if (candidates.Count > 0)
         {
+            metrics.SessionsStaleCopiesDropped.Add(dropped, new KeyValuePair<string, object?>("where", "start"));
             LogDropped(logger, dropped, candidates.Count);
         }
 

@@ -31,6 +31,7 @@ public sealed class MqttMetrics
         ReplicaRepairs = _meter.CreateCounter<long>("mqtt.replica.repaired", description: "Replica entries changed by catch-up or digest repair, by kind.");
         GatewaysLost = _meter.CreateCounter<long>("mqtt.gateways.lost", description: "Gateways declared dead (not heard from within the timeout).");
         SessionsOwnerLost = _meter.CreateCounter<long>("mqtt.sessions.owner_lost", description: "Sessions set offline because their gateway died.");
+        SessionsStaleCopiesDropped = _meter.CreateCounter<long>("mqtt.sessions.stale_copies_dropped", description: "Stored session copies found older than their routes and dropped, by where (start: the silo's check at its start; activation: an activation that found one).");
         SessionsInMemory = _meter.CreateUpDownCounter<long>("mqtt.sessions.in_memory", description: "Session grains activated in this silo; persistent sessions leave memory when idle (Mqtt:SessionIdleTimeout).");
     }
 
@@ -75,6 +76,9 @@ public sealed class MqttMetrics
 
     /// <summary>Sessions set offline because their gateway died.</summary>
     public Counter<long> SessionsOwnerLost { get; }
+
+    /// <summary>Stale session copies dropped from a silo's storage; tag <c>where</c> (<c>start</c> or <c>activation</c>).</summary>
+    public Counter<long> SessionsStaleCopiesDropped { get; }
 
     /// <summary>Session grains activated in this silo.</summary>
     public UpDownCounter<long> SessionsInMemory { get; }
