@@ -27,6 +27,9 @@ public sealed class GrainRefs<TGrain>
         _interfaceType = probe.InterfaceType;
     }
 
+    /// <summary>The grain type of <typeparamref name="TGrain"/>'s implementation.</summary>
+    public GrainType Type => _grainType;
+
     /// <summary>The reference to the grain with <paramref name="key"/>.</summary>
     public TGrain Get(string key) => (TGrain)_factory.GetGrain(GrainId.Create(_grainType, key), _interfaceType);
 }

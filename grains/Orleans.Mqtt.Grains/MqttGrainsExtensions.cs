@@ -59,6 +59,7 @@ public static class MqttGrainsExtensions
         services.AddSingleton<ReplicaWriter>();
         services.AddSingleton<ReplicaLoader>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ReplicaLoader>());
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloNameGuard>();
         services.AddSingleton<StaleSessionCopies>();
         services.AddSingleton<ReplicaSync>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ReplicaSync>());

@@ -8,8 +8,8 @@ namespace Orleans.Mqtt.Grains;
 /// <summary>
 /// Drops the session copies that went stale on this silo's storage while it was away: the copies of the sessions it
 /// handed over at its shutdown, and of those another silo took on while it was down. Their routes name another home,
-/// with a newer version, or no longer exist and the copy says the session has expired. A stale copy is harmless to correctness (an
-/// activation here drops it, see <see cref="ClientSessionGrain"/>), but nothing else would ever delete it.
+/// with a newer version, or no longer exist and the copy says the session has expired. A stale copy is harmless to
+/// correctness (an activation here drops it, see <see cref="ClientSessionGrain"/>), but nothing else would delete it.
 /// </summary>
 /// <remarks>
 /// Runs once, when the silo has caught up with a complete peer's replica and before its own replica is ready: no
@@ -19,7 +19,7 @@ namespace Orleans.Mqtt.Grains;
 internal sealed partial class StaleSessionCopies(
     RouteTable table,
     ILocalSiloDetails localSilo,
-    IGrainFactory grainFactory,
+    GrainRefs<IClientSessionGrain> sessionRefs,
     IServiceProvider services,
     TimeProvider timeProvider,
     MqttMetrics metrics,
@@ -35,8 +35,7 @@ internal sealed partial class StaleSessionCopies(
             return 0;
         }
 
-        // The session grains' type, read off a reference (any key).
-        var grainType = grainFactory.GetGrain<IClientSessionGrain>("type").GetGrainId().Type;
+        var grainType = sessionRefs.Type;
         var candidates = records.FindKeys(ClientSessionGrain.StateName, grainType, clientId => table.Get(clientId)?.Home != localSilo.Name);
         var dropped = 0;
         foreach (var chunk in candidates.Chunk(ClearsInFlight))

@@ -24,6 +24,9 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SiloLocalGrainStorage> _storages = new();
     private InProcessTestCluster _cluster = null!;
 
+    // When set, the next silo started takes this name instead of its own.
+    private string? _nameOfNextSilo;
+
     private IClusterClient Client => _cluster.Client;
 
     public async Task InitializeAsync()
@@ -48,6 +51,10 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
 
             // One ownership store for the whole in-process cluster, as etcd is for a real one.
             silo.Services.AddSingleton<ISessionOwnershipStore>(SharedOwnership);
+            if (Interlocked.Exchange(ref _nameOfNextSilo, null) is { } name)
+            {
+                silo.Services.PostConfigure<Orleans.Configuration.SiloOptions>(o => o.SiloName = name);
+            }
         });
         _cluster = builder.Build();
         await _cluster.DeployAsync();
@@ -288,7 +295,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         var gateway = Gateway();
         await using var heartbeats = Heartbeats(gateway);
         var prefix = NewId("idle");
-        await OfflineSessionsWithQueuedMessagesAsync(gateway, prefix, Client);
+        await OfflineSessionsWithQueuedMessagesAsync(gateway, prefix);
 
         // What the idle collection does to an offline session after its collection age, on every silo at once.
         await Client.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
@@ -306,13 +313,11 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         await using var heartbeats = Heartbeats(gateway);
         var prefix = NewId("restart");
         var restarting = _cluster.Silos[1];
-
-        // Started from silo 1, whose placement prefers itself: silo 1 stores most of them.
-        await OfflineSessionsWithQueuedMessagesAsync(gateway, prefix, SiloGrainFactory(1));
+        await OfflineSessionsWithQueuedMessagesAsync(gateway, prefix, restarting.SiloAddress);
 
         var storage = _storages[restarting.Name];
         var ids = Enumerable.Range(0, 12).Select(i => Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}").GetGrainId()).ToArray();
-        Assert.True(ids.Count(id => storage.Stored<SessionState>("session", id) is not null) >= 3);
+        Assert.All(ids, id => Assert.True(storage.Contains("session", id)));
 
         // Idle offline sessions are not in memory, so a graceful stop has nothing to hand over: they stay on the
         // silo's storage, and the silo comes back on it with a new address (a new generation; in Kubernetes often a
@@ -324,6 +329,18 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
 
         // Woken through the other silo, each session must still start where its queue is stored.
         await AssertQueuedMessagesResentAsync(gateway, prefix, _ => SiloGrainFactory(0));
+    }
+
+    [Fact]
+    public async Task A_silo_that_starts_under_the_name_of_a_live_silo_is_refused()
+    {
+        var taken = _cluster.Silos[1];
+        _nameOfNextSilo = taken.Name;
+
+        var refused = await Assert.ThrowsAnyAsync<Exception>(() => _cluster.StartAdditionalSiloAsync());
+
+        Assert.Contains($"silo name '{taken.Name}' is already taken", refused.ToString(), StringComparison.Ordinal);
+        Assert.Equal(2, (await Client.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Count);
     }
 
     [Fact]
@@ -409,14 +426,23 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         Assert.Null((await SharedOwnership.ReadAsync(clientId)).Owner);
     }
 
-    /// <summary>Twelve persistent sessions <c>{prefix}-{i}</c>, started through <paramref name="factory"/>, each offline with one QoS 1 message queued.</summary>
-    private async Task OfflineSessionsWithQueuedMessagesAsync(RecordingGateway gateway, string prefix, IGrainFactory factory)
+    /// <summary>
+    /// Twelve persistent sessions <c>{prefix}-{i}</c>, each offline with one QoS 1 message queued; started on
+    /// <paramref name="silo"/> (by the placement hint a hand-over uses), or where placement puts them.
+    /// </summary>
+    private async Task OfflineSessionsWithQueuedMessagesAsync(RecordingGateway gateway, string prefix, SiloAddress? silo = null)
     {
         for (var i = 0; i < 12; i++)
         {
-            var session = factory.GetGrain<IClientSessionGrain>($"{prefix}-{i}");
+            var session = Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}");
             var presence = gateway.NewConnection();
+            if (silo is not null)
+            {
+                RequestContext.Set(Orleans.Runtime.Placement.IPlacementDirector.PlacementHintKey, silo);
+            }
+
             await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
+            RequestContext.Remove(Orleans.Runtime.Placement.IPlacementDirector.PlacementHintKey);
             await session.Subscribe(presence.ConnectionId, [new Subscription($"{prefix}/{i}", 1)]);
             await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
             await Shard($"{prefix}/{i}").Publish(new MqttMessage { Topic = $"{prefix}/{i}", Payload = Encoding.UTF8.GetBytes($"queued-{i}"), Qos = 1 });
