@@ -246,24 +246,9 @@ public sealed class ClusterFailureTests(ITestOutputHelper output) : IAsyncLifeti
         const int Sessions = 24;
         var prefix = "restart-silo/" + Guid.NewGuid().ToString("N")[..8];
         var received = new ConcurrentDictionary<string, byte>();
-        for (var i = 0; i < Sessions; i++)
-        {
-            // Sessions spread over the three silos; each silo's disk holds the ones it hosts.
-            using var client = await ConnectPersistentAsync(i % 2 == 0 ? _cluster.GatewayAMqttPort : _cluster.GatewayBMqttPort, $"{prefix}-sub-{i}", received);
-            await client.SubscribeAsync($"{prefix}/{i}", MqttQualityOfServiceLevel.AtLeastOnce);
-            await client.DisconnectAsync();
-        }
 
-        // Queued for the offline sessions: a PUBACK means the message is stored with its session.
-        using (var publisher = await MqttClients.ConnectAsync(_cluster.GatewayBMqttPort, $"{prefix}-pub"))
-        {
-            for (var i = 0; i < Sessions; i++)
-            {
-                var result = await publisher.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"{prefix}/{i}").WithPayload($"queued-{i}")
-                    .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
-                Assert.Equal(MqttClientPublishReasonCode.Success, result.ReasonCode);
-            }
-        }
+        // Sessions spread over the three silos; each silo's disk holds the ones it hosts.
+        await OfflineSessionsWithQueuedMessagesAsync(prefix, Sessions, received);
 
         // A silo crashes and comes back on its data directory under a new address (a new generation). Nothing
         // touched its sessions meanwhile, so their state is on its disk only.
@@ -292,6 +277,62 @@ public sealed class ClusterFailureTests(ITestOutputHelper output) : IAsyncLifeti
         foreach (var c in resumed)
         {
             c.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_silo_stopped_gracefully_hands_its_sessions_over_and_drops_its_copies_when_it_comes_back()
+    {
+        const int Sessions = 24;
+        var prefix = "handover-silo/" + Guid.NewGuid().ToString("N")[..8];
+        var received = new ConcurrentDictionary<string, byte>();
+        await OfflineSessionsWithQueuedMessagesAsync(prefix, Sessions, received);
+
+        // Stopped gracefully, the silo hands the sessions it holds (offline, still in memory) to the others, which
+        // store them and become their homes; it keeps its own copies.
+        var silo = _cluster.Silos[1];
+        await _cluster.StopAsync(silo);
+
+        // Back on its data directory, it finds those copies stale and drops them before it serves anyone.
+        await _cluster.RestartAsync(silo);
+        var report = Assert.Single(silo.Lines, l => l.Contains("stale session copies from this silo's storage", StringComparison.Ordinal));
+        var dropped = int.Parse(System.Text.RegularExpressions.Regex.Match(report, @"Dropped (\d+) stale").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        output.WriteLine(report);
+        Assert.True(dropped > 0, report);
+
+        // Every client comes back and gets its queued message from the session's new home.
+        var resumed = new List<IMqttClient>();
+        for (var i = 0; i < Sessions; i++)
+        {
+            resumed.Add(await ConnectPersistentAsync(i % 2 == 0 ? _cluster.GatewayBMqttPort : _cluster.GatewayAMqttPort, $"{prefix}-sub-{i}", received));
+        }
+
+        await WaitAsync(() => received.Count == Sessions, TimeSpan.FromSeconds(30));
+        var missing = Enumerable.Range(0, Sessions).Where(i => !received.ContainsKey($"queued-{i}")).ToList();
+        Assert.True(missing.Count == 0, $"queued messages lost with the hand-over: {string.Join(", ", missing)}\n{_cluster.Logs()}");
+        foreach (var c in resumed)
+        {
+            c.Dispose();
+        }
+    }
+
+    /// <summary>Persistent sessions <c>{prefix}-sub-{i}</c> spread over both gateways, each offline with a QoS 1 message queued.</summary>
+    private async Task OfflineSessionsWithQueuedMessagesAsync(string prefix, int sessions, ConcurrentDictionary<string, byte> received)
+    {
+        for (var i = 0; i < sessions; i++)
+        {
+            using var client = await ConnectPersistentAsync(i % 2 == 0 ? _cluster.GatewayAMqttPort : _cluster.GatewayBMqttPort, $"{prefix}-sub-{i}", received);
+            await client.SubscribeAsync($"{prefix}/{i}", MqttQualityOfServiceLevel.AtLeastOnce);
+            await client.DisconnectAsync();
+        }
+
+        // A PUBACK means the message is stored with its session.
+        using var publisher = await MqttClients.ConnectAsync(_cluster.GatewayBMqttPort, $"{prefix}-pub");
+        for (var i = 0; i < sessions; i++)
+        {
+            var result = await publisher.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"{prefix}/{i}").WithPayload($"queued-{i}")
+                .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+            Assert.Equal(MqttClientPublishReasonCode.Success, result.ReasonCode);
         }
     }
 

@@ -113,6 +113,20 @@ public sealed class CliProcess : IAsyncDisposable
         await _process.WaitForExitAsync(cts.Token);
     }
 
+    /// <summary>SIGTERM, then waits for the process to exit: it shuts down gracefully.</summary>
+    public async Task TerminateAsync(TimeSpan timeout)
+    {
+        if (!_process.HasExited)
+        {
+            using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+
+            await WaitForExitAsync(timeout);
+        }
+    }
+
     /// <summary>SIGKILL to the process and its children: no shutdown code runs, an MQTT client sends no DISCONNECT.</summary>
     public async Task KillAsync()
     {

@@ -117,6 +117,9 @@ public sealed class ClusterFixture : IAsyncLifetime
         }
     }
 
+    /// <summary>SIGTERM to the member's process: it shuts down gracefully (a silo hands its sessions over first).</summary>
+    public Task StopAsync(ClusterMember member) => member.Process.TerminateAsync(TimeSpan.FromSeconds(60));
+
     /// <summary>
     /// Starts a new process for a member that was killed or exited, on the same ports and (for a silo) the same data
     /// directory; returns once it has started (silo) or is ready (gateway).
