@@ -256,28 +256,16 @@ public sealed class ClusterFailureTests(ITestOutputHelper output) : IAsyncLifeti
         await _cluster.KillAsync(silo);
         await _cluster.RestartAsync(silo);
 
-        // Every client comes back, through either gateway, and gets its queued message.
-        var resumed = new List<IMqttClient>();
-        for (var i = 0; i < Sessions; i++)
-        {
-            resumed.Add(await ConnectPersistentAsync(i % 2 == 0 ? _cluster.GatewayBMqttPort : _cluster.GatewayAMqttPort, $"{prefix}-sub-{i}", received));
-        }
-
-        await WaitAsync(() => received.Count == Sessions, TimeSpan.FromSeconds(30));
         foreach (var line in silo.Lines.Where(l => l.Contains("replayed", StringComparison.Ordinal)))
         {
             output.WriteLine(line);
         }
 
-        var missing = Enumerable.Range(0, Sessions).Where(i => !received.ContainsKey($"queued-{i}")).ToList();
-        Assert.True(missing.Count == 0, $"queued messages lost with the restart: {string.Join(", ", missing)}\n{_cluster.Logs()}");
+        // Every client comes back, through either gateway, and gets its queued message.
+        await AssertQueuedMessagesResentAsync(prefix, Sessions, received, "the restart");
 
         // The restarted silo's check of its stored sessions against the routes, at its start, ran without failing.
         Assert.DoesNotContain(silo.Lines, l => l.Contains("stale session copies", StringComparison.Ordinal) && l.Contains("fail", StringComparison.Ordinal));
-        foreach (var c in resumed)
-        {
-            c.Dispose();
-        }
     }
 
     [Fact]
@@ -301,19 +289,7 @@ public sealed class ClusterFailureTests(ITestOutputHelper output) : IAsyncLifeti
         Assert.True(dropped > 0, report);
 
         // Every client comes back and gets its queued message from the session's new home.
-        var resumed = new List<IMqttClient>();
-        for (var i = 0; i < Sessions; i++)
-        {
-            resumed.Add(await ConnectPersistentAsync(i % 2 == 0 ? _cluster.GatewayBMqttPort : _cluster.GatewayAMqttPort, $"{prefix}-sub-{i}", received));
-        }
-
-        await WaitAsync(() => received.Count == Sessions, TimeSpan.FromSeconds(30));
-        var missing = Enumerable.Range(0, Sessions).Where(i => !received.ContainsKey($"queued-{i}")).ToList();
-        Assert.True(missing.Count == 0, $"queued messages lost with the hand-over: {string.Join(", ", missing)}\n{_cluster.Logs()}");
-        foreach (var c in resumed)
-        {
-            c.Dispose();
-        }
+        await AssertQueuedMessagesResentAsync(prefix, Sessions, received, "the hand-over");
     }
 
     /// <summary>Persistent sessions <c>{prefix}-sub-{i}</c> spread over both gateways, each offline with a QoS 1 message queued.</summary>
@@ -333,6 +309,30 @@ public sealed class ClusterFailureTests(ITestOutputHelper output) : IAsyncLifeti
             var result = await publisher.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"{prefix}/{i}").WithPayload($"queued-{i}")
                 .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
             Assert.Equal(MqttClientPublishReasonCode.Success, result.ReasonCode);
+        }
+    }
+
+    /// <summary>Each of those clients comes back, through the other gateway, and gets its queued message.</summary>
+    private async Task AssertQueuedMessagesResentAsync(string prefix, int sessions, ConcurrentDictionary<string, byte> received, string what)
+    {
+        var resumed = new List<IMqttClient>();
+        try
+        {
+            for (var i = 0; i < sessions; i++)
+            {
+                resumed.Add(await ConnectPersistentAsync(i % 2 == 0 ? _cluster.GatewayBMqttPort : _cluster.GatewayAMqttPort, $"{prefix}-sub-{i}", received));
+            }
+
+            await WaitAsync(() => received.Count == sessions, TimeSpan.FromSeconds(30));
+            var missing = Enumerable.Range(0, sessions).Where(i => !received.ContainsKey($"queued-{i}")).ToList();
+            Assert.True(missing.Count == 0, $"queued messages lost with {what}: {string.Join(", ", missing)}\n{_cluster.Logs()}");
+        }
+        finally
+        {
+            foreach (var c in resumed)
+            {
+                c.Dispose();
+            }
         }
     }
 
