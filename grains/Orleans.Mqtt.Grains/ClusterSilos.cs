@@ -150,3 +150,19 @@ internal sealed class HandoverTargets(IClusterMembershipService membership, ILoc
         return others.Count == 0 ? null : others[(int)((uint)Interlocked.Increment(ref _next) % (uint)others.Count)];
     }
 }
+
+/// <summary>Silos by name, the identity sessions name their home by (a restarted silo keeps it, not its address).</summary>
+internal static class SiloNames
+{
+    /// <summary>The active silos named <paramref name="name"/>: one, unless an earlier run of it is not yet declared dead.</summary>
+    public static IEnumerable<SiloAddress> ActiveSilosNamed(this ClusterMembershipSnapshot snapshot, string name)
+    {
+        foreach (var member in snapshot.Members.Values)
+        {
+            if (member.Status == SiloStatus.Active && string.Equals(member.Name, name, StringComparison.Ordinal))
+            {
+                yield return member.SiloAddress;
+            }
+        }
+    }
+}

@@ -54,16 +54,6 @@ internal sealed class SessionHomePlacementDirector(
         return await directors.GetPlacementDirector(defaultStrategy).OnAddActivation(defaultStrategy, target, context);
     }
 
-    private SiloAddress? ActiveSiloNamed(string name, SiloAddress[] compatible)
-    {
-        foreach (var member in membership.CurrentSnapshot.Members.Values)
-        {
-            if (member.Status == SiloStatus.Active && string.Equals(member.Name, name, StringComparison.Ordinal) && Array.IndexOf(compatible, member.SiloAddress) >= 0)
-            {
-                return member.SiloAddress;
-            }
-        }
-
-        return null;
-    }
+    private SiloAddress? ActiveSiloNamed(string name, SiloAddress[] compatible) =>
+        membership.CurrentSnapshot.ActiveSilosNamed(name).FirstOrDefault(silo => Array.IndexOf(compatible, silo) >= 0);
 }

@@ -23,21 +23,16 @@ internal sealed partial class SiloNameGuard(
 
     private async Task CheckAsync(CancellationToken cancellationToken)
     {
-        foreach (var member in membership.CurrentSnapshot.Members.Values)
+        foreach (var silo in membership.CurrentSnapshot.ActiveSilosNamed(localSilo.Name).Where(s => !s.Equals(localSilo.SiloAddress)))
         {
-            if (member.Status != SiloStatus.Active || member.Name != localSilo.Name || member.SiloAddress.Equals(localSilo.SiloAddress))
-            {
-                continue;
-            }
-
-            if (await AnswersAsync(member.SiloAddress))
+            if (await AnswersAsync(silo))
             {
                 throw new OrleansConfigurationException(
-                    $"The silo name '{localSilo.Name}' is already taken by the live silo {member.SiloAddress}. Each silo needs a name and a " +
+                    $"The silo name '{localSilo.Name}' is already taken by the live silo {silo}. Each silo needs a name and a " +
                     "data directory of its own (Orleans:Name, Storage:DataDirectory): sessions are placed on the silo that stores them by its name.");
             }
 
-            LogEarlierRun(logger, localSilo.Name, member.SiloAddress);
+            LogEarlierRun(logger, localSilo.Name, silo);
         }
     }
 

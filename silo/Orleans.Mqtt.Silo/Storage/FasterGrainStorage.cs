@@ -164,7 +164,8 @@ internal sealed class FasterGrainStorage : IGrainStorage, ILocalGrainRecords, IL
     /// <inheritdoc />
     public IReadOnlyList<string> FindKeys(string stateName, GrainType grainType, Func<string, bool> filter)
     {
-        var prefix = Encoding.UTF8.GetBytes($"{_name}/{stateName}/{grainType}/");
+        // The keys' layout (see RentKey): the provider's prefix, then stateName/grainType/grainKey.
+        byte[] prefix = [.. _keyPrefix, .. Encoding.UTF8.GetBytes($"{stateName}/{grainType}/")];
         var found = new List<string>();
         _store.ForEach((key, _, _) =>
         {
