@@ -94,7 +94,7 @@ wait_for_port "$client_port"
 
 export Clustering__Provider=Etcd Clustering__Etcd__ConnectionString="http://127.0.0.1:$client_port" Orleans__ClusterId=bench
 mkdir -p "$out/silo"
-(cd "$out/silo" && Orleans__SiloPort=$(free_port) Orleans__GatewayPort=$(free_port) \
+(cd "$out/silo" && Orleans__SiloPort=$(free_port) Orleans__GatewayPort=$(free_port) Http__Port=$(free_port) \
   Storage__DataDirectory="$out/silo/data" \
   exec dotnet "$root/silo/Orleans.Mqtt.Silo/bin/Release/net10.0/Orleans.Mqtt.Silo.dll" > "$out/silo.log" 2>&1) &
 silo_pid=$!

@@ -44,10 +44,10 @@ echo "etcd        http://127.0.0.1:2379"
 export Clustering__Provider=Etcd Clustering__Etcd__ConnectionString=http://127.0.0.1:2379 Orleans__ClusterId=local
 for i in $(seq 1 "$silos"); do
   mkdir -p "$work/silo$i"
-  (cd "$work/silo$i" && Orleans__SiloPort=$((11110 + i)) Orleans__GatewayPort=$((30000 + i)) Storage__DataDirectory="$work/silo$i/data" \
+  (cd "$work/silo$i" && Orleans__SiloPort=$((11110 + i)) Orleans__GatewayPort=$((30000 + i)) Http__Port=$((9090 + i)) Storage__DataDirectory="$work/silo$i/data" \
     exec dotnet "$root/silo/Orleans.Mqtt.Silo/bin/Release/net10.0/Orleans.Mqtt.Silo.dll" >"$work/silo$i.log" 2>&1) &
   silo_pids+=($!)
-  echo "silo $i      silo port $((11110 + i)), gateway port $((30000 + i)), log $work/silo$i.log"
+  echo "silo $i      silo port $((11110 + i)), gateway port $((30000 + i)), http://127.0.0.1:$((9090 + i))/health/ready  log $work/silo$i.log"
 done
 
 for i in $(seq 1 "$gateways"); do

@@ -5,8 +5,7 @@ using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using MQTTnet.AspNetCore;
-using OpenTelemetry.Metrics;
-using Orleans.Mqtt.Telemetry;
+using Orleans.Mqtt.Hosting;
 
 namespace Orleans.Mqtt.Gateway;
 
@@ -25,25 +24,13 @@ public static class GatewayHostingExtensions
         services.AddOptions<HttpEndpointOptions>().BindConfiguration(HttpEndpointOptions.SectionName);
         services.AddOptions<MqttBrokerOptions>().BindConfiguration(MqttBrokerOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MqttBrokerOptions>, MqttBrokerOptionsValidator>());
-        services.AddMetrics();
-        services.TryAddSingleton<MqttMetrics>();
+        BrokerMetrics.Add(services, builder.Configuration);
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<MqttGateway>();
         services.AddHostedService(sp => sp.GetRequiredService<MqttGateway>());
         services.AddSingleton<MqttConnectionHandler>();
         services.AddHostedService<SysTopicsPublisher>();
         services.AddConnections();
-
-        var metrics = services.AddOpenTelemetry().WithMetrics(m =>
-        {
-            m.AddMeter(MqttMetrics.MeterName);
-            // Every scrape reads the instruments afresh (no cached response), so a scrape right after an event sees it.
-            m.AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0);
-        });
-        if (!string.IsNullOrEmpty(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
-        {
-            metrics.WithMetrics(m => m.AddOtlpExporter());
-        }
 
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {

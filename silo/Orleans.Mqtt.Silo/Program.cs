@@ -1,8 +1,12 @@
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Hosting;
 using Orleans.Mqtt.Silo;
 
 // A silo on its own. Cluster membership providers come with the cluster; until then it runs localhost clustering.
 // Settings files come from beside the program; data paths stay relative to the working directory.
-var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = AppContext.BaseDirectory });
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.UseOrleans(silo => silo.AddMqttSilo(builder.Configuration));
-await builder.Build().RunAsync();
+builder.AddMqttSiloHttp();
+var app = builder.Build();
+app.MapMqttSiloHttp();
+return await app.RunMqttSiloAsync();

@@ -266,12 +266,14 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
         {
             // Every write of one transaction is made at the transaction's revision.
             var revision = response.Header.Revision;
+
+            // Counted before any caller is told, so a scrape after a CONNACK includes that client's commit.
+            _metrics.RecordCommitted(ops.Count);
             foreach (var op in ops)
             {
                 op.TrySetResult(op.Owner is null ? new OwnershipCommit(true, 0, null) : new OwnershipCommit(true, revision, op.Owner));
             }
 
-            _metrics.RecordCommitted(ops.Count);
             return;
         }
 

@@ -92,6 +92,58 @@ public sealed class ClusterTests(ClusterFixture cluster, ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task Every_silo_serves_its_health_and_the_metrics_recorded_on_it()
+    {
+        var silos = cluster.Silos.Where(s => !s.HasExited).ToArray();
+        Assert.NotEmpty(silos);
+        using var http = new HttpClient();
+        foreach (var silo in silos)
+        {
+            Assert.Equal("live", await http.GetStringAsync($"http://127.0.0.1:{silo.HttpPort}/health/live"));
+            Assert.Equal("ready", await http.GetStringAsync($"http://127.0.0.1:{silo.HttpPort}/health/ready"));
+        }
+
+        // A session's ownership is committed to etcd by the silo the session lives on, so only the silos' own
+        // metrics can show it: together they count at least one commit per new client.
+        async Task<double> CommittedOnSilosAsync()
+        {
+            var total = 0.0;
+            foreach (var silo in silos)
+            {
+                total += Metrics.Sum(await Metrics.ScrapeAsync(silo.HttpPort), "mqtt_ownership_commits_total", "outcome=\"committed\"");
+            }
+
+            return total;
+        }
+
+        const int clients = 6;
+        var before = await CommittedOnSilosAsync();
+        var connected = new List<IMqttClient>();
+        try
+        {
+            for (var i = 0; i < clients; i++)
+            {
+                connected.Add(await MqttClients.ConnectAsync(cluster.GatewayAMqttPort));
+            }
+
+            var after = await CommittedOnSilosAsync();
+            Assert.True(after >= before + clients, $"ownership commits on the silos: {before} before, {after} after {clients} connects");
+        }
+        finally
+        {
+            foreach (var client in connected)
+            {
+                client.Dispose();
+            }
+        }
+
+        // And the runtime's own, per silo.
+        var text = await Metrics.ScrapeAsync(silos[0].HttpPort);
+        Assert.True(Metrics.Sum(text, "dotnet_gc_collections_total") > 0, text);
+        Assert.Contains("dotnet_thread_pool_queue_length_total", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_retained_message_set_on_gateway_A_is_delivered_to_a_later_subscriber_on_gateway_B()
     {
         var topic = NewPrefix() + "/status";

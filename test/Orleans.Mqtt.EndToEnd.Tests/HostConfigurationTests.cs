@@ -16,6 +16,8 @@ public sealed class HostConfigurationTests
     [InlineData("gateway", "Mqtt__BindAddress", "not-an-address", "Mqtt:BindAddress must be an IP address")]
     [InlineData("silo", "Clustering__Provider", "Consul", "Clustering:Provider=Consul needs Ownership:Etcd:ConnectionString")]
     [InlineData("gateway", "Clustering__Provider", "Consul", "Clustering:Provider=Consul needs Ownership:Etcd:ConnectionString")]
+    [InlineData("silo", "Http__Port", "70000", "Http:Port '70000' is not a port")]
+    [InlineData("silo", "Mqtt__BindAddress", "not-an-address", "Mqtt:BindAddress 'not-an-address' is not an IP address")]
     public async Task A_bad_setting_stops_the_host_naming_the_setting(string host, string key, string value, string message)
     {
         var directory = BrokerProcess.TempDirectory();
@@ -42,9 +44,10 @@ public sealed class HostConfigurationTests
     }
 
     [Theory]
-    [InlineData("Mqtt__Tcp__Port", "Mqtt:Tcp:Port")]
-    [InlineData("Http__Port", "Http:Port")]
-    public async Task A_listener_port_another_process_holds_stops_the_broker_naming_the_setting(string key, string setting)
+    [InlineData("standalone", "Mqtt__Tcp__Port", "Mqtt:Tcp:Port")]
+    [InlineData("standalone", "Http__Port", "Http:Port")]
+    [InlineData("silo", "Http__Port", "Http:Port")]
+    public async Task A_listener_port_another_process_holds_stops_the_host_naming_the_setting(string host, string key, string setting)
     {
         var directory = BrokerProcess.TempDirectory();
         var port = LoopbackPorts.Next();
@@ -54,7 +57,7 @@ public sealed class HostConfigurationTests
         {
             var environment = HostEnvironment(directory);
             environment[key] = port.ToString();
-            await using var process = CliProcess.Start("dotnet", [Paths.StandaloneDll], environment, directory);
+            await using var process = CliProcess.Start("dotnet", [host == "silo" ? Paths.SiloDll : Paths.StandaloneDll], environment, directory);
             await process.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
             // A clear refusal, not an unhandled exception (which aborts with 134).

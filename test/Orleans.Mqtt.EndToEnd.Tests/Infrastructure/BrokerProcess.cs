@@ -90,37 +90,13 @@ public sealed partial class BrokerProcess : IAsyncDisposable
 
     public int? ExitCode => _process is { HasExited: true } p ? p.ExitCode : null;
 
-    public async Task<string> GetMetricsAsync()
-    {
-        using var http = new HttpClient();
-        return await http.GetStringAsync($"http://127.0.0.1:{HttpPort}/metrics");
-    }
+    public Task<string> GetMetricsAsync() => Metrics.ScrapeAsync(HttpPort);
 
     /// <summary>
     /// Reads a counter from /metrics: the sum of the series named <paramref name="name"/> whose labels include
     /// <paramref name="label"/> (e.g. <c>reason="invalid_topic"</c>), or 0 when there is none.
     /// </summary>
-    public async Task<double> GetCounterAsync(string name, string? label = null)
-    {
-        var total = 0.0;
-        foreach (var line in (await GetMetricsAsync()).Split('\n'))
-        {
-            if (!line.StartsWith(name + "{", StringComparison.Ordinal) && !line.StartsWith(name + " ", StringComparison.Ordinal))
-            {
-                continue;
-            }
-
-            var labelsEnd = line.LastIndexOf('}');
-            var labels = labelsEnd < 0 ? string.Empty : line[..labelsEnd];
-            if (label is null || labels.Contains(label, StringComparison.Ordinal))
-            {
-                var value = line[(line.LastIndexOf(' ') + 1)..];
-                total += double.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
-            }
-        }
-
-        return total;
-    }
+    public async Task<double> GetCounterAsync(string name, string? label = null) => Metrics.Sum(await GetMetricsAsync(), name, label);
 
     /// <summary>Waits until the broker writes a line matching <paramref name="predicate"/>.</summary>
     public async Task<string> WaitForOutputAsync(Func<string, bool> predicate, TimeSpan? timeout = null)

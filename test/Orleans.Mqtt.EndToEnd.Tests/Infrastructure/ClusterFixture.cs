@@ -102,7 +102,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         }
     }
 
-    /// <summary>Starts one more silo on fresh ports with an empty data directory; returns once it has joined.</summary>
+    /// <summary>Starts one more silo on fresh ports with an empty data directory; returns once its <c>/health/ready</c> answers 200.</summary>
     public Task<ClusterMember> AddSiloAsync() => AddAsync(gateway: false);
 
     /// <summary>Starts one more gateway on fresh ports; returns once its <c>/health/ready</c> answers 200.</summary>
@@ -122,7 +122,7 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     /// <summary>
     /// Starts a new process for a member that was killed or exited, on the same ports and (for a silo) the same data
-    /// directory; returns once it has started (silo) or is ready (gateway).
+    /// directory; returns once its <c>/health/ready</c> answers 200.
     /// </summary>
     public async Task RestartAsync(ClusterMember member)
     {
@@ -189,11 +189,18 @@ public sealed class ClusterFixture : IAsyncLifetime
         var data = Path.Combine(_directory, $"silo{number}");
         var siloPort = LoopbackPorts.Next();
         var gatewayPort = LoopbackPorts.Next();
+        var httpPort = LoopbackPorts.Next();
         var environment = Common();
         environment["Orleans__SiloPort"] = siloPort.ToString();
         environment["Orleans__GatewayPort"] = gatewayPort.ToString();
+        environment["Http__Port"] = httpPort.ToString();
         environment["Storage__DataDirectory"] = Path.Combine(data, "data");
-        return new ClusterMember($"silo{number}", number, isGateway: false, environment, data) { SiloPort = siloPort, OrleansGatewayPort = gatewayPort };
+        return new ClusterMember($"silo{number}", number, isGateway: false, environment, data)
+        {
+            SiloPort = siloPort,
+            OrleansGatewayPort = gatewayPort,
+            HttpPort = httpPort,
+        };
     }
 
     private ClusterMember NewGateway()
@@ -238,33 +245,28 @@ public sealed class ClusterFixture : IAsyncLifetime
     {
         Directory.CreateDirectory(member.WorkingDirectory);
         member.Process = CliProcess.Start("dotnet", [member.IsGateway ? Paths.GatewayDll : Paths.SiloDll], member.Environment, member.WorkingDirectory);
-        if (member.IsGateway)
-        {
-            await WaitReadyAsync(member);
-        }
-        else
-        {
-            // The host logs this once the silo lifecycle has completed, i.e. after the silo became Active in the membership.
-            await member.Process.WaitForLineAsync(l => l.Contains("Application started", StringComparison.Ordinal), StartTimeout);
-        }
+
+        // A gateway is ready once it accepts MQTT with a silo behind it; a silo once it is active in the membership
+        // and its route replica is complete.
+        await WaitReadyAsync(member);
     }
 
-    private static async Task WaitReadyAsync(ClusterMember gateway)
+    private static async Task WaitReadyAsync(ClusterMember member)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = DateTime.UtcNow + StartTimeout;
         while (true)
         {
-            if (gateway.Process.HasExited)
+            if (member.Process.HasExited)
             {
                 // The output (an unhandled exception's stack on stderr, say) may still be draining.
-                await gateway.Process.WaitForExitAsync(TimeSpan.FromSeconds(5));
-                throw new InvalidOperationException($"{gateway.Name} exited ({gateway.Process.ExitCode}):\n" + string.Join('\n', gateway.Process.Lines.TakeLast(40)));
+                await member.Process.WaitForExitAsync(TimeSpan.FromSeconds(5));
+                throw new InvalidOperationException($"{member.Name} exited ({member.Process.ExitCode}):\n" + string.Join('\n', member.Process.Lines.TakeLast(40)));
             }
 
             try
             {
-                using var response = await http.GetAsync($"http://127.0.0.1:{gateway.HttpPort}/health/ready");
+                using var response = await http.GetAsync($"http://127.0.0.1:{member.HttpPort}/health/ready");
                 if (response.IsSuccessStatusCode)
                 {
                     return;
@@ -279,7 +281,7 @@ public sealed class ClusterFixture : IAsyncLifetime
 
             if (DateTime.UtcNow > deadline)
             {
-                throw new TimeoutException($"{gateway.Name} not ready:\n" + string.Join('\n', gateway.Process.Lines.TakeLast(40)));
+                throw new TimeoutException($"{member.Name} not ready:\n" + string.Join('\n', member.Process.Lines.TakeLast(40)));
             }
 
             // Readiness is polled: the gateway offers no push signal before its HTTP endpoint is up.
@@ -312,7 +314,7 @@ public sealed class ClusterMember
     /// <summary>MQTT/TCP port (gateways).</summary>
     public int MqttPort { get; init; }
 
-    /// <summary>HTTP port for health and metrics (gateways).</summary>
+    /// <summary>HTTP port for health and metrics.</summary>
     public int HttpPort { get; init; }
 
     /// <summary>A gateway's id (<c>Mqtt:GatewayId</c>), as ownership records and logs name it.</summary>
