@@ -33,9 +33,16 @@ internal sealed class ReplicaWriter(RouteTable table, IReplicaStore store)
     /// <summary>Applies routes; true when they were newer than what the table held.</summary>
     public async Task<bool> ApplyAsync(ClientRoutes routes)
     {
-        if (!table.Apply(routes))
+        if (!table.Apply(routes, out var replacedPersistent))
         {
             return false;
+        }
+
+        if (!routes.Persistent && !replacedPersistent)
+        {
+            // A session that ends with its connection, and was not persistent before either: the durable replica has
+            // never held it, so there is nothing to write or delete (and no commit to wait for).
+            return true;
         }
 
         // Only sessions that outlive their connection must survive a restart; presence never does.

@@ -54,8 +54,15 @@ internal sealed class RouteTable
     public long RetainedCount => _retained.Count;
 
     /// <summary>Applies a client's routes when newer than the held version. Returns false for a stale or repeated version.</summary>
-    public bool Apply(ClientRoutes routes)
+    public bool Apply(ClientRoutes routes) => Apply(routes, out _);
+
+    /// <summary>
+    /// As <see cref="Apply(ClientRoutes)"/>; <paramref name="replacedPersistent"/> tells whether the routes it replaced
+    /// were those of a persistent session (false when it replaced none, or a tombstone).
+    /// </summary>
+    public bool Apply(ClientRoutes routes, out bool replacedPersistent)
     {
+        replacedPersistent = false;
         _lock.EnterWriteLock();
         try
         {
@@ -76,6 +83,7 @@ internal sealed class RouteTable
                     return false;
                 }
 
+                replacedPersistent = old.Persistent;
                 foreach (var s in old.Subscriptions)
                 {
                     RemoveEntry(RouteEntry.For(routes.ClientId, s));
