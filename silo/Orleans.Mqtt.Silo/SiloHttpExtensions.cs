@@ -2,6 +2,8 @@ using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -25,13 +27,16 @@ public static class SiloHttpExtensions
     {
         var (address, port) = Endpoint(builder.Configuration);
         BrokerMetrics.Add(builder.Services, builder.Configuration);
-        builder.WebHost.ConfigureKestrel(kestrel =>
+        if (port > 0)
         {
-            if (port > 0)
-            {
-                kestrel.Listen(address, port);
-            }
-        });
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(address, port));
+        }
+        else
+        {
+            // Kestrel without an endpoint of its own would listen on its default one (localhost:5000): no server at all.
+            builder.Services.AddSingleton<IServer, NoServer>();
+        }
+
         return builder;
     }
 
@@ -88,5 +93,19 @@ public static class SiloHttpExtensions
         }
 
         return (address, port);
+    }
+
+    private sealed class NoServer : IServer
+    {
+        public IFeatureCollection Features { get; } = new FeatureCollection();
+
+        public Task StartAsync<TContext>(IHttpApplication<TContext> application, CancellationToken cancellationToken)
+            where TContext : notnull => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public void Dispose()
+        {
+        }
     }
 }

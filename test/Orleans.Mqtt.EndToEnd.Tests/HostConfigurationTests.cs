@@ -74,6 +74,26 @@ public sealed class HostConfigurationTests
         }
     }
 
+    [Fact]
+    public async Task A_silo_with_Http_Port_0_runs_without_an_http_listener()
+    {
+        var directory = BrokerProcess.TempDirectory();
+        try
+        {
+            var environment = HostEnvironment(directory);
+            environment["Http__Port"] = "0";
+            await using var process = CliProcess.Start("dotnet", [Paths.SiloDll], environment, directory);
+            await process.WaitForLineAsync(l => l.Contains("Application started", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+
+            // The web host logs each address it listens on before it reports the start.
+            Assert.DoesNotContain(process.Lines, l => l.Contains("Now listening on", StringComparison.Ordinal));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     // What every host started here gets: free loopback ports, no WebSocket listener, its data in the test's directory.
     private static Dictionary<string, string> HostEnvironment(string directory) => new()
     {
