@@ -21,7 +21,8 @@ public static class GatewayHostingExtensions
         var services = builder.Services;
         services.AddOptions<MqttGatewayOptions>().BindConfiguration(MqttGatewayOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MqttGatewayOptions>, MqttGatewayOptionsValidator>());
-        services.AddOptions<HttpEndpointOptions>().BindConfiguration(HttpEndpointOptions.SectionName);
+        services.AddOptions<HttpEndpointOptions>().BindConfiguration(HttpEndpointOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HttpEndpointOptions>, HttpEndpointOptionsValidator>());
         services.AddOptions<MqttBrokerOptions>().BindConfiguration(MqttBrokerOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MqttBrokerOptions>, MqttBrokerOptionsValidator>());
         BrokerMetrics.Add(services, builder.Configuration);

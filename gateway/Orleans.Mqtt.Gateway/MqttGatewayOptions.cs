@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Hosting;
 
 namespace Orleans.Mqtt.Gateway;
 
@@ -111,6 +112,14 @@ public sealed class HttpEndpointOptions
     public int Port { get; set; } = 8080;
 }
 
+/// <summary>Fails at startup on an <c>Http:Port</c> that cannot be a port.</summary>
+public sealed class HttpEndpointOptionsValidator : IValidateOptions<HttpEndpointOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, HttpEndpointOptions options) =>
+        ListenerSettings.PortError(ListenerSettings.HttpPort, options.Port) is { } error ? ValidateOptionsResult.Fail(error) : ValidateOptionsResult.Success;
+}
+
 /// <summary>Fails at startup on gateway settings that cannot work, naming the setting.</summary>
 public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOptions>
 {
@@ -118,9 +127,9 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
     public ValidateOptionsResult Validate(string? name, MqttGatewayOptions o)
     {
         var errors = new List<string>();
-        if (!IPAddress.TryParse(o.BindAddress, out _))
+        if (ListenerSettings.BindAddressError(o.BindAddress) is { } badAddress)
         {
-            errors.Add($"Mqtt:BindAddress must be an IP address (was '{o.BindAddress}').");
+            errors.Add(badAddress);
         }
 
         CheckPort(errors, "Mqtt:Tcp:Port", o.Tcp.Port);
@@ -204,9 +213,9 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
 
     private static void CheckPort(List<string> errors, string setting, int port)
     {
-        if (port is < 0 or > 65535)
+        if (ListenerSettings.PortError(setting, port) is { } error)
         {
-            errors.Add($"{setting} must be between 0 and 65535 (was {port}).");
+            errors.Add(error);
         }
     }
 }

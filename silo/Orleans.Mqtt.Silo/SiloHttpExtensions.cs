@@ -19,9 +19,6 @@ namespace Orleans.Mqtt.Silo;
 /// </summary>
 public static class SiloHttpExtensions
 {
-    private const string PortSetting = "Http:Port";
-    private const string BindAddressSetting = "Mqtt:BindAddress";
-
     /// <summary>Registers the silo's metrics and its HTTP listener (<c>Http:Port</c>, default 8080, 0 turns it off).</summary>
     public static WebApplicationBuilder AddMqttSiloHttp(this WebApplicationBuilder builder)
     {
@@ -72,27 +69,21 @@ public static class SiloHttpExtensions
         }
         catch (IOException ex) when (ex.InnerException is AddressInUseException)
         {
-            await Console.Error.WriteLineAsync($"Startup failed: {ex.Message} Another process listens on that port; change {PortSetting}={port}.").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync($"Startup failed: {ex.Message} Another process listens on that port; change {ListenerSettings.HttpPort}={port}.").ConfigureAwait(false);
             return 2;
         }
     }
 
     private static (IPAddress Address, int Port) Endpoint(IConfiguration configuration)
     {
-        var portText = configuration[PortSetting];
-        var port = 8080;
-        if (!string.IsNullOrEmpty(portText) && (!int.TryParse(portText, out port) || port is < 0 or > 65535))
+        var port = configuration.GetValue(ListenerSettings.HttpPort, 8080);
+        var bindAddress = configuration[ListenerSettings.BindAddress] ?? "127.0.0.1";
+        if ((ListenerSettings.PortError(ListenerSettings.HttpPort, port) ?? ListenerSettings.BindAddressError(bindAddress)) is { } error)
         {
-            throw new InvalidOperationException($"{PortSetting} '{portText}' is not a port: 1-65535, or 0 to turn the silo's HTTP endpoint off.");
+            throw new InvalidOperationException(error);
         }
 
-        var bindText = configuration[BindAddressSetting] ?? "127.0.0.1";
-        if (!IPAddress.TryParse(bindText, out var address))
-        {
-            throw new InvalidOperationException($"{BindAddressSetting} '{bindText}' is not an IP address.");
-        }
-
-        return (address, port);
+        return (IPAddress.Parse(bindAddress), port);
     }
 
     private sealed class NoServer : IServer

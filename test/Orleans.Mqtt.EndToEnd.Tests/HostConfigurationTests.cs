@@ -16,8 +16,10 @@ public sealed class HostConfigurationTests
     [InlineData("gateway", "Mqtt__BindAddress", "not-an-address", "Mqtt:BindAddress must be an IP address")]
     [InlineData("silo", "Clustering__Provider", "Consul", "Clustering:Provider=Consul needs Ownership:Etcd:ConnectionString")]
     [InlineData("gateway", "Clustering__Provider", "Consul", "Clustering:Provider=Consul needs Ownership:Etcd:ConnectionString")]
-    [InlineData("silo", "Http__Port", "70000", "Http:Port '70000' is not a port")]
-    [InlineData("silo", "Mqtt__BindAddress", "not-an-address", "Mqtt:BindAddress 'not-an-address' is not an IP address")]
+    [InlineData("silo", "Http__Port", "70000", "Http:Port must be between 0 and 65535")]
+    [InlineData("gateway", "Http__Port", "70000", "Http:Port must be between 0 and 65535")]
+    [InlineData("silo", "Http__Port", "eighty", "Http:Port")]
+    [InlineData("silo", "Mqtt__BindAddress", "not-an-address", "Mqtt:BindAddress must be an IP address")]
     public async Task A_bad_setting_stops_the_host_naming_the_setting(string host, string key, string value, string message)
     {
         var directory = BrokerProcess.TempDirectory();
