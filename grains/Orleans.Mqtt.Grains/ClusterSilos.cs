@@ -6,11 +6,16 @@ namespace Orleans.Mqtt.Grains;
 /// <summary>
 /// Sends a change to the route replica of every active silo and waits for all of them: a SUBACK or a retained PUBACK
 /// that follows means the change is routable on every live silo. A silo that does not answer is retried until it
-/// answers or membership no longer lists it as active (a silo that comes back catches up from a peer).
+/// answers or membership no longer lists it as active (a silo that comes back catches up from a peer). This silo's
+/// own replica is written directly, not through its replica grain: the grain would only forward the change to the same
+/// <see cref="ReplicaWriter"/>, at the price of a call (a message, a hand-off to the grain and one back) on every
+/// CONNECT, SUBSCRIBE and UNSUBSCRIBE.
 /// </summary>
 internal sealed partial class ReplicaBroadcaster(
     IClusterMembershipService membership,
     GrainRefs<IRouteReplicaGrain> replicaRefs,
+    ReplicaWriter localReplica,
+    ILocalSiloDetails localSilo,
     MqttMetrics metrics,
     ILogger<ReplicaBroadcaster> logger)
 {
@@ -18,9 +23,11 @@ internal sealed partial class ReplicaBroadcaster(
     private readonly Dictionary<long, Task> _inflight = [];
     private long _nextId;
 
-    public Task Apply(ClientRoutes routes) => ForEachSilo(static (r, routes) => r.Apply(routes), routes);
+    public Task Apply(ClientRoutes routes) =>
+        ForEachSilo(static (r, routes) => r.Apply(routes), static (w, routes) => w.ApplyAsync(routes), routes);
 
-    public Task ApplyRetained(RetainedUpdate update) => ForEachSilo(static (r, update) => r.ApplyRetained(update), update);
+    public Task ApplyRetained(RetainedUpdate update) =>
+        ForEachSilo(static (r, update) => r.ApplyRetained(update), static (w, update) => w.ApplyRetainedAsync(update), update);
 
     /// <summary>
     /// Waits until this silo sees membership at <paramref name="version"/> or later, then until every change sent
@@ -50,7 +57,7 @@ internal sealed partial class ReplicaBroadcaster(
         }
     }
 
-    private async Task ForEachSilo<T>(Func<IRouteReplicaGrain, T, Task> action, T change)
+    private async Task ForEachSilo<T>(Func<IRouteReplicaGrain, T, Task> action, Func<ReplicaWriter, T, Task> local, T change)
     {
         long id;
         ClusterMembershipSnapshot view;
@@ -72,7 +79,7 @@ internal sealed partial class ReplicaBroadcaster(
             {
                 if (member.Status == SiloStatus.Active)
                 {
-                    tasks.Add(ApplyTo(member.SiloAddress, action, change));
+                    tasks.Add(ApplyTo(member.SiloAddress, action, local, change));
                 }
             }
 
@@ -89,15 +96,15 @@ internal sealed partial class ReplicaBroadcaster(
         }
     }
 
-    private async Task ApplyTo<T>(SiloAddress silo, Func<IRouteReplicaGrain, T, Task> action, T change)
+    private async Task ApplyTo<T>(SiloAddress silo, Func<IRouteReplicaGrain, T, Task> action, Func<ReplicaWriter, T, Task> local, T change)
     {
-        var replica = replicaRefs.Get(silo.ToParsableString());
+        var replica = silo.Equals(localSilo.SiloAddress) ? null : replicaRefs.Get(silo.ToParsableString());
         var started = DateTime.UtcNow;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await action(replica, change);
+                await (replica is null ? local(localReplica, change) : action(replica, change));
                 return;
             }
             catch (Exception ex)

@@ -1,4 +1,5 @@
 using Xunit;
+using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Mqtt.Grains;
@@ -26,6 +27,7 @@ public sealed class MqttClusterFixture : IAsyncLifetime
         var builder = new InProcessTestClusterBuilder(2);
         builder.ConfigureSilo((_, silo) =>
         {
+            silo.AddIncomingGrainCallFilter(CountReplicaGrainApplies);
             silo.AddMemoryGrainStorage(MqttGrainStorage.Name);
             silo.AddMqttGrains(o =>
             {
@@ -42,6 +44,19 @@ public sealed class MqttClusterFixture : IAsyncLifetime
     {
         await Cluster.StopAllSilosAsync();
         await Cluster.DisposeAsync();
+    }
+
+    /// <summary>How many route replica grains, over all silos, were called to apply routes of each client id.</summary>
+    public ConcurrentDictionary<string, int> ReplicaGrainApplies { get; } = new();
+
+    private Task CountReplicaGrainApplies(IIncomingGrainCallContext call)
+    {
+        if (call.Grain is IRouteReplicaGrain && call.Request.GetArgument(0) is ClientRoutes routes)
+        {
+            ReplicaGrainApplies.AddOrUpdate(routes.ClientId, 1, static (_, n) => n + 1);
+        }
+
+        return call.Invoke();
     }
 
     /// <summary>The route table of every silo.</summary>

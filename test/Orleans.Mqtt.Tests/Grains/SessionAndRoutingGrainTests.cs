@@ -44,6 +44,26 @@ public sealed class SessionAndRoutingGrainTests(MqttClusterFixture fixture) : IC
     }
 
     [Fact]
+    public async Task A_change_reaches_the_session_silos_own_replica_without_a_call_to_its_replica_grain()
+    {
+        var gateway = fixture.CreateGateway();
+        var clientId = NewId("local-replica");
+        var session = fixture.Client.GetGrain<IClientSessionGrain>(clientId);
+        var presence = gateway.NewConnection();
+        await session.Connect(Request(presence, clean: false, expiry: 300));
+        await session.Subscribe(presence.ConnectionId, [new Subscription("local/replica", 1)]);
+
+        foreach (var table in fixture.RouteTables())
+        {
+            Assert.Equal("local/replica", Assert.Single(table.Get(clientId)!.Subscriptions).Filter);
+        }
+
+        // Two changes (CONNECT, SUBSCRIBE), each sent to the one other silo's replica grain; the session's own silo
+        // wrote its replica directly.
+        Assert.Equal(2 * (fixture.RouteTables().Count() - 1), fixture.ReplicaGrainApplies.GetValueOrDefault(clientId));
+    }
+
+    [Fact]
     public async Task Qos0_publishes_on_any_shard_reach_the_subscribers_gateway()
     {
         var gateway = fixture.CreateGateway();
