@@ -4,12 +4,18 @@ namespace Orleans.Mqtt.Gateway;
 /// A connection's queue of packets to write: any thread writes, and a drain started on demand reads. An idle
 /// connection has no drain waiting on it (no parked loop, task or buffer): the write that finds no drain running is
 /// told to start one, and the drain ends when it finds the queue empty (docs/benchmarks.md, memory per idle connection).
+/// The oldest queued item has a slot of its own, so a connection whose writes come one at a time (an idle client's
+/// CONNACK, SUBACK and PINGRESPs) never allocates the queue behind it.
 /// </summary>
 /// <typeparam name="T">The queued item.</typeparam>
 internal sealed class ConnectionOutbox<T>
 {
     private readonly Lock _lock = new();
-    private Queue<T>? _items;
+
+    // The oldest item when _hasOldest; the items after it in _later, which is empty whenever _hasOldest is false.
+    private T _oldest = default!;
+    private bool _hasOldest;
+    private Queue<T>? _later;
     private bool _completed;
     private bool _draining;
     private TaskCompletionSource? _drainEnded;
@@ -28,7 +34,16 @@ internal sealed class ConnectionOutbox<T>
                 return false;
             }
 
-            (_items ??= new Queue<T>(4)).Enqueue(item);
+            if (_hasOldest)
+            {
+                (_later ??= new Queue<T>(4)).Enqueue(item);
+            }
+            else
+            {
+                _oldest = item;
+                _hasOldest = true;
+            }
+
             if (!_draining)
             {
                 _draining = true;
@@ -44,21 +59,30 @@ internal sealed class ConnectionOutbox<T>
     {
         lock (_lock)
         {
-            if (_items is { Count: > 0 } items)
+            if (!_hasOldest)
             {
-                item = items.Dequeue();
-                if (items.Count == 0 && items.EnsureCapacity(0) > 64)
+                item = default!;
+                return false;
+            }
+
+            item = _oldest;
+            if (_later is { Count: > 0 } later)
+            {
+                _oldest = later.Dequeue();
+                if (later.Count == 0 && later.EnsureCapacity(0) > 64)
                 {
                     // A burst grew the queue; an idle connection does not keep that memory.
-                    items.TrimExcess();
+                    later.TrimExcess();
                 }
-
-                return true;
             }
-        }
+            else
+            {
+                _oldest = default!;
+                _hasOldest = false;
+            }
 
-        item = default!;
-        return false;
+            return true;
+        }
     }
 
     /// <summary>
@@ -70,7 +94,7 @@ internal sealed class ConnectionOutbox<T>
         TaskCompletionSource? ended;
         lock (_lock)
         {
-            if (_items is { Count: > 0 })
+            if (_hasOldest)
             {
                 return false;
             }
@@ -94,7 +118,9 @@ internal sealed class ConnectionOutbox<T>
         {
             _completed = true;
             _draining = false;
-            _items?.Clear();
+            _oldest = default!;
+            _hasOldest = false;
+            _later?.Clear();
             ended = _drainEnded;
         }
 
