@@ -17,14 +17,22 @@ public sealed class SessionAndRoutingGrainTests(MqttClusterFixture fixture) : IC
     private static ConnectRequest Request(GatewayPresence presence, bool clean, uint expiry, MqttMessage? will = null) =>
         new(presence, clean, expiry, will, 5, 0);
 
+    /// <summary>A new client id's session, connected through a new recording gateway.</summary>
+    private async Task<(string ClientId, IClientSessionGrain Session, GatewayPresence Presence, RecordingGateway Gateway)> ConnectNewAsync(
+        string prefix, bool clean = true, uint expiry = 0)
+    {
+        var gateway = fixture.CreateGateway();
+        var clientId = NewId(prefix);
+        var session = fixture.Client.GetGrain<IClientSessionGrain>(clientId);
+        var presence = gateway.NewConnection();
+        await session.Connect(Request(presence, clean, expiry));
+        return (clientId, session, presence, gateway);
+    }
+
     [Fact]
     public async Task Subscription_is_in_every_silos_route_table_when_subscribe_returns()
     {
-        var gateway = fixture.CreateGateway();
-        var clientId = NewId("routable");
-        var session = fixture.Client.GetGrain<IClientSessionGrain>(clientId);
-        var presence = gateway.NewConnection();
-        await session.Connect(Request(presence, clean: true, expiry: 0));
+        var (clientId, session, presence, _) = await ConnectNewAsync("routable");
 
         var result = await session.Subscribe(presence.ConnectionId, [new Subscription("routable/+/x", 1)]);
 
@@ -46,11 +54,7 @@ public sealed class SessionAndRoutingGrainTests(MqttClusterFixture fixture) : IC
     [Fact]
     public async Task A_change_reaches_the_session_silos_own_replica_without_a_call_to_its_replica_grain()
     {
-        var gateway = fixture.CreateGateway();
-        var clientId = NewId("local-replica");
-        var session = fixture.Client.GetGrain<IClientSessionGrain>(clientId);
-        var presence = gateway.NewConnection();
-        await session.Connect(Request(presence, clean: false, expiry: 300));
+        var (clientId, session, presence, _) = await ConnectNewAsync("local-replica", clean: false, expiry: 300);
         await session.Subscribe(presence.ConnectionId, [new Subscription("local/replica", 1)]);
 
         foreach (var table in fixture.RouteTables())
@@ -66,11 +70,7 @@ public sealed class SessionAndRoutingGrainTests(MqttClusterFixture fixture) : IC
     [Fact]
     public async Task Qos0_publishes_on_any_shard_reach_the_subscribers_gateway()
     {
-        var gateway = fixture.CreateGateway();
-        var clientId = NewId("qos0");
-        var session = fixture.Client.GetGrain<IClientSessionGrain>(clientId);
-        var presence = gateway.NewConnection();
-        await session.Connect(Request(presence, clean: true, expiry: 0));
+        var (clientId, session, presence, gateway) = await ConnectNewAsync("qos0");
         await session.Subscribe(presence.ConnectionId, [new Subscription(clientId + "/#", 2)]);
 
         // Many topics spread over the shards, which are activated on both silos.
@@ -216,10 +216,7 @@ public sealed class SessionAndRoutingGrainTests(MqttClusterFixture fixture) : IC
             Assert.Equal("on", Encoding.UTF8.GetString(Assert.Single(found).Payload.Span));
         }
 
-        var gateway = fixture.CreateGateway();
-        var session = fixture.Client.GetGrain<IClientSessionGrain>(NewId("retained-sub"));
-        var presence = gateway.NewConnection();
-        await session.Connect(Request(presence, clean: true, expiry: 0));
+        var (_, session, presence, _) = await ConnectNewAsync("retained-sub");
         var wildcard = topic[..topic.IndexOf('/')] + "/+";
         var subscribed = await session.Subscribe(presence.ConnectionId, [new Subscription(wildcard, 0)]);
         var retained = Assert.Single(subscribed.Retained);
@@ -238,10 +235,7 @@ public sealed class SessionAndRoutingGrainTests(MqttClusterFixture fixture) : IC
     [Fact]
     public async Task Inbound_qos2_packet_id_is_pending_until_released()
     {
-        var gateway = fixture.CreateGateway();
-        var session = fixture.Client.GetGrain<IClientSessionGrain>(NewId("qos2"));
-        var presence = gateway.NewConnection();
-        await session.Connect(Request(presence, clean: true, expiry: 0));
+        var (_, session, presence, _) = await ConnectNewAsync("qos2");
 
         Assert.False(await session.IsInboundQos2Pending(42));
         await session.AddInboundQos2(presence.ConnectionId, 42);
