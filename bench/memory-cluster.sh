@@ -52,11 +52,14 @@ rss_by_process() { # comma-separated pids
 run_tool() { # name hosts pids
   local name=$1 hosts=$2 broker_pids=$3
   echo "rss before: $(rss_by_process "$broker_pids")" > "$out/$name.rss"
-  # Per process, halfway through the hold (the tool prints the summary of all of them together).
+  # Per process, halfway through the hold and a second before its end (the tool prints the summary of all of them
+  # together).
   (
     until grep -qE "^(every worker has connected|connected ).*holding" "$out/$name.tool.log" 2>/dev/null; do sleep 0.5; done
     sleep $((hold / 2))
     echo "rss held:   $(rss_by_process "$broker_pids")" >> "$out/$name.rss"
+    sleep $((hold - hold / 2 - 1))
+    echo "rss end:    $(rss_by_process "$broker_pids")" >> "$out/$name.rss"
   ) &
   local sampler=$!
   "${tool[@]}" conn --host "$hosts" --connections "$connections" --connect-rate "$rate" --inflight 100 \

@@ -26,6 +26,7 @@ public static class GatewayHostingExtensions
         services.AddOptions<MqttBrokerOptions>().BindConfiguration(MqttBrokerOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MqttBrokerOptions>, MqttBrokerOptionsValidator>());
         BrokerMetrics.Add(services, builder.Configuration);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, HeapTrimmer>());
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<MqttGateway>();
         services.AddHostedService(sp => sp.GetRequiredService<MqttGateway>());

@@ -7,6 +7,8 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Hosting;
 
@@ -24,6 +26,7 @@ public static class SiloHttpExtensions
     {
         var (address, port) = Endpoint(builder.Configuration);
         BrokerMetrics.Add(builder.Services, builder.Configuration);
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, HeapTrimmer>());
         if (port > 0)
         {
             builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(address, port));

@@ -97,11 +97,17 @@ internal sealed class ConnectResult
     /// <summary>RSS of the broker processes (summed) before connecting, in bytes; 0 when not asked for.</summary>
     public long BrokerRssBefore { get; init; }
 
-    /// <summary>RSS of the broker processes while every connection was held, in bytes.</summary>
+    /// <summary>RSS of the broker processes 2 s after the last connect (or halfway through a shorter hold), in bytes.</summary>
     public long BrokerRssHeld { get; init; }
 
-    /// <summary>RSS growth per connected connection, in bytes.</summary>
+    /// <summary>RSS growth per connected connection at <see cref="BrokerRssHeld"/>, in bytes.</summary>
     public double BrokerBytesPerConnection { get; init; }
+
+    /// <summary>RSS of the broker processes at the end of the hold, with every connection idle since, in bytes.</summary>
+    public long BrokerRssEnd { get; init; }
+
+    /// <summary>RSS growth per connected connection at <see cref="BrokerRssEnd"/>, in bytes.</summary>
+    public double BrokerBytesPerConnectionEnd { get; init; }
 }
 
 /// <summary>What a subroute run measured.</summary>
@@ -293,6 +299,7 @@ internal sealed class BenchResult
             if (connect.BrokerRssBefore > 0)
             {
                 sb.AppendLine(c, $"broker rss   {connect.BrokerRssBefore / 1048576.0:N1} MiB before, {connect.BrokerRssHeld / 1048576.0:N1} MiB held = {connect.BrokerBytesPerConnection:N0} bytes per connection");
+                sb.AppendLine(c, $"broker rss   {connect.BrokerRssEnd / 1048576.0:N1} MiB at the end of the hold = {connect.BrokerBytesPerConnectionEnd:N0} bytes per connection");
             }
 
             sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}");

@@ -69,7 +69,7 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
         var endUnix = startUnix + (long)(connectSeconds * 1000);
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{label}connected {_connected:N0}, failed {_failed:N0} in {connectSeconds:F2} s; holding"));
 
-        long rssHeld = 0;
+        long rssHeld = 0, rssEnd = 0;
         var held = Stopwatch.GetTimestamp();
         if (options.IsWorker)
         {
@@ -87,6 +87,7 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             }
 
             await DelayAsync(options.Duration - Stopwatch.GetElapsedTime(held), cancellationToken).ConfigureAwait(false);
+            rssEnd = options.BrokerPids.Count > 0 ? ProcessMemory.RssBytes(options.BrokerPids) : 0;
         }
 
         var heldSeconds = Stopwatch.GetElapsedTime(held).TotalSeconds;
@@ -118,7 +119,9 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             SourceAddresses = endpoints.SpreadsSources ? Math.Min(Endpoints.LoopbackSources, clients.Length) : 1,
             BrokerRssBefore = rssBefore,
             BrokerRssHeld = rssHeld,
-            BrokerBytesPerConnection = rssHeld > 0 && _connected > 0 ? (rssHeld - rssBefore) / (double)_connected : 0,
+            BrokerBytesPerConnection = PerConnection(rssHeld, rssBefore, _connected),
+            BrokerRssEnd = rssEnd,
+            BrokerBytesPerConnectionEnd = PerConnection(rssEnd, rssBefore, _connected),
         };
         return Result(runId, connect, cpu, _state.ConnectErrors, _state.Disconnects, _state.ErrorSamples);
     }
@@ -255,6 +258,7 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             }
 
             await DelayAsync(options.Duration - Stopwatch.GetElapsedTime(held), cancellationToken).ConfigureAwait(false);
+            var rssEnd = options.BrokerPids.Count > 0 ? ProcessMemory.RssBytes(options.BrokerPids) : 0;
             var heldSeconds = Stopwatch.GetElapsedTime(held).TotalSeconds;
             foreach (var (worker, _, _) in workers)
             {
@@ -281,7 +285,7 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
                 }
             }
 
-            return Merge(runId, results, errors, heldSeconds, rssBefore, rssHeld, count);
+            return Merge(runId, results, errors, heldSeconds, (rssBefore, rssHeld, rssEnd), count);
         }
         finally
         {
@@ -354,7 +358,7 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
     }
 
     /// <summary>Merges worker results: counts add up, the connect interval spans all workers, histograms merge.</summary>
-    internal BenchResult Merge(string runId, IReadOnlyList<BenchResult> results, List<string> errors, double heldSeconds, long rssBefore, long rssHeld, int workers)
+    internal BenchResult Merge(string runId, IReadOnlyList<BenchResult> results, List<string> errors, double heldSeconds, (long Before, long Held, long End) rss, int workers)
     {
         var histogram = new LatencyHistogram();
         long start = long.MaxValue, end = 0;
@@ -403,9 +407,11 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             ConnAckMs = LatencySummary.FromNanoseconds(histogram),
             Workers = workers,
             SourceAddresses = sources,
-            BrokerRssBefore = rssBefore,
-            BrokerRssHeld = rssHeld,
-            BrokerBytesPerConnection = rssHeld > 0 && connected > 0 ? (rssHeld - rssBefore) / (double)connected : 0,
+            BrokerRssBefore = rss.Before,
+            BrokerRssHeld = rss.Held,
+            BrokerBytesPerConnection = PerConnection(rss.Held, rss.Before, connected),
+            BrokerRssEnd = rss.End,
+            BrokerBytesPerConnectionEnd = PerConnection(rss.End, rss.Before, connected),
         };
         if (results.Count < workers)
         {
@@ -414,6 +420,8 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
 
         return Result(runId, merged, cpu, connectErrors, disconnects, errors);
     }
+
+    private static double PerConnection(long rss, long before, int connected) => rss > 0 && connected > 0 ? (rss - before) / (double)connected : 0;
 
     private BenchResult Result(string runId, ConnectResult connect, double cpu, int connectErrors, int disconnects, IReadOnlyList<string> errors)
     {

@@ -33,4 +33,11 @@ public sealed class MqttBrokerOptions
     /// or subscribe loads it again on its home silo. Clean sessions stay in memory while connected.
     /// </summary>
     public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// How often each broker process checks whether its heap has grown by a quarter (32 MiB at least) past what its
+    /// last full collection left alive, and if so starts a background full collection: what a connect storm leaves in
+    /// the oldest generation is freed even when the broker stays too idle to collect it by itself. Zero turns it off.
+    /// </summary>
+    public TimeSpan HeapTrimInterval { get; set; } = TimeSpan.FromSeconds(5);
 }

@@ -118,6 +118,7 @@ public sealed class ScenarioTests
         Assert.Equal(300, connect.ConnAckMs.Count);
         Assert.InRange(connect.AchievedRate, 100, 1500);
         Assert.True(connect.BrokerRssHeld > 0);
+        Assert.True(connect.BrokerRssEnd > 0);
         Assert.Equal(254, connect.SourceAddresses);
     }
 
@@ -138,7 +139,7 @@ public sealed class ScenarioTests
             },
         };
 
-        var merged = scenario.Merge("r", [Worker(15_000, 1000, 6000), Worker(14_990, 1100, 11_000)], [], 5, 0, 0, 2);
+        var merged = scenario.Merge("r", [Worker(15_000, 1000, 6000), Worker(14_990, 1100, 11_000)], [], 5, (100_000_000, 400_000_000, 250_000_000), 2);
 
         var connect = merged.Connect!;
         Assert.Equal(29_990, connect.Connected);
@@ -147,6 +148,8 @@ public sealed class ScenarioTests
         Assert.Equal(2999, connect.AchievedRate);
         Assert.Equal(2, connect.ConnAckMs.Count);
         Assert.Equal(2, connect.Workers);
+        Assert.Equal(300_000_000 / 29_990.0, connect.BrokerBytesPerConnection);
+        Assert.Equal(150_000_000 / 29_990.0, connect.BrokerBytesPerConnectionEnd);
     }
 
     private static async Task<BenchResult> RunMessagesAsync(params string[] args) => await RunMessagesAsync(args, CancellationToken.None);

@@ -1,0 +1,118 @@
+using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Hosting;
+using Orleans.Mqtt.Telemetry;
+using Xunit;
+
+namespace Orleans.Mqtt.Tests.Hosting;
+
+public sealed class HeapTrimmerTests
+{
+    private const long MiB = 1 << 20;
+
+    [Theory]
+    [InlineData(200, 100, 200, true)] // grown by the baseline's whole size, and no longer growing
+    [InlineData(140, 100, 138, true)] // a quarter above the baseline and above the minimum
+    [InlineData(120, 100, 120, false)] // a fifth above the baseline: not enough
+    [InlineData(60, 0, 60, true)] // a small heap: the minimum decides
+    [InlineData(30, 0, 30, false)] // below the minimum
+    [InlineData(1200, 1000, 1200, false)] // a large heap needs a quarter of itself
+    [InlineData(200, 100, 190, false)] // still growing: the storm is not over
+    [InlineData(200, 100, -1, false)] // the first look cannot tell whether it is still growing
+    public void Collects_once_the_heap_has_grown_enough_and_has_stopped_growing(long heap, long baseline, long previous, bool collect) =>
+        Assert.Equal(collect, HeapTrimmer.ShouldCollect(heap * MiB, baseline * MiB, previous < 0 ? -1 : previous * MiB));
+}
+
+/// <summary>Frees what a burst left in the oldest generation; runs alone so that no other test's allocations move the heap meanwhile.</summary>
+[Collection(HeapCollection.Name)]
+public sealed class HeapTrimmerCollectionTests
+{
+    [Fact]
+    public async Task Dead_objects_of_the_oldest_generation_are_freed_once_the_heap_stops_growing()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var metrics = new MqttMetrics(services.GetRequiredService<IMeterFactory>());
+        var trimmer = new HeapTrimmer(Options.Create(new MqttBrokerOptions { HeapTrimInterval = TimeSpan.Zero }), metrics, NullLogger<HeapTrimmer>.Instance);
+        long trims = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument, metrics.HeapTrims))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref trims, value));
+        listener.Start();
+
+        // A full collection first: the test process's own heap is the starting point.
+        GC.Collect();
+        Assert.False(trimmer.Check()); // the first look only notes the heap
+        var first = Newest();
+        if (trimmer.Check())
+        {
+            // The test process's heap is above the minimum growth: this first trim sets the baseline.
+            Assert.True(await WaitForFullCollectionAsync(first), "the first trim's full collection did not run");
+            Assert.False(trimmer.Check());
+        }
+
+        var trimsBefore = Interlocked.Read(ref trims);
+        var held = LiveThroughAFullCollectionThenDie(400_000);
+        GC.Collect(0);
+        Assert.True(HeapBytes() > held - (10 << 20), "a young collection must not free the oldest generation");
+
+        Assert.False(trimmer.Check()); // the heap grew since the last look: the burst may go on
+        var before = Newest();
+        Assert.True(trimmer.Check()); // no growth since: the burst is over
+        Assert.True(await WaitForFullCollectionAsync(before), "the trim's full collection did not run");
+        Assert.True(HeapBytes() < held - (60 << 20), $"the burst's {held >> 20} MiB heap is now {HeapBytes() >> 20} MiB");
+        Assert.Equal(trimsBefore + 1, Interlocked.Read(ref trims));
+
+        // The collection has reset the baseline: nothing more to do.
+        Assert.False(trimmer.Check());
+        Assert.False(trimmer.Check());
+    }
+
+    // Small objects (about 90 MB) that live through a full collection into the oldest generation, and die on return.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static long LiveThroughAFullCollectionThenDie(int count)
+    {
+        var burst = new List<byte[]>(count);
+        for (var i = 0; i < count; i++)
+        {
+            burst.Add(new byte[200]);
+        }
+
+        GC.Collect();
+        GC.KeepAlive(burst);
+        return HeapBytes();
+    }
+
+    private static long HeapBytes()
+    {
+        var info = GC.GetGCMemoryInfo(GCKind.Any);
+        return info.HeapSizeBytes - info.FragmentedBytes;
+    }
+
+    private static long Newest() =>
+        Math.Max(GC.GetGCMemoryInfo(GCKind.FullBlocking).Index, GC.GetGCMemoryInfo(GCKind.Background).Index);
+
+    private static async Task<bool> WaitForFullCollectionAsync(long after)
+    {
+        for (var i = 0; i < 200 && Newest() <= after; i++)
+        {
+            await Task.Delay(25);
+        }
+
+        return Newest() > after;
+    }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class HeapCollection
+{
+    public const string Name = "heap";
+}
