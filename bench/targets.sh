@@ -82,7 +82,7 @@ measure() { # kind label
   echo "== $label: conn $connections persistent sessions, 1 subscription each" >&2
   start_broker "$kind" "$label-conn"
   "${tool[@]}" conn --port "$broker_port" --connections "$connections" --connect-rate 0 --inflight 100 \
-    --session-expiry 300 --subscriptions 1 --duration 5 --broker-pid "$broker_pid" --json "$out/$label-conn.json" || failed=1
+    --session-expiry 300 --subscriptions 1 --duration 15 --broker-pid "$broker_pid" --json "$out/$label-conn.json" || failed=1
   stop_broker
 
   echo "== $label: p2p $pairs pairs QoS 1, closed loop, then at half the rate" >&2
@@ -118,7 +118,8 @@ rows = [
     ("conn: connect rate, persistent + 1 subscription (conn/s)", "conn", lambda r: r["connect"]["achievedRate"], "{:,.0f}"),
     ("conn: CONNACK latency p50 / p99 ms", "conn", lambda r: (r["connect"]["connAckMs"]["p50"], r["connect"]["connAckMs"]["p99"]), "{:.1f} / {:.1f}"),
     ("conn: connected / failed", "conn", lambda r: (r["connect"]["connected"], r["connect"]["failed"]), "{:,} / {:,}"),
-    ("idle memory per connection (RSS growth / N, bytes)", "conn", lambda r: r["connect"]["brokerBytesPerConnection"], "{:,.0f}"),
+    ("idle memory per connection, 2 s after the last connect (RSS growth / N, bytes)", "conn", lambda r: r["connect"]["brokerBytesPerConnection"], "{:,.0f}"),
+    ("idle memory per connection, end of the 15 s hold (RSS growth / N, bytes)", "conn", lambda r: r["connect"]["brokerBytesPerConnectionEnd"], "{:,.0f}"),
     ("p2p QoS 1 closed loop: delivered msg/s", "p2p-max", lambda r: r["deliveredPerSecond"], "{:,.0f}"),
     ("p2p QoS 1 at 50 % of that: rate msg/s", "p2p-half", lambda r: r["rate"], "{:,.0f}"),
     ("p2p QoS 1 at 50 %: latency p50 / p99 ms", "p2p-half", lambda r: (r["latencyMs"]["p50"], r["latencyMs"]["p99"]), "{:.2f} / {:.2f}"),
