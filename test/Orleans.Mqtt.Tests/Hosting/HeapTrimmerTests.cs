@@ -59,8 +59,10 @@ public sealed class HeapTrimmerCollectionTests
             Assert.False(trimmer.Check());
         }
 
+        // A burst well above the growth a trim waits for: a third of the heap, 90 MB at least.
+        var burstBytes = Math.Max(90L << 20, HeapBytes() / 3);
         var trimsBefore = Interlocked.Read(ref trims);
-        var held = LiveThroughAFullCollectionThenDie(400_000);
+        var held = LiveThroughAFullCollectionThenDie((int)(burstBytes / ObjectBytes));
         GC.Collect(0);
         Assert.True(HeapBytes() > held - (10 << 20), "a young collection must not free the oldest generation");
 
@@ -68,7 +70,7 @@ public sealed class HeapTrimmerCollectionTests
         var before = Newest();
         Assert.True(trimmer.Check()); // no growth since: the burst is over
         Assert.True(await WaitForFullCollectionAsync(before), "the trim's full collection did not run");
-        Assert.True(HeapBytes() < held - (60 << 20), $"the burst's {held >> 20} MiB heap is now {HeapBytes() >> 20} MiB");
+        Assert.True(HeapBytes() < held - burstBytes * 2 / 3, $"the burst's {held >> 20} MiB heap is now {HeapBytes() >> 20} MiB");
         Assert.Equal(trimsBefore + 1, Interlocked.Read(ref trims));
 
         // The collection has reset the baseline: nothing more to do.
@@ -76,7 +78,10 @@ public sealed class HeapTrimmerCollectionTests
         Assert.False(trimmer.Check());
     }
 
-    // Small objects (about 90 MB) that live through a full collection into the oldest generation, and die on return.
+    // A 200-byte array with its header and its slot in the list.
+    private const long ObjectBytes = 232;
+
+    // Small objects that live through a full collection into the oldest generation, and die on return.
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static long LiveThroughAFullCollectionThenDie(int count)
     {
