@@ -1,3 +1,4 @@
+using System.Runtime;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -92,6 +93,13 @@ public sealed partial class HeapTrimmer : BackgroundService
             return;
         }
 
+        if (GCSettings.LatencyMode == GCLatencyMode.Batch)
+        {
+            // Without background collections a requested full collection would stop every thread of the broker.
+            LogNoBackgroundCollections(_logger);
+            return;
+        }
+
         using var timer = new PeriodicTimer(_interval);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
@@ -102,6 +110,9 @@ public sealed partial class HeapTrimmer : BackgroundService
     // The index of the newest full collection that has finished, blocking or background.
     private static long NewestFullCollection() =>
         Math.Max(GC.GetGCMemoryInfo(GCKind.FullBlocking).Index, GC.GetGCMemoryInfo(GCKind.Background).Index);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Heap trimming is off: this process runs without background garbage collections (concurrent GC disabled)")]
+    private static partial void LogNoBackgroundCollections(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Heap at {HeapMiB} MiB, {BaselineMiB} MiB after the last trim: starting a background full collection")]
     private static partial void LogTrimming(ILogger logger, long heapMiB, long baselineMiB);
