@@ -7,19 +7,33 @@ using Orleans.Mqtt.Telemetry;
 namespace Orleans.Mqtt.Hosting;
 
 /// <summary>
-/// Starts the runtime's background full collection once the heap has grown well past what the last such collection
-/// left and has stopped growing. A connect storm leaves the short-lived objects of its connects in the oldest
-/// generation, where only a full collection frees them, and a broker that then holds idle connections allocates too
-/// little to trigger one: that memory stayed resident, several KB per connection (docs/benchmarks.md, "Memory after a
-/// connect storm"). A full collection that the runtime itself runs during the storm does not help: what is still in
-/// use then survives it and dies right after. The background collection runs beside the broker's threads and does not
-/// compact; waiting for the heap to stop growing starts it after a storm rather than during it, when the CPU is
-/// needed elsewhere. Checked every <see cref="MqttBrokerOptions.HeapTrimInterval"/>; zero turns it off.
+/// Starts the runtime's background full collection when a broker process holds garbage that nothing else would free.
+/// <list type="bullet">
+/// <item>After growth: the heap has grown well past what the last trim left, and has stopped growing. A connect storm
+/// leaves the short-lived objects of its connects in the oldest generation, where only a full collection frees them,
+/// and a broker that then holds idle connections allocates too little to trigger one: that memory stayed resident,
+/// several KB per connection (docs/benchmarks.md, "Memory after a connect storm"). A full collection that the
+/// runtime itself runs during the storm does not help: what is still in use then survives it and dies right after.
+/// Waiting for the heap to stop growing starts it after a storm rather than during it, when the CPU is needed
+/// elsewhere.</item>
+/// <item>When idle: no full collection for <see cref="IdleChecks"/> checks. What dies without new allocations, such
+/// as the sessions that leave a silo's memory when idle, does not grow the heap. A trim that frees less than an
+/// eighth of the heap doubles this wait, up to <see cref="MaxIdleChecks"/> checks, so an idle process with nothing to
+/// free is not collected every minute.</item>
+/// </list>
+/// The background collection runs beside the broker's threads and does not compact. Checked every
+/// <see cref="MqttBrokerOptions.HeapTrimInterval"/>; zero turns it off.
 /// </summary>
 public sealed partial class HeapTrimmer : BackgroundService
 {
-    /// <summary>Growth below this is never worth a collection.</summary>
+    /// <summary>Growth below this is never worth a collection, and a smaller heap is never collected when idle.</summary>
     internal const long MinGrowthBytes = 32L << 20;
+
+    /// <summary>Checks without a full collection after which an idle heap is collected (a minute at the default interval).</summary>
+    internal const int IdleChecks = 12;
+
+    /// <summary>The longest wait between idle collections, in checks (32 minutes at the default interval).</summary>
+    internal const int MaxIdleChecks = 384;
 
     // A started collection is waited for this many checks before the heap is judged again.
     private const int MaxWaits = 12;
@@ -30,6 +44,11 @@ public sealed partial class HeapTrimmer : BackgroundService
     private long _awaitedIndex = -1;
     private long _previousHeap = -1;
     private long _baseline;
+    private long _heapAtTrim;
+    private long _lastFullIndex = -1;
+    private int _checksSinceFull;
+    private int _idleChecks = IdleChecks;
+    private bool _trimWasIdle;
     private int _waits;
 
     /// <summary>Creates the trimmer with the interval of <paramref name="options"/>.</summary>
@@ -40,6 +59,9 @@ public sealed partial class HeapTrimmer : BackgroundService
         _logger = logger;
     }
 
+    /// <summary>The checks an idle heap now waits for, between <see cref="IdleChecks"/> and <see cref="MaxIdleChecks"/>.</summary>
+    internal int IdleWait => _idleChecks;
+
     /// <summary>
     /// Whether a heap of <paramref name="heapBytes"/> (what the last collection of any generation left, dead objects of
     /// the older generations included) has grown past the <paramref name="baselineBytes"/> that the last trim left by a
@@ -48,39 +70,67 @@ public sealed partial class HeapTrimmer : BackgroundService
     /// be growing).
     /// </summary>
     internal static bool ShouldCollect(long heapBytes, long baselineBytes, long previousHeapBytes) =>
-        heapBytes - baselineBytes >= Math.Max(MinGrowthBytes, baselineBytes / 4)
-        && previousHeapBytes >= 0 && heapBytes - previousHeapBytes < MinGrowthBytes / 8;
+        heapBytes - baselineBytes >= Math.Max(MinGrowthBytes, baselineBytes / 4) && IsQuiet(heapBytes, previousHeapBytes);
 
-    /// <summary>Looks at the heap once and starts a background full collection if it has grown enough; true if it did.</summary>
-    internal bool Check()
+    /// <summary>
+    /// Takes one look at the heap: <paramref name="heapBytes"/> as the last collection left it and the index of the
+    /// newest full collection that has finished. True when a trim should start now.
+    /// </summary>
+    internal bool Observe(long heapBytes, long newestFullIndex)
     {
-        var last = GC.GetGCMemoryInfo(GCKind.Any);
-        var heap = last.HeapSizeBytes - last.FragmentedBytes;
+        if (newestFullIndex != _lastFullIndex)
+        {
+            _lastFullIndex = newestFullIndex;
+            _checksSinceFull = 0;
+        }
+        else
+        {
+            _checksSinceFull++;
+        }
+
         if (_awaitedIndex >= 0)
         {
-            if (NewestFullCollection() == _awaitedIndex && ++_waits < MaxWaits)
+            if (newestFullIndex == _awaitedIndex && ++_waits < MaxWaits)
             {
                 // The collection this started has not finished yet.
                 return false;
             }
 
             _awaitedIndex = -1;
-            _baseline = heap;
+            _idleChecks = _trimWasIdle && _heapAtTrim - heapBytes < _heapAtTrim / 8 ? Math.Min(_idleChecks * 2, MaxIdleChecks) : IdleChecks;
+            _baseline = heapBytes;
         }
 
         // A full collection of the runtime's own that freed the growth lowers the baseline with it.
-        _baseline = Math.Min(_baseline, heap);
+        _baseline = Math.Min(_baseline, heapBytes);
         var previous = _previousHeap;
-        _previousHeap = heap;
-        if (!ShouldCollect(heap, _baseline, previous))
+        _previousHeap = heapBytes;
+        var grown = ShouldCollect(heapBytes, _baseline, previous);
+        var idle = !grown && _checksSinceFull >= _idleChecks && heapBytes >= MinGrowthBytes && IsQuiet(heapBytes, previous);
+        if (!grown && !idle)
         {
             return false;
         }
 
-        _awaitedIndex = NewestFullCollection();
+        _trimWasIdle = idle;
+        _heapAtTrim = heapBytes;
+        _awaitedIndex = newestFullIndex;
         _waits = 0;
+        return true;
+    }
+
+    /// <summary>Looks at the heap once and starts a background full collection if <see cref="Observe"/> says so; true if it did.</summary>
+    internal bool Check()
+    {
+        var last = GC.GetGCMemoryInfo(GCKind.Any);
+        var heap = last.HeapSizeBytes - last.FragmentedBytes;
+        if (!Observe(heap, NewestFullCollection()))
+        {
+            return false;
+        }
+
         _metrics.HeapTrims.Add(1);
-        LogTrimming(_logger, heap >> 20, _baseline >> 20);
+        LogTrimming(_logger, heap >> 20, _baseline >> 20, _trimWasIdle ? "idle" : "grown");
         GC.Collect(2, GCCollectionMode.Forced, blocking: false, compacting: false);
         return true;
     }
@@ -108,12 +158,14 @@ public sealed partial class HeapTrimmer : BackgroundService
     }
 
     // The index of the newest full collection that has finished, blocking or background.
+    private static bool IsQuiet(long heapBytes, long previousHeapBytes) => previousHeapBytes >= 0 && heapBytes - previousHeapBytes < MinGrowthBytes / 8;
+
     private static long NewestFullCollection() =>
         Math.Max(GC.GetGCMemoryInfo(GCKind.FullBlocking).Index, GC.GetGCMemoryInfo(GCKind.Background).Index);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Heap trimming is off: this process runs without background garbage collections (concurrent GC disabled)")]
     private static partial void LogNoBackgroundCollections(ILogger logger);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Heap at {HeapMiB} MiB, {BaselineMiB} MiB after the last trim: starting a background full collection")]
-    private static partial void LogTrimming(ILogger logger, long heapMiB, long baselineMiB);
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Heap at {HeapMiB} MiB, {BaselineMiB} MiB after the last trim ({Reason}): starting a background full collection")]
+    private static partial void LogTrimming(ILogger logger, long heapMiB, long baselineMiB, string reason);
 }
