@@ -194,23 +194,20 @@ internal sealed partial class EtcdMembershipTable : MembershipTableBase, IDispos
 
     private async Task<(TableVersion Version, List<StoredRow> Rows)> ReadClusterAsync(CancellationToken cancellationToken)
     {
-        // One range read over the cluster's folder is one revision: the rows and the version are consistent.
-        var folder = ByteString.CopyFromUtf8(_clusterFolder);
-        var response = await _client.GetAsync(
-            new RangeRequest { Key = folder, RangeEnd = EtcdClient.GetRangeEnd(folder) },
-            deadline: Deadline(), cancellationToken: cancellationToken);
-        var version = new TableVersion(0, "0");
-        var rows = new List<StoredRow>(response.Kvs.Count);
-        foreach (var kv in response.Kvs)
+        // The version key and the members' folder, read in one transaction, so at one revision: consistent. Not the
+        // whole cluster folder: the session ownership records are kept there too (owners/), one per session, and with
+        // them the answer grew with the sessions until it passed gRPC's 4 MiB limit (about 50,000 sessions).
+        var members = ByteString.CopyFromUtf8(_membersFolder);
+        var txn = new TxnRequest();
+        txn.Success.Add(new RequestOp { RequestRange = new RangeRequest { Key = _versionKey } });
+        txn.Success.Add(new RequestOp { RequestRange = new RangeRequest { Key = members, RangeEnd = EtcdClient.GetRangeEnd(members) } });
+        var response = await _client.TransactionAsync(txn, deadline: Deadline(), cancellationToken: cancellationToken);
+        var version = ToTableVersion(response.Responses[0].ResponseRange.Kvs);
+        var kvs = response.Responses[1].ResponseRange.Kvs;
+        var rows = new List<StoredRow>(kvs.Count);
+        foreach (var kv in kvs)
         {
-            if (kv.Key == _versionKey)
-            {
-                version = ToTableVersion([kv]);
-            }
-            else if (kv.Key.ToStringUtf8().StartsWith(_membersFolder, StringComparison.Ordinal))
-            {
-                rows.Add(new StoredRow(kv.Key, kv.ModRevision, MembershipEntryCodec.Deserialize(kv.Value.Span)));
-            }
+            rows.Add(new StoredRow(kv.Key, kv.ModRevision, MembershipEntryCodec.Deserialize(kv.Value.Span)));
         }
 
         return (version, rows);
