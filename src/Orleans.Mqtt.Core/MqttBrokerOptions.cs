@@ -35,9 +35,10 @@ public sealed class MqttBrokerOptions
     public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>
-    /// How often each broker process checks whether its heap has grown by a quarter (32 MiB at least) past what its
-    /// last full collection left alive, and if so starts a background full collection: what a connect storm leaves in
-    /// the oldest generation is freed even when the broker stays too idle to collect it by itself. Zero turns it off.
+    /// How often each broker process checks whether its heap has grown by a quarter (32 MiB at least) since its last
+    /// trim and stopped growing, or has gone twelve checks without a full collection, and if so starts a background
+    /// full collection: what a connect storm leaves in the oldest generation, and what dies while the broker is idle,
+    /// is freed even when the broker allocates too little to collect it by itself. Zero turns it off.
     /// </summary>
     public TimeSpan HeapTrimInterval { get; set; } = TimeSpan.FromSeconds(5);
 }
