@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
+using Orleans.Mqtt.Tests.Storage;
 using Orleans.Runtime.Hosting;
 using Orleans.Serialization;
 using Orleans.TestingHost;
@@ -215,10 +216,15 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         var connected = new List<(IClientSessionGrain Session, GatewayPresence Presence, string Topic)>();
         for (var i = 0; i < 12; i++)
         {
-            // Called from each silo in turn: placement prefers the calling silo, so both silos hold sessions.
-            var session = SiloGrainFactory(i / 2 % 2).GetGrain<IClientSessionGrain>($"{prefix}-{i}");
+            // Started on each silo in turn (by the placement hint a hand-over uses; the default placement may put them
+            // all on one silo), so that both silos hold sessions.
+            var session = Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}");
             var presence = gateway.NewConnection();
-            await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
+            using (new PlacementHintScope(_cluster.Silos[i / 2 % 2].SiloAddress))
+            {
+                await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
+            }
+
             await session.Subscribe(presence.ConnectionId, [new Subscription($"{prefix}/{i}", 1)]);
             if (i % 2 == 0)
             {
