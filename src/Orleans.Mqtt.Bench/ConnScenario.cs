@@ -47,7 +47,7 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             $"{(options.SessionExpiry > 0 ? "persistent sessions" : "clean start")}, {options.Subscriptions} subscription(s) each" +
             $"{(endpoints.SpreadsSources ? ", sources 127.0.0.1-254" : "")})");
 
-        var rssBefore = options.BrokerPids.Count > 0 ? ProcessMemory.RssBytes(options.BrokerPids) : 0;
+        var rssBefore = BrokerRss();
         using var process = Process.GetCurrentProcess();
         var cpuStart = process.TotalProcessorTime;
         using var stopBackground = new CancellationTokenSource();
@@ -83,11 +83,11 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             if (options.BrokerPids.Count > 0)
             {
                 await DelayAsync(Settle < options.Duration ? Settle : options.Duration / 2, cancellationToken).ConfigureAwait(false);
-                rssHeld = ProcessMemory.RssBytes(options.BrokerPids);
+                rssHeld = BrokerRss();
             }
 
             await DelayAsync(options.Duration - Stopwatch.GetElapsedTime(held), cancellationToken).ConfigureAwait(false);
-            rssEnd = options.BrokerPids.Count > 0 ? ProcessMemory.RssBytes(options.BrokerPids) : 0;
+            rssEnd = BrokerRss();
         }
 
         var heldSeconds = Stopwatch.GetElapsedTime(held).TotalSeconds;
@@ -233,7 +233,7 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
         var count = options.WorkerCount;
         var directory = Directory.CreateTempSubdirectory("mqtt-bench-workers-");
         log.WriteLine($"run {runId} conn: {options.Connections:N0} connections over {count} worker processes");
-        var rssBefore = options.BrokerPids.Count > 0 ? ProcessMemory.RssBytes(options.BrokerPids) : 0;
+        var rssBefore = BrokerRss();
         var workers = new List<(Process Process, string Json, Task Ready)>();
         try
         {
@@ -254,11 +254,11 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             if (options.BrokerPids.Count > 0)
             {
                 await DelayAsync(Settle < options.Duration ? Settle : options.Duration / 2, cancellationToken).ConfigureAwait(false);
-                rssHeld = ProcessMemory.RssBytes(options.BrokerPids);
+                rssHeld = BrokerRss();
             }
 
             await DelayAsync(options.Duration - Stopwatch.GetElapsedTime(held), cancellationToken).ConfigureAwait(false);
-            var rssEnd = options.BrokerPids.Count > 0 ? ProcessMemory.RssBytes(options.BrokerPids) : 0;
+            var rssEnd = BrokerRss();
             var heldSeconds = Stopwatch.GetElapsedTime(held).TotalSeconds;
             foreach (var (worker, _, _) in workers)
             {
@@ -420,6 +420,9 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
 
         return Result(runId, merged, cpu, connectErrors, disconnects, errors);
     }
+
+    // The summed RSS of the broker processes named by --broker-pid; 0 when none are.
+    private long BrokerRss() => options.BrokerPids.Count > 0 ? ProcessMemory.RssBytes(options.BrokerPids) : 0;
 
     private static double PerConnection(long rss, long before, int connected) => rss > 0 && connected > 0 ? (rss - before) / (double)connected : 0;
 
