@@ -157,9 +157,10 @@ public sealed partial class HeapTrimmer : BackgroundService
         }
     }
 
-    // The index of the newest full collection that has finished, blocking or background.
+    // Grown by less than an eighth of the minimum growth since the previous look (negative: there was none yet).
     private static bool IsQuiet(long heapBytes, long previousHeapBytes) => previousHeapBytes >= 0 && heapBytes - previousHeapBytes < MinGrowthBytes / 8;
 
+    // The index of the newest full collection that has finished, blocking or background.
     private static long NewestFullCollection() =>
         Math.Max(GC.GetGCMemoryInfo(GCKind.FullBlocking).Index, GC.GetGCMemoryInfo(GCKind.Background).Index);
 

@@ -32,12 +32,9 @@ public sealed class MqttMetrics
         GatewaysLost = _meter.CreateCounter<long>("mqtt.gateways.lost", description: "Gateways declared dead (not heard from within the timeout).");
         SessionsOwnerLost = _meter.CreateCounter<long>("mqtt.sessions.owner_lost", description: "Sessions set offline because their gateway died.");
         SessionsStaleCopiesDropped = _meter.CreateCounter<long>("mqtt.sessions.stale_copies_dropped", description: "Stored session copies found older than their routes and dropped, by where (start: the silo's check at its start; activation: an activation that found one).");
-        HeapTrims = _meter.CreateCounter<long>("mqtt.heap.trims", description: "Background full collections started because the heap had grown well past what the last full collection left (Mqtt:HeapTrimInterval).");
+        HeapTrims = _meter.CreateCounter<long>("mqtt.heap.trims", description: "Background full collections started by the heap trimmer: once the heap grew and stopped growing, or after a while without one (Mqtt:HeapTrimInterval).");
         SessionsInMemory = _meter.CreateUpDownCounter<long>("mqtt.sessions.in_memory", description: "Session grains activated in this silo; persistent sessions leave memory when idle (Mqtt:SessionIdleTimeout).");
     }
-
-    /// <summary>Background full collections started by the heap trimmer.</summary>
-    public Counter<long> HeapTrims { get; }
 
     /// <summary>Open MQTT connections.</summary>
     public UpDownCounter<long> ConnectionsActive { get; }
@@ -86,6 +83,9 @@ public sealed class MqttMetrics
 
     /// <summary>Session grains activated in this silo.</summary>
     public UpDownCounter<long> SessionsInMemory { get; }
+
+    /// <summary>Background full collections started by the heap trimmer.</summary>
+    public Counter<long> HeapTrims { get; }
 
     /// <summary>Registers the silo-side gauges (sessions, subscriptions, retained messages) read from the route replica.</summary>
     public void ObserveReplica(Func<long> sessions, Func<long> subscriptions, Func<long> retained)
