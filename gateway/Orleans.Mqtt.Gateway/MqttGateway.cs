@@ -287,11 +287,3 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     [LoggerMessage(Level = LogLevel.Information, Message = "Gateway stopping: closing {Count} connections with reason 0x8B")]
     private static partial void LogDraining(ILogger logger, int count);
 }
-
-/// <summary>Outcome of checking a CONNECT's credentials.</summary>
-internal enum AuthResult
-{
-    Ok,
-    BadCredentials,
-    NotAuthorized,
-}

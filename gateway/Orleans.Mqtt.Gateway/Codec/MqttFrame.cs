@@ -2,15 +2,6 @@ using System.Buffers;
 
 namespace Orleans.Mqtt.Gateway;
 
-/// <summary>Result of looking for one MQTT packet at the start of a buffer.</summary>
-internal enum FrameStatus
-{
-    Incomplete,
-    Complete,
-    Malformed,
-    TooLarge,
-}
-
 /// <summary>Reads the fixed header of an MQTT packet, so oversize packets are refused before they are buffered.</summary>
 internal static class MqttFrame
 {

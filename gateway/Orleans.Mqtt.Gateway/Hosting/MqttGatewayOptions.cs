@@ -1,0 +1,74 @@
+using System.Net;
+
+namespace Orleans.Mqtt.Gateway;
+
+/// <summary>Listener and connection settings of a gateway (configuration section <c>Mqtt</c>).</summary>
+public sealed class MqttGatewayOptions
+{
+    /// <summary>The configuration section the options bind to.</summary>
+    public const string SectionName = "Mqtt";
+
+    /// <summary>Address every MQTT listener binds to (<c>Mqtt:BindAddress</c>).</summary>
+    public string BindAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>Identifier of this gateway in the cluster; generated when empty.</summary>
+    public string? GatewayId { get; set; }
+
+    /// <summary>MQTT over TCP (<c>Mqtt:Tcp:Port</c>, 0 disables).</summary>
+    public ListenerOptions Tcp { get; set; } = new() { Port = 1883 };
+
+    /// <summary>MQTT over WebSocket (<c>Mqtt:WebSocket:Port</c>, 0 disables; path <c>Mqtt:WebSocket:Path</c>).</summary>
+    public WebSocketListenerOptions WebSocket { get; set; } = new() { Port = 8083 };
+
+    /// <summary>MQTT over TLS (<c>Mqtt:Tls:Port</c>); on only when a certificate is configured.</summary>
+    public TlsListenerOptions Tls { get; set; } = new() { Port = 8883 };
+
+    /// <summary>Whether clients without credentials may connect (<c>Mqtt:AllowAnonymous</c>). Default: true only when bound to loopback.</summary>
+    public bool? AllowAnonymous { get; set; }
+
+    /// <summary>Path of the users file (<c>username:hash</c> lines) checked for username/password authentication.</summary>
+    public string? UsersFile { get; set; }
+
+    /// <summary>Largest packet accepted from a client, in bytes (<c>Mqtt:MaxPacketSize</c>); larger ones close the connection.</summary>
+    public int MaxPacketSize { get; set; } = 1024 * 1024;
+
+    /// <summary>Most open MQTT connections on this gateway (<c>Mqtt:MaxConnections</c>).</summary>
+    public int MaxConnections { get; set; } = 100_000;
+
+    /// <summary>How long a new connection may take to send CONNECT.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Most QoS 0 messages waiting to be written to one slow connection before newer ones are dropped.</summary>
+    public int MaxPendingWrites { get; set; } = 10_000;
+
+    /// <summary>How often the <c>$SYS/broker/…</c> topics are published (<c>Mqtt:SysInterval</c>); zero turns them off.</summary>
+    public TimeSpan SysInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How often the gateway reports in to the cluster (<c>Mqtt:HeartbeatInterval</c>); keep it well below the silos'
+    /// <c>Mqtt:GatewayTimeout</c> (default 10 s), after which a silent gateway is declared dead.
+    /// </summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Topic Alias Maximum advertised to MQTT 5 clients in CONNACK (<c>Mqtt:TopicAliasMaximum</c>): how many topic aliases a
+    /// client may set up per connection for the PUBLISH packets it sends; 0 disables inbound topic aliases.
+    /// </summary>
+    public int TopicAliasMaximum { get; set; } = 10;
+
+    /// <summary>
+    /// Receive Maximum advertised to MQTT 5 clients in CONNACK (<c>Mqtt:ReceiveMaximum</c>): how many QoS 1/2 PUBLISH
+    /// packets a client may have unacknowledged at once; one more closes the connection with DISCONNECT 0x93.
+    /// </summary>
+    public int ReceiveMaximum { get; set; } = 100;
+
+    /// <summary>
+    /// Largest keep alive in seconds an MQTT 5 client may use (<c>Mqtt:MaxKeepAlive</c>); 0 means no maximum. A client
+    /// asking for 0 (none) or more gets this value as Server Keep Alive in CONNACK and is held to it. MQTT 3.1.1 has no
+    /// way to tell the client, so 3.1.1 clients keep the keep alive they asked for.
+    /// </summary>
+    public int MaxKeepAlive { get; set; }
+
+    /// <summary>The effective anonymous setting.</summary>
+    public bool AnonymousAllowed => AllowAnonymous ?? (IPAddress.TryParse(BindAddress, out var ip) && IPAddress.IsLoopback(ip));
+}

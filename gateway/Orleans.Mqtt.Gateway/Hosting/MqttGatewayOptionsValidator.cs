@@ -1,0 +1,104 @@
+using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Hosting;
+
+namespace Orleans.Mqtt.Gateway;
+
+/// <summary>Fails at startup on gateway settings that cannot work, naming the setting.</summary>
+public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOptions>
+{
+    /// <inheritdoc />
+    public ValidateOptionsResult Validate(string? name, MqttGatewayOptions o)
+    {
+        var errors = new List<string>();
+        if (ListenerSettings.BindAddressError(o.BindAddress) is { } badAddress)
+        {
+            errors.Add(badAddress);
+        }
+
+        CheckPort(errors, "Mqtt:Tcp:Port", o.Tcp.Port);
+        CheckPort(errors, "Mqtt:WebSocket:Port", o.WebSocket.Port);
+        CheckPort(errors, "Mqtt:Tls:Port", o.Tls.Port);
+        if (!o.WebSocket.Path.StartsWith('/'))
+        {
+            errors.Add($"Mqtt:WebSocket:Path must start with '/' (was '{o.WebSocket.Path}').");
+        }
+
+        if (o.Tls.Enabled)
+        {
+            if (!File.Exists(o.Tls.CertificateFile))
+            {
+                errors.Add($"Mqtt:Tls:CertificateFile '{o.Tls.CertificateFile}' does not exist.");
+            }
+
+            if (string.IsNullOrEmpty(o.Tls.KeyFile) || !File.Exists(o.Tls.KeyFile))
+            {
+                errors.Add($"Mqtt:Tls:KeyFile '{o.Tls.KeyFile}' does not exist (a PEM private key is required with Mqtt:Tls:CertificateFile).");
+            }
+        }
+
+        if (o.UsersFile is { Length: > 0 } users && !File.Exists(users))
+        {
+            errors.Add($"Mqtt:UsersFile '{users}' does not exist.");
+        }
+
+        if (o.MaxPacketSize is < 64 or > 268_435_455)
+        {
+            errors.Add($"Mqtt:MaxPacketSize must be between 64 and 268435455 bytes (was {o.MaxPacketSize}).");
+        }
+
+        if (o.MaxConnections < 1)
+        {
+            errors.Add($"Mqtt:MaxConnections must be at least 1 (was {o.MaxConnections}).");
+        }
+
+        if (o.ConnectTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:ConnectTimeout must be positive (was {o.ConnectTimeout}).");
+        }
+
+        if (o.HeartbeatInterval <= TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:HeartbeatInterval must be positive (was {o.HeartbeatInterval}).");
+        }
+
+        if (o.SysInterval < TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:SysInterval must not be negative (was {o.SysInterval}).");
+        }
+
+        if (o.MaxPendingWrites < 1)
+        {
+            errors.Add($"Mqtt:MaxPendingWrites must be at least 1 (was {o.MaxPendingWrites}).");
+        }
+
+        if (o.TopicAliasMaximum is < 0 or > ushort.MaxValue)
+        {
+            errors.Add($"Mqtt:TopicAliasMaximum must be between 0 and 65535 (was {o.TopicAliasMaximum}).");
+        }
+
+        if (o.ReceiveMaximum is < 1 or > ushort.MaxValue)
+        {
+            errors.Add($"Mqtt:ReceiveMaximum must be between 1 and 65535 (was {o.ReceiveMaximum}).");
+        }
+
+        if (o.MaxKeepAlive is < 0 or > ushort.MaxValue)
+        {
+            errors.Add($"Mqtt:MaxKeepAlive must be between 0 and 65535 seconds (was {o.MaxKeepAlive}).");
+        }
+
+        if (!o.AnonymousAllowed && string.IsNullOrEmpty(o.UsersFile))
+        {
+            errors.Add("Mqtt:AllowAnonymous is false (the default off loopback) but no Mqtt:UsersFile is configured: no client could connect.");
+        }
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void CheckPort(List<string> errors, string setting, int port)
+    {
+        if (ListenerSettings.PortError(setting, port) is { } error)
+        {
+            errors.Add(error);
+        }
+    }
+}
