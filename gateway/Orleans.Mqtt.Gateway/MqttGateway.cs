@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
+using Orleans.Mqtt.Protocol;
 using Orleans.Mqtt.Security;
 using Orleans.Mqtt.Telemetry;
 
@@ -146,7 +147,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
             else if (d.Qos == 0)
             {
                 // QoS 1/2 messages stay in flight in their session and are re-sent on reconnect.
-                Metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "connection_gone"));
+                Metrics.CountDrop(DropReason.ConnectionGone);
             }
         }
 
@@ -157,7 +158,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     {
         if (_connections.TryGetValue(connectionId, out var connection))
         {
-            connection.CloseByServer(reasonCode, "session_taken_over");
+            connection.CloseByServer(CloseReason.SessionTakenOver, reasonCode);
         }
 
         return Task.CompletedTask;
@@ -191,7 +192,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         LogDraining(_logger, open.Length);
         foreach (var connection in open)
         {
-            connection.CloseByServer(0x8B, "server_shutting_down");
+            connection.CloseByServer(CloseReason.ServerShuttingDown);
         }
     }
 
@@ -245,7 +246,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
                 LogDeclaredDead(_logger, Id, open.Length);
                 foreach (var connection in open)
                 {
-                    connection.CloseByServer(0x80, "gateway_declared_dead");
+                    connection.CloseByServer(CloseReason.GatewayDeclaredDead);
                 }
             }
         }

@@ -5,6 +5,9 @@ namespace Orleans.Mqtt.Gateway;
 /// <summary>Reads the fixed header of an MQTT packet, so oversize packets are refused before they are buffered.</summary>
 internal static class MqttFrame
 {
+    /// <summary>The first byte of every CONNECT (packet type 1, no flags) [MQTT-3.1.0-1].</summary>
+    public const byte ConnectFixedHeader = 0x10;
+
     /// <summary>
     /// Looks for a complete packet at the start of <paramref name="buffer"/>. <paramref name="totalLength"/> is the
     /// whole packet's size (fixed header included) once the remaining length is known.

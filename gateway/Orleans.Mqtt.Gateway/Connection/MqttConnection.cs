@@ -9,6 +9,7 @@ using MQTTnet.Formatter;
 using MQTTnet.Packets;
 using MQTTnet.Protocol;
 using Orleans.Mqtt.Grains;
+using Orleans.Mqtt.Protocol;
 using Orleans.Mqtt.Topics;
 
 namespace Orleans.Mqtt.Gateway;
@@ -27,8 +28,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         new("qos", 2),
     ];
 
-    private static readonly KeyValuePair<string, object?> ExpiredTag = new("reason", "expired");
-    private static readonly KeyValuePair<string, object?> TooLargeForClientTag = new("reason", "packet_too_large_for_client");
+    private static readonly KeyValuePair<string, object?> InvalidFilterTag = new(CloseReasons.TagName, "invalid_filter");
 
     private readonly ConnectionContext _transport;
     private readonly MqttGateway _gateway;
@@ -42,7 +42,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
     private List<Delivery>? _pendingBeforeConnAck;
     // A close asked for while the session grain was still accepting the CONNECT (a takeover racing this connect):
     // done right after CONNACK, so the client learns the reason instead of seeing CONNACK and a bare close.
-    private (byte ReasonCode, string Reason)? _closeAfterConnAck;
+    private (CloseReason Reason, byte ReasonCode)? _closeAfterConnAck;
     private IClientSessionGrain? _session;
     private string? _clientId;
     private bool _v5;
@@ -111,10 +111,10 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
                 {
                     while (!_closing)
                     {
-                        if (_session is null && !buffer.IsEmpty && buffer.FirstSpan[0] != 0x10)
+                        if (_session is null && !buffer.IsEmpty && buffer.FirstSpan[0] != MqttFrame.ConnectFixedHeader)
                         {
                             // Known from the first byte: the first packet must be CONNECT [MQTT-3.1.0-1].
-                            Reject("protocol_error", 0, "first packet is not CONNECT");
+                            Reject(CloseReason.ProtocolError, "first packet is not CONNECT");
                             return;
                         }
 
@@ -126,13 +126,13 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
 
                         if (status == FrameStatus.TooLarge)
                         {
-                            Reject("packet_too_large", 0x95, $"packet of {totalLength} bytes is over Mqtt:MaxPacketSize {maxPacketSize}");
+                            Reject(CloseReason.PacketTooLarge, $"packet of {totalLength} bytes is over Mqtt:MaxPacketSize {maxPacketSize}");
                             return;
                         }
 
                         if (status == FrameStatus.Malformed)
                         {
-                            Reject("malformed_packet", 0x81, "invalid remaining length");
+                            Reject(CloseReason.MalformedPacket, "invalid remaining length");
                             return;
                         }
 
@@ -186,7 +186,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
 
             if (delivery.Qos == 0 && Volatile.Read(ref _pendingWrites) >= _gateway.Options.MaxPendingWrites)
             {
-                _gateway.Metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "slow_consumer"));
+                _gateway.Metrics.CountDrop(DropReason.SlowConsumer);
                 return;
             }
 
@@ -195,8 +195,11 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         }
     }
 
-    /// <summary>Closes the connection from the server side; MQTT 5 clients get a DISCONNECT with the reason code first.</summary>
-    public void CloseByServer(byte reasonCode, string reason)
+    /// <summary>Closes the connection from the server side; MQTT 5 clients get a DISCONNECT with the reason's code first.</summary>
+    public void CloseByServer(CloseReason reason) => CloseByServer(reason, reason.DisconnectReasonCode());
+
+    /// <summary>Closes the connection from the server side with the DISCONNECT reason code a silo chose.</summary>
+    public void CloseByServer(CloseReason reason, byte reasonCode)
     {
         string state;
         lock (_gate)
@@ -208,7 +211,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
 
             if (!_open && _session is not null)
             {
-                _closeAfterConnAck ??= (reasonCode, reason);
+                _closeAfterConnAck ??= (reason, reasonCode);
                 return;
             }
 
@@ -218,9 +221,10 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
             {
                 // The reason string says why in words, unless it could take the packet over the client's maximum.
                 var disconnect = new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)reasonCode };
-                if (_clientMaxPacketSize == 0 || reason.Length + 16 <= _clientMaxPacketSize)
+                var reasonString = reason.Tag();
+                if (_clientMaxPacketSize == 0 || reasonString.Length + 16 <= _clientMaxPacketSize)
                 {
-                    disconnect.ReasonString = reason;
+                    disconnect.ReasonString = reasonString;
                 }
 
                 WriteOutgoing(new Outgoing(disconnect, null, Terminal: true));
@@ -233,8 +237,8 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
             _closing = true;
         }
 
-        _gateway.Metrics.ConnectionsClosed.Add(1, new KeyValuePair<string, object?>("reason", reason));
-        LogClosedByServer(_logger, _clientId, Remote, reason, reasonCode, state);
+        _gateway.Metrics.ConnectionsClosed.Add(1, reason.MetricTag());
+        LogClosedByServer(_logger, _clientId, Remote, reason.Tag(), reason.LogText(), reasonCode, state);
         _transport.Transport.Input.CancelPendingRead();
     }
 
@@ -245,7 +249,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         {
             if (_gateway.TimeProvider.GetElapsedTime(_createdAt, now) > _gateway.Options.ConnectTimeout && _session is null)
             {
-                CloseByServer(0x87, "connect_timeout");
+                CloseByServer(CloseReason.ConnectTimeout);
             }
 
             return;
@@ -254,7 +258,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         // [MQTT-3.1.2-22] (3.1.1: MQTT-3.1.2-24): one and a half times the keep alive without a packet closes the connection.
         if (_keepAliveTicks > 0 && elapsed.Ticks > _keepAliveTicks)
         {
-            CloseByServer(0x8D, "keep_alive_timeout");
+            CloseByServer(CloseReason.KeepAliveTimeout);
         }
     }
 
@@ -275,7 +279,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         }
         catch (Exception ex) when (ex is MqttProtocolViolationException or ArgumentException or InvalidOperationException or IndexOutOfRangeException)
         {
-            Reject("malformed_packet", 0x81, ex.Message);
+            Reject(CloseReason.MalformedPacket, ex.Message);
             return;
         }
 
@@ -293,7 +297,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
             case MqttPubAckPacket ack:
                 await AddAcknowledgementAsync(ack.PacketIdentifier, OutboundAck.PubAck);
                 break;
-            case MqttPubRecPacket rec when (int)rec.ReasonCode >= 0x80:
+            case MqttPubRecPacket rec when CloseReasons.IsFailure((byte)rec.ReasonCode):
                 // A failing PUBREC ends the exchange: no PUBREL, and the message leaves the in-flight window (MQTT 5 section 4.3.3).
                 await AddAcknowledgementAsync(rec.PacketIdentifier, OutboundAck.PubComp);
                 break;
@@ -322,11 +326,11 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
                 HandleDisconnect(disconnect, segment);
                 break;
             case MqttConnectPacket:
-                Reject("protocol_error", 0x82, "second CONNECT");
+                Reject(CloseReason.ProtocolError, "second CONNECT");
                 break;
             default:
                 // AUTH without an agreed authentication method, or a packet only a server sends.
-                Reject("protocol_error", 0x82, $"unexpected {packet.GetType().Name}");
+                Reject(CloseReason.ProtocolError, $"unexpected {packet.GetType().Name}");
                 break;
         }
     }
@@ -346,7 +350,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         {
             // MQTT 5 section 3.14.2.2.2: a session that ends with its connection cannot be given an expiry at
             // DISCONNECT. The end is abnormal: no disconnect kind is recorded, so the will is published.
-            Reject("protocol_error", 0x82, $"DISCONNECT sets Session Expiry Interval {sessionExpiry} after CONNECT set 0");
+            Reject(CloseReason.ProtocolError, $"DISCONNECT sets Session Expiry Interval {sessionExpiry} after CONNECT set 0");
             return;
         }
 
@@ -362,7 +366,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
     {
         if (!MqttFrame.TryReadProtocol(received.Body, out var name, out var level))
         {
-            Reject("malformed_packet", 0, "CONNECT too short");
+            Reject(CloseReason.MalformedPacket, "CONNECT too short");
             return;
         }
 
@@ -370,7 +374,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         {
             // [MQTT-3.1.2-2]: answer an unsupported protocol level with return code 0x01, then close.
             _protocolVersion = MqttProtocolVersion.V311;
-            RefuseConnect("unsupported_protocol_version", MqttConnectReturnCode.ConnectionRefusedUnacceptableProtocolVersion, MqttConnectReasonCode.UnsupportedProtocolVersion, $"protocol {name} level {level}");
+            RefuseConnect(CloseReason.UnsupportedProtocolVersion, $"protocol {name} level {level}");
             return;
         }
 
@@ -378,7 +382,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         {
             // MQTT 3.1.1 [MQTT-3.1.3-8]: an empty client id needs clean session: CONNACK 0x02, then close.
             _protocolVersion = MqttProtocolVersion.V311;
-            RefuseConnect("client_id_rejected", MqttConnectReturnCode.ConnectionRefusedIdentifierRejected, MqttConnectReasonCode.ClientIdentifierNotValid, "empty client id without clean session");
+            RefuseConnect(CloseReason.ClientIdRejected, "empty client id without clean session");
             return;
         }
 
@@ -391,7 +395,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         }
         catch (Exception ex) when (ex is MqttProtocolViolationException or ArgumentException or InvalidOperationException or InvalidCastException or IndexOutOfRangeException)
         {
-            Reject("malformed_packet", 0x81, ex.Message);
+            Reject(CloseReason.MalformedPacket, ex.Message);
             return;
         }
 
@@ -408,7 +412,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
 
         if (_gateway.IsStopping)
         {
-            RefuseConnect("server_shutting_down", MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.ServerUnavailable, "shutting down");
+            RefuseConnect(CloseReason.ServerShuttingDown, "shutting down");
             return;
         }
 
@@ -419,7 +423,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
             if (!_v5 && !connect.CleanSession)
             {
                 // MQTT 3.1.1 [MQTT-3.1.3-8]: an empty client id needs clean session.
-                RefuseConnect("client_id_rejected", MqttConnectReturnCode.ConnectionRefusedIdentifierRejected, MqttConnectReasonCode.ClientIdentifierNotValid, "empty client id without clean session");
+                RefuseConnect(CloseReason.ClientIdRejected, "empty client id without clean session");
                 return;
             }
 
@@ -428,17 +432,17 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
 
         if (_v5 && !string.IsNullOrEmpty(connect.AuthenticationMethod))
         {
-            RefuseConnect("bad_authentication_method", MqttConnectReturnCode.ConnectionRefusedNotAuthorized, MqttConnectReasonCode.BadAuthenticationMethod, $"authentication method '{connect.AuthenticationMethod}' is not supported");
+            RefuseConnect(CloseReason.BadAuthenticationMethod, $"authentication method '{connect.AuthenticationMethod}' is not supported");
             return;
         }
 
         switch (_gateway.Authenticate(connect.Username, connect.Password))
         {
             case AuthResult.BadCredentials:
-                RefuseConnect("bad_credentials", MqttConnectReturnCode.ConnectionRefusedBadUsernameOrPassword, MqttConnectReasonCode.BadUserNameOrPassword, $"bad user name or password for '{connect.Username}'");
+                RefuseConnect(CloseReason.BadCredentials, $"bad user name or password for '{connect.Username}'");
                 return;
             case AuthResult.NotAuthorized:
-                RefuseConnect("not_authorized", MqttConnectReturnCode.ConnectionRefusedNotAuthorized, MqttConnectReasonCode.NotAuthorized, "anonymous clients are not allowed");
+                RefuseConnect(CloseReason.NotAuthorized, "anonymous clients are not allowed");
                 return;
         }
 
@@ -447,7 +451,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         {
             if (!MqttTopic.IsValidTopicName(connect.WillTopic ?? string.Empty))
             {
-                RefuseConnect("invalid_topic", MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.TopicNameInvalid, $"invalid will topic '{connect.WillTopic}'");
+                RefuseConnect(CloseReason.InvalidTopic, $"invalid will topic '{connect.WillTopic}'");
                 return;
             }
 
@@ -464,7 +468,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
 
         if (!_gateway.TryAcquireSessionSlot())
         {
-            RefuseConnect("max_connections", MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.QuotaExceeded, $"Mqtt:MaxConnections {_gateway.Options.MaxConnections} reached");
+            RefuseConnect(CloseReason.MaxConnections, $"Mqtt:MaxConnections {_gateway.Options.MaxConnections} reached");
             return;
         }
 
@@ -488,7 +492,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         {
             LogSessionCallFailed(_logger, ex, clientId);
             _session = null;
-            RefuseConnect("session_unavailable", MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.ServerUnavailable, "session not available");
+            RefuseConnect(CloseReason.SessionUnavailable, "session not available");
             return;
         }
 
@@ -530,7 +534,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
             ServerKeepAlive = serverKeepAlive,
         };
 
-        (byte ReasonCode, string Reason)? closeNow;
+        (CloseReason Reason, byte ReasonCode)? closeNow;
         lock (_gate)
         {
             WriteOutgoing(new Outgoing(connAck, null));
@@ -558,7 +562,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         LogConnected(_logger, clientId, Remote, _protocolVersion, result.SessionPresent, _v5 && will is not null ? connect.WillDelayInterval : 0);
         if (closeNow is { } close)
         {
-            CloseByServer(close.ReasonCode, close.Reason);
+            CloseByServer(close.Reason, close.ReasonCode);
         }
 
         if (result.WillOfReplacedConnection is { } replacedWill)
@@ -572,7 +576,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         var qos = (byte)publish.QualityOfServiceLevel;
         if (qos > 2)
         {
-            Reject("malformed_packet", 0x81, "QoS 3");
+            Reject(CloseReason.MalformedPacket, "QoS 3");
             return;
         }
 
@@ -584,7 +588,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
 
         if (!MqttTopic.IsValidTopicName(topic))
         {
-            Reject("invalid_topic", 0x90, $"invalid topic name '{topic}' in PUBLISH");
+            Reject(CloseReason.InvalidTopic, $"invalid topic name '{topic}' in PUBLISH");
             return;
         }
 
@@ -595,7 +599,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
 
         if (_v5 && qos > 0 && IsOverReceiveMaximum(qos, publish.PacketIdentifier))
         {
-            Reject("receive_maximum_exceeded", 0x93, $"more than Mqtt:ReceiveMaximum {_gateway.Options.ReceiveMaximum} QoS 1/2 publishes unacknowledged");
+            Reject(CloseReason.ReceiveMaximumExceeded, $"more than Mqtt:ReceiveMaximum {_gateway.Options.ReceiveMaximum} QoS 1/2 publishes unacknowledged");
             return;
         }
 
@@ -646,7 +650,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
                         }
                         else
                         {
-                            CloseByServer(0x80, "publish_failed");
+                            CloseByServer(CloseReason.PublishFailed);
                         }
 
                         return;
@@ -677,14 +681,14 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
                 return true;
             }
 
-            Reject("topic_alias_invalid", 0x94, "topic alias 0");
+            Reject(CloseReason.TopicAliasInvalid, "topic alias 0");
             return false;
         }
 
         if (alias > maximum)
         {
             // [MQTT-3.3.2-9]
-            Reject("topic_alias_invalid", 0x94, $"topic alias {alias} over Mqtt:TopicAliasMaximum {maximum}");
+            Reject(CloseReason.TopicAliasInvalid, $"topic alias {alias} over Mqtt:TopicAliasMaximum {maximum}");
             return false;
         }
 
@@ -695,7 +699,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
 
         if (_inboundAliases?[alias] is not { } mapped)
         {
-            Reject("protocol_error", 0x82, $"topic alias {alias} used before it was set");
+            Reject(CloseReason.ProtocolError, $"topic alias {alias} used before it was set");
             return false;
         }
 
@@ -719,20 +723,20 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
     /// <summary>Payload Format Indicator 1 with a payload that is not UTF-8: refused with 0x99 and not routed.</summary>
     private void RejectPayloadFormat(byte qos, ushort packetId, string topic)
     {
-        const string Reason = "payload_format_invalid";
+        const CloseReason Reason = CloseReason.PayloadFormatInvalid;
         switch (qos)
         {
             case 0:
-                Reject(Reason, 0x99, $"PUBLISH to '{topic}' says UTF-8 but its payload is not");
+                Reject(Reason, $"PUBLISH to '{topic}' says UTF-8 but its payload is not");
                 break;
             case 1:
-                _gateway.Metrics.PacketsRejected.Add(1, new KeyValuePair<string, object?>("reason", Reason));
-                LogRejected(_logger, _clientId, Remote, Reason, $"PUBLISH to '{topic}' says UTF-8 but its payload is not; PUBACK 0x99");
+                _gateway.Metrics.PacketsRejected.Add(1, Reason.MetricTag());
+                LogRejected(_logger, _clientId, Remote, Reason.Tag(), $"PUBLISH to '{topic}' says UTF-8 but its payload is not; PUBACK 0x99");
                 Send(new MqttPubAckPacket { PacketIdentifier = packetId, ReasonCode = MqttPubAckReasonCode.PayloadFormatInvalid });
                 break;
             default:
-                _gateway.Metrics.PacketsRejected.Add(1, new KeyValuePair<string, object?>("reason", Reason));
-                LogRejected(_logger, _clientId, Remote, Reason, $"PUBLISH to '{topic}' says UTF-8 but its payload is not; PUBREC 0x99");
+                _gateway.Metrics.PacketsRejected.Add(1, Reason.MetricTag());
+                LogRejected(_logger, _clientId, Remote, Reason.Tag(), $"PUBLISH to '{topic}' says UTF-8 but its payload is not; PUBREC 0x99");
                 Send(new MqttPubRecPacket { PacketIdentifier = packetId, ReasonCode = MqttPubRecReasonCode.PayloadFormatInvalid });
                 break;
         }
@@ -821,7 +825,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
             }
             else
             {
-                CloseByServer(0x80, "publish_failed");
+                CloseByServer(CloseReason.PublishFailed);
             }
         }
 
@@ -846,7 +850,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         }
         catch (Exception ex)
         {
-            _gateway.Metrics.MessagesDropped.Add(messages.Length, new KeyValuePair<string, object?>("reason", "publish_failed"));
+            _gateway.Metrics.CountDrop(DropReason.PublishFailed, messages.Length);
             LogPublishFailed(_logger, ex, _clientId, messages[0].Topic);
             foreach (var i in indexes)
             {
@@ -865,7 +869,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         }
         catch (Exception ex)
         {
-            _gateway.Metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "publish_failed"));
+            _gateway.Metrics.CountDrop(DropReason.PublishFailed);
             LogPublishFailed(_logger, ex, _clientId, message.Topic);
             return -1;
         }
@@ -875,7 +879,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
     {
         if (subscribe.TopicFilters.Count == 0)
         {
-            Reject("protocol_error", 0x82, "SUBSCRIBE without topic filters");
+            Reject(CloseReason.ProtocolError, "SUBSCRIBE without topic filters");
             return;
         }
 
@@ -891,7 +895,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
             if (!valid || filter.QualityOfServiceLevel > MqttQualityOfServiceLevel.ExactlyOnce)
             {
                 codes[i] = _v5 ? MqttSubscribeReasonCode.TopicFilterInvalid : MqttSubscribeReasonCode.UnspecifiedError;
-                _gateway.Metrics.PacketsRejected.Add(1, new KeyValuePair<string, object?>("reason", "invalid_filter"));
+                _gateway.Metrics.PacketsRejected.Add(1, InvalidFilterTag);
                 LogRejectedFilter(_logger, _clientId, topic);
                 continue;
             }
@@ -899,7 +903,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
             if (shared && filter.NoLocal)
             {
                 // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error.
-                Reject("protocol_error", 0x82, $"No Local set on shared subscription '{topic}'");
+                Reject(CloseReason.ProtocolError, $"No Local set on shared subscription '{topic}'");
                 return;
             }
 
@@ -990,19 +994,23 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         LogDisconnected(_logger, _clientId, Remote, kind, _disconnectSessionExpiry?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unchanged");
     }
 
-    private void Reject(string reason, byte v5ReasonCode, string detail)
+    private void Reject(CloseReason reason, string detail)
     {
-        _gateway.Metrics.PacketsRejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
-        LogRejected(_logger, _clientId, Remote, reason, detail);
-        CloseByServer(v5ReasonCode, reason);
+        _gateway.Metrics.PacketsRejected.Add(1, reason.MetricTag());
+        LogRejected(_logger, _clientId, Remote, reason.Tag(), detail);
+        CloseByServer(reason);
     }
 
-    private void RefuseConnect(string reason, MqttConnectReturnCode v3Code, MqttConnectReasonCode v5Code, string detail)
+    private void RefuseConnect(CloseReason reason, string detail)
     {
         _closing = true;
-        _gateway.Metrics.ConnectionsRefused.Add(1, new KeyValuePair<string, object?>("reason", reason));
-        LogRefused(_logger, Remote, reason, detail);
-        var connAck = new MqttConnAckPacket { ReturnCode = v3Code, ReasonCode = v5Code };
+        _gateway.Metrics.ConnectionsRefused.Add(1, reason.MetricTag());
+        LogRefused(_logger, Remote, reason.Tag(), detail);
+        var connAck = new MqttConnAckPacket
+        {
+            ReturnCode = (MqttConnectReturnCode)reason.ConnectReturnCode(),
+            ReasonCode = (MqttConnectReasonCode)reason.ConnectReasonCode(),
+        };
 
         // The reason string is left out when it could take the CONNACK over the client's Maximum Packet Size
         // [MQTT-3.2.2-19]; 16 bytes cover the fixed header, flags, reason code and property framing.
@@ -1148,7 +1156,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         var now = UtcNow;
         if (d.Message.IsExpired(now))
         {
-            DropDelivery(d, ExpiredTag);
+            DropDelivery(d, DropReason.Expired);
             return;
         }
 
@@ -1160,7 +1168,7 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         {
             if (_clientMaxPacketSize > 0 && (uint)buffer.Length > _clientMaxPacketSize)
             {
-                DropDelivery(d, TooLargeForClientTag);
+                DropDelivery(d, DropReason.PacketTooLargeForClient);
                 return;
             }
 
@@ -1179,10 +1187,10 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         _gateway.Metrics.MessagesSent.Add(1, QosTags[d.Qos]);
     }
 
-    private void DropDelivery(Delivery d, KeyValuePair<string, object?> reason)
+    private void DropDelivery(Delivery d, DropReason reason)
     {
-        _gateway.Metrics.MessagesDropped.Add(1, reason);
-        LogDeliveryDropped(_logger, _clientId, d.Message.Topic, d.Qos, (string)reason.Value!);
+        _gateway.Metrics.CountDrop(reason);
+        LogDeliveryDropped(_logger, _clientId, d.Message.Topic, d.Qos, reason.Tag());
         if (d.Qos > 0 && _session is { } session)
         {
             // Not awaited: the writer does not wait for grains. A lost acknowledgement only means the session sends
@@ -1220,8 +1228,8 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
     [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId}: invalid topic filter '{Filter}' refused")]
     private static partial void LogRejectedFilter(ILogger logger, string? clientId, string filter);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Client {ClientId} from {Remote} closed by the server ({Reason}, reason code 0x{Code:X2}, {State})")]
-    private static partial void LogClosedByServer(ILogger logger, string? clientId, string remote, string reason, byte code, string state);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Client {ClientId} from {Remote} closed by the server ({Reason}: {Text}, reason code 0x{Code:X2}, {State})")]
+    private static partial void LogClosedByServer(ILogger logger, string? clientId, string remote, string reason, string text, byte code, string state);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Connection of client {ClientId} from {Remote} failed")]
     private static partial void LogConnectionFailed(ILogger logger, Exception ex, string? clientId, string remote);

@@ -1,0 +1,68 @@
+namespace Orleans.Mqtt.Protocol;
+
+/// <summary>
+/// Why the server ends a connection: refuses its CONNECT, rejects a packet and closes, or closes it on its own. Each
+/// reason has one metric tag, one log text and the reason codes a client is told, all in <see cref="CloseReasons"/>.
+/// </summary>
+public enum CloseReason
+{
+    /// <summary>A packet broke the protocol (a second CONNECT, an unknown alias, No Local on a shared subscription...).</summary>
+    ProtocolError,
+
+    /// <summary>A packet could not be decoded.</summary>
+    MalformedPacket,
+
+    /// <summary>A packet was over <c>Mqtt:MaxPacketSize</c>.</summary>
+    PacketTooLarge,
+
+    /// <summary>A PUBLISH or will topic name that is not valid.</summary>
+    InvalidTopic,
+
+    /// <summary>More QoS 1/2 publishes unacknowledged than the Receive Maximum the CONNACK advertised.</summary>
+    ReceiveMaximumExceeded,
+
+    /// <summary>A Topic Alias of 0 or over the Topic Alias Maximum.</summary>
+    TopicAliasInvalid,
+
+    /// <summary>A QoS 0 PUBLISH that says UTF-8 and carries a payload that is not.</summary>
+    PayloadFormatInvalid,
+
+    /// <summary>No CONNECT within <c>Mqtt:ConnectTimeout</c>.</summary>
+    ConnectTimeout,
+
+    /// <summary>One and a half times the keep alive without a packet.</summary>
+    KeepAliveTimeout,
+
+    /// <summary>A message could not be routed (MQTT 3.1.1 has no way to say so but closing).</summary>
+    PublishFailed,
+
+    /// <summary>Another connection took over the client id.</summary>
+    SessionTakenOver,
+
+    /// <summary>The gateway is stopping.</summary>
+    ServerShuttingDown,
+
+    /// <summary>The cluster declared the gateway dead while it was cut off.</summary>
+    GatewayDeclaredDead,
+
+    /// <summary>CONNECT with a protocol name or level that is not MQTT 3.1, 3.1.1 or 5.</summary>
+    UnsupportedProtocolVersion,
+
+    /// <summary>CONNECT with an empty client id that MQTT 3.1.1 does not allow (without clean session).</summary>
+    ClientIdRejected,
+
+    /// <summary>MQTT 5 CONNECT with an authentication method (none is supported).</summary>
+    BadAuthenticationMethod,
+
+    /// <summary>CONNECT with a user name or password that does not check out.</summary>
+    BadCredentials,
+
+    /// <summary>CONNECT without credentials where anonymous clients are not allowed.</summary>
+    NotAuthorized,
+
+    /// <summary>CONNECT over <c>Mqtt:MaxConnections</c>.</summary>
+    MaxConnections,
+
+    /// <summary>The client's session grain could not be reached at CONNECT.</summary>
+    SessionUnavailable,
+}
