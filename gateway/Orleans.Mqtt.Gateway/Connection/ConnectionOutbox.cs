@@ -8,7 +8,7 @@ namespace Orleans.Mqtt.Gateway;
 /// CONNACK, SUBACK and PINGRESPs) never allocates the queue behind it.
 /// </summary>
 /// <typeparam name="T">The queued item.</typeparam>
-internal sealed class ConnectionOutbox<T>
+internal class ConnectionOutbox<T>
 {
     private readonly Lock _lock = new();
 

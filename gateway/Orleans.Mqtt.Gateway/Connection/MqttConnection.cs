@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.InteropServices;
-using System.Text.Unicode;
 using Microsoft.AspNetCore.Connections;
 using MQTTnet.Adapter;
 using MQTTnet.Exceptions;
@@ -10,7 +9,6 @@ using MQTTnet.Packets;
 using MQTTnet.Protocol;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Protocol;
-using Orleans.Mqtt.Topics;
 
 namespace Orleans.Mqtt.Gateway;
 
@@ -19,7 +17,7 @@ namespace Orleans.Mqtt.Gateway;
 /// formatter, hands every PUBLISH to its topic shard and every session change to the client's session grain, and
 /// writes what silos push to it. It holds only connection state: the session lives in the grain.
 /// </summary>
-internal sealed partial class MqttConnection : IThreadPoolWorkItem
+internal sealed partial class MqttConnection
 {
     private static readonly KeyValuePair<string, object?>[] QosTags =
     [
@@ -28,12 +26,10 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         new("qos", 2),
     ];
 
-    private static readonly KeyValuePair<string, object?> InvalidFilterTag = new(CloseReasons.TagName, "invalid_filter");
-
     private readonly ConnectionContext _transport;
     private readonly MqttGateway _gateway;
     private readonly ILogger _logger;
-    private readonly ConnectionOutbox<Outgoing> _outbox = new();
+    private readonly ConnectionWriter _writer;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _gate = new();
     private readonly long _createdAt;
@@ -50,7 +46,6 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
     private bool _hasSessionSlot;
     private long _lastActivity;
     private long _keepAliveTicks;
-    private int _pendingWrites;
     private DisconnectKind? _disconnectKind;
     private volatile bool _closing;
 
@@ -65,11 +60,8 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
     private string?[]? _inboundAliases;
     private int _inboundQos1;
 
-    // Publishes (QoS 0/1) and acknowledgements read from one network read go out as one grain call per shard and one
-    // per session: a client that pipelines costs a call per batch, not per packet.
-    private const int MaxBatch = 64;
-    private readonly List<(MqttMessage Message, ushort PacketId)> _publishBatch = [];
-    private readonly List<OutboundAcknowledgement> _ackBatch = [];
+    // Made at the first publish or acknowledgement: an idle connection, or one that only takes QoS 0, never needs one.
+    private PublishBatcher? _batcher;
 
     // Set by an MQTT 5 DISCONNECT that carried a Session Expiry Interval.
     private uint? _disconnectSessionExpiry;
@@ -81,14 +73,29 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         _logger = gateway.ConnectionLogger;
         Id = gateway.NextConnectionId();
         _createdAt = _lastActivity = gateway.TimeProvider.GetTimestamp();
+        _writer = new ConnectionWriter(this);
     }
 
     public long Id { get; }
+
+    /// <summary>The gateway this connection belongs to.</summary>
+    public MqttGateway Gateway => _gateway;
+
+    /// <summary>The client's session grain, once CONNECT was accepted.</summary>
+    public IClientSessionGrain? Session => _session;
+
+    /// <summary>The transport's output, written by the drain only.</summary>
+    public PipeWriter Output => _transport.Transport.Output;
+
+    /// <summary>This thread's formatter for the connection's protocol version (see <see cref="PacketFormatters"/>).</summary>
+    public MqttPacketFormatterAdapter Formatter => PacketFormatters.For(_protocolVersion);
 
     /// <summary>Completes when the connection is closed and its session was told.</summary>
     public Task Completion => _completion.Task;
 
     private string Remote => _transport.RemoteEndPoint?.ToString() ?? "?";
+
+    private PublishBatcher Batcher => _batcher ??= new PublishBatcher(this);
 
     public async Task RunAsync()
     {
@@ -162,103 +169,14 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         }
         catch (Exception ex)
         {
-            LogConnectionFailed(_logger, ex, _clientId, Remote);
+            LogFailure(ex);
         }
         finally
         {
             _gateway.Unregister(this);
-            await _outbox.CompleteAsync().ConfigureAwait(false);
+            await _writer.CompleteAsync().ConfigureAwait(false);
             await EndSessionAsync();
             _completion.TrySetResult();
-        }
-    }
-
-    /// <summary>Queues a packet pushed by a silo; before CONNACK it waits so CONNACK is always first.</summary>
-    public void EnqueueDelivery(Delivery delivery)
-    {
-        lock (_gate)
-        {
-            if (!_open)
-            {
-                (_pendingBeforeConnAck ??= []).Add(delivery);
-                return;
-            }
-
-            if (delivery.Qos == 0 && Volatile.Read(ref _pendingWrites) >= _gateway.Options.MaxPendingWrites)
-            {
-                _gateway.Metrics.CountDrop(DropReason.SlowConsumer);
-                return;
-            }
-
-            Interlocked.Increment(ref _pendingWrites);
-            Queue(new Outgoing(null, delivery));
-        }
-    }
-
-    /// <summary>Closes the connection from the server side; MQTT 5 clients get a DISCONNECT with the reason's code first.</summary>
-    public void CloseByServer(CloseReason reason) => CloseByServer(reason, reason.DisconnectReasonCode());
-
-    /// <summary>Closes the connection from the server side with the DISCONNECT reason code a silo chose.</summary>
-    public void CloseByServer(CloseReason reason, byte reasonCode)
-    {
-        string state;
-        lock (_gate)
-        {
-            if (_closing)
-            {
-                return;
-            }
-
-            if (!_open && _session is not null)
-            {
-                _closeAfterConnAck ??= (reason, reasonCode);
-                return;
-            }
-
-            // Queued before _closing is set: a read loop that sees _closing completes the outbox behind this packet.
-            state = _open ? "connected" : "before CONNECT";
-            if (_v5 && _open)
-            {
-                // The reason string says why in words, unless it could take the packet over the client's maximum.
-                var disconnect = new MqttDisconnectPacket { ReasonCode = (MqttDisconnectReasonCode)reasonCode };
-                var reasonString = reason.Tag();
-                if (_clientMaxPacketSize == 0 || reasonString.Length + 16 <= _clientMaxPacketSize)
-                {
-                    disconnect.ReasonString = reasonString;
-                }
-
-                WriteOutgoing(new Outgoing(disconnect, null, Terminal: true));
-            }
-            else
-            {
-                WriteOutgoing(new Outgoing(null, null, Terminal: true));
-            }
-
-            _closing = true;
-        }
-
-        _gateway.Metrics.ConnectionsClosed.Add(1, reason.MetricTag());
-        LogClosedByServer(_logger, _clientId, Remote, reason.Tag(), reason.LogText(), reasonCode, state);
-        _transport.Transport.Input.CancelPendingRead();
-    }
-
-    public void CheckTimeouts(long now)
-    {
-        var elapsed = _gateway.TimeProvider.GetElapsedTime(Volatile.Read(ref _lastActivity), now);
-        if (!_open)
-        {
-            if (_gateway.TimeProvider.GetElapsedTime(_createdAt, now) > _gateway.Options.ConnectTimeout && _session is null)
-            {
-                CloseByServer(CloseReason.ConnectTimeout);
-            }
-
-            return;
-        }
-
-        // [MQTT-3.1.2-22] (3.1.1: MQTT-3.1.2-24): one and a half times the keep alive without a packet closes the connection.
-        if (_keepAliveTicks > 0 && elapsed.Ticks > _keepAliveTicks)
-        {
-            CloseByServer(CloseReason.KeepAliveTimeout);
         }
     }
 
@@ -295,23 +213,23 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
                 await HandlePublishAsync(publish, segment);
                 break;
             case MqttPubAckPacket ack:
-                await AddAcknowledgementAsync(ack.PacketIdentifier, OutboundAck.PubAck);
+                await Batcher.AddAcknowledgementAsync(ack.PacketIdentifier, OutboundAck.PubAck);
                 break;
             case MqttPubRecPacket rec when CloseReasons.IsFailure((byte)rec.ReasonCode):
                 // A failing PUBREC ends the exchange: no PUBREL, and the message leaves the in-flight window (MQTT 5 section 4.3.3).
-                await AddAcknowledgementAsync(rec.PacketIdentifier, OutboundAck.PubComp);
+                await Batcher.AddAcknowledgementAsync(rec.PacketIdentifier, OutboundAck.PubComp);
                 break;
             case MqttPubRecPacket rec:
-                Send(new MqttPubRelPacket { PacketIdentifier = rec.PacketIdentifier });
-                await AddAcknowledgementAsync(rec.PacketIdentifier, OutboundAck.PubRec);
+                Send(ReplyPackets.PubRel(rec.PacketIdentifier));
+                await Batcher.AddAcknowledgementAsync(rec.PacketIdentifier, OutboundAck.PubRec);
                 break;
             case MqttPubCompPacket comp:
-                await AddAcknowledgementAsync(comp.PacketIdentifier, OutboundAck.PubComp);
+                await Batcher.AddAcknowledgementAsync(comp.PacketIdentifier, OutboundAck.PubComp);
                 break;
             case MqttPubRelPacket rel:
                 _inboundQos2?.Remove(rel.PacketIdentifier);
                 await _session!.ReleaseInboundQos2(Id, rel.PacketIdentifier);
-                Send(new MqttPubCompPacket { PacketIdentifier = rel.PacketIdentifier });
+                Send(ReplyPackets.PubComp(rel.PacketIdentifier));
                 break;
             case MqttSubscribePacket subscribe:
                 await HandleSubscribeAsync(subscribe);
@@ -335,913 +253,29 @@ internal sealed partial class MqttConnection : IThreadPoolWorkItem
         }
     }
 
-    private void HandleDisconnect(MqttDisconnectPacket disconnect, ArraySegment<byte> body)
+    /// <summary>Wakes the read loop after the output ended; with <paramref name="closing"/> it also stops reading.</summary>
+    public void StopReading(bool closing)
     {
-        uint? sessionExpiry = null;
-
-        // MQTTnet decodes an absent Session Expiry Interval as 0, and 0 is also a value a client sends on purpose (end
-        // the session now), so the property bytes decide whether it was there.
-        if (_v5 && body.Count > 1 && MqttPropertyScan.Contains(body, 1, MqttPropertyScan.SessionExpiryInterval))
+        if (closing)
         {
-            sessionExpiry = disconnect.SessionExpiryInterval;
+            _closing = true;
         }
 
-        if (sessionExpiry > 0 && _connectSessionExpiry == 0)
-        {
-            // MQTT 5 section 3.14.2.2.2: a session that ends with its connection cannot be given an expiry at
-            // DISCONNECT. The end is abnormal: no disconnect kind is recorded, so the will is published.
-            Reject(CloseReason.ProtocolError, $"DISCONNECT sets Session Expiry Interval {sessionExpiry} after CONNECT set 0");
-            return;
-        }
-
-        _disconnectSessionExpiry = sessionExpiry;
-        _disconnectKind = _v5 && disconnect.ReasonCode == MqttDisconnectReasonCode.DisconnectWithWillMessage
-            ? DisconnectKind.NormalWithWill
-            : DisconnectKind.Normal;
-        _closing = true;
-        Queue(new Outgoing(null, null, Terminal: true));
+        _transport.Transport.Input.CancelPendingRead();
     }
 
-    private async Task HandleFirstPacketAsync(ReceivedMqttPacket received)
-    {
-        if (!MqttFrame.TryReadProtocol(received.Body, out var name, out var level))
-        {
-            Reject(CloseReason.MalformedPacket, "CONNECT too short");
-            return;
-        }
+    /// <summary>Logs a failure of the connection that is not just the peer going away.</summary>
+    public void LogFailure(Exception ex) => LogConnectionFailed(_logger, ex, _clientId, Remote);
 
-        if (!((name == "MQTT" && level is 4 or 5) || (name == "MQIsdp" && level == 3)))
-        {
-            // [MQTT-3.1.2-2]: answer an unsupported protocol level with return code 0x01, then close.
-            _protocolVersion = MqttProtocolVersion.V311;
-            RefuseConnect(CloseReason.UnsupportedProtocolVersion, $"protocol {name} level {level}");
-            return;
-        }
+    private Task FlushBatchesAsync() => _batcher is { } batcher ? batcher.FlushAsync() : Task.CompletedTask;
 
-        if (level is 3 or 4 && MqttFrame.IsEmptyClientIdWithoutCleanSession(received.Body))
-        {
-            // MQTT 3.1.1 [MQTT-3.1.3-8]: an empty client id needs clean session: CONNACK 0x02, then close.
-            _protocolVersion = MqttProtocolVersion.V311;
-            RefuseConnect(CloseReason.ClientIdRejected, "empty client id without clean session");
-            return;
-        }
-
-        MqttConnectPacket connect;
-        try
-        {
-            _protocolVersion = PacketFormatters.VersionOf(name, level);
-            _v5 = _protocolVersion == MqttProtocolVersion.V500;
-            connect = (MqttConnectPacket)Formatter.Decode(received);
-        }
-        catch (Exception ex) when (ex is MqttProtocolViolationException or ArgumentException or InvalidOperationException or InvalidCastException or IndexOutOfRangeException)
-        {
-            Reject(CloseReason.MalformedPacket, ex.Message);
-            return;
-        }
-
-        await HandleConnectAsync(connect);
-    }
-
-    private async Task HandleConnectAsync(MqttConnectPacket connect)
-    {
-        if (_v5)
-        {
-            // Known before any CONNACK, refusals included: nothing larger may be sent to this client [MQTT-3.2.2-19].
-            _clientMaxPacketSize = connect.MaximumPacketSize;
-        }
-
-        if (_gateway.IsStopping)
-        {
-            RefuseConnect(CloseReason.ServerShuttingDown, "shutting down");
-            return;
-        }
-
-        var clientId = connect.ClientId ?? string.Empty;
-        string? assigned = null;
-        if (clientId.Length == 0)
-        {
-            if (!_v5 && !connect.CleanSession)
-            {
-                // MQTT 3.1.1 [MQTT-3.1.3-8]: an empty client id needs clean session.
-                RefuseConnect(CloseReason.ClientIdRejected, "empty client id without clean session");
-                return;
-            }
-
-            clientId = assigned = "auto-" + Guid.NewGuid().ToString("N");
-        }
-
-        if (_v5 && !string.IsNullOrEmpty(connect.AuthenticationMethod))
-        {
-            RefuseConnect(CloseReason.BadAuthenticationMethod, $"authentication method '{connect.AuthenticationMethod}' is not supported");
-            return;
-        }
-
-        switch (_gateway.Authenticate(connect.Username, connect.Password))
-        {
-            case AuthResult.BadCredentials:
-                RefuseConnect(CloseReason.BadCredentials, $"bad user name or password for '{connect.Username}'");
-                return;
-            case AuthResult.NotAuthorized:
-                RefuseConnect(CloseReason.NotAuthorized, "anonymous clients are not allowed");
-                return;
-        }
-
-        MqttMessage? will = null;
-        if (connect.WillFlag)
-        {
-            if (!MqttTopic.IsValidTopicName(connect.WillTopic ?? string.Empty))
-            {
-                RefuseConnect(CloseReason.InvalidTopic, $"invalid will topic '{connect.WillTopic}'");
-                return;
-            }
-
-            will = new MqttMessage
-            {
-                Topic = connect.WillTopic!,
-                Payload = connect.WillMessage ?? [],
-                Qos = (byte)connect.WillQoS,
-                Retain = connect.WillRetain,
-                SenderClientId = clientId,
-                Properties = _v5 ? MessageMapping.WillProperties(connect) : null,
-            };
-        }
-
-        if (!_gateway.TryAcquireSessionSlot())
-        {
-            RefuseConnect(CloseReason.MaxConnections, $"Mqtt:MaxConnections {_gateway.Options.MaxConnections} reached");
-            return;
-        }
-
-        _hasSessionSlot = true;
-        _clientId = clientId;
-        _session = _gateway.Session(clientId);
-        var expiry = _v5 ? connect.SessionExpiryInterval : connect.CleanSession ? 0u : uint.MaxValue;
-        ConnectResult result;
-        try
-        {
-            result = await _session.Connect(new ConnectRequest(
-                new GatewayPresence(_gateway.Reference, _gateway.Id, Id, _gateway.LeaseId),
-                connect.CleanSession,
-                expiry,
-                will,
-                (byte)_protocolVersion,
-                connect.ReceiveMaximum,
-                _v5 ? connect.WillDelayInterval : 0));
-        }
-        catch (Exception ex)
-        {
-            LogSessionCallFailed(_logger, ex, clientId);
-            _session = null;
-            RefuseConnect(CloseReason.SessionUnavailable, "session not available");
-            return;
-        }
-
-        var options = _gateway.Options;
-        var keepAlive = connect.KeepAlivePeriod;
-        ushort serverKeepAlive = 0;
-        if (_v5 && options.MaxKeepAlive > 0 && (keepAlive == 0 || keepAlive > options.MaxKeepAlive))
-        {
-            // [MQTT-3.2.2-21]: the client must use the Server Keep Alive instead of the value it sent.
-            keepAlive = serverKeepAlive = (ushort)options.MaxKeepAlive;
-        }
-
-        _keepAliveTicks = keepAlive == 0 ? 0 : TimeSpan.FromSeconds(keepAlive * 1.5).Ticks;
-        if (_v5)
-        {
-            _connectSessionExpiry = connect.SessionExpiryInterval;
-            _clientMaxPacketSize = connect.MaximumPacketSize;
-            if (connect.TopicAliasMaximum > 0)
-            {
-                _outboundAliases = new OutboundTopicAliases(connect.TopicAliasMaximum);
-            }
-        }
-
-        var connAck = new MqttConnAckPacket
-        {
-            ReturnCode = MqttConnectReturnCode.ConnectionAccepted,
-            ReasonCode = MqttConnectReasonCode.Success,
-            IsSessionPresent = result.SessionPresent,
-            AssignedClientIdentifier = _v5 ? assigned : null,
-            // Maximum QoS 2 and the "available" flags set to true are written as absent, which is what they mean.
-            MaximumQoS = MqttQualityOfServiceLevel.ExactlyOnce,
-            RetainAvailable = true,
-            WildcardSubscriptionAvailable = true,
-            SubscriptionIdentifiersAvailable = true,
-            SharedSubscriptionAvailable = true,
-            MaximumPacketSize = (uint)options.MaxPacketSize,
-            ReceiveMaximum = (ushort)options.ReceiveMaximum,
-            TopicAliasMaximum = (ushort)options.TopicAliasMaximum,
-            ServerKeepAlive = serverKeepAlive,
-        };
-
-        (CloseReason Reason, byte ReasonCode)? closeNow;
-        lock (_gate)
-        {
-            WriteOutgoing(new Outgoing(connAck, null));
-            foreach (var d in result.Resend)
-            {
-                WriteOutgoing(new Outgoing(null, d));
-            }
-
-            if (_pendingBeforeConnAck is { } pending)
-            {
-                foreach (var d in pending)
-                {
-                    WriteOutgoing(new Outgoing(null, d));
-                }
-
-                _pendingBeforeConnAck = null;
-            }
-
-            _open = true;
-            closeNow = _closeAfterConnAck;
-        }
-
-        _gateway.Metrics.ConnectionsAccepted.Add(1);
-        _gateway.Metrics.ConnectionsActive.Add(1);
-        LogConnected(_logger, clientId, Remote, _protocolVersion, result.SessionPresent, _v5 && will is not null ? connect.WillDelayInterval : 0);
-        if (closeNow is { } close)
-        {
-            CloseByServer(close.Reason, close.ReasonCode);
-        }
-
-        if (result.WillOfReplacedConnection is { } replacedWill)
-        {
-            await PublishAsync(replacedWill);
-        }
-    }
-
-    private async Task HandlePublishAsync(MqttPublishPacket publish, ArraySegment<byte> body)
-    {
-        var qos = (byte)publish.QualityOfServiceLevel;
-        if (qos > 2)
-        {
-            Reject(CloseReason.MalformedPacket, "QoS 3");
-            return;
-        }
-
-        var topic = publish.Topic ?? string.Empty;
-        if (_v5 && !TryResolveTopicAlias(publish, body, ref topic))
-        {
-            return;
-        }
-
-        if (!MqttTopic.IsValidTopicName(topic))
-        {
-            Reject(CloseReason.InvalidTopic, $"invalid topic name '{topic}' in PUBLISH");
-            return;
-        }
-
-        if (_v5 && publish.TopicAlias != 0 && publish.Topic is { Length: > 0 })
-        {
-            (_inboundAliases ??= new string?[_gateway.Options.TopicAliasMaximum + 1])[publish.TopicAlias] = topic;
-        }
-
-        if (_v5 && qos > 0 && IsOverReceiveMaximum(qos, publish.PacketIdentifier))
-        {
-            Reject(CloseReason.ReceiveMaximumExceeded, $"more than Mqtt:ReceiveMaximum {_gateway.Options.ReceiveMaximum} QoS 1/2 publishes unacknowledged");
-            return;
-        }
-
-        var payload = publish.Payload.IsSingleSegment ? publish.Payload.First : publish.Payload.ToArray();
-        if (_v5 && publish.PayloadFormatIndicator == MqttPayloadFormatIndicator.CharacterData && !Utf8.IsValid(payload.Span))
-        {
-            RejectPayloadFormat(qos, publish.PacketIdentifier, topic);
-            return;
-        }
-
-        _gateway.Metrics.MessagesReceived.Add(1, QosTags[qos]);
-        var message = new MqttMessage
-        {
-            Topic = topic,
-            Payload = payload,
-            Qos = qos,
-            Retain = publish.Retain,
-            SenderClientId = _clientId,
-            Properties = _v5 ? MessageMapping.Properties(publish) : null,
-            ExpiresAtUtc = _v5 && publish.MessageExpiryInterval > 0 ? UtcNow.AddSeconds(publish.MessageExpiryInterval) : null,
-        };
-
-        switch (qos)
-        {
-            case 0:
-            case 1:
-                if (qos == 1)
-                {
-                    _inboundQos1++;
-                }
-
-                _publishBatch.Add((message, publish.PacketIdentifier));
-                if (_publishBatch.Count >= MaxBatch)
-                {
-                    await FlushPublishesAsync();
-                }
-
-                break;
-            default:
-                // Exactly once: a packet id already received and not yet released is not routed again.
-                if (!await _session!.IsInboundQos2Pending(publish.PacketIdentifier))
-                {
-                    if (await PublishAsync(message) < 0)
-                    {
-                        if (_v5)
-                        {
-                            Send(new MqttPubRecPacket { PacketIdentifier = publish.PacketIdentifier, ReasonCode = MqttPubRecReasonCode.UnspecifiedError });
-                        }
-                        else
-                        {
-                            CloseByServer(CloseReason.PublishFailed);
-                        }
-
-                        return;
-                    }
-
-                    await _session.AddInboundQos2(Id, publish.PacketIdentifier);
-                }
-
-                (_inboundQos2 ??= []).Add(publish.PacketIdentifier);
-                Send(new MqttPubRecPacket { PacketIdentifier = publish.PacketIdentifier });
-                break;
-        }
-    }
-
-    /// <summary>
-    /// Applies an MQTT 5 Topic Alias: an alias with a topic sets the mapping (once the topic is known to be valid), an
-    /// alias with an empty topic uses it. Returns false when the connection is closed for a bad alias.
-    /// </summary>
-    private bool TryResolveTopicAlias(MqttPublishPacket publish, ArraySegment<byte> body, ref string topic)
-    {
-        var alias = publish.TopicAlias;
-        var maximum = _gateway.Options.TopicAliasMaximum;
-        if (alias == 0)
-        {
-            // MQTTnet reads an absent alias and an alias of 0 the same way; only the latter is an error [MQTT-3.3.2-8].
-            if (!MqttPropertyScan.Contains(body, MqttPropertyScan.PublishPropertiesOffset(body, (int)publish.QualityOfServiceLevel), MqttPropertyScan.TopicAlias))
-            {
-                return true;
-            }
-
-            Reject(CloseReason.TopicAliasInvalid, "topic alias 0");
-            return false;
-        }
-
-        if (alias > maximum)
-        {
-            // [MQTT-3.3.2-9]
-            Reject(CloseReason.TopicAliasInvalid, $"topic alias {alias} over Mqtt:TopicAliasMaximum {maximum}");
-            return false;
-        }
-
-        if (topic.Length > 0)
-        {
-            return true;
-        }
-
-        if (_inboundAliases?[alias] is not { } mapped)
-        {
-            Reject(CloseReason.ProtocolError, $"topic alias {alias} used before it was set");
-            return false;
-        }
-
-        topic = mapped;
-        return true;
-    }
-
-    /// <summary>Whether one more QoS 1/2 publish goes over the Receive Maximum the CONNACK advertised [MQTT-3.3.4-9].</summary>
-    private bool IsOverReceiveMaximum(byte qos, ushort packetId)
-    {
-        // A QoS 2 re-send of a packet id already PUBRECed on this connection is not a new one.
-        if (qos == 2 && _inboundQos2 is not null && _inboundQos2.Contains(packetId))
-        {
-            return false;
-        }
-
-        // QoS 1 publishes count until their batch is routed and acknowledged, QoS 2 ones until PUBREL.
-        return _inboundQos1 + (_inboundQos2?.Count ?? 0) >= _gateway.Options.ReceiveMaximum;
-    }
-
-    /// <summary>Payload Format Indicator 1 with a payload that is not UTF-8: refused with 0x99 and not routed.</summary>
-    private void RejectPayloadFormat(byte qos, ushort packetId, string topic)
-    {
-        const CloseReason Reason = CloseReason.PayloadFormatInvalid;
-        switch (qos)
-        {
-            case 0:
-                Reject(Reason, $"PUBLISH to '{topic}' says UTF-8 but its payload is not");
-                break;
-            case 1:
-                _gateway.Metrics.PacketsRejected.Add(1, Reason.MetricTag());
-                LogRejected(_logger, _clientId, Remote, Reason.Tag(), $"PUBLISH to '{topic}' says UTF-8 but its payload is not; PUBACK 0x99");
-                Send(new MqttPubAckPacket { PacketIdentifier = packetId, ReasonCode = MqttPubAckReasonCode.PayloadFormatInvalid });
-                break;
-            default:
-                _gateway.Metrics.PacketsRejected.Add(1, Reason.MetricTag());
-                LogRejected(_logger, _clientId, Remote, Reason.Tag(), $"PUBLISH to '{topic}' says UTF-8 but its payload is not; PUBREC 0x99");
-                Send(new MqttPubRecPacket { PacketIdentifier = packetId, ReasonCode = MqttPubRecReasonCode.PayloadFormatInvalid });
-                break;
-        }
-    }
-
-    private async Task FlushBatchesAsync()
-    {
-        await FlushPublishesAsync();
-        if (_ackBatch.Count > 0 && _session is { } session)
-        {
-            OutboundAcknowledgement[] acks = [.. _ackBatch];
-            _ackBatch.Clear();
-            await session.AcknowledgeBatch(Id, acks);
-        }
-    }
-
-    private async Task AddAcknowledgementAsync(ushort packetId, OutboundAck ack)
-    {
-        _ackBatch.Add(new OutboundAcknowledgement(packetId, ack));
-        if (_ackBatch.Count >= MaxBatch)
-        {
-            await FlushBatchesAsync();
-        }
-    }
-
-    /// <summary>
-    /// Routes the batched publishes, one call per shard (per-topic order holds: a topic has one shard, and a shard gets
-    /// its messages in read order), then acknowledges the QoS 1 ones in the order they arrived.
-    /// </summary>
-    private async Task FlushPublishesAsync()
-    {
-        var count = _publishBatch.Count;
-        if (count == 0)
-        {
-            return;
-        }
-
-        var routed = new int[count];
-        if (count == 1)
-        {
-            routed[0] = await PublishAsync(_publishBatch[0].Message);
-        }
-        else
-        {
-            var byShard = new Dictionary<int, List<int>>();
-            for (var i = 0; i < count; i++)
-            {
-                var shard = MqttTopic.ShardOf(_publishBatch[i].Message.Topic, _gateway.TopicShards);
-                if (!byShard.TryGetValue(shard, out var indexes))
-                {
-                    byShard[shard] = indexes = [];
-                }
-
-                indexes.Add(i);
-            }
-
-            var calls = new List<Task>(byShard.Count);
-            foreach (var (shard, indexes) in byShard)
-            {
-                calls.Add(PublishToShardAsync(shard, indexes, routed));
-            }
-
-            await Task.WhenAll(calls);
-        }
-
-        for (var i = 0; i < count; i++)
-        {
-            var (message, packetId) = _publishBatch[i];
-            if (message.Qos != 1)
-            {
-                continue;
-            }
-
-            _inboundQos1--;
-            if (routed[i] >= 0)
-            {
-                Send(new MqttPubAckPacket
-                {
-                    PacketIdentifier = packetId,
-                    ReasonCode = routed[i] == 0 && _v5 ? MqttPubAckReasonCode.NoMatchingSubscribers : MqttPubAckReasonCode.Success,
-                });
-            }
-            else if (_v5)
-            {
-                Send(new MqttPubAckPacket { PacketIdentifier = packetId, ReasonCode = MqttPubAckReasonCode.UnspecifiedError });
-            }
-            else
-            {
-                CloseByServer(CloseReason.PublishFailed);
-            }
-        }
-
-        _publishBatch.Clear();
-    }
-
-    private async Task PublishToShardAsync(int shard, List<int> indexes, int[] routed)
-    {
-        var messages = new MqttMessage[indexes.Count];
-        for (var i = 0; i < messages.Length; i++)
-        {
-            messages[i] = _publishBatch[indexes[i]].Message;
-        }
-
-        try
-        {
-            var counts = await _gateway.Shard(shard).PublishBatch(messages);
-            for (var i = 0; i < indexes.Count; i++)
-            {
-                routed[indexes[i]] = counts[i];
-            }
-        }
-        catch (Exception ex)
-        {
-            _gateway.Metrics.CountDrop(DropReason.PublishFailed, messages.Length);
-            LogPublishFailed(_logger, ex, _clientId, messages[0].Topic);
-            foreach (var i in indexes)
-            {
-                routed[i] = -1;
-            }
-        }
-    }
-
-    /// <summary>Routes a message through its topic shard; returns the number of sessions it reached, or -1 on failure.</summary>
-    private async Task<int> PublishAsync(MqttMessage message)
-    {
-        var shard = _gateway.Shard(MqttTopic.ShardOf(message.Topic, _gateway.TopicShards));
-        try
-        {
-            return await shard.Publish(message);
-        }
-        catch (Exception ex)
-        {
-            _gateway.Metrics.CountDrop(DropReason.PublishFailed);
-            LogPublishFailed(_logger, ex, _clientId, message.Topic);
-            return -1;
-        }
-    }
-
-    private async Task HandleSubscribeAsync(MqttSubscribePacket subscribe)
-    {
-        if (subscribe.TopicFilters.Count == 0)
-        {
-            Reject(CloseReason.ProtocolError, "SUBSCRIBE without topic filters");
-            return;
-        }
-
-        var codes = new MqttSubscribeReasonCode[subscribe.TopicFilters.Count];
-        var accepted = new List<Subscription>(codes.Length);
-        var positions = new List<int>(codes.Length);
-        for (var i = 0; i < codes.Length; i++)
-        {
-            var filter = subscribe.TopicFilters[i];
-            var topic = filter.Topic ?? string.Empty;
-            var shared = SharedSubscription.IsShared(topic);
-            var valid = shared ? SharedSubscription.TryParse(topic, out _, out _) : MqttTopic.IsValidTopicFilter(topic);
-            if (!valid || filter.QualityOfServiceLevel > MqttQualityOfServiceLevel.ExactlyOnce)
-            {
-                codes[i] = _v5 ? MqttSubscribeReasonCode.TopicFilterInvalid : MqttSubscribeReasonCode.UnspecifiedError;
-                _gateway.Metrics.PacketsRejected.Add(1, InvalidFilterTag);
-                LogRejectedFilter(_logger, _clientId, topic);
-                continue;
-            }
-
-            if (shared && filter.NoLocal)
-            {
-                // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error.
-                Reject(CloseReason.ProtocolError, $"No Local set on shared subscription '{topic}'");
-                return;
-            }
-
-            accepted.Add(new Subscription(topic, (byte)filter.QualityOfServiceLevel, filter.NoLocal, filter.RetainAsPublished, (byte)filter.RetainHandling, subscribe.SubscriptionIdentifier));
-            positions.Add(i);
-        }
-
-        Delivery[] retained = [];
-        if (accepted.Count > 0)
-        {
-            var result = await _session!.Subscribe(Id, [.. accepted]);
-            for (var j = 0; j < positions.Count; j++)
-            {
-                codes[positions[j]] = (MqttSubscribeReasonCode)result.GrantedQos[j];
-            }
-
-            retained = result.Retained;
-        }
-
-        Send(new MqttSubAckPacket { PacketIdentifier = subscribe.PacketIdentifier, ReasonCodes = [.. codes] });
-        foreach (var d in retained)
-        {
-            EnqueueDelivery(d);
-        }
-    }
-
-    private async Task HandleUnsubscribeAsync(MqttUnsubscribePacket unsubscribe)
-    {
-        var codes = new MqttUnsubscribeReasonCode[unsubscribe.TopicFilters.Count];
-        var valid = new List<string>(codes.Length);
-        var positions = new List<int>(codes.Length);
-        for (var i = 0; i < codes.Length; i++)
-        {
-            var filter = unsubscribe.TopicFilters[i] ?? string.Empty;
-            if (!MqttTopic.IsValidTopicFilter(filter))
-            {
-                codes[i] = MqttUnsubscribeReasonCode.TopicFilterInvalid;
-                continue;
-            }
-
-            valid.Add(filter);
-            positions.Add(i);
-        }
-
-        if (valid.Count > 0)
-        {
-            var existed = await _session!.Unsubscribe(Id, [.. valid]);
-            for (var j = 0; j < positions.Count; j++)
-            {
-                codes[positions[j]] = existed[j] ? MqttUnsubscribeReasonCode.Success : MqttUnsubscribeReasonCode.NoSubscriptionExisted;
-            }
-        }
-
-        Send(new MqttUnsubAckPacket { PacketIdentifier = unsubscribe.PacketIdentifier, ReasonCodes = [.. codes] });
-    }
-
-    private async Task EndSessionAsync()
-    {
-        if (_hasSessionSlot)
-        {
-            _gateway.ReleaseSessionSlot();
-        }
-
-        if (_session is null)
-        {
-            return;
-        }
-
-        if (_open)
-        {
-            _gateway.Metrics.ConnectionsActive.Add(-1);
-        }
-
-        var kind = _disconnectKind ?? DisconnectKind.ConnectionLost;
-        try
-        {
-            var will = await _session.Disconnect(Id, kind, _disconnectSessionExpiry);
-            if (will is not null)
-            {
-                await PublishAsync(will);
-            }
-        }
-        catch (Exception ex)
-        {
-            LogSessionCallFailed(_logger, ex, _clientId ?? "?");
-        }
-
-        LogDisconnected(_logger, _clientId, Remote, kind, _disconnectSessionExpiry?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unchanged");
-    }
-
-    private void Reject(CloseReason reason, string detail)
-    {
-        _gateway.Metrics.PacketsRejected.Add(1, reason.MetricTag());
-        LogRejected(_logger, _clientId, Remote, reason.Tag(), detail);
-        CloseByServer(reason);
-    }
-
-    private void RefuseConnect(CloseReason reason, string detail)
-    {
-        _closing = true;
-        _gateway.Metrics.ConnectionsRefused.Add(1, reason.MetricTag());
-        LogRefused(_logger, Remote, reason.Tag(), detail);
-        var connAck = new MqttConnAckPacket
-        {
-            ReturnCode = (MqttConnectReturnCode)reason.ConnectReturnCode(),
-            ReasonCode = (MqttConnectReasonCode)reason.ConnectReasonCode(),
-        };
-
-        // The reason string is left out when it could take the CONNACK over the client's Maximum Packet Size
-        // [MQTT-3.2.2-19]; 16 bytes cover the fixed header, flags, reason code and property framing.
-        if (_v5 && (_clientMaxPacketSize == 0 || System.Text.Encoding.UTF8.GetByteCount(detail) + 16 <= _clientMaxPacketSize))
-        {
-            connAck.ReasonString = detail;
-        }
-
-        lock (_gate)
-        {
-            Queue(new Outgoing(connAck, null, Terminal: true));
-        }
-    }
-
-    private void Send(MqttPacket packet, bool terminal = false)
+    private void Send(MqttPacket packet)
     {
         lock (_gate)
         {
-            WriteOutgoing(new Outgoing(packet, null, terminal));
-        }
-    }
-
-    private void WriteOutgoing(Outgoing item)
-    {
-        if (item.Delivery is not null)
-        {
-            Interlocked.Increment(ref _pendingWrites);
-        }
-
-        Queue(item);
-    }
-
-    /// <summary>Queues a packet or delivery to write, and starts the drain when none runs.</summary>
-    private void Queue(Outgoing item)
-    {
-        if (_outbox.TryWrite(item, out var startDrain) && startDrain)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
-        }
-    }
-
-    void IThreadPoolWorkItem.Execute() => _ = DrainAsync();
-
-    /// <summary>Writes what is queued, flushes, and ends when the outbox is empty (the next write starts it again).</summary>
-    private async Task DrainAsync()
-    {
-        var output = _transport.Transport.Output;
-        try
-        {
-            do
-            {
-                while (_outbox.TryRead(out var item))
-                {
-                    if (item.Delivery is not null)
-                    {
-                        Interlocked.Decrement(ref _pendingWrites);
-                    }
-
-                    if (item.Packet is { } packet)
-                    {
-                        Write(output, packet);
-                    }
-                    else if (item.Delivery is { } delivery)
-                    {
-                        WriteDelivery(output, delivery);
-                    }
-
-                    if (item.Terminal)
-                    {
-                        await output.FlushAsync();
-                        await output.CompleteAsync();
-                        _closing = true;
-                        _transport.Transport.Input.CancelPendingRead();
-
-                        // Only now: the end of the connection waits for this drain, so the packet is out before the close.
-                        _outbox.Stop();
-                        return;
-                    }
-                }
-
-                var flush = await output.FlushAsync();
-                if (flush.IsCompleted || flush.IsCanceled)
-                {
-                    _outbox.Stop();
-                    return;
-                }
-            }
-            while (!_outbox.TryEndDrain());
-        }
-        catch (Exception ex)
-        {
-            // A connection that is gone is not worth a log line; anything else is. Either way the read loop ends too.
-            if (ex is not (IOException or ConnectionResetException or InvalidOperationException or ObjectDisposedException or OperationCanceledException))
-            {
-                LogConnectionFailed(_logger, ex, _clientId, Remote);
-            }
-
-            _outbox.Stop();
-            _transport.Transport.Input.CancelPendingRead();
-        }
-    }
-
-    private MqttPacketFormatterAdapter Formatter => PacketFormatters.For(_protocolVersion);
-
-    private void Write(PipeWriter output, MqttPacket packet)
-    {
-        var formatter = Formatter;
-        var buffer = formatter.Encode(packet);
-        try
-        {
-            Write(output, buffer);
-        }
-        finally
-        {
-            formatter.Cleanup();
-        }
-    }
-
-    private void Write(PipeWriter output, MqttPacketBuffer buffer)
-    {
-        output.Write(buffer.Packet.AsSpan());
-        foreach (var segment in buffer.Payload)
-        {
-            output.Write(segment.Span);
-        }
-
-        _gateway.Metrics.BytesSent.Add(buffer.Length);
-    }
-
-    /// <summary>
-    /// Writes a packet a silo pushed. A message that expired on its way, or whose PUBLISH is larger than the client's
-    /// Maximum Packet Size, is not written [MQTT-3.3.2-5], [MQTT-3.1.2-25]: it is counted and, for QoS 1/2, acknowledged
-    /// to the session as if the client had, so it leaves the in-flight window.
-    /// </summary>
-    private void WriteDelivery(PipeWriter output, Delivery d)
-    {
-        if (d.Kind == DeliveryKind.PubRel)
-        {
-            Write(output, new MqttPubRelPacket { PacketIdentifier = d.PacketId });
-            return;
-        }
-
-        var now = UtcNow;
-        if (d.Message.IsExpired(now))
-        {
-            DropDelivery(d, DropReason.Expired);
-            return;
-        }
-
-        var publish = MessageMapping.ToPublish(d, _v5, now);
-        var newAlias = _outboundAliases?.Apply(publish) ?? 0;
-        var formatter = Formatter;
-        var buffer = formatter.Encode(publish);
-        try
-        {
-            if (_clientMaxPacketSize > 0 && (uint)buffer.Length > _clientMaxPacketSize)
-            {
-                DropDelivery(d, DropReason.PacketTooLargeForClient);
-                return;
-            }
-
-            Write(output, buffer);
-        }
-        finally
-        {
-            formatter.Cleanup();
-        }
-
-        if (newAlias != 0)
-        {
-            _outboundAliases!.Assign(d.Message.Topic, newAlias);
-        }
-
-        _gateway.Metrics.MessagesSent.Add(1, QosTags[d.Qos]);
-    }
-
-    private void DropDelivery(Delivery d, DropReason reason)
-    {
-        _gateway.Metrics.CountDrop(reason);
-        LogDeliveryDropped(_logger, _clientId, d.Message.Topic, d.Qos, reason.Tag());
-        if (d.Qos > 0 && _session is { } session)
-        {
-            // Not awaited: the writer does not wait for grains. A lost acknowledgement only means the session sends
-            // the message again on the next connection, where it is dropped again.
-            _ = AcknowledgeDroppedAsync(session, d.PacketId, d.Qos == 1 ? OutboundAck.PubAck : OutboundAck.PubComp);
-        }
-    }
-
-    private async Task AcknowledgeDroppedAsync(IClientSessionGrain session, ushort packetId, OutboundAck ack)
-    {
-        try
-        {
-            await session.Acknowledge(Id, packetId, ack);
-        }
-        catch (Exception ex)
-        {
-            LogSessionCallFailed(_logger, ex, _clientId ?? "?");
+            _writer.Enqueue(new Outgoing(packet, null));
         }
     }
 
     private DateTime UtcNow => _gateway.TimeProvider.GetUtcNow().UtcDateTime;
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Client {ClientId} connected from {Remote} ({Protocol}, session present: {SessionPresent}, will delay interval {WillDelay})")]
-    private static partial void LogConnected(ILogger logger, string clientId, string remote, MqttProtocolVersion protocol, bool sessionPresent, uint willDelay);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Client {ClientId} from {Remote} disconnected ({Kind}, session expiry interval {SessionExpiry})")]
-    private static partial void LogDisconnected(ILogger logger, string? clientId, string remote, DisconnectKind kind, string sessionExpiry);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Connection from {Remote} refused ({Reason}): {Detail}")]
-    private static partial void LogRefused(ILogger logger, string remote, string reason, string detail);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId} from {Remote}: bad input ({Reason}): {Detail}")]
-    private static partial void LogRejected(ILogger logger, string? clientId, string remote, string reason, string detail);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId}: invalid topic filter '{Filter}' refused")]
-    private static partial void LogRejectedFilter(ILogger logger, string? clientId, string filter);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Client {ClientId} from {Remote} closed by the server ({Reason}: {Text}, reason code 0x{Code:X2}, {State})")]
-    private static partial void LogClosedByServer(ILogger logger, string? clientId, string remote, string reason, string text, byte code, string state);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Connection of client {ClientId} from {Remote} failed")]
-    private static partial void LogConnectionFailed(ILogger logger, Exception ex, string? clientId, string remote);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Session call for client {ClientId} failed")]
-    private static partial void LogSessionCallFailed(ILogger logger, Exception ex, string clientId);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Publish of client {ClientId} to {Topic} failed")]
-    private static partial void LogPublishFailed(ILogger logger, Exception ex, string? clientId, string topic);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Message to {Topic} (QoS {Qos}) for client {ClientId} not sent: {Reason}")]
-    private static partial void LogDeliveryDropped(ILogger logger, string? clientId, string topic, byte qos, string reason);
-
-    private readonly record struct Outgoing(MqttPacket? Packet, Delivery? Delivery, bool Terminal = false);
 }

@@ -1,0 +1,137 @@
+using MQTTnet.Packets;
+using MQTTnet.Protocol;
+using Orleans.Mqtt.Grains;
+using Orleans.Mqtt.Protocol;
+
+namespace Orleans.Mqtt.Gateway;
+
+// Endings: the client's DISCONNECT, the server closing (CloseReason), timeouts, bad input, and telling the session.
+internal sealed partial class MqttConnection
+{
+    /// <summary>Closes the connection from the server side; MQTT 5 clients get a DISCONNECT with the reason's code first.</summary>
+    public void CloseByServer(CloseReason reason) => CloseByServer(reason, reason.DisconnectReasonCode());
+
+    /// <summary>Closes the connection from the server side with the DISCONNECT reason code a silo chose.</summary>
+    public void CloseByServer(CloseReason reason, byte reasonCode)
+    {
+        string state;
+        lock (_gate)
+        {
+            if (_closing)
+            {
+                return;
+            }
+
+            if (!_open && _session is not null)
+            {
+                _closeAfterConnAck ??= (reason, reasonCode);
+                return;
+            }
+
+            // Queued before _closing is set: a read loop that sees _closing completes the outbox behind this packet.
+            state = _open ? "connected" : "before CONNECT";
+            if (_v5 && _open)
+            {
+                _writer.Enqueue(new Outgoing(ReplyPackets.Disconnect(reason, reasonCode, _clientMaxPacketSize), null, Terminal: true));
+            }
+            else
+            {
+                _writer.Enqueue(new Outgoing(null, null, Terminal: true));
+            }
+
+            _closing = true;
+        }
+
+        _gateway.Metrics.ConnectionsClosed.Add(1, reason.MetricTag());
+        LogClosedByServer(_logger, _clientId, Remote, reason.Tag(), reason.LogText(), reasonCode, state);
+        _transport.Transport.Input.CancelPendingRead();
+    }
+
+    public void CheckTimeouts(long now)
+    {
+        var elapsed = _gateway.TimeProvider.GetElapsedTime(Volatile.Read(ref _lastActivity), now);
+        if (!_open)
+        {
+            if (_gateway.TimeProvider.GetElapsedTime(_createdAt, now) > _gateway.Options.ConnectTimeout && _session is null)
+            {
+                CloseByServer(CloseReason.ConnectTimeout);
+            }
+
+            return;
+        }
+
+        // [MQTT-3.1.2-22] (3.1.1: MQTT-3.1.2-24): one and a half times the keep alive without a packet closes the connection.
+        if (_keepAliveTicks > 0 && elapsed.Ticks > _keepAliveTicks)
+        {
+            CloseByServer(CloseReason.KeepAliveTimeout);
+        }
+    }
+
+    private void HandleDisconnect(MqttDisconnectPacket disconnect, ArraySegment<byte> body)
+    {
+        uint? sessionExpiry = null;
+
+        // MQTTnet decodes an absent Session Expiry Interval as 0, and 0 is also a value a client sends on purpose (end
+        // the session now), so the property bytes decide whether it was there.
+        if (_v5 && body.Count > 1 && MqttPropertyScan.Contains(body, 1, MqttPropertyScan.SessionExpiryInterval))
+        {
+            sessionExpiry = disconnect.SessionExpiryInterval;
+        }
+
+        if (sessionExpiry > 0 && _connectSessionExpiry == 0)
+        {
+            // MQTT 5 section 3.14.2.2.2: a session that ends with its connection cannot be given an expiry at
+            // DISCONNECT. The end is abnormal: no disconnect kind is recorded, so the will is published.
+            Reject(CloseReason.ProtocolError, $"DISCONNECT sets Session Expiry Interval {sessionExpiry} after CONNECT set 0");
+            return;
+        }
+
+        _disconnectSessionExpiry = sessionExpiry;
+        _disconnectKind = _v5 && disconnect.ReasonCode == MqttDisconnectReasonCode.DisconnectWithWillMessage
+            ? DisconnectKind.NormalWithWill
+            : DisconnectKind.Normal;
+        _closing = true;
+        _writer.Enqueue(new Outgoing(null, null, Terminal: true));
+    }
+
+    private void Reject(CloseReason reason, string detail)
+    {
+        _gateway.Metrics.PacketsRejected.Add(1, reason.MetricTag());
+        LogRejected(_logger, _clientId, Remote, reason.Tag(), detail);
+        CloseByServer(reason);
+    }
+
+    private async Task EndSessionAsync()
+    {
+        if (_hasSessionSlot)
+        {
+            _gateway.ReleaseSessionSlot();
+        }
+
+        if (_session is null)
+        {
+            return;
+        }
+
+        if (_open)
+        {
+            _gateway.Metrics.ConnectionsActive.Add(-1);
+        }
+
+        var kind = _disconnectKind ?? DisconnectKind.ConnectionLost;
+        try
+        {
+            var will = await _session.Disconnect(Id, kind, _disconnectSessionExpiry);
+            if (will is not null)
+            {
+                await PublishAsync(will);
+            }
+        }
+        catch (Exception ex)
+        {
+            LogSessionCallFailed(_logger, ex, _clientId ?? "?");
+        }
+
+        LogDisconnected(_logger, _clientId, Remote, kind, _disconnectSessionExpiry?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unchanged");
+    }
+}

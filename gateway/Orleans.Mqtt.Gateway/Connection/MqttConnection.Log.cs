@@ -1,0 +1,38 @@
+using MQTTnet.Formatter;
+using Orleans.Mqtt.Grains;
+
+namespace Orleans.Mqtt.Gateway;
+
+// Log messages of a connection (one logger for every connection, see MqttGateway.ConnectionLogger).
+internal sealed partial class MqttConnection
+{
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Client {ClientId} connected from {Remote} ({Protocol}, session present: {SessionPresent}, will delay interval {WillDelay})")]
+    private static partial void LogConnected(ILogger logger, string clientId, string remote, MqttProtocolVersion protocol, bool sessionPresent, uint willDelay);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Client {ClientId} from {Remote} disconnected ({Kind}, session expiry interval {SessionExpiry})")]
+    private static partial void LogDisconnected(ILogger logger, string? clientId, string remote, DisconnectKind kind, string sessionExpiry);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Connection from {Remote} refused ({Reason}): {Detail}")]
+    private static partial void LogRefused(ILogger logger, string remote, string reason, string detail);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId} from {Remote}: bad input ({Reason}): {Detail}")]
+    private static partial void LogRejected(ILogger logger, string? clientId, string remote, string reason, string detail);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId}: invalid topic filter '{Filter}' refused")]
+    private static partial void LogRejectedFilter(ILogger logger, string? clientId, string filter);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Client {ClientId} from {Remote} closed by the server ({Reason}: {Text}, reason code 0x{Code:X2}, {State})")]
+    private static partial void LogClosedByServer(ILogger logger, string? clientId, string remote, string reason, string text, byte code, string state);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Connection of client {ClientId} from {Remote} failed")]
+    private static partial void LogConnectionFailed(ILogger logger, Exception ex, string? clientId, string remote);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Session call for client {ClientId} failed")]
+    private static partial void LogSessionCallFailed(ILogger logger, Exception ex, string clientId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Publish of client {ClientId} to {Topic} failed")]
+    private static partial void LogPublishFailed(ILogger logger, Exception ex, string? clientId, string topic);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Message to {Topic} (QoS {Qos}) for client {ClientId} not sent: {Reason}")]
+    private static partial void LogDeliveryDropped(ILogger logger, string? clientId, string topic, byte qos, string reason);
+}

@@ -1,0 +1,98 @@
+using MQTTnet.Packets;
+using MQTTnet.Protocol;
+using Orleans.Mqtt.Grains;
+using Orleans.Mqtt.Protocol;
+using Orleans.Mqtt.Topics;
+
+namespace Orleans.Mqtt.Gateway;
+
+// SUBSCRIBE and UNSUBSCRIBE: filters checked here, subscriptions kept by the session grain.
+internal sealed partial class MqttConnection
+{
+    private static readonly KeyValuePair<string, object?> InvalidFilterTag = new(CloseReasons.TagName, "invalid_filter");
+
+    private async Task HandleSubscribeAsync(MqttSubscribePacket subscribe)
+    {
+        if (subscribe.TopicFilters.Count == 0)
+        {
+            Reject(CloseReason.ProtocolError, "SUBSCRIBE without topic filters");
+            return;
+        }
+
+        var codes = new MqttSubscribeReasonCode[subscribe.TopicFilters.Count];
+        var accepted = new List<Subscription>(codes.Length);
+        var positions = new List<int>(codes.Length);
+        for (var i = 0; i < codes.Length; i++)
+        {
+            var filter = subscribe.TopicFilters[i];
+            var topic = filter.Topic ?? string.Empty;
+            var shared = SharedSubscription.IsShared(topic);
+            var valid = shared ? SharedSubscription.TryParse(topic, out _, out _) : MqttTopic.IsValidTopicFilter(topic);
+            if (!valid || filter.QualityOfServiceLevel > MqttQualityOfServiceLevel.ExactlyOnce)
+            {
+                codes[i] = _v5 ? MqttSubscribeReasonCode.TopicFilterInvalid : MqttSubscribeReasonCode.UnspecifiedError;
+                _gateway.Metrics.PacketsRejected.Add(1, InvalidFilterTag);
+                LogRejectedFilter(_logger, _clientId, topic);
+                continue;
+            }
+
+            if (shared && filter.NoLocal)
+            {
+                // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error.
+                Reject(CloseReason.ProtocolError, $"No Local set on shared subscription '{topic}'");
+                return;
+            }
+
+            accepted.Add(new Subscription(topic, (byte)filter.QualityOfServiceLevel, filter.NoLocal, filter.RetainAsPublished, (byte)filter.RetainHandling, subscribe.SubscriptionIdentifier));
+            positions.Add(i);
+        }
+
+        Delivery[] retained = [];
+        if (accepted.Count > 0)
+        {
+            var result = await _session!.Subscribe(Id, [.. accepted]);
+            for (var j = 0; j < positions.Count; j++)
+            {
+                codes[positions[j]] = (MqttSubscribeReasonCode)result.GrantedQos[j];
+            }
+
+            retained = result.Retained;
+        }
+
+        Send(ReplyPackets.SubAck(subscribe.PacketIdentifier, codes));
+        foreach (var d in retained)
+        {
+            EnqueueDelivery(d);
+        }
+    }
+
+    private async Task HandleUnsubscribeAsync(MqttUnsubscribePacket unsubscribe)
+    {
+        var codes = new MqttUnsubscribeReasonCode[unsubscribe.TopicFilters.Count];
+        var valid = new List<string>(codes.Length);
+        var positions = new List<int>(codes.Length);
+        for (var i = 0; i < codes.Length; i++)
+        {
+            var filter = unsubscribe.TopicFilters[i] ?? string.Empty;
+            if (!MqttTopic.IsValidTopicFilter(filter))
+            {
+                codes[i] = MqttUnsubscribeReasonCode.TopicFilterInvalid;
+                continue;
+            }
+
+            valid.Add(filter);
+            positions.Add(i);
+        }
+
+        if (valid.Count > 0)
+        {
+            var existed = await _session!.Unsubscribe(Id, [.. valid]);
+            for (var j = 0; j < positions.Count; j++)
+            {
+                codes[positions[j]] = existed[j] ? MqttUnsubscribeReasonCode.Success : MqttUnsubscribeReasonCode.NoSubscriptionExisted;
+            }
+        }
+
+        Send(ReplyPackets.UnsubAck(unsubscribe.PacketIdentifier, codes));
+    }
+}
