@@ -3,7 +3,6 @@ using Microsoft.Extensions.Options;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
 using Orleans.Mqtt.Protocol;
-using Orleans.Mqtt.Security;
 using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Gateway;
@@ -17,7 +16,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     private readonly ConcurrentDictionary<long, MqttConnection> _connections = new();
     private readonly IGrainFactory _grainFactory;
     private readonly ILogger<MqttGateway> _logger;
-    private readonly UsersFile? _users;
+    private readonly ConnectAuthenticator _authenticator;
     private readonly IGatewayLease? _lease;
     private ITimer? _sweep;
     private ITimer? _heartbeat;
@@ -50,10 +49,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         TimeProvider = timeProvider;
         ConnectionLogger = loggerFactory.CreateLogger<MqttConnection>();
         Id = string.IsNullOrEmpty(Options.GatewayId) ? $"{Environment.MachineName}-{Guid.NewGuid():N}"[..^24] : Options.GatewayId;
-        if (!string.IsNullOrEmpty(Options.UsersFile))
-        {
-            _users = UsersFile.Load(Options.UsersFile);
-        }
+        _authenticator = new ConnectAuthenticator(Options);
     }
 
     public string Id { get; }
@@ -70,6 +66,9 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     public ILogger<MqttConnection> ConnectionLogger { get; }
 
     public IGrainFactory GrainFactory => _grainFactory;
+
+    /// <summary>Checks the credentials of every CONNECT.</summary>
+    public ConnectAuthenticator Authenticator => _authenticator;
 
     /// <summary>The session grain of <paramref name="clientId"/> (see <see cref="GrainRefs{TGrain}"/>).</summary>
     public IClientSessionGrain Session(string clientId) =>
@@ -115,27 +114,6 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     public void ReleaseSessionSlot() => Interlocked.Decrement(ref _openSessions);
 
-    public AuthResult Authenticate(string? username, byte[]? password)
-    {
-        if (string.IsNullOrEmpty(username))
-        {
-            if (password is { Length: > 0 })
-            {
-                return AuthResult.BadCredentials;
-            }
-
-            return Options.AnonymousAllowed ? AuthResult.Ok : AuthResult.NotAuthorized;
-        }
-
-        if (_users is null)
-        {
-            // No users file: credentials cannot be checked, so they count for nothing.
-            return Options.AnonymousAllowed ? AuthResult.Ok : AuthResult.NotAuthorized;
-        }
-
-        return _users.Verify(username, password ?? []) ? AuthResult.Ok : AuthResult.BadCredentials;
-    }
-
     public Task Deliver(Delivery[] deliveries)
     {
         foreach (var d in deliveries)
@@ -169,7 +147,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         _reference = _grainFactory.CreateObjectReference<IGatewayObserver>(this);
         _sweep = TimeProvider.CreateTimer(_ => Sweep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         _heartbeat = TimeProvider.CreateTimer(_ => _ = HeartbeatAsync(), null, TimeSpan.Zero, Options.HeartbeatInterval);
-        LogStarted(_logger, Id, _users?.Count ?? 0, Options.AnonymousAllowed);
+        LogStarted(_logger, Id, _authenticator.UserCount, Options.AnonymousAllowed);
         return Task.CompletedTask;
     }
 

@@ -26,7 +26,7 @@ internal sealed partial class SysTopicsPublisher(MqttGateway gateway, ILogger<Sy
     // One running total per counted instrument, handed to the listener as the instrument's state: a measurement on the
     // message path is one interlocked add, with no lookup and no allocation.
     private readonly ConcurrentDictionary<string, RunningTotal> _totals = new(StringComparer.Ordinal);
-    private readonly DateTime _startedUtc = DateTime.UtcNow;
+    private readonly long _started = gateway.TimeProvider.GetTimestamp();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -87,7 +87,7 @@ internal sealed partial class SysTopicsPublisher(MqttGateway gateway, ILogger<Sy
         var values = new List<(string Topic, string Value)>
         {
             ("$SYS/broker/version", "Orleans.Mqtt " + version),
-            ("$SYS/broker/uptime", $"{(long)(DateTime.UtcNow - _startedUtc).TotalSeconds} seconds"),
+            ("$SYS/broker/uptime", $"{(long)gateway.TimeProvider.GetElapsedTime(_started).TotalSeconds} seconds"),
             ("$SYS/broker/clients/connected", Number(gateway.ConnectionCount)),
             ("$SYS/broker/messages/received", Number(Total("mqtt.messages.received"))),
             ("$SYS/broker/messages/sent", Number(Total("mqtt.messages.sent"))),

@@ -85,7 +85,7 @@ internal sealed partial class MqttConnection
             return;
         }
 
-        switch (_gateway.Authenticate(connect.Username, connect.Password))
+        switch (_gateway.Authenticator.Authenticate(connect.Username, connect.Password))
         {
             case AuthResult.BadCredentials:
                 RefuseConnect(CloseReason.BadCredentials, $"bad user name or password for '{connect.Username}'");
