@@ -167,7 +167,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
         _stopping = true;
         var open = _connections.Values.ToArray();
-        LogDraining(_logger, open.Length);
+        LogDraining(_logger, open.Length, CloseReason.ServerShuttingDown.DisconnectReasonCode());
         foreach (var connection in open)
         {
             connection.CloseByServer(CloseReason.ServerShuttingDown);
@@ -263,6 +263,6 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     [LoggerMessage(Level = LogLevel.Warning, Message = "Telling the cluster this gateway left failed")]
     private static partial void LogLeaveFailed(ILogger logger, Exception ex);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Gateway stopping: closing {Count} connections with reason 0x8B")]
-    private static partial void LogDraining(ILogger logger, int count);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Gateway stopping: closing {Count} connections with reason 0x{Code:X2}")]
+    private static partial void LogDraining(ILogger logger, int count, byte code);
 }
