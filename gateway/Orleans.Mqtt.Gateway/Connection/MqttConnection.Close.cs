@@ -47,6 +47,7 @@ internal sealed partial class MqttConnection
         _transport.Transport.Input.CancelPendingRead();
     }
 
+    /// <summary>Closes the connection when no CONNECT came in time or the keep alive ran out; called by the gateway's sweep.</summary>
     public void CheckTimeouts(long now)
     {
         var elapsed = _gateway.TimeProvider.GetElapsedTime(Volatile.Read(ref _lastActivity), now);
@@ -94,11 +95,18 @@ internal sealed partial class MqttConnection
         _writer.Enqueue(new Outgoing(null, null, Terminal: true));
     }
 
+    /// <summary>Counts and logs bad input, then closes the connection for it.</summary>
     private void Reject(CloseReason reason, string detail)
+    {
+        CountRejected(reason, detail);
+        CloseByServer(reason);
+    }
+
+    /// <summary>Counts and logs bad input; the caller answers it (a failing acknowledgement, or closing).</summary>
+    private void CountRejected(CloseReason reason, string detail)
     {
         _gateway.Metrics.PacketsRejected.Add(1, reason.MetricTag());
         LogRejected(_logger, _clientId, Remote, reason.Tag(), detail);
-        CloseByServer(reason);
     }
 
     private async Task EndSessionAsync()

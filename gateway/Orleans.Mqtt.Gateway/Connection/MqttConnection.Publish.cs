@@ -161,19 +161,18 @@ internal sealed partial class MqttConnection
     private void RejectPayloadFormat(byte qos, ushort packetId, string topic)
     {
         const CloseReason Reason = CloseReason.PayloadFormatInvalid;
+        var detail = $"PUBLISH to '{topic}' says UTF-8 but its payload is not";
         switch (qos)
         {
             case 0:
-                Reject(Reason, $"PUBLISH to '{topic}' says UTF-8 but its payload is not");
+                Reject(Reason, detail);
                 break;
             case 1:
-                _gateway.Metrics.PacketsRejected.Add(1, Reason.MetricTag());
-                LogRejected(_logger, _clientId, Remote, Reason.Tag(), $"PUBLISH to '{topic}' says UTF-8 but its payload is not; PUBACK 0x99");
+                CountRejected(Reason, $"{detail}; PUBACK 0x{(byte)MqttPubAckReasonCode.PayloadFormatInvalid:X2}");
                 Send(ReplyPackets.PubAck(packetId, MqttPubAckReasonCode.PayloadFormatInvalid));
                 break;
             default:
-                _gateway.Metrics.PacketsRejected.Add(1, Reason.MetricTag());
-                LogRejected(_logger, _clientId, Remote, Reason.Tag(), $"PUBLISH to '{topic}' says UTF-8 but its payload is not; PUBREC 0x99");
+                CountRejected(Reason, $"{detail}; PUBREC 0x{(byte)MqttPubRecReasonCode.PayloadFormatInvalid:X2}");
                 Send(ReplyPackets.PubRec(packetId, MqttPubRecReasonCode.PayloadFormatInvalid));
                 break;
         }
