@@ -73,7 +73,6 @@ internal sealed partial class MqttConnection
                 }
 
                 await Batcher.AddPublishAsync(message, publish.PacketIdentifier);
-
                 break;
             default:
                 // Exactly once: a packet id already received and not yet released is not routed again.
