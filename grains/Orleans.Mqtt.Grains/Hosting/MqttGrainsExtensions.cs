@@ -1,19 +1,11 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Mqtt.Ownership;
 using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Grains;
-
-/// <summary>Names shared by the grains and the silo that hosts them.</summary>
-public static class MqttGrainStorage
-{
-    /// <summary>The grain storage provider name the session grains persist through.</summary>
-    public const string Name = "mqtt";
-}
 
 /// <summary>Registers the broker's grains and their silo-local services.</summary>
 public static class MqttGrainsExtensions
@@ -74,32 +66,4 @@ public static class MqttGrainsExtensions
         builder.AddPlacementDirector<SessionHomePlacement, SessionHomePlacementDirector>();
         return builder;
     }
-}
-
-/// <summary>Fills the route table from the durable replica before the silo takes calls.</summary>
-internal sealed partial class ReplicaLoader(RouteTable table, IReplicaStore store, MqttMetrics metrics, ILogger<ReplicaLoader> logger)
-    : ILifecycleParticipant<ISiloLifecycle>
-{
-    public void Participate(ISiloLifecycle lifecycle) =>
-        lifecycle.Subscribe(nameof(ReplicaLoader), ServiceLifecycleStage.ApplicationServices, LoadAsync);
-
-    private async Task LoadAsync(CancellationToken cancellationToken)
-    {
-        var (routes, retained) = await store.LoadAsync();
-        foreach (var r in routes)
-        {
-            table.Apply(r);
-        }
-
-        foreach (var u in retained)
-        {
-            table.ApplyRetained(u);
-        }
-
-        metrics.ObserveReplica(() => table.ClientCount, () => table.SubscriptionCount, () => table.RetainedCount);
-        LogLoaded(logger, routes.Count, retained.Count);
-    }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Route replica loaded: {Sessions} persistent sessions, {Retained} retained messages")]
-    private static partial void LogLoaded(ILogger logger, int sessions, int retained);
 }

@@ -915,7 +915,3 @@ internal sealed partial class ClientSessionGrain(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Queue of client {ClientId} is full ({Limit} messages): newest message dropped, {Dropped} dropped so far")]
     private static partial void LogQueueFull(ILogger logger, string clientId, int limit, long dropped);
 }
-
-/// <summary>What a session carries to another silo besides its stored state.</summary>
-[GenerateSerializer, Immutable]
-internal sealed record MigratedSession([property: Id(0)] bool HasSession);

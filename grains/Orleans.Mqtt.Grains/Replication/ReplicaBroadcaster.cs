@@ -141,35 +141,3 @@ internal sealed partial class ReplicaBroadcaster(
     [LoggerMessage(Level = LogLevel.Error, Message = "Replica change to silo {Silo} still failing after {Attempts} attempts; left to the digest repair")]
     private static partial void LogGaveUp(ILogger logger, Exception ex, SiloAddress silo, int attempts);
 }
-
-/// <summary>The silos a stopping silo hands its sessions to: the other active silos, in turn.</summary>
-internal sealed class HandoverTargets(IClusterMembershipService membership, ILocalSiloDetails localSilo)
-{
-    private int _next;
-
-    /// <summary>The next target, or null when no other silo is active (a single node keeps its sessions on disk).</summary>
-    public SiloAddress? Next()
-    {
-        var others = membership.CurrentSnapshot.Members.Values
-            .Where(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(localSilo.SiloAddress))
-            .Select(m => m.SiloAddress)
-            .ToList();
-        return others.Count == 0 ? null : others[(int)((uint)Interlocked.Increment(ref _next) % (uint)others.Count)];
-    }
-}
-
-/// <summary>Silos by name, the identity sessions name their home by (a restarted silo keeps it, not its address).</summary>
-internal static class SiloNames
-{
-    /// <summary>The active silos named <paramref name="name"/>: one, unless an earlier run of it is not yet declared dead.</summary>
-    public static IEnumerable<SiloAddress> ActiveSilosNamed(this ClusterMembershipSnapshot snapshot, string name)
-    {
-        foreach (var member in snapshot.Members.Values)
-        {
-            if (member.Status == SiloStatus.Active && string.Equals(member.Name, name, StringComparison.Ordinal))
-            {
-                yield return member.SiloAddress;
-            }
-        }
-    }
-}
