@@ -1,5 +1,3 @@
-using Orleans.Mqtt.Telemetry;
-
 namespace Orleans.Mqtt.Grains;
 
 /// <summary>Names shared by the grains and the silo that hosts them.</summary>
