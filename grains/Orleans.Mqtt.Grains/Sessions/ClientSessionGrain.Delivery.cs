@@ -1,0 +1,255 @@
+using Microsoft.Extensions.Logging;
+
+namespace Orleans.Mqtt.Grains;
+
+// QoS 1/2 messages to the client: the queue, the in-flight window, acknowledgements and inbound QoS 2 ids.
+internal sealed partial class ClientSessionGrain
+{
+    public async Task Deliver(SessionDelivery[] deliveries)
+    {
+        if (!_hasSession)
+        {
+            // A route that outlived its session (e.g. a replica not yet updated): nothing to deliver to.
+            metrics.MessagesDropped.Add(deliveries.Length, new KeyValuePair<string, object?>("reason", "no_session"));
+            DeactivateOnIdle();
+            return;
+        }
+
+        var changed = false;
+        foreach (var d in deliveries)
+        {
+            changed |= Enqueue(d);
+        }
+
+        if (!changed)
+        {
+            return;
+        }
+
+        var outgoing = new List<Delivery>();
+        Pump(outgoing);
+
+        // Durable before the publisher is acknowledged.
+        await SaveAsync();
+        await PushAsync(outgoing);
+    }
+
+    public Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack) =>
+        AcknowledgeBatch(connectionId, [new OutboundAcknowledgement(packetId, ack)]);
+
+    public async Task AcknowledgeBatch(long connectionId, OutboundAcknowledgement[] acks)
+    {
+        if (_presence?.ConnectionId != connectionId)
+        {
+            return;
+        }
+
+        var changed = false;
+        foreach (var (packetId, ack) in acks)
+        {
+            changed |= ApplyAcknowledgement(packetId, ack);
+        }
+
+        if (!changed)
+        {
+            return;
+        }
+
+        var outgoing = new List<Delivery>();
+        Pump(outgoing);
+        await SaveAsync();
+        await PushAsync(outgoing);
+    }
+
+    // Acknowledgements mostly arrive in send order, so the match is usually the first entry (a loop: no closure per ack).
+    private int IndexOfInflight(ushort packetId)
+    {
+        var inflight = S.Inflight;
+        for (var i = 0; i < inflight.Count; i++)
+        {
+            if (inflight[i].PacketId == packetId)
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    private bool ApplyAcknowledgement(ushort packetId, OutboundAck ack)
+    {
+        var index = IndexOfInflight(packetId);
+        if (index < 0)
+        {
+            return false;
+        }
+
+        var inflight = S.Inflight[index];
+        switch (ack)
+        {
+            case OutboundAck.PubRec when inflight.Delivery.Qos == 2:
+                inflight.Released = true;
+                return true;
+            case OutboundAck.PubAck when inflight.Delivery.Qos == 1:
+            case OutboundAck.PubComp when inflight.Delivery.Qos == 2:
+                S.Inflight.RemoveAt(index);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    public Task<bool> IsInboundQos2Pending(ushort packetId) => Task.FromResult(S.InboundQos2.Contains(packetId));
+
+    public Task AddInboundQos2(long connectionId, ushort packetId)
+    {
+        if (S.InboundQos2.Contains(packetId))
+        {
+            return Task.CompletedTask;
+        }
+
+        S.InboundQos2.Add(packetId);
+        return SaveAsync();
+    }
+
+    public Task ReleaseInboundQos2(long connectionId, ushort packetId) =>
+        S.InboundQos2.Remove(packetId) ? SaveAsync() : Task.CompletedTask;
+
+    private bool Enqueue(SessionDelivery delivery)
+    {
+        if (S.Queue.Count + S.Inflight.Count >= options.Value.MaxQueuedMessages)
+        {
+            // Policy at the limit: drop the newest message for this session only; counted, logged, kept per session.
+            S.DroppedMessages++;
+            metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "queue_full"));
+            if (S.DroppedMessages == 1 || S.DroppedMessages % 1000 == 0)
+            {
+                LogQueueFull(logger, ClientId, options.Value.MaxQueuedMessages, S.DroppedMessages);
+            }
+
+            return false;
+        }
+
+        S.Queue.Add(delivery);
+        return true;
+    }
+
+    private void Pump(List<Delivery> outgoing)
+    {
+        if (_presence is null || S.Queue.Count == 0)
+        {
+            return;
+        }
+
+        var window = Math.Min(options.Value.MaxInflightMessages, (int)S.ReceiveMaximum);
+        var now = DateTime.UtcNow;
+        var taken = 0;
+        while (taken < S.Queue.Count && S.Inflight.Count < window)
+        {
+            var next = S.Queue[taken++];
+            if (next.Message.IsExpired(now))
+            {
+                // Expired before onward delivery started: deleted, not sent [MQTT-3.3.2-5].
+                metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "expired"));
+                continue;
+            }
+
+            var inflight = new InflightMessage { PacketId = NextPacketId(), Delivery = next };
+            S.Inflight.Add(inflight);
+            outgoing.Add(ToDelivery(inflight, dup: false));
+        }
+
+        S.Queue.RemoveRange(0, taken);
+    }
+
+    private Delivery ToDelivery(InflightMessage m, bool dup) =>
+        new(_presence!.ConnectionId, m.Delivery.Message, m.Delivery.Qos, m.Delivery.Retain, m.PacketId, dup, m.Delivery.SubscriptionIds);
+
+    // Handed to the silo's outbox, not awaited: the messages are in flight in this session's state already, and a
+    // push that fails is made good when the client resumes (they are re-sent with DUP).
+    private Task PushAsync(List<Delivery> outgoing)
+    {
+        if (outgoing.Count > 0 && _presence is { } presence)
+        {
+            outbox.Send(presence, outgoing);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private ushort NextPacketId()
+    {
+        for (var attempt = 0; attempt < ushort.MaxValue; attempt++)
+        {
+            var id = S.LastPacketId == ushort.MaxValue ? (ushort)1 : (ushort)(S.LastPacketId + 1);
+            S.LastPacketId = id;
+            if (!S.Inflight.Exists(m => m.PacketId == id))
+            {
+                return id;
+            }
+        }
+
+        throw new InvalidOperationException("No free packet identifier.");
+    }
+
+    /// <summary>
+    /// Messages that came through a shared subscription and were not yet (fully) delivered go to another member of
+    /// their group when this session ends. Not awaited, for the same reason as the will.
+    /// </summary>
+    private void RedispatchShared()
+    {
+        Dictionary<(string ShareKey, int Shard), List<SessionDelivery>>? groups = null;
+        var shards = options.Value.TopicShards;
+        foreach (var d in S.Queue)
+        {
+            Collect(d);
+        }
+
+        foreach (var m in S.Inflight)
+        {
+            // A QoS 2 message whose delivery has started never goes to another client [MQTT-4.8.2-5]; a QoS 1 one
+            // does, as section 4.8.2 recommends.
+            if (m.Delivery.Qos == 1)
+            {
+                Collect(m.Delivery);
+            }
+        }
+
+        if (groups is null)
+        {
+            return;
+        }
+
+        foreach (var ((shareKey, shard), deliveries) in groups)
+        {
+            GrainFactory.GetGrain<ITopicShardGrain>(shard).Redispatch(shareKey, ClientId, [.. deliveries]).ContinueWith(
+                t => LogRedispatchFailed(logger, t.Exception!, ClientId, shareKey),
+                CancellationToken.None,
+                TaskContinuationOptions.OnlyOnFaulted,
+                TaskScheduler.Current);
+        }
+
+        void Collect(SessionDelivery d)
+        {
+            if (d.ShareKey is null)
+            {
+                return;
+            }
+
+            groups ??= [];
+            var key = (d.ShareKey, Topics.MqttTopic.ShardOf(d.Message.Topic, shards));
+            if (!groups.TryGetValue(key, out var list))
+            {
+                groups[key] = list = [];
+            }
+
+            list.Add(d);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Moving the shared-subscription messages of client {ClientId} ({ShareKey}) to other members failed")]
+    private static partial void LogRedispatchFailed(ILogger logger, Exception ex, string clientId, string shareKey);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Queue of client {ClientId} is full ({Limit} messages): newest message dropped, {Dropped} dropped so far")]
+    private static partial void LogQueueFull(ILogger logger, string clientId, int limit, long dropped);
+}
