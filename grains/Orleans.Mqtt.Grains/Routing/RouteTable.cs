@@ -1,36 +1,40 @@
-using System.Collections.Concurrent;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Orleans.Mqtt.Topics;
 
 namespace Orleans.Mqtt.Grains;
 
 /// <summary>
-/// A session a published message matched, with the options merged over all of its matching subscriptions; for a
-/// shared subscription, the one member chosen for this message and the subscription's full <c>$share/…</c> filter.
-/// </summary>
-internal readonly record struct SessionMatch(ClientRoutes Client, byte Qos, bool RetainAsPublished, uint[]? SubscriptionIds, string? ShareKey = null);
-
-/// <summary>
 /// The silo-local replica of every client's routes and of the retained messages. Fed by <see cref="RouteReplicaGrain"/>;
-/// read by the topic shards of this silo. Thread-safe: writers take an exclusive lock, matching a shared one.
+/// read by the topic shards and sessions of this silo. The routes (the clients, the route index, the share groups, the
+/// deletions and the sweep schedule) change together under one lock: writers take it exclusively, matching shares it,
+/// so a reader never sees a client's routes half replaced. The retained messages are a <see cref="RetainedStore"/>
+/// with a lock of its own: nothing changes routes and retained messages at once.
 /// </summary>
-internal sealed class RouteTable
+internal sealed class RouteTable(TimeProvider timeProvider)
 {
+    // Per thread, because matching runs on many threads at once under the shared lock; it never awaits, so a thread's
+    // list is free again when Match returns. Saves a list per published message.
+    [ThreadStatic]
+    private static List<RouteEntry>? t_entries;
+
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
-    private readonly TopicIndex<RouteEntry> _index = new(RouteEntryComparer.Instance);
+    private readonly TopicIndex<RouteEntry> _index = new(RouteEntry.SameRoute);
     private readonly Dictionary<string, ClientRoutes> _clients = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, RetainedUpdate> _retained = new(StringComparer.Ordinal);
-    private readonly SortedSet<(DateTime At, string ClientId)> _sweepQueue = [];
-    private readonly Dictionary<string, List<RouteEntry>> _shareMembers = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, StrongBox<int>> _shareCursors = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Tombstone> _clientTombstones = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Tombstone> _retainedTombstones = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _gatewayConnections = new(StringComparer.Ordinal);
+    private readonly ShareGroups _shareGroups = new();
+    private readonly Tombstones _clientTombstones = new();
+    private readonly SweepSchedule _sweep = new();
+    private readonly RetainedStore _retained = new(timeProvider);
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>A table on the system clock.</summary>
+    public RouteTable()
+        : this(TimeProvider.System)
+    {
+    }
+
     /// <summary>Buckets of the digest: the client ids and the retained topics are each hashed into this many.</summary>
-    public const int DigestBuckets = 256;
+    public const int DigestBuckets = ReplicaDigest.Buckets;
 
     /// <summary>
     /// Completes once the table holds the whole cluster's routes: loaded from disk and caught up from a peer.
@@ -66,16 +70,12 @@ internal sealed class RouteTable
         _lock.EnterWriteLock();
         try
         {
-            if (_clientTombstones.TryGetValue(routes.ClientId, out var tombstone))
+            if (_clientTombstones.Covers(routes.ClientId, routes.Version))
             {
-                if (tombstone.Version >= routes.Version)
-                {
-                    return false;
-                }
-
-                _clientTombstones.Remove(routes.ClientId);
+                return false;
             }
 
+            _clientTombstones.Remove(routes.ClientId);
             if (_clients.TryGetValue(routes.ClientId, out var old))
             {
                 if (old.Version >= routes.Version)
@@ -84,20 +84,7 @@ internal sealed class RouteTable
                 }
 
                 replacedPersistent = old.Persistent;
-                foreach (var s in old.Subscriptions)
-                {
-                    RemoveEntry(RouteEntry.For(routes.ClientId, s));
-                }
-
-                if (old.Presence is { } oldPresence && --CollectionsMarshal.GetValueRefOrNullRef(_gatewayConnections, oldPresence.GatewayId) == 0)
-                {
-                    _gatewayConnections.Remove(oldPresence.GatewayId);
-                }
-
-                if (old.SweepAtUtc is { } oldSweep)
-                {
-                    _sweepQueue.Remove((oldSweep, routes.ClientId));
-                }
+                Unindex(old);
             }
 
             if (routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent)
@@ -105,25 +92,12 @@ internal sealed class RouteTable
                 // Nothing left to route to: the session ended. The tombstone keeps its version for a while, so a late
                 // older update (or a peer that missed the end) cannot bring the routes back.
                 _clients.Remove(routes.ClientId);
-                _clientTombstones[routes.ClientId] = new Tombstone(routes.Version, DateTime.UtcNow);
+                _clientTombstones.Add(routes.ClientId, routes.Version, timeProvider.GetUtcNow().UtcDateTime);
                 return true;
             }
 
             _clients[routes.ClientId] = routes;
-            if (routes.Presence is { } presence)
-            {
-                CollectionsMarshal.GetValueRefOrAddDefault(_gatewayConnections, presence.GatewayId, out _)++;
-            }
-            if (routes.SweepAtUtc is { } sweep)
-            {
-                _sweepQueue.Add((sweep, routes.ClientId));
-            }
-
-            foreach (var s in routes.Subscriptions)
-            {
-                AddEntry(RouteEntry.For(routes.ClientId, s));
-            }
-
+            Index(routes);
             return true;
         }
         finally
@@ -138,15 +112,7 @@ internal sealed class RouteTable
         _lock.EnterReadLock();
         try
         {
-            foreach (var (at, clientId) in _sweepQueue)
-            {
-                if (at > nowUtc || clientIds.Count >= max)
-                {
-                    return;
-                }
-
-                clientIds.Add(clientId);
-            }
+            _sweep.CollectDue(nowUtc, clientIds, max);
         }
         finally
         {
@@ -174,78 +140,20 @@ internal sealed class RouteTable
     /// </summary>
     public void Match(MqttMessage message, List<SessionMatch> results)
     {
-        var entries = new List<RouteEntry>();
+        var entries = t_entries ??= [];
         _lock.EnterReadLock();
         try
         {
             _index.Match(message.Topic, entries);
-            if (entries.Count == 0)
+            if (entries.Count > 0)
             {
-                return;
-            }
-
-            if (entries.Count > 1)
-            {
-                entries.Sort(static (a, b) => string.CompareOrdinal(a.ClientId, b.ClientId));
-            }
-
-            Dictionary<string, List<RouteEntry>>? shared = null;
-            var i = 0;
-            while (i < entries.Count)
-            {
-                var clientId = entries[i].ClientId;
-                var qos = -1;
-                var rap = false;
-                List<uint>? ids = null;
-                for (; i < entries.Count && entries[i].ClientId == clientId; i++)
-                {
-                    var entry = entries[i];
-                    var sub = entry.Subscription;
-                    if (entry.ShareKey is { } shareKey)
-                    {
-                        shared ??= new Dictionary<string, List<RouteEntry>>(StringComparer.Ordinal);
-                        if (!shared.TryGetValue(shareKey, out var members))
-                        {
-                            shared[shareKey] = members = [];
-                        }
-
-                        members.Add(entry);
-                        continue;
-                    }
-
-                    if (sub.NoLocal && message.SenderClientId == clientId)
-                    {
-                        continue;
-                    }
-
-                    qos = Math.Max(qos, sub.Qos);
-                    rap |= sub.RetainAsPublished;
-                    if (sub.SubscriptionId != 0)
-                    {
-                        (ids ??= []).Add(sub.SubscriptionId);
-                    }
-                }
-
-                if (qos >= 0 && _clients.TryGetValue(clientId, out var client))
-                {
-                    results.Add(new SessionMatch(client, (byte)Math.Min(qos, message.Qos), rap, ids?.ToArray()));
-                }
-            }
-
-            if (shared is not null)
-            {
-                foreach (var (shareKey, members) in shared)
-                {
-                    if (ChooseShareMember(shareKey, members, exclude: null) is { } chosen)
-                    {
-                        results.Add(ToShareMatch(chosen, message.Qos));
-                    }
-                }
+                Merge(message, entries, results);
             }
         }
         finally
         {
             _lock.ExitReadLock();
+            entries.Clear();
         }
     }
 
@@ -258,7 +166,7 @@ internal sealed class RouteTable
         _lock.EnterReadLock();
         try
         {
-            return _shareMembers.TryGetValue(shareKey, out var members) && ChooseShareMember(shareKey, members, leavingClientId) is { } chosen
+            return _shareGroups.MembersOf(shareKey) is { } members && _shareGroups.Choose(shareKey, members, leavingClientId, _clients) is { } chosen
                 ? ToShareMatch(chosen, messageQos)
                 : null;
         }
@@ -269,85 +177,16 @@ internal sealed class RouteTable
     }
 
     /// <summary>Applies a retained change when newer than the held version.</summary>
-    public bool ApplyRetained(RetainedUpdate update)
-    {
-        _lock.EnterWriteLock();
-        try
-        {
-            if ((_retained.TryGetValue(update.Topic, out var old) && old.Version >= update.Version)
-                || (_retainedTombstones.TryGetValue(update.Topic, out var tombstone) && tombstone.Version >= update.Version))
-            {
-                return false;
-            }
-
-            if (update.Message is null)
-            {
-                _retained.Remove(update.Topic);
-                _retainedTombstones[update.Topic] = new Tombstone(update.Version, DateTime.UtcNow);
-            }
-            else
-            {
-                _retained[update.Topic] = update;
-                _retainedTombstones.Remove(update.Topic);
-            }
-
-            return true;
-        }
-        finally
-        {
-            _lock.ExitWriteLock();
-        }
-    }
+    public bool ApplyRetained(RetainedUpdate update) => _retained.Apply(update);
 
     /// <summary>The version of the retained message of a topic, or 0.</summary>
-    public long RetainedVersion(string topic)
-    {
-        _lock.EnterReadLock();
-        try
-        {
-            return _retained.TryGetValue(topic, out var u) ? u.Version
-                : _retainedTombstones.TryGetValue(topic, out var tombstone) ? tombstone.Version : 0;
-        }
-        finally
-        {
-            _lock.ExitReadLock();
-        }
-    }
+    public long RetainedVersion(string topic) => _retained.VersionOf(topic);
 
     /// <summary>Appends the retained messages whose topic matches <paramref name="filter"/>.</summary>
-    public void MatchRetained(string filter, List<MqttMessage> results)
-    {
-        _lock.EnterReadLock();
-        try
-        {
-            if (filter.AsSpan().IndexOfAny('+', '#') < 0)
-            {
-                if (_retained.TryGetValue(filter, out var exact) && exact.Message is not null && !exact.Message.IsExpired(DateTime.UtcNow))
-                {
-                    results.Add(exact.Message);
-                }
-
-                return;
-            }
-
-            // A scan: fine for the retained counts of one node today; a retained trie is the next step at scale.
-            var now = DateTime.UtcNow;
-            foreach (var (topic, update) in _retained)
-            {
-                if (update.Message is not null && !update.Message.IsExpired(now) && MqttTopic.Matches(filter, topic))
-                {
-                    results.Add(update.Message);
-                }
-            }
-        }
-        finally
-        {
-            _lock.ExitReadLock();
-        }
-    }
+    public void MatchRetained(string filter, List<MqttMessage> results) => _retained.Match(filter, results);
 
     /// <summary>The digest bucket of a client id or retained topic.</summary>
-    public static int BucketOf(string key) => MqttTopic.ShardOf(key, DigestBuckets);
+    public static int BucketOf(string key) => ReplicaDigest.BucketOf(key);
 
     /// <summary>
     /// A digest of everything held: per bucket, a sum of hashes of (client id, version) — first
@@ -364,12 +203,7 @@ internal sealed class RouteTable
         {
             foreach (var (clientId, routes) in _clients)
             {
-                digest[BucketOf(clientId)] += DigestHash(clientId, routes.Version);
-            }
-
-            foreach (var (topic, update) in _retained)
-            {
-                digest[DigestBuckets + BucketOf(topic)] += DigestHash(topic, update.Version);
+                digest[BucketOf(clientId)] += ReplicaDigest.Hash(clientId, routes.Version);
             }
         }
         finally
@@ -377,6 +211,7 @@ internal sealed class RouteTable
             _lock.ExitReadLock();
         }
 
+        _retained.AddToDigest(digest, DigestBuckets);
         return digest;
     }
 
@@ -387,76 +222,51 @@ internal sealed class RouteTable
     public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(ISet<int>? buckets)
     {
         var routes = new List<ClientRoutes>();
-        var retained = new List<RetainedUpdate>();
+        var deleted = new List<(string Key, long Version)>();
+        Func<string, bool> clientInBuckets = buckets is null ? static _ => true : clientId => buckets.Contains(BucketOf(clientId));
         _lock.EnterReadLock();
         try
         {
             foreach (var (clientId, r) in _clients)
             {
-                if (buckets is null || buckets.Contains(BucketOf(clientId)))
+                if (clientInBuckets(clientId))
                 {
                     routes.Add(r);
                 }
             }
 
-            foreach (var (clientId, tombstone) in _clientTombstones)
-            {
-                if (buckets is null || buckets.Contains(BucketOf(clientId)))
-                {
-                    routes.Add(new ClientRoutes(clientId, tombstone.Version, [], false, null));
-                }
-            }
-
-            foreach (var (topic, update) in _retained)
-            {
-                if (buckets is null || buckets.Contains(DigestBuckets + BucketOf(topic)))
-                {
-                    retained.Add(update);
-                }
-            }
-
-            foreach (var (topic, tombstone) in _retainedTombstones)
-            {
-                if (buckets is null || buckets.Contains(DigestBuckets + BucketOf(topic)))
-                {
-                    retained.Add(new RetainedUpdate(topic, tombstone.Version, null));
-                }
-            }
+            _clientTombstones.Collect(clientInBuckets, deleted);
         }
         finally
         {
             _lock.ExitReadLock();
         }
 
+        foreach (var (clientId, version) in deleted)
+        {
+            routes.Add(new ClientRoutes(clientId, version, [], false, null));
+        }
+
+        var retained = new List<RetainedUpdate>();
+        _retained.Read(buckets is null ? static _ => true : topic => buckets.Contains(DigestBuckets + BucketOf(topic)), retained);
         return (routes, retained);
     }
 
     /// <summary>Forgets deletions older than <paramref name="olderThanUtc"/>; returns how many.</summary>
     public int PurgeTombstones(DateTime olderThanUtc)
     {
+        int purged;
         _lock.EnterWriteLock();
         try
         {
-            return Purge(_clientTombstones, olderThanUtc) + Purge(_retainedTombstones, olderThanUtc);
+            purged = _clientTombstones.Purge(olderThanUtc);
         }
         finally
         {
             _lock.ExitWriteLock();
         }
 
-        static int Purge(Dictionary<string, Tombstone> tombstones, DateTime olderThanUtc)
-        {
-            var purged = 0;
-            foreach (var (key, tombstone) in tombstones)
-            {
-                if (tombstone.AtUtc < olderThanUtc && tombstones.Remove(key))
-                {
-                    purged++;
-                }
-            }
-
-            return purged;
-        }
+        return purged + _retained.PurgeTombstones(olderThanUtc);
     }
 
     /// <summary>Appends the clients connected through <paramref name="gatewayId"/> with their connection ids.</summary>
@@ -496,90 +306,117 @@ internal sealed class RouteTable
         }
     }
 
-    private static long DigestHash(string key, long version)
+    // Under the write lock: everything a client's routes put into the index, the share groups, the gateway counts and
+    // the sweep schedule.
+    private void Index(ClientRoutes routes)
     {
-        // FNV-1a over the key, mixed with the version through a SplitMix64 finaliser.
-        var h = 14695981039346656037UL;
-        foreach (var c in key)
+        if (routes.Presence is { } presence)
         {
-            h = (h ^ c) * 1099511628211UL;
+            CollectionsMarshal.GetValueRefOrAddDefault(_gatewayConnections, presence.GatewayId, out _)++;
         }
 
-        h ^= (ulong)version * 0x9E3779B97F4A7C15UL;
-        h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9UL;
-        h = (h ^ (h >> 27)) * 0x94D049BB133111EBUL;
-        return (long)(h ^ (h >> 31));
-    }
-
-    private void AddEntry(RouteEntry entry)
-    {
-        _index.Add(entry.IndexFilter, entry);
-        if (entry.ShareKey is { } shareKey)
+        if (routes.SweepAtUtc is { } sweep)
         {
-            if (!_shareMembers.TryGetValue(shareKey, out var members))
-            {
-                _shareMembers[shareKey] = members = [];
-            }
-
-            members.Add(entry);
+            _sweep.Add(sweep, routes.ClientId);
         }
-    }
 
-    private void RemoveEntry(RouteEntry entry)
-    {
-        _index.Remove(entry.IndexFilter, entry);
-        if (entry.ShareKey is { } shareKey && _shareMembers.TryGetValue(shareKey, out var members))
+        foreach (var s in routes.Subscriptions)
         {
-            members.RemoveAll(m => m.ClientId == entry.ClientId);
-            if (members.Count == 0)
+            var entry = RouteEntry.For(routes.ClientId, s);
+            _index.Add(entry.IndexFilter, entry);
+            if (entry.ShareKey is not null)
             {
-                _shareMembers.Remove(shareKey);
-                _shareCursors.TryRemove(shareKey, out _);
+                _shareGroups.Add(entry);
             }
         }
     }
 
-    /// <summary>
-    /// Round robin over the members of a share group, preferring connected members so that messages are not
-    /// parked with an offline persistent member while another member could take them. Called under the read lock.
-    /// </summary>
-    private RouteEntry? ChooseShareMember(string shareKey, List<RouteEntry> members, string? exclude)
+    // Under the write lock: the reverse of Index.
+    private void Unindex(ClientRoutes routes)
     {
-        var online = 0;
-        var eligible = 0;
-        foreach (var m in members)
+        foreach (var s in routes.Subscriptions)
         {
-            if (m.ClientId != exclude && _clients.TryGetValue(m.ClientId, out var c))
+            var entry = RouteEntry.For(routes.ClientId, s);
+            _index.Remove(entry.IndexFilter, entry);
+            if (entry.ShareKey is not null)
             {
-                eligible++;
-                if (c.Presence is not null)
+                _shareGroups.Remove(entry);
+            }
+        }
+
+        if (routes.Presence is { } presence && --CollectionsMarshal.GetValueRefOrNullRef(_gatewayConnections, presence.GatewayId) == 0)
+        {
+            _gatewayConnections.Remove(presence.GatewayId);
+        }
+
+        if (routes.SweepAtUtc is { } sweep)
+        {
+            _sweep.Remove(sweep, routes.ClientId);
+        }
+    }
+
+    // Under the read lock: the matched entries grouped by client into one result per session, and one member chosen
+    // per share group.
+    private void Merge(MqttMessage message, List<RouteEntry> entries, List<SessionMatch> results)
+    {
+        if (entries.Count > 1)
+        {
+            entries.Sort(static (a, b) => string.CompareOrdinal(a.ClientId, b.ClientId));
+        }
+
+        Dictionary<string, List<RouteEntry>>? shared = null;
+        var i = 0;
+        while (i < entries.Count)
+        {
+            var clientId = entries[i].ClientId;
+            var qos = -1;
+            var rap = false;
+            List<uint>? ids = null;
+            for (; i < entries.Count && entries[i].ClientId == clientId; i++)
+            {
+                var entry = entries[i];
+                var sub = entry.Subscription;
+                if (entry.ShareKey is { } shareKey)
                 {
-                    online++;
+                    shared ??= new Dictionary<string, List<RouteEntry>>(StringComparer.Ordinal);
+                    if (!shared.TryGetValue(shareKey, out var members))
+                    {
+                        shared[shareKey] = members = [];
+                    }
+
+                    members.Add(entry);
+                    continue;
+                }
+
+                if (sub.NoLocal && message.SenderClientId == clientId)
+                {
+                    continue;
+                }
+
+                qos = Math.Max(qos, sub.Qos);
+                rap |= sub.RetainAsPublished;
+                if (sub.SubscriptionId != 0)
+                {
+                    (ids ??= []).Add(sub.SubscriptionId);
+                }
+            }
+
+            if (qos >= 0 && _clients.TryGetValue(clientId, out var client))
+            {
+                results.Add(new SessionMatch(client, (byte)Math.Min(qos, message.Qos), rap, ids?.ToArray()));
+            }
+        }
+
+        if (shared is not null)
+        {
+            foreach (var (shareKey, members) in shared)
+            {
+                if (_shareGroups.Choose(shareKey, members, exclude: null, _clients) is { } chosen)
+                {
+                    results.Add(ToShareMatch(chosen, message.Qos));
                 }
             }
         }
-
-        if (eligible == 0)
-        {
-            return null;
-        }
-
-        var cursor = _shareCursors.GetOrAdd(shareKey, static _ => new StrongBox<int>());
-        var pick = (int)((uint)Interlocked.Increment(ref cursor.Value) % (uint)(online > 0 ? online : eligible));
-        foreach (var m in members)
-        {
-            if (m.ClientId == exclude || !_clients.TryGetValue(m.ClientId, out var c) || (online > 0 && c.Presence is null))
-            {
-                continue;
-            }
-
-            if (pick-- == 0)
-            {
-                return m;
-            }
-        }
-
-        return null;
     }
 
     private SessionMatch ToShareMatch(RouteEntry member, byte messageQos)
@@ -587,27 +424,5 @@ internal sealed class RouteTable
         var sub = member.Subscription;
         var ids = sub.SubscriptionId == 0 ? null : new[] { sub.SubscriptionId };
         return new SessionMatch(_clients[member.ClientId], Math.Min(sub.Qos, messageQos), sub.RetainAsPublished, ids, member.ShareKey);
-    }
-
-    /// <summary>A deletion remembered with its version and when it happened.</summary>
-    private readonly record struct Tombstone(long Version, DateTime AtUtc);
-
-    /// <summary>A subscription in the index; a shared one is indexed by its topic filter and keyed by its full filter.</summary>
-    private sealed record RouteEntry(string ClientId, Subscription Subscription, string IndexFilter, string? ShareKey)
-    {
-        public static RouteEntry For(string clientId, Subscription subscription) =>
-            SharedSubscription.TryParse(subscription.Filter, out _, out var topicFilter)
-                ? new RouteEntry(clientId, subscription, topicFilter, subscription.Filter)
-                : new RouteEntry(clientId, subscription, subscription.Filter, null);
-    }
-
-    private sealed class RouteEntryComparer : IEqualityComparer<RouteEntry>
-    {
-        public static readonly RouteEntryComparer Instance = new();
-
-        public bool Equals(RouteEntry? x, RouteEntry? y) =>
-            ReferenceEquals(x, y) || (x is not null && y is not null && x.ClientId == y.ClientId && x.Subscription.Filter == y.Subscription.Filter);
-
-        public int GetHashCode(RouteEntry obj) => HashCode.Combine(obj.ClientId, obj.Subscription.Filter);
     }
 }
