@@ -16,6 +16,7 @@ internal sealed partial class ReplicaBroadcaster(
     GrainRefs<IRouteReplicaGrain> replicaRefs,
     ReplicaWriter localReplica,
     ILocalSiloDetails localSilo,
+    TimeProvider timeProvider,
     MqttMetrics metrics,
     ILogger<ReplicaBroadcaster> logger)
 {
@@ -99,7 +100,7 @@ internal sealed partial class ReplicaBroadcaster(
     private async Task ApplyTo<T>(SiloAddress silo, Func<IRouteReplicaGrain, T, Task> action, Func<ReplicaWriter, T, Task> local, T change)
     {
         var replica = silo.Equals(localSilo.SiloAddress) ? null : replicaRefs.Get(silo.ToParsableString());
-        var started = DateTime.UtcNow;
+        var started = timeProvider.GetTimestamp();
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -115,7 +116,7 @@ internal sealed partial class ReplicaBroadcaster(
                     return;
                 }
 
-                if (DateTime.UtcNow - started > GiveUpAfter)
+                if (timeProvider.GetElapsedTime(started) > GiveUpAfter)
                 {
                     metrics.ReplicaApplyFailures.Add(1);
                     LogGaveUp(logger, ex, silo, attempt);

@@ -14,6 +14,7 @@ internal sealed partial class TopicShardGrain(
     DeadGateways deadGateways,
     GatewayOutbox outbox,
     GrainRefs<IClientSessionGrain> sessionRefs,
+    TimeProvider timeProvider,
     MqttMetrics metrics,
     ILogger<TopicShardGrain> logger) : Grain, ITopicShardGrain
 {
@@ -124,7 +125,7 @@ internal sealed partial class TopicShardGrain(
     private Task UpdateRetained(MqttMessage message)
     {
         // Versions come from a clock that only moves forward, also across re-activations of this shard.
-        var version = Math.Max(Math.Max(_lastRetainedVersion, routes.RetainedVersion(message.Topic)) + 1, DateTime.UtcNow.Ticks);
+        var version = Math.Max(Math.Max(_lastRetainedVersion, routes.RetainedVersion(message.Topic)) + 1, timeProvider.GetUtcNow().UtcTicks);
         _lastRetainedVersion = version;
         var stored = message.Payload.IsEmpty ? null : message;
         return replicas.ApplyRetained(new RetainedUpdate(message.Topic, version, stored));

@@ -95,7 +95,7 @@ internal sealed partial class ClientSessionGrain
             return will is null ? null : Stamp(will);
         }
 
-        S.DisconnectedAtUtc = DateTime.UtcNow;
+        S.DisconnectedAtUtc = UtcNow;
         MqttMessage? publishNow = null;
         if (will is not null)
         {

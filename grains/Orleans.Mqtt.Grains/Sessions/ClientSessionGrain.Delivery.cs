@@ -47,7 +47,7 @@ internal sealed partial class ClientSessionGrain
         var changed = false;
         foreach (var (packetId, ack) in acks)
         {
-            changed |= ApplyAcknowledgement(packetId, ack);
+            changed |= Window.Acknowledge(packetId, ack);
         }
 
         if (!changed)
@@ -59,44 +59,6 @@ internal sealed partial class ClientSessionGrain
         Pump(outgoing);
         await SaveAsync();
         await PushAsync(outgoing);
-    }
-
-    // Acknowledgements mostly arrive in send order, so the match is usually the first entry (a loop: no closure per ack).
-    private int IndexOfInflight(ushort packetId)
-    {
-        var inflight = S.Inflight;
-        for (var i = 0; i < inflight.Count; i++)
-        {
-            if (inflight[i].PacketId == packetId)
-            {
-                return i;
-            }
-        }
-
-        return -1;
-    }
-
-    private bool ApplyAcknowledgement(ushort packetId, OutboundAck ack)
-    {
-        var index = IndexOfInflight(packetId);
-        if (index < 0)
-        {
-            return false;
-        }
-
-        var inflight = S.Inflight[index];
-        switch (ack)
-        {
-            case OutboundAck.PubRec when inflight.Delivery.Qos == 2:
-                inflight.Released = true;
-                return true;
-            case OutboundAck.PubAck when inflight.Delivery.Qos == 1:
-            case OutboundAck.PubComp when inflight.Delivery.Qos == 2:
-                S.Inflight.RemoveAt(index);
-                return true;
-            default:
-                return false;
-        }
     }
 
     public Task<bool> IsInboundQos2Pending(ushort packetId) => Task.FromResult(S.InboundQos2.Contains(packetId));
@@ -115,23 +77,24 @@ internal sealed partial class ClientSessionGrain
     public Task ReleaseInboundQos2(long connectionId, ushort packetId) =>
         S.InboundQos2.Remove(packetId) ? SaveAsync() : Task.CompletedTask;
 
+    private OutboundWindow Window => new(S);
+
     private bool Enqueue(SessionDelivery delivery)
     {
-        if (S.Queue.Count + S.Inflight.Count >= options.Value.MaxQueuedMessages)
+        if (Window.TryEnqueue(delivery, options.Value.MaxQueuedMessages))
         {
-            // Policy at the limit: drop the newest message for this session only; counted, logged, kept per session.
-            S.DroppedMessages++;
-            metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "queue_full"));
-            if (S.DroppedMessages == 1 || S.DroppedMessages % 1000 == 0)
-            {
-                LogQueueFull(logger, ClientId, options.Value.MaxQueuedMessages, S.DroppedMessages);
-            }
-
-            return false;
+            return true;
         }
 
-        S.Queue.Add(delivery);
-        return true;
+        // Policy at the limit: drop the newest message for this session only; counted, logged, kept per session.
+        S.DroppedMessages++;
+        metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "queue_full"));
+        if (S.DroppedMessages == 1 || S.DroppedMessages % 1000 == 0)
+        {
+            LogQueueFull(logger, ClientId, options.Value.MaxQueuedMessages, S.DroppedMessages);
+        }
+
+        return false;
     }
 
     private void Pump(List<Delivery> outgoing)
@@ -141,25 +104,17 @@ internal sealed partial class ClientSessionGrain
             return;
         }
 
-        var window = Math.Min(options.Value.MaxInflightMessages, (int)S.ReceiveMaximum);
-        var now = DateTime.UtcNow;
-        var taken = 0;
-        while (taken < S.Queue.Count && S.Inflight.Count < window)
+        var sent = S.Inflight.Count;
+        var expired = Window.Fill(Math.Min(options.Value.MaxInflightMessages, (int)S.ReceiveMaximum), UtcNow);
+        if (expired > 0)
         {
-            var next = S.Queue[taken++];
-            if (next.Message.IsExpired(now))
-            {
-                // Expired before onward delivery started: deleted, not sent [MQTT-3.3.2-5].
-                metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "expired"));
-                continue;
-            }
-
-            var inflight = new InflightMessage { PacketId = NextPacketId(), Delivery = next };
-            S.Inflight.Add(inflight);
-            outgoing.Add(ToDelivery(inflight, dup: false));
+            metrics.MessagesDropped.Add(expired, new KeyValuePair<string, object?>("reason", "expired"));
         }
 
-        S.Queue.RemoveRange(0, taken);
+        for (; sent < S.Inflight.Count; sent++)
+        {
+            outgoing.Add(ToDelivery(S.Inflight[sent], dup: false));
+        }
     }
 
     private Delivery ToDelivery(InflightMessage m, bool dup) =>
@@ -175,21 +130,6 @@ internal sealed partial class ClientSessionGrain
         }
 
         return Task.CompletedTask;
-    }
-
-    private ushort NextPacketId()
-    {
-        for (var attempt = 0; attempt < ushort.MaxValue; attempt++)
-        {
-            var id = S.LastPacketId == ushort.MaxValue ? (ushort)1 : (ushort)(S.LastPacketId + 1);
-            S.LastPacketId = id;
-            if (!S.Inflight.Exists(m => m.PacketId == id))
-            {
-                return id;
-            }
-        }
-
-        throw new InvalidOperationException("No free packet identifier.");
     }
 
     /// <summary>

@@ -18,7 +18,7 @@ internal sealed partial class ClientSessionGrain
         // A will that is due, or that the session's end sends early, goes out once the session's routes are gone
         // everywhere: whoever reacts to it finds the session's subscriptions removed.
         MqttMessage? will = null;
-        if (S.PendingWill is not null && (expired || S.WillDueAtUtc <= DateTime.UtcNow))
+        if (S.PendingWill is not null && (expired || S.WillDueAtUtc <= UtcNow))
         {
             will = TakePendingWill();
             changed = true;
@@ -49,7 +49,7 @@ internal sealed partial class ClientSessionGrain
         }
     }
 
-    private bool IsExpired() => S.IsExpired(DateTime.UtcNow);
+    private bool IsExpired() => S.IsExpired(UtcNow);
 
     /// <summary>The session ends: a will still waiting for its delay is published, then everything is forgotten.</summary>
     private void EndSession()

@@ -46,7 +46,7 @@ internal sealed partial class ClientSessionGrain
             _hasSession = true;
             if (_presence is null)
             {
-                S.DisconnectedAtUtc ??= DateTime.UtcNow;
+                S.DisconnectedAtUtc ??= UtcNow;
             }
 
             LogRestoredFromReplica(logger, ClientId, replicated.Subscriptions.Length, _presence is not null);

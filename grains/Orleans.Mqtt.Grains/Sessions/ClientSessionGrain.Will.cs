@@ -16,7 +16,7 @@ internal sealed partial class ClientSessionGrain
     private void ArmWillTimer()
     {
         _willTimer?.Dispose();
-        var due = S.WillDueAtUtc!.Value - DateTime.UtcNow;
+        var due = S.WillDueAtUtc!.Value - UtcNow;
         _willTimer = this.RegisterGrainTimer(
             ExpireIfDue,
             new GrainTimerCreationOptions { DueTime = due < TimeSpan.Zero ? TimeSpan.Zero : due, Period = Timeout.InfiniteTimeSpan, KeepAlive = true });
@@ -44,8 +44,8 @@ internal sealed partial class ClientSessionGrain
     }
 
     /// <summary>A will's Message Expiry Interval counts from when it is published [MQTT-3.1.3-14].</summary>
-    private static MqttMessage Stamp(MqttMessage will) =>
-        will.Properties is { MessageExpiryInterval: > 0 } p ? will with { ExpiresAtUtc = DateTime.UtcNow.AddSeconds(p.MessageExpiryInterval) } : will;
+    private MqttMessage Stamp(MqttMessage will) =>
+        will.Properties is { MessageExpiryInterval: > 0 } p ? will with { ExpiresAtUtc = UtcNow.AddSeconds(p.MessageExpiryInterval) } : will;
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing the will of client {ClientId} to {Topic} failed")]
     private static partial void LogWillPublishFailed(ILogger logger, Exception ex, string clientId, string topic);

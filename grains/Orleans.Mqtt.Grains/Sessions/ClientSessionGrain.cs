@@ -22,6 +22,7 @@ internal sealed partial class ClientSessionGrain(
     GatewayOutbox outbox,
     IOptions<MqttBrokerOptions> options,
     ILocalSiloDetails localSilo,
+    TimeProvider timeProvider,
     MqttMetrics metrics,
     ILogger<ClientSessionGrain> logger) : Grain, IClientSessionGrain, IGrainMigrationParticipant
 {
@@ -38,6 +39,8 @@ internal sealed partial class ClientSessionGrain(
     private bool Persistent => S.SessionExpiryInterval > 0;
 
     private string ClientId => this.GetPrimaryKeyString();
+
+    private DateTime UtcNow => timeProvider.GetUtcNow().UtcDateTime;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -135,5 +138,5 @@ internal sealed partial class ClientSessionGrain(
     }
 
     // A clock that only moves forward, also across activations, so replicas can order versions without tombstones.
-    private static long NextVersion(long current) => Math.Max(current + 1, DateTime.UtcNow.Ticks);
+    private long NextVersion(long current) => Math.Max(current + 1, UtcNow.Ticks);
 }
