@@ -19,8 +19,7 @@ internal sealed class RetainedStore(TimeProvider timeProvider)
     /// <summary>Applies a retained change when newer than the held version (of the message or of its deletion).</summary>
     public bool Apply(RetainedUpdate update)
     {
-        _lock.EnterWriteLock();
-        try
+        using (_lock.Write())
         {
             if ((_byTopic.TryGetValue(update.Topic, out var old) && old.Version >= update.Version) || _tombstones.Covers(update.Topic, update.Version))
             {
@@ -42,23 +41,14 @@ internal sealed class RetainedStore(TimeProvider timeProvider)
 
             return true;
         }
-        finally
-        {
-            _lock.ExitWriteLock();
-        }
     }
 
     /// <summary>The version of the retained message of a topic (or of its deletion), or 0.</summary>
     public long VersionOf(string topic)
     {
-        _lock.EnterReadLock();
-        try
+        using (_lock.Read())
         {
             return _byTopic.TryGetValue(topic, out var u) ? u.Version : _tombstones.VersionOf(topic);
-        }
-        finally
-        {
-            _lock.ExitReadLock();
         }
     }
 
@@ -66,8 +56,7 @@ internal sealed class RetainedStore(TimeProvider timeProvider)
     public void Match(string filter, List<MqttMessage> results)
     {
         var now = timeProvider.GetUtcNow().UtcDateTime;
-        _lock.EnterReadLock();
-        try
+        using (_lock.Read())
         {
             if (filter.AsSpan().IndexOfAny('+', '#') < 0)
             {
@@ -83,26 +72,17 @@ internal sealed class RetainedStore(TimeProvider timeProvider)
             _index.Match(filter, results);
             RemoveExpired(results, start, now);
         }
-        finally
-        {
-            _lock.ExitReadLock();
-        }
     }
 
     /// <summary>Adds each held message's (topic, version) hash to its bucket, at <paramref name="offset"/> in <paramref name="digest"/>.</summary>
     public void AddToDigest(long[] digest, int offset)
     {
-        _lock.EnterReadLock();
-        try
+        using (_lock.Read())
         {
             foreach (var (topic, update) in _byTopic)
             {
                 digest[offset + ReplicaDigest.BucketOf(topic)] += ReplicaDigest.Hash(topic, update.Version);
             }
-        }
-        finally
-        {
-            _lock.ExitReadLock();
         }
     }
 
@@ -112,8 +92,7 @@ internal sealed class RetainedStore(TimeProvider timeProvider)
     public void Read(Func<string, bool> include, List<RetainedUpdate> results)
     {
         var deleted = new List<(string Key, long Version)>();
-        _lock.EnterReadLock();
-        try
+        using (_lock.Read())
         {
             foreach (var (topic, update) in _byTopic)
             {
@@ -125,10 +104,6 @@ internal sealed class RetainedStore(TimeProvider timeProvider)
 
             _tombstones.Collect(include, deleted);
         }
-        finally
-        {
-            _lock.ExitReadLock();
-        }
 
         foreach (var (topic, version) in deleted)
         {
@@ -139,14 +114,9 @@ internal sealed class RetainedStore(TimeProvider timeProvider)
     /// <summary>Forgets deletions older than <paramref name="olderThanUtc"/>; returns how many.</summary>
     public int PurgeTombstones(DateTime olderThanUtc)
     {
-        _lock.EnterWriteLock();
-        try
+        using (_lock.Write())
         {
             return _tombstones.Purge(olderThanUtc);
-        }
-        finally
-        {
-            _lock.ExitWriteLock();
         }
     }
 

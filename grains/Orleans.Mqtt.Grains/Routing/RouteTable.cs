@@ -67,8 +67,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     public bool Apply(ClientRoutes routes, out bool replacedPersistent)
     {
         replacedPersistent = false;
-        _lock.EnterWriteLock();
-        try
+        using (_lock.Write())
         {
             if (_clientTombstones.Covers(routes.ClientId, routes.Version))
             {
@@ -100,37 +99,23 @@ internal sealed class RouteTable(TimeProvider timeProvider)
             Index(routes);
             return true;
         }
-        finally
-        {
-            _lock.ExitWriteLock();
-        }
     }
 
     /// <summary>Appends the clients whose sweep time has come (a delayed will is due or the session expires).</summary>
     public void CollectDueForSweep(DateTime nowUtc, List<string> clientIds, int max)
     {
-        _lock.EnterReadLock();
-        try
+        using (_lock.Read())
         {
             _sweep.CollectDue(nowUtc, clientIds, max);
-        }
-        finally
-        {
-            _lock.ExitReadLock();
         }
     }
 
     /// <summary>Returns the routes held for a client, or null.</summary>
     public ClientRoutes? Get(string clientId)
     {
-        _lock.EnterReadLock();
-        try
+        using (_lock.Read())
         {
             return _clients.GetValueOrDefault(clientId);
-        }
-        finally
-        {
-            _lock.ExitReadLock();
         }
     }
 
@@ -163,16 +148,11 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// </summary>
     public SessionMatch? ChooseOtherShareMember(string shareKey, string leavingClientId, byte messageQos)
     {
-        _lock.EnterReadLock();
-        try
+        using (_lock.Read())
         {
             return _shareGroups.MembersOf(shareKey) is { } members && _shareGroups.Choose(shareKey, members, leavingClientId, _clients) is { } chosen
                 ? ToShareMatch(chosen, messageQos)
                 : null;
-        }
-        finally
-        {
-            _lock.ExitReadLock();
         }
     }
 
@@ -198,17 +178,12 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     public long[] Digest()
     {
         var digest = new long[DigestBuckets * 2];
-        _lock.EnterReadLock();
-        try
+        using (_lock.Read())
         {
             foreach (var (clientId, routes) in _clients)
             {
                 digest[BucketOf(clientId)] += ReplicaDigest.Hash(clientId, routes.Version);
             }
-        }
-        finally
-        {
-            _lock.ExitReadLock();
         }
 
         _retained.AddToDigest(digest, DigestBuckets);
@@ -224,8 +199,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         var routes = new List<ClientRoutes>();
         var deleted = new List<(string Key, long Version)>();
         Func<string, bool> clientInBuckets = buckets is null ? static _ => true : clientId => buckets.Contains(BucketOf(clientId));
-        _lock.EnterReadLock();
-        try
+        using (_lock.Read())
         {
             foreach (var (clientId, r) in _clients)
             {
@@ -236,10 +210,6 @@ internal sealed class RouteTable(TimeProvider timeProvider)
             }
 
             _clientTombstones.Collect(clientInBuckets, deleted);
-        }
-        finally
-        {
-            _lock.ExitReadLock();
         }
 
         foreach (var (clientId, version) in deleted)
@@ -256,14 +226,9 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     public int PurgeTombstones(DateTime olderThanUtc)
     {
         int purged;
-        _lock.EnterWriteLock();
-        try
+        using (_lock.Write())
         {
             purged = _clientTombstones.Purge(olderThanUtc);
-        }
-        finally
-        {
-            _lock.ExitWriteLock();
         }
 
         return purged + _retained.PurgeTombstones(olderThanUtc);
@@ -272,8 +237,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// <summary>Appends the clients connected through <paramref name="gatewayId"/> with their connection ids.</summary>
     public void CollectConnectedThrough(string gatewayId, List<(string ClientId, long ConnectionId)> results)
     {
-        _lock.EnterReadLock();
-        try
+        using (_lock.Read())
         {
             foreach (var (clientId, routes) in _clients)
             {
@@ -283,26 +247,17 @@ internal sealed class RouteTable(TimeProvider timeProvider)
                 }
             }
         }
-        finally
-        {
-            _lock.ExitReadLock();
-        }
     }
 
     /// <summary>Appends the ids of the gateways that hold connections, as the replica knows them.</summary>
     public void CollectGateways(HashSet<string> gatewayIds)
     {
-        _lock.EnterReadLock();
-        try
+        using (_lock.Read())
         {
             foreach (var gatewayId in _gatewayConnections.Keys)
             {
                 gatewayIds.Add(gatewayId);
             }
-        }
-        finally
-        {
-            _lock.ExitReadLock();
         }
     }
 

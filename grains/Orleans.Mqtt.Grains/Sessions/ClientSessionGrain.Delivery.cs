@@ -26,12 +26,8 @@ internal sealed partial class ClientSessionGrain
             return;
         }
 
-        var outgoing = new List<Delivery>();
-        Pump(outgoing);
-
         // Durable before the publisher is acknowledged.
-        await SaveAsync();
-        await PushAsync(outgoing);
+        await PumpSaveAndPushAsync();
     }
 
     public Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack) =>
@@ -55,10 +51,7 @@ internal sealed partial class ClientSessionGrain
             return;
         }
 
-        var outgoing = new List<Delivery>();
-        Pump(outgoing);
-        await SaveAsync();
-        await PushAsync(outgoing);
+        await PumpSaveAndPushAsync();
     }
 
     public Task<bool> IsInboundQos2Pending(ushort packetId) => Task.FromResult(S.InboundQos2.Contains(packetId));
@@ -115,6 +108,15 @@ internal sealed partial class ClientSessionGrain
         {
             outgoing.Add(ToDelivery(S.Inflight[sent], dup: false));
         }
+    }
+
+    // Moves what the window has room for into flight, stores the session, then hands the new messages to the gateway.
+    private async Task PumpSaveAndPushAsync()
+    {
+        var outgoing = new List<Delivery>();
+        Pump(outgoing);
+        await SaveAsync();
+        await PushAsync(outgoing);
     }
 
     private Delivery ToDelivery(InflightMessage m, bool dup) =>

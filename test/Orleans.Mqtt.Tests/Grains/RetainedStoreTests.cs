@@ -1,4 +1,5 @@
 using CsCheck;
+using Microsoft.Extensions.Time.Testing;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Topics;
 using Xunit;
@@ -84,5 +85,32 @@ public sealed class RetainedStoreTests
         store.Match("$SYS/#", found);
 
         Assert.Equal("$SYS/a", Assert.Single(found).Topic);
+    }
+
+    [Fact]
+    public void An_expired_retained_message_is_no_longer_served_and_a_deletion_is_forgotten_after_the_purge()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var store = new RetainedStore(time);
+        var expiresAt = time.GetUtcNow().UtcDateTime.AddSeconds(10);
+        store.Apply(new RetainedUpdate("s/a", 1, new MqttMessage { Topic = "s/a", Retain = true, ExpiresAtUtc = expiresAt }));
+        store.Apply(new RetainedUpdate("s/b", 1, new MqttMessage { Topic = "s/b", Retain = true }));
+        store.Apply(new RetainedUpdate("s/b", 2, null));
+
+        var found = new List<MqttMessage>();
+        store.Match("s/+", found);
+        Assert.Equal("s/a", Assert.Single(found).Topic);
+
+        time.Advance(TimeSpan.FromSeconds(10));
+        found.Clear();
+        store.Match("s/+", found);
+        store.Match("s/a", found);
+        Assert.Empty(found);
+
+        // The deletion of s/b keeps its version until it is purged.
+        Assert.Equal(2, store.VersionOf("s/b"));
+        Assert.Equal(0, store.PurgeTombstones(time.GetUtcNow().UtcDateTime.AddSeconds(-20)));
+        Assert.Equal(1, store.PurgeTombstones(time.GetUtcNow().UtcDateTime.AddSeconds(1)));
+        Assert.Equal(0, store.VersionOf("s/b"));
     }
 }
