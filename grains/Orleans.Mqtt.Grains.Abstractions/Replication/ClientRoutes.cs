@@ -1,0 +1,22 @@
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// Everything the route index needs to know about one client: its subscriptions, whether its session
+/// outlives the connection, and where it is connected. Replicated whole, with a version, so applying it is
+/// idempotent and order-independent (a replica keeps the highest version it saw). <c>SweepAtUtc</c> is when a
+/// disconnected session next needs the sweeper: its delayed will is due, or it expires. The session expiry
+/// interval lets a session whose stored state was lost with its silo be rebuilt from a replica. <c>Home</c> is the
+/// name of the silo whose local storage holds the session's state (null: nothing stored); the session is activated
+/// there. It is the silo's name, not its address: a silo restarted on the same storage comes back under a new address
+/// (a new generation, often a new IP) but keeps its name, which its data directory holds.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed record ClientRoutes(
+    [property: Id(0)] string ClientId,
+    [property: Id(1)] long Version,
+    [property: Id(2)] Subscription[] Subscriptions,
+    [property: Id(3)] bool Persistent,
+    [property: Id(4)] GatewayPresence? Presence,
+    [property: Id(5)] DateTime? SweepAtUtc = null,
+    [property: Id(6)] uint SessionExpiryInterval = 0,
+    [property: Id(8)] string? Home = null);

@@ -1,0 +1,32 @@
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>The route and retained replica of one silo (the grain is pinned to the silo named by its key).</summary>
+public interface IRouteReplicaGrain : IGrainWithStringKey
+{
+    /// <summary>Applies a client's routes if newer than what the replica holds; durable when the call returns.</summary>
+    [ResponseTimeout("00:00:05")]
+    Task Apply(ClientRoutes routes);
+
+    /// <summary>Applies a retained message change if newer than what the replica holds; durable when the call returns.</summary>
+    [ResponseTimeout("00:00:05")]
+    Task ApplyRetained(RetainedUpdate update);
+
+    /// <summary>Counts from this silo's replica (which holds the whole cluster's routes).</summary>
+    Task<ReplicaStats> GetStats();
+
+    /// <summary>
+    /// For a silo that just became active: returns once this silo sees membership at <paramref name="membershipVersion"/>
+    /// or later (so every change it sends from now on includes the new silo) and every change it started sending
+    /// before that has completed. After this barrier on every peer, a copy from any caught-up peer is complete.
+    /// </summary>
+    Task Barrier(long membershipVersion);
+
+    /// <summary>Whether this silo's replica is complete (loaded and caught up), so a peer may copy from it.</summary>
+    Task<bool> IsReady();
+
+    /// <summary>The replica's digest: one hash sum per bucket (see the route table), for repair by comparison.</summary>
+    Task<long[]> Digest();
+
+    /// <summary>What the replica holds in the given digest buckets, deletions included.</summary>
+    Task<ReplicaChunk> Read(int[] buckets);
+}

@@ -1,0 +1,42 @@
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>The MQTT session of one client id: subscriptions, will, offline queue, in-flight messages, owner connection.</summary>
+public interface IClientSessionGrain : IGrainWithStringKey
+{
+    /// <summary>Takes ownership of the session for a new connection; any older connection is disconnected with 0x8E.</summary>
+    Task<ConnectResult> Connect(ConnectRequest request);
+
+    /// <summary>
+    /// The connection ended. Returns the will message the caller must publish now, if any (a will with a delay is
+    /// kept by the session and published by it). <paramref name="sessionExpiryInterval"/> is the MQTT 5 DISCONNECT's
+    /// new Session Expiry Interval, when it carried one.
+    /// </summary>
+    Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null);
+
+    /// <summary>Adds or replaces subscriptions; returns once they are routable on every live silo.</summary>
+    Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions);
+
+    /// <summary>Removes subscriptions; returns per filter whether it existed.</summary>
+    Task<bool[]> Unsubscribe(long connectionId, string[] filters);
+
+    /// <summary>Queues QoS 1/2 messages for this session and sends what the in-flight window allows.</summary>
+    Task Deliver(SessionDelivery[] deliveries);
+
+    /// <summary>An acknowledgement for an outbound message from the client.</summary>
+    Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack);
+
+    /// <summary>Acknowledgements for outbound messages, in the order the client sent them; one save and one push for all.</summary>
+    Task AcknowledgeBatch(long connectionId, OutboundAcknowledgement[] acks);
+
+    /// <summary>For the sweeper: publishes a delayed will that is due and ends the session if it has expired.</summary>
+    Task ExpireIfDue();
+
+    /// <summary>Whether an inbound QoS 2 packet id is already received and not yet released (a duplicate must not be routed again).</summary>
+    Task<bool> IsInboundQos2Pending(ushort packetId);
+
+    /// <summary>Records an inbound QoS 2 packet id as received (after its message was routed).</summary>
+    Task AddInboundQos2(long connectionId, ushort packetId);
+
+    /// <summary>PUBREL: forgets an inbound QoS 2 packet id.</summary>
+    Task ReleaseInboundQos2(long connectionId, ushort packetId);
+}

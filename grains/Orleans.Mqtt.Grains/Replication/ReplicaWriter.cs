@@ -1,0 +1,38 @@
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>Applies a change to the silo's route table and, when it was new, to the durable replica.</summary>
+internal sealed class ReplicaWriter(RouteTable table, IReplicaStore store)
+{
+    /// <summary>Applies routes; true when they were newer than what the table held.</summary>
+    public async Task<bool> ApplyAsync(ClientRoutes routes)
+    {
+        if (!table.Apply(routes, out var replacedPersistent))
+        {
+            return false;
+        }
+
+        if (!routes.Persistent && !replacedPersistent)
+        {
+            // A session that ends with its connection, and was not persistent before either: the durable replica has
+            // never held it, so there is nothing to write or delete (and no commit to wait for).
+            return true;
+        }
+
+        // Only sessions that outlive their connection must survive a restart; presence never does.
+        var durable = routes.Persistent ? routes with { Presence = null } : null;
+        await store.SaveRoutesAsync(routes.ClientId, durable);
+        return true;
+    }
+
+    /// <summary>Applies a retained change; true when it was newer than what the table held.</summary>
+    public async Task<bool> ApplyRetainedAsync(RetainedUpdate update)
+    {
+        if (!table.ApplyRetained(update))
+        {
+            return false;
+        }
+
+        await store.SaveRetainedAsync(update);
+        return true;
+    }
+}

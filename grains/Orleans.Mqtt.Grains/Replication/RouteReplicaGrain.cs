@@ -1,0 +1,28 @@
+using Orleans.Concurrency;
+
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>Applies replicated route and retained changes to this silo's <see cref="RouteTable"/> and its durable copy.</summary>
+[SiloPinnedPlacement]
+[Reentrant]
+internal sealed class RouteReplicaGrain(RouteTable table, ReplicaWriter writer, ReplicaBroadcaster broadcaster) : Grain, IRouteReplicaGrain
+{
+    public Task Apply(ClientRoutes routes) => writer.ApplyAsync(routes);
+
+    public Task ApplyRetained(RetainedUpdate update) => writer.ApplyRetainedAsync(update);
+
+    public Task<ReplicaStats> GetStats() =>
+        Task.FromResult(new ReplicaStats(table.ClientCount, table.SubscriptionCount, table.RetainedCount));
+
+    public Task Barrier(long membershipVersion) => broadcaster.Barrier(new MembershipVersion(membershipVersion));
+
+    public Task<bool> IsReady() => Task.FromResult(table.IsReady);
+
+    public Task<long[]> Digest() => Task.FromResult(table.Digest());
+
+    public Task<ReplicaChunk> Read(int[] buckets)
+    {
+        var (routes, retained) = table.Read(new HashSet<int>(buckets));
+        return Task.FromResult(new ReplicaChunk([.. routes], [.. retained]));
+    }
+}

@@ -1,0 +1,383 @@
+using System.Runtime.InteropServices;
+using Orleans.Mqtt.Topics;
+
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// The silo-local replica of every client's routes and of the retained messages. Fed by <see cref="RouteReplicaGrain"/>;
+/// read by the topic shards and sessions of this silo. The routes (the clients, the route index, the share groups, the
+/// deletions and the sweep schedule) change together under one lock: writers take it exclusively, matching shares it,
+/// so a reader never sees a client's routes half replaced. The retained messages are a <see cref="RetainedStore"/>
+/// with a lock of its own: nothing changes routes and retained messages at once.
+/// </summary>
+internal sealed class RouteTable(TimeProvider timeProvider)
+{
+    // Per thread, because matching runs on many threads at once under the shared lock; it never awaits, so a thread's
+    // list is free again when Match returns. Saves a list per published message.
+    [ThreadStatic]
+    private static List<RouteEntry>? t_entries;
+
+    private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
+    private readonly TopicIndex<RouteEntry> _index = new(RouteEntry.SameRoute);
+    private readonly Dictionary<string, ClientRoutes> _clients = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _gatewayConnections = new(StringComparer.Ordinal);
+    private readonly ShareGroups _shareGroups = new();
+    private readonly Tombstones _clientTombstones = new();
+    private readonly SweepSchedule _sweep = new();
+    private readonly RetainedStore _retained = new(timeProvider);
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>A table on the system clock.</summary>
+    public RouteTable()
+        : this(TimeProvider.System)
+    {
+    }
+
+    /// <summary>Buckets of the digest: the client ids and the retained topics are each hashed into this many.</summary>
+    public const int DigestBuckets = ReplicaDigest.Buckets;
+
+    /// <summary>
+    /// Completes once the table holds the whole cluster's routes: loaded from disk and caught up from a peer.
+    /// Matching before that could miss subscriptions made while this silo was away.
+    /// </summary>
+    public Task Ready => _ready.Task;
+
+    /// <summary>Whether <see cref="Ready"/> has completed.</summary>
+    public bool IsReady => _ready.Task.IsCompleted;
+
+    /// <summary>Marks the table complete (see <see cref="Ready"/>).</summary>
+    public void MarkReady() => _ready.TrySetResult();
+
+    /// <summary>Clients known (connected, or with a persistent session).</summary>
+    public long ClientCount => _clients.Count;
+
+    /// <summary>Subscriptions in the index.</summary>
+    public long SubscriptionCount => _index.Count;
+
+    /// <summary>Retained messages held.</summary>
+    public long RetainedCount => _retained.Count;
+
+    /// <summary>Applies a client's routes when newer than the held version. Returns false for a stale or repeated version.</summary>
+    public bool Apply(ClientRoutes routes) => Apply(routes, out _);
+
+    /// <summary>
+    /// As <see cref="Apply(ClientRoutes)"/>; <paramref name="replacedPersistent"/> tells whether the routes it replaced
+    /// were those of a persistent session (false when it replaced none, or a tombstone).
+    /// </summary>
+    public bool Apply(ClientRoutes routes, out bool replacedPersistent)
+    {
+        replacedPersistent = false;
+        using (_lock.Write())
+        {
+            if (_clientTombstones.Covers(routes.ClientId, routes.Version))
+            {
+                return false;
+            }
+
+            _clientTombstones.Remove(routes.ClientId);
+            if (_clients.TryGetValue(routes.ClientId, out var old))
+            {
+                if (old.Version >= routes.Version)
+                {
+                    return false;
+                }
+
+                replacedPersistent = old.Persistent;
+                Unindex(old);
+            }
+
+            if (routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent)
+            {
+                // Nothing left to route to: the session ended. The tombstone keeps its version for a while, so a late
+                // older update (or a peer that missed the end) cannot bring the routes back.
+                _clients.Remove(routes.ClientId);
+                _clientTombstones.Add(routes.ClientId, routes.Version, timeProvider.GetUtcNow().UtcDateTime);
+                return true;
+            }
+
+            _clients[routes.ClientId] = routes;
+            Index(routes);
+            return true;
+        }
+    }
+
+    /// <summary>Appends the clients whose sweep time has come (a delayed will is due or the session expires).</summary>
+    public void CollectDueForSweep(DateTime nowUtc, List<string> clientIds, int max)
+    {
+        using (_lock.Read())
+        {
+            _sweep.CollectDue(nowUtc, clientIds, max);
+        }
+    }
+
+    /// <summary>Returns the routes held for a client, or null.</summary>
+    public ClientRoutes? Get(string clientId)
+    {
+        using (_lock.Read())
+        {
+            return _clients.GetValueOrDefault(clientId);
+        }
+    }
+
+    /// <summary>
+    /// Finds the sessions a message goes to: one result per session, with the highest granted QoS of its matching
+    /// subscriptions and all of their subscription identifiers (MQTT 5 overlapping subscriptions).
+    /// </summary>
+    public void Match(MqttMessage message, List<SessionMatch> results)
+    {
+        var entries = t_entries ??= [];
+        _lock.EnterReadLock();
+        try
+        {
+            _index.Match(message.Topic, entries);
+            if (entries.Count > 0)
+            {
+                Merge(message, entries, results);
+            }
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+            entries.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Chooses another member of a shared subscription for messages of a member whose session ended (QoS 1/2
+    /// messages of a share group are not lost with one member). Null when no other member is left.
+    /// </summary>
+    public SessionMatch? ChooseOtherShareMember(string shareKey, string leavingClientId, byte messageQos)
+    {
+        using (_lock.Read())
+        {
+            return _shareGroups.MembersOf(shareKey) is { } members && _shareGroups.Choose(shareKey, members, leavingClientId, _clients) is { } chosen
+                ? ToShareMatch(chosen, messageQos)
+                : null;
+        }
+    }
+
+    /// <summary>Applies a retained change when newer than the held version.</summary>
+    public bool ApplyRetained(RetainedUpdate update) => _retained.Apply(update);
+
+    /// <summary>The version of the retained message of a topic, or 0.</summary>
+    public long RetainedVersion(string topic) => _retained.VersionOf(topic);
+
+    /// <summary>Appends the retained messages whose topic matches <paramref name="filter"/>.</summary>
+    public void MatchRetained(string filter, List<MqttMessage> results) => _retained.Match(filter, results);
+
+    /// <summary>The digest bucket of a client id or retained topic.</summary>
+    public static int BucketOf(string key) => ReplicaDigest.BucketOf(key);
+
+    /// <summary>
+    /// A digest of everything held: per bucket, a sum of hashes of (client id, version) — first
+    /// <see cref="DigestBuckets"/> entries — and of (topic, version) of the retained messages — the next ones.
+    /// Two replicas that hold the same versions have the same digest; a differing bucket names what to repair.
+    /// Deletions are not in the digest (their tombstones expire at different times on different silos), but the
+    /// entries they removed are, so a missed deletion still shows.
+    /// </summary>
+    public long[] Digest()
+    {
+        var digest = new long[DigestBuckets * 2];
+        using (_lock.Read())
+        {
+            foreach (var (clientId, routes) in _clients)
+            {
+                digest[BucketOf(clientId)] += ReplicaDigest.Hash(clientId, routes.Version);
+            }
+        }
+
+        _retained.AddToDigest(digest, DigestBuckets);
+        return digest;
+    }
+
+    /// <summary>
+    /// Copies what the table holds in the given digest buckets (all when null), deletions included (as routes with
+    /// nothing in them and as retained updates without a message), for a peer to catch up or repair from.
+    /// </summary>
+    public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(ISet<int>? buckets)
+    {
+        var routes = new List<ClientRoutes>();
+        var deleted = new List<(string Key, long Version)>();
+        Func<string, bool> clientInBuckets = buckets is null ? static _ => true : clientId => buckets.Contains(BucketOf(clientId));
+        using (_lock.Read())
+        {
+            foreach (var (clientId, r) in _clients)
+            {
+                if (clientInBuckets(clientId))
+                {
+                    routes.Add(r);
+                }
+            }
+
+            _clientTombstones.Collect(clientInBuckets, deleted);
+        }
+
+        foreach (var (clientId, version) in deleted)
+        {
+            routes.Add(new ClientRoutes(clientId, version, [], false, null));
+        }
+
+        var retained = new List<RetainedUpdate>();
+        _retained.Read(buckets is null ? static _ => true : topic => buckets.Contains(DigestBuckets + BucketOf(topic)), retained);
+        return (routes, retained);
+    }
+
+    /// <summary>Forgets deletions older than <paramref name="olderThanUtc"/>; returns how many.</summary>
+    public int PurgeTombstones(DateTime olderThanUtc)
+    {
+        int purged;
+        using (_lock.Write())
+        {
+            purged = _clientTombstones.Purge(olderThanUtc);
+        }
+
+        return purged + _retained.PurgeTombstones(olderThanUtc);
+    }
+
+    /// <summary>Appends the clients connected through <paramref name="gatewayId"/> with their connection ids.</summary>
+    public void CollectConnectedThrough(string gatewayId, List<(string ClientId, long ConnectionId)> results)
+    {
+        using (_lock.Read())
+        {
+            foreach (var (clientId, routes) in _clients)
+            {
+                if (routes.Presence is { } p && p.GatewayId == gatewayId)
+                {
+                    results.Add((clientId, p.ConnectionId));
+                }
+            }
+        }
+    }
+
+    /// <summary>Appends the ids of the gateways that hold connections, as the replica knows them.</summary>
+    public void CollectGateways(HashSet<string> gatewayIds)
+    {
+        using (_lock.Read())
+        {
+            foreach (var gatewayId in _gatewayConnections.Keys)
+            {
+                gatewayIds.Add(gatewayId);
+            }
+        }
+    }
+
+    // Under the write lock: everything a client's routes put into the index, the share groups, the gateway counts and
+    // the sweep schedule.
+    private void Index(ClientRoutes routes)
+    {
+        if (routes.Presence is { } presence)
+        {
+            CollectionsMarshal.GetValueRefOrAddDefault(_gatewayConnections, presence.GatewayId, out _)++;
+        }
+
+        if (routes.SweepAtUtc is { } sweep)
+        {
+            _sweep.Add(sweep, routes.ClientId);
+        }
+
+        foreach (var s in routes.Subscriptions)
+        {
+            var entry = RouteEntry.For(routes.ClientId, s);
+            _index.Add(entry.IndexFilter, entry);
+            if (entry.ShareKey is not null)
+            {
+                _shareGroups.Add(entry);
+            }
+        }
+    }
+
+    // Under the write lock: the reverse of Index.
+    private void Unindex(ClientRoutes routes)
+    {
+        foreach (var s in routes.Subscriptions)
+        {
+            var entry = RouteEntry.For(routes.ClientId, s);
+            _index.Remove(entry.IndexFilter, entry);
+            if (entry.ShareKey is not null)
+            {
+                _shareGroups.Remove(entry);
+            }
+        }
+
+        if (routes.Presence is { } presence && --CollectionsMarshal.GetValueRefOrNullRef(_gatewayConnections, presence.GatewayId) == 0)
+        {
+            _gatewayConnections.Remove(presence.GatewayId);
+        }
+
+        if (routes.SweepAtUtc is { } sweep)
+        {
+            _sweep.Remove(sweep, routes.ClientId);
+        }
+    }
+
+    // Under the read lock: the matched entries grouped by client into one result per session, and one member chosen
+    // per share group.
+    private void Merge(MqttMessage message, List<RouteEntry> entries, List<SessionMatch> results)
+    {
+        if (entries.Count > 1)
+        {
+            entries.Sort(static (a, b) => string.CompareOrdinal(a.ClientId, b.ClientId));
+        }
+
+        Dictionary<string, List<RouteEntry>>? shared = null;
+        var i = 0;
+        while (i < entries.Count)
+        {
+            var clientId = entries[i].ClientId;
+            var qos = -1;
+            var rap = false;
+            List<uint>? ids = null;
+            for (; i < entries.Count && entries[i].ClientId == clientId; i++)
+            {
+                var entry = entries[i];
+                var sub = entry.Subscription;
+                if (entry.ShareKey is { } shareKey)
+                {
+                    shared ??= new Dictionary<string, List<RouteEntry>>(StringComparer.Ordinal);
+                    if (!shared.TryGetValue(shareKey, out var members))
+                    {
+                        shared[shareKey] = members = [];
+                    }
+
+                    members.Add(entry);
+                    continue;
+                }
+
+                if (sub.NoLocal && message.SenderClientId == clientId)
+                {
+                    continue;
+                }
+
+                qos = Math.Max(qos, sub.Qos);
+                rap |= sub.RetainAsPublished;
+                if (sub.SubscriptionId != 0)
+                {
+                    (ids ??= []).Add(sub.SubscriptionId);
+                }
+            }
+
+            if (qos >= 0 && _clients.TryGetValue(clientId, out var client))
+            {
+                results.Add(new SessionMatch(client, (byte)Math.Min(qos, message.Qos), rap, ids?.ToArray()));
+            }
+        }
+
+        if (shared is not null)
+        {
+            foreach (var (shareKey, members) in shared)
+            {
+                if (_shareGroups.Choose(shareKey, members, exclude: null, _clients) is { } chosen)
+                {
+                    results.Add(ToShareMatch(chosen, message.Qos));
+                }
+            }
+        }
+    }
+
+    private SessionMatch ToShareMatch(RouteEntry member, byte messageQos)
+    {
+        var sub = member.Subscription;
+        var ids = sub.SubscriptionId == 0 ? null : new[] { sub.SubscriptionId };
+        return new SessionMatch(_clients[member.ClientId], Math.Min(sub.Qos, messageQos), sub.RetainAsPublished, ids, member.ShareKey);
+    }
+}

@@ -1,0 +1,136 @@
+using Microsoft.Extensions.Logging;
+using Orleans.Mqtt.Telemetry;
+
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// One shard of the topic space. Publishes to a topic are handled one at a time here, which gives per-topic order.
+/// QoS 0 copies go straight to the subscriber's gateway (one push per gateway); QoS 1/2 copies go to the
+/// subscriber's session grain, which queues them durably and owns their acknowledgement.
+/// </summary>
+internal sealed partial class TopicShardGrain(
+    RouteTable routes,
+    ReplicaBroadcaster replicas,
+    DeadGateways deadGateways,
+    GatewayOutbox outbox,
+    GrainRefs<IClientSessionGrain> sessionRefs,
+    TimeProvider timeProvider,
+    MqttMetrics metrics,
+    ILogger<TopicShardGrain> logger) : Grain, ITopicShardGrain
+{
+    private long _lastRetainedVersion;
+
+    // Matching on a replica that is still catching up could miss subscriptions: wait until it is complete.
+    public override Task OnActivateAsync(CancellationToken cancellationToken) => routes.Ready.WaitAsync(cancellationToken);
+
+    public async Task<int> Publish(MqttMessage message) => (await PublishBatch([message]))[0];
+
+    public async Task<int[]> PublishBatch(MqttMessage[] messages)
+    {
+        var routed = new int[messages.Length];
+        var matches = new List<SessionMatch>();
+        Dictionary<string, (GatewayPresence Presence, List<Delivery> Items)>? direct = null;
+        Dictionary<string, List<SessionDelivery>>? sessions = null;
+        for (var m = 0; m < messages.Length; m++)
+        {
+            var message = messages[m];
+            if (message.Retain)
+            {
+                await UpdateRetained(message);
+            }
+
+            matches.Clear();
+            routes.Match(message, matches);
+            routed[m] = matches.Count;
+            foreach (var match in matches)
+            {
+                var retain = message.Retain && match.RetainAsPublished;
+                var presence = match.Client.Presence;
+                if (match.Qos == 0)
+                {
+                    if (presence is null || deadGateways.Contains(presence.GatewayId))
+                    {
+                        // MQTT allows, and mosquitto defaults to, not queueing QoS 0 for offline sessions.
+                        metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "offline_qos0"));
+                        continue;
+                    }
+
+                    direct ??= new(StringComparer.Ordinal);
+                    if (!direct.TryGetValue(presence.GatewayId, out var batch))
+                    {
+                        batch = (presence, []);
+                        direct[presence.GatewayId] = batch;
+                    }
+
+                    batch.Items.Add(new Delivery(presence.ConnectionId, message, 0, retain, SubscriptionIds: match.SubscriptionIds));
+                }
+                else
+                {
+                    sessions ??= new(StringComparer.Ordinal);
+                    if (!sessions.TryGetValue(match.Client.ClientId, out var queue))
+                    {
+                        sessions[match.Client.ClientId] = queue = [];
+                    }
+
+                    queue.Add(new SessionDelivery(message, match.Qos, retain, match.SubscriptionIds, match.ShareKey));
+                }
+            }
+        }
+
+        List<Task>? calls = null;
+        if (sessions is not null)
+        {
+            calls = new List<Task>(sessions.Count);
+            foreach (var (clientId, queue) in sessions)
+            {
+                calls.Add(sessionRefs.Get(clientId).Deliver([.. queue]));
+            }
+        }
+
+        if (direct is not null)
+        {
+            foreach (var batch in direct.Values)
+            {
+                outbox.Send(batch.Presence, batch.Items);
+            }
+        }
+
+        if (calls is not null)
+        {
+            await Task.WhenAll(calls);
+        }
+
+        return routed;
+    }
+
+    public async Task Redispatch(string shareKey, string leavingClientId, SessionDelivery[] deliveries)
+    {
+        var calls = new List<Task>(deliveries.Length);
+        foreach (var d in deliveries)
+        {
+            if (routes.ChooseOtherShareMember(shareKey, leavingClientId, d.Message.Qos) is not { } member || member.Qos == 0)
+            {
+                metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "no_share_member"));
+                continue;
+            }
+
+            var session = sessionRefs.Get(member.Client.ClientId);
+            calls.Add(session.Deliver([d with { Qos = member.Qos, SubscriptionIds = member.SubscriptionIds }]));
+        }
+
+        await Task.WhenAll(calls);
+        LogRedispatched(logger, calls.Count, shareKey, leavingClientId);
+    }
+
+    private Task UpdateRetained(MqttMessage message)
+    {
+        // Versions come from a clock that only moves forward, also across re-activations of this shard.
+        var version = Math.Max(Math.Max(_lastRetainedVersion, routes.RetainedVersion(message.Topic)) + 1, timeProvider.GetUtcNow().UtcTicks);
+        _lastRetainedVersion = version;
+        var stored = message.Payload.IsEmpty ? null : message;
+        return replicas.ApplyRetained(new RetainedUpdate(message.Topic, version, stored));
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{Count} messages of {ShareKey} moved from {ClientId} to other members")]
+    private static partial void LogRedispatched(ILogger logger, int count, string shareKey, string clientId);
+}

@@ -1,0 +1,126 @@
+using Microsoft.Extensions.Logging;
+
+namespace Orleans.Mqtt.Grains;
+
+// A connection arrives (taking over an older one of the same client id) or ends.
+internal sealed partial class ClientSessionGrain
+{
+    public async Task<ConnectResult> Connect(ConnectRequest request)
+    {
+        MqttMessage? replacedWill = null;
+        if (_presence is { } old)
+        {
+            // Takeover: the older connection goes first, wherever it is (MQTT 5: DISCONNECT 0x8E before closing).
+            // Its will goes out unless it has a delay and this connection continues the session [MQTT-3.1.3-9].
+            replacedWill = S.WillDelayInterval > 0 && !request.CleanStart ? null : S.Will;
+            S.Will = null;
+            _presence = null;
+            LogTakeover(logger, ClientId, old.GatewayId, old.ConnectionId);
+            try
+            {
+                await old.Gateway.Disconnect(old.ConnectionId, 0x8E);
+            }
+            catch (Exception ex)
+            {
+                LogGatewayCallFailed(logger, ex, ClientId, old.GatewayId);
+            }
+        }
+        else if (_hasSession && IsExpired())
+        {
+            EndSession();
+        }
+
+        if (request.CleanStart)
+        {
+            // A clean start ends the previous session: a will still waiting for its delay goes out now.
+            EndSession();
+        }
+        else
+        {
+            // A new connection to the session before the will delay has passed: the will is not sent [MQTT-3.1.3-9].
+            CancelPendingWill();
+        }
+
+        var sessionPresent = _hasSession && !request.CleanStart;
+
+        _hasSession = true;
+        _presence = request.Presence;
+        S.ReceiveMaximum = request.ReceiveMaximum == 0 ? ushort.MaxValue : request.ReceiveMaximum;
+        S.Will = request.Will;
+        S.WillDelayInterval = request.WillDelayInterval;
+        S.SessionExpiryInterval = request.SessionExpiryInterval;
+        S.DisconnectedAtUtc = null;
+        S.RouteVersion = NextVersion(S.RouteVersion);
+        KeepWhileConnected();
+
+        var resend = new List<Delivery>(S.Inflight.Count);
+        foreach (var m in S.Inflight)
+        {
+            resend.Add(m.Released
+                ? new Delivery(request.Presence.ConnectionId, m.Delivery.Message, 2, false, m.PacketId, Kind: DeliveryKind.PubRel)
+                : ToDelivery(m, dup: true));
+        }
+
+        Pump(resend);
+        await CommitOwnerAsync(request.Presence);
+        await SaveAndReplicateAsync();
+        return new ConnectResult(sessionPresent, [.. resend], replacedWill is null ? null : Stamp(replacedWill));
+    }
+
+    public async Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null)
+    {
+        if (_presence?.ConnectionId != connectionId)
+        {
+            return null;
+        }
+
+        _presence = null;
+        await ReleaseOwnerAsync();
+        if (sessionExpiryInterval is { } expiry)
+        {
+            S.SessionExpiryInterval = expiry;
+        }
+
+        var will = kind == DisconnectKind.Normal ? null : S.Will;
+        S.Will = null;
+        DelayDeactivation(TimeSpan.Zero);
+        if (!Persistent)
+        {
+            RedispatchShared();
+            ResetSession();
+            _hasSession = false;
+            S.RouteVersion = NextVersion(S.RouteVersion);
+            await SaveAndReplicateAsync();
+            DeactivateOnIdle();
+            return will is null ? null : Stamp(will);
+        }
+
+        S.DisconnectedAtUtc = UtcNow;
+        MqttMessage? publishNow = null;
+        if (will is not null)
+        {
+            // The will waits for its delay, or for the end of the session if that comes first [MQTT-3.1.3-9].
+            var delay = Math.Min(S.WillDelayInterval, S.SessionExpiryInterval);
+            if (delay == 0)
+            {
+                publishNow = Stamp(will);
+            }
+            else
+            {
+                S.PendingWill = will;
+                S.WillDueAtUtc = S.DisconnectedAtUtc.Value.AddSeconds(delay);
+                ArmWillTimer();
+            }
+        }
+
+        S.RouteVersion = NextVersion(S.RouteVersion);
+        await SaveAndReplicateAsync();
+        return publishNow;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Client {ClientId} taken over from gateway {GatewayId} connection {ConnectionId}")]
+    private static partial void LogTakeover(ILogger logger, string clientId, string gatewayId, long connectionId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Call to gateway {GatewayId} for client {ClientId} failed")]
+    private static partial void LogGatewayCallFailed(ILogger logger, Exception ex, string clientId, string gatewayId);
+}

@@ -1,0 +1,81 @@
+using Microsoft.Extensions.Logging;
+using Orleans.Mqtt.Ownership;
+
+namespace Orleans.Mqtt.Grains;
+
+// The client id's ownership record (one owner cluster-wide), committed before CONNACK.
+internal sealed partial class ClientSessionGrain
+{
+    /// <summary>
+    /// Commits this connection as the client id's owner (compare-and-swap on the record's revision) before CONNACK.
+    /// A conflict means the record changed behind this activation's back (a previous activation wrote it, or the
+    /// gateway's lease expired): the connection it names is told to go (0x8E) and the commit is retried on what was found.
+    /// </summary>
+    private async Task CommitOwnerAsync(GatewayPresence presence)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var owner = new SessionOwner(presence.GatewayId, presence.ConnectionId, S.OwnerEpoch + 1, presence.LeaseId);
+            var commit = await ownership.CommitAsync(ClientId, owner, S.OwnerRevision);
+            if (commit.Committed)
+            {
+                S.OwnerRevision = commit.Revision;
+                S.OwnerEpoch = owner.Epoch;
+                return;
+            }
+
+            S.OwnerRevision = commit.Revision;
+            S.OwnerEpoch = Math.Max(S.OwnerEpoch, commit.Current?.Epoch ?? 0);
+            if (commit.Current is { } other && (other.GatewayId != presence.GatewayId || other.ConnectionId != presence.ConnectionId))
+            {
+                await EvictAsync(other);
+            }
+
+            if (attempt == 5)
+            {
+                throw new InvalidOperationException($"The ownership record of client {ClientId} keeps changing; connect refused.");
+            }
+        }
+    }
+
+    private async Task EvictAsync(SessionOwner other)
+    {
+        LogForeignOwner(logger, ClientId, other.GatewayId, other.ConnectionId, other.Epoch);
+        if (routeTable.Get(ClientId)?.Presence is { } p && p.GatewayId == other.GatewayId && p.ConnectionId == other.ConnectionId)
+        {
+            try
+            {
+                await p.Gateway.Disconnect(p.ConnectionId, 0x8E);
+            }
+            catch (Exception ex)
+            {
+                LogGatewayCallFailed(logger, ex, ClientId, other.GatewayId);
+            }
+        }
+    }
+
+    private async Task ReleaseOwnerAsync()
+    {
+        if (S.OwnerRevision == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            var release = await ownership.ReleaseAsync(ClientId, S.OwnerRevision);
+            S.OwnerRevision = release.Committed ? 0 : release.Revision;
+        }
+        catch (Exception ex)
+        {
+            // The record hangs on the gateway's lease; at worst it names a connection that is gone.
+            LogReleaseFailed(logger, ex, ClientId);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Ownership record of client {ClientId} names gateway {GatewayId} connection {ConnectionId} (epoch {Epoch}); taking over")]
+    private static partial void LogForeignOwner(ILogger logger, string clientId, string gatewayId, long connectionId, long epoch);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Releasing the ownership record of client {ClientId} failed")]
+    private static partial void LogReleaseFailed(ILogger logger, Exception ex, string clientId);
+}

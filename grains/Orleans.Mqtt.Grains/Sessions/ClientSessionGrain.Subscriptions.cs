@@ -1,0 +1,84 @@
+namespace Orleans.Mqtt.Grains;
+
+// SUBSCRIBE and UNSUBSCRIBE, and the retained messages a new subscription is served.
+internal sealed partial class ClientSessionGrain
+{
+    public async Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions)
+    {
+        var granted = new byte[subscriptions.Length];
+        if (_presence?.ConnectionId != connectionId)
+        {
+            Array.Fill(granted, (byte)0x80);
+            return new SubscribeResult(granted, []);
+        }
+
+        var isNew = new bool[subscriptions.Length];
+        for (var i = 0; i < subscriptions.Length; i++)
+        {
+            var sub = subscriptions[i];
+            isNew[i] = !S.Subscriptions.ContainsKey(sub.Filter);
+            S.Subscriptions[sub.Filter] = sub;
+            granted[i] = sub.Qos;
+        }
+
+        S.RouteVersion = NextVersion(S.RouteVersion);
+
+        // SUBACK is sent when this returns: the subscription must be stored and routable on every live silo by then.
+        await SaveAndReplicateAsync();
+
+        var deliveries = new List<Delivery>();
+        var retained = new List<MqttMessage>();
+        var queued = false;
+        for (var i = 0; i < subscriptions.Length; i++)
+        {
+            var sub = subscriptions[i];
+            // Retained messages are not sent for a shared subscription (MQTT 5 section 4.8.2); retain handling otherwise.
+            if (sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]) || Topics.SharedSubscription.IsShared(sub.Filter))
+            {
+                continue;
+            }
+
+            retained.Clear();
+            routeTable.MatchRetained(sub.Filter, retained);
+            var ids = sub.SubscriptionId == 0 ? null : new[] { sub.SubscriptionId };
+            foreach (var message in retained)
+            {
+                var qos = Math.Min(message.Qos, sub.Qos);
+                if (qos == 0)
+                {
+                    deliveries.Add(new Delivery(connectionId, message, 0, true, SubscriptionIds: ids));
+                }
+                else
+                {
+                    queued |= Enqueue(new SessionDelivery(message, (byte)qos, true, ids));
+                }
+            }
+        }
+
+        if (queued)
+        {
+            Pump(deliveries);
+            await SaveAsync();
+        }
+
+        return new SubscribeResult(granted, [.. deliveries]);
+    }
+
+    public async Task<bool[]> Unsubscribe(long connectionId, string[] filters)
+    {
+        var existed = new bool[filters.Length];
+        if (_presence?.ConnectionId != connectionId)
+        {
+            return existed;
+        }
+
+        for (var i = 0; i < filters.Length; i++)
+        {
+            existed[i] = S.Subscriptions.Remove(filters[i]);
+        }
+
+        S.RouteVersion = NextVersion(S.RouteVersion);
+        await SaveAndReplicateAsync();
+        return existed;
+    }
+}

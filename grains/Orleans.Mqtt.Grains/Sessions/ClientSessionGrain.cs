@@ -1,0 +1,142 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Ownership;
+using Orleans.Mqtt.Telemetry;
+
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// The MQTT session of one client id. It owns the subscriptions (the source of truth for the route replicas), the
+/// will, the queue of QoS 1/2 messages and their in-flight state, the inbound QoS 2 packet ids and the current
+/// owner connection. Sessions that outlive their connection are persisted on every change before the change is
+/// acknowledged to anyone, on the storage of the silo that hosts the grain: the session's home, named in its routes
+/// so that a later activation is placed there (<see cref="SessionHomePlacement"/>).
+/// </summary>
+[SessionHomePlacement]
+internal sealed partial class ClientSessionGrain(
+    [PersistentState(ClientSessionGrain.StateName, MqttGrainStorage.Name)] IPersistentState<SessionState> state,
+    ReplicaBroadcaster replicas,
+    RouteTable routeTable,
+    ISessionOwnershipStore ownership,
+    HandoverTargets handoverTargets,
+    GatewayOutbox outbox,
+    IOptions<MqttBrokerOptions> options,
+    ILocalSiloDetails localSilo,
+    TimeProvider timeProvider,
+    MqttMetrics metrics,
+    ILogger<ClientSessionGrain> logger) : Grain, IClientSessionGrain, IGrainMigrationParticipant
+{
+    /// <summary>The name of the session's state in <see cref="MqttGrainStorage"/>.</summary>
+    internal const string StateName = "session";
+
+    private GatewayPresence? _presence;
+    private bool _hasSession;
+    private IGrainTimer? _willTimer;
+    private bool _migratedIn;
+
+    private SessionState S => state.State;
+
+    private bool Persistent => S.SessionExpiryInterval > 0;
+
+    private string ClientId => this.GetPrimaryKeyString();
+
+    private DateTime UtcNow => timeProvider.GetUtcNow().UtcDateTime;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        if (_migratedIn)
+        {
+            await AdoptMigratedStateAsync();
+        }
+        else
+        {
+            _hasSession = state.RecordExists;
+        }
+
+        await routeTable.Ready.WaitAsync(cancellationToken);
+        var replicated = routeTable.Get(ClientId);
+        var droppedStaleCopy = replicated is not null && replicated.Version >= S.RouteVersion && RestoreFromReplica(replicated);
+        if (S.PendingWill is not null)
+        {
+            ArmWillTimer();
+        }
+
+        if (Persistent && _hasSession && (droppedStaleCopy || replicated?.Home != localSilo.Name))
+        {
+            // Activated away from its home (handed over at a graceful shutdown, or rebuilt after its silo was lost),
+            // or over a stale copy: this silo's storage holds the session from now on, and the routes say so before
+            // anyone is answered.
+            S.RouteVersion = NextVersion(S.RouteVersion);
+            await SaveAndReplicateAsync();
+        }
+
+        metrics.SessionsInMemory.Add(1);
+    }
+
+    private DateTime? SweepAt()
+    {
+        if (_presence is not null || !Persistent || !_hasSession)
+        {
+            return null;
+        }
+
+        DateTime? expires = S.SessionExpiryInterval == uint.MaxValue || S.DisconnectedAtUtc is null
+            ? null
+            : S.DisconnectedAtUtc.Value.AddSeconds(S.SessionExpiryInterval);
+        if (S.WillDueAtUtc is { } willDue && (expires is null || willDue < expires))
+        {
+            return willDue;
+        }
+
+        return expires;
+    }
+
+    private ClientRoutes CurrentRoutes() =>
+        new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence, SweepAt(), S.SessionExpiryInterval,
+            Persistent && _hasSession ? localSilo.Name : null);
+
+    /// <summary>
+    /// Stores the session and sends its routes to every silo's replica, both at once: the answer that follows (CONNACK,
+    /// SUBACK, UNSUBACK) waits for both, and neither needs the other (the routes carry their own version), so the
+    /// two commits overlap instead of adding up.
+    /// </summary>
+    private Task SaveAndReplicateAsync()
+    {
+        var routes = CurrentRoutes();
+        var save = SaveAsync();
+        var replicate = replicas.Apply(routes);
+        return save.IsCompletedSuccessfully ? replicate : Task.WhenAll(save, replicate);
+    }
+
+    private Task SaveAsync()
+    {
+        if (Persistent && _hasSession)
+        {
+            return state.WriteStateAsync();
+        }
+
+        return state.RecordExists ? ClearKeepingMemoryAsync() : Task.CompletedTask;
+    }
+
+    // The session went from persistent to ending with its connection: forget the stored copy, keep the live one.
+    private async Task ClearKeepingMemoryAsync()
+    {
+        var live = state.State;
+        await state.ClearStateAsync();
+        state.State = live;
+    }
+
+    /// <summary>
+    /// A clean session lives only in memory: it stays while its client is connected. A persistent one may leave memory
+    /// when idle (<c>Mqtt:SessionIdleTimeout</c>), connected or not: everything it knows is stored on its home silo,
+    /// and its routes name the live connection, so the next message, acknowledgement or subscribe finds it whole.
+    /// </summary>
+    private void KeepWhileConnected()
+    {
+        // Zero lifts the hold of a clean session this connection took over.
+        DelayDeactivation(Persistent && _hasSession ? TimeSpan.Zero : TimeSpan.MaxValue);
+    }
+
+    // A clock that only moves forward, also across activations, so replicas can order versions without tombstones.
+    private long NextVersion(long current) => Math.Max(current + 1, UtcNow.Ticks);
+}
