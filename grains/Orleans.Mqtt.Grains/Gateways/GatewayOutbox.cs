@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Orleans.Mqtt.Protocol;
 using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Grains;
@@ -35,7 +36,7 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
 
         if (_deadGateways.Contains(presence.GatewayId))
         {
-            Drop(deliveries, "gateway_dead");
+            Drop(deliveries, DropReason.GatewayDead);
             return;
         }
 
@@ -67,12 +68,12 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
         return qos0;
     }
 
-    private void Drop(IReadOnlyList<Delivery> deliveries, string reason)
+    private void Drop(IReadOnlyList<Delivery> deliveries, DropReason reason)
     {
         var qos0 = CountQos0(deliveries);
         if (qos0 > 0)
         {
-            _metrics.MessagesDropped.Add(qos0, new KeyValuePair<string, object?>("reason", reason));
+            _metrics.CountDrop(reason, qos0);
         }
     }
 
@@ -95,7 +96,7 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
             {
                 // A gateway that cannot keep up: QoS 0 may be dropped, QoS 1/2 stay in their sessions' windows anyway.
                 Interlocked.Add(ref _queuedQos0, -qos0);
-                outbox._metrics.MessagesDropped.Add(qos0, new KeyValuePair<string, object?>("reason", "gateway_backlog"));
+                outbox._metrics.CountDrop(DropReason.GatewayBacklog, qos0);
                 if (qos0 == deliveries.Count)
                 {
                     LogBacklog(outbox._logger, gatewayId, Volatile.Read(ref _queuedQos0));
@@ -128,7 +129,7 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
                     Interlocked.Add(ref _queuedQos0, -CountQos0(batch));
                     if (outbox._deadGateways.Contains(gatewayId))
                     {
-                        outbox.Drop(batch, "gateway_dead");
+                        outbox.Drop(batch, DropReason.GatewayDead);
                         continue;
                     }
 
@@ -138,7 +139,7 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
                     }
                     catch (Exception ex)
                     {
-                        outbox.Drop(batch, "gateway_unreachable");
+                        outbox.Drop(batch, DropReason.GatewayUnreachable);
                         LogPushFailed(outbox._logger, ex, gatewayId, batch.Count);
                     }
                 }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Orleans.Mqtt.Protocol;
 using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Grains;
@@ -51,7 +52,7 @@ internal sealed partial class TopicShardGrain(
                     if (presence is null || deadGateways.Contains(presence.GatewayId))
                     {
                         // MQTT allows, and mosquitto defaults to, not queueing QoS 0 for offline sessions.
-                        metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "offline_qos0"));
+                        metrics.CountDrop(DropReason.OfflineQos0);
                         continue;
                     }
 
@@ -110,7 +111,7 @@ internal sealed partial class TopicShardGrain(
         {
             if (routes.ChooseOtherShareMember(shareKey, leavingClientId, d.Message.Qos) is not { } member || member.Qos == 0)
             {
-                metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "no_share_member"));
+                metrics.CountDrop(DropReason.NoShareMember);
                 continue;
             }
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Orleans.Mqtt.Protocol;
 
 namespace Orleans.Mqtt.Grains;
 
@@ -18,7 +19,7 @@ internal sealed partial class ClientSessionGrain
             LogTakeover(logger, ClientId, old.GatewayId, old.ConnectionId);
             try
             {
-                await old.Gateway.Disconnect(old.ConnectionId, 0x8E);
+                await old.Gateway.Disconnect(old.ConnectionId, CloseReason.SessionTakenOver.DisconnectReasonCode());
             }
             catch (Exception ex)
             {

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Orleans.Mqtt.Protocol;
 
 namespace Orleans.Mqtt.Grains;
 
@@ -10,7 +11,7 @@ internal sealed partial class ClientSessionGrain
         if (!_hasSession)
         {
             // A route that outlived its session (e.g. a replica not yet updated): nothing to deliver to.
-            metrics.MessagesDropped.Add(deliveries.Length, new KeyValuePair<string, object?>("reason", "no_session"));
+            metrics.CountDrop(DropReason.NoSession, deliveries.Length);
             DeactivateOnIdle();
             return;
         }
@@ -81,7 +82,7 @@ internal sealed partial class ClientSessionGrain
 
         // Policy at the limit: drop the newest message for this session only; counted, logged, kept per session.
         S.DroppedMessages++;
-        metrics.MessagesDropped.Add(1, new KeyValuePair<string, object?>("reason", "queue_full"));
+        metrics.CountDrop(DropReason.QueueFull);
         if (S.DroppedMessages == 1 || S.DroppedMessages % 1000 == 0)
         {
             LogQueueFull(logger, ClientId, options.Value.MaxQueuedMessages, S.DroppedMessages);
@@ -101,7 +102,7 @@ internal sealed partial class ClientSessionGrain
         var expired = Window.Fill(Math.Min(options.Value.MaxInflightMessages, (int)S.ReceiveMaximum), UtcNow);
         if (expired > 0)
         {
-            metrics.MessagesDropped.Add(expired, new KeyValuePair<string, object?>("reason", "expired"));
+            metrics.CountDrop(DropReason.Expired, expired);
         }
 
         for (; sent < S.Inflight.Count; sent++)

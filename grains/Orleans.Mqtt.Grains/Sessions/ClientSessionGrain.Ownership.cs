@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Orleans.Mqtt.Ownership;
+using Orleans.Mqtt.Protocol;
 
 namespace Orleans.Mqtt.Grains;
 
@@ -45,7 +46,7 @@ internal sealed partial class ClientSessionGrain
         {
             try
             {
-                await p.Gateway.Disconnect(p.ConnectionId, 0x8E);
+                await p.Gateway.Disconnect(p.ConnectionId, CloseReason.SessionTakenOver.DisconnectReasonCode());
             }
             catch (Exception ex)
             {

@@ -1,3 +1,5 @@
+using Orleans.Mqtt.Protocol;
+
 namespace Orleans.Mqtt.Grains;
 
 // SUBSCRIBE and UNSUBSCRIBE, and the retained messages a new subscription is served.
@@ -8,7 +10,7 @@ internal sealed partial class ClientSessionGrain
         var granted = new byte[subscriptions.Length];
         if (_presence?.ConnectionId != connectionId)
         {
-            Array.Fill(granted, (byte)0x80);
+            Array.Fill(granted, SubscribeReasonCodes.Failure);
             return new SubscribeResult(granted, []);
         }
 
