@@ -23,7 +23,7 @@ namespace Orleans.Mqtt.Silo.Storage;
 /// On Linux a segment is allocated ahead of its writes, <see cref="PreallocationBytes"/> at a time, and a commit
 /// syncs with <c>fdatasync</c>: a write inside the allocated space changes no size or block map, so the sync writes
 /// the data alone (about 30 % less CPU and 15 % less time per commit than appending and <c>fsync</c>, measured in
-/// docs/benchmarks.md). The unwritten tail of a segment reads as zeros, which ends its replay like the end of the file.
+/// docs/benchmarks-history.md, "Where each target of issue Fast stands"). The unwritten tail of a segment reads as zeros, which ends its replay like the end of the file.
 /// </para>
 /// </remarks>
 internal sealed partial class WriteAheadLog : IDisposable
