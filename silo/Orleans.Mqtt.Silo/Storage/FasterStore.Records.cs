@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Numerics;
 using FASTER.core;
 using Session = FASTER.core.ClientSession<
@@ -16,6 +17,9 @@ namespace Orleans.Mqtt.Silo.Storage;
 /// the write-ahead log under its key's stripe lock; the pool of FASTER sessions; replaying the log on open.</summary>
 internal sealed partial class FasterStore
 {
+    private readonly SpanByteFunctions<Empty> _functions = new(MemoryPool<byte>.Shared);
+    private readonly ConcurrentBag<Session> _sessions = new();
+
     /// <summary>Reads the record stored under <paramref name="key"/>, from memory or from disk.</summary>
     public async ValueTask<StoredRecord> ReadAsync(byte[] key, int keyLength)
     {
@@ -255,6 +259,14 @@ internal sealed partial class FasterStore
             _sessions.Add(session);
         }
         else
+        {
+            session.Dispose();
+        }
+    }
+
+    private void DisposeSessions()
+    {
+        while (_sessions.TryTake(out var session))
         {
             session.Dispose();
         }

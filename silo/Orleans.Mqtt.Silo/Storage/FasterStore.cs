@@ -1,15 +1,6 @@
-using System.Buffers;
-using System.Collections.Concurrent;
 using System.Numerics;
 using FASTER.core;
 using Microsoft.Extensions.Logging;
-using Session = FASTER.core.ClientSession<
-    FASTER.core.SpanByte,
-    FASTER.core.SpanByte,
-    FASTER.core.SpanByte,
-    FASTER.core.SpanByteAndMemory,
-    FASTER.core.Empty,
-    FASTER.core.SpanByteFunctions<FASTER.core.Empty>>;
 
 namespace Orleans.Mqtt.Silo.Storage;
 
@@ -49,8 +40,6 @@ internal sealed partial class FasterStore : IAsyncDisposable
     private readonly FasterStorageOptions _options;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
-    private readonly SpanByteFunctions<Empty> _functions = new(MemoryPool<byte>.Shared);
-    private readonly ConcurrentBag<Session> _sessions = new();
     private readonly CancellationTokenSource _stopLoop = new();
     private readonly Lock _gate = new();
     private readonly Lock[] _stripes = Enumerable.Range(0, Stripes).Select(_ => new Lock()).ToArray();
@@ -261,10 +250,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
 
     private void ReleaseResources()
     {
-        while (_sessions.TryTake(out var session))
-        {
-            session.Dispose();
-        }
+        DisposeSessions();
 
         // Later calls find no store and throw instead of touching freed native memory.
         var store = _store;
