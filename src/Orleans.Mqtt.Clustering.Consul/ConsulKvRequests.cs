@@ -6,10 +6,6 @@ using System.Text.Json;
 
 namespace Orleans.Mqtt.Clustering.Consul;
 
-/// <summary>One operation of a Consul KV transaction: a check-and-set write, applied only if the key's ModifyIndex is
-/// <see cref="Index"/> (0: only if the key does not exist).</summary>
-internal readonly record struct CasPut(string Key, byte[] Value, ulong Index);
-
 /// <summary>
 /// Builds the HTTP requests of Consul's KV API that the membership table sends. Kept apart from sending them so the
 /// exact requests (paths, query strings, transaction bodies, token header) are checked by unit tests.

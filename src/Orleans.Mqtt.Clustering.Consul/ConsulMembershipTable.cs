@@ -14,7 +14,7 @@ namespace Orleans.Mqtt.Clustering.Consul;
 /// one JSON row per silo. Etags are Consul ModifyIndexes (of the version key and of the row). Each insert and update is
 /// one <c>/v1/txn</c> of two check-and-set writes, so the version and the row change together or not at all.
 /// </summary>
-internal sealed partial class ConsulMembershipTable : MembershipTableBase, IDisposable
+internal sealed class ConsulMembershipTable : MembershipTableBase, IDisposable
 {
     private const int IAmAliveAttempts = 10;
     private readonly HttpClient _http;
@@ -50,7 +50,7 @@ internal sealed partial class ConsulMembershipTable : MembershipTableBase, IDisp
         {
             // cas=0 creates the version key only where there is none: a second silo must not reset the version.
             var created = await SendForBooleanAsync(_requests.CasPut(_versionKey, "0"u8.ToArray(), 0), cancellationToken);
-            LogInitialized(_logger, _clusterFolder, created);
+            MembershipTableLog.Initialized(_logger, "Consul", _clusterFolder, created);
         }
     }
 
@@ -74,7 +74,7 @@ internal sealed partial class ConsulMembershipTable : MembershipTableBase, IDisp
             }
         }
 
-        LogCleanedUp(_logger, deleted, _clusterFolder, beforeDate);
+        MembershipTableLog.CleanedUp(_logger, deleted, _clusterFolder, beforeDate);
     }
 
     public override async Task<MembershipTableData> ReadRowAsync(SiloAddress key, CancellationToken cancellationToken)
@@ -133,7 +133,7 @@ internal sealed partial class ConsulMembershipTable : MembershipTableBase, IDisp
                 throw new InvalidOperationException($"There is no membership row for silo {entry.SiloAddress} in {_clusterFolder}.");
             }
 
-            LogIAmAliveConflict(_logger, entry.SiloAddress, attempt);
+            MembershipTableLog.IAmAliveConflict(_logger, entry.SiloAddress, attempt);
         }
 
         throw new InvalidOperationException(
@@ -146,7 +146,7 @@ internal sealed partial class ConsulMembershipTable : MembershipTableBase, IDisp
     {
         if (!TryParseIndex(tableVersion.VersionEtag, out var versionIndex))
         {
-            LogBadEtag(_logger, "version", tableVersion.VersionEtag);
+            MembershipTableLog.BadEtag(_logger, "Consul", "version", tableVersion.VersionEtag);
             return false;
         }
 
@@ -154,7 +154,7 @@ internal sealed partial class ConsulMembershipTable : MembershipTableBase, IDisp
         if (rowEtag is not null && (!TryParseIndex(rowEtag, out rowIndex) || rowIndex == 0))
         {
             // Index 0 would mean "only if absent": an update needs the index of the row it read.
-            LogBadEtag(_logger, "row", rowEtag);
+            MembershipTableLog.BadEtag(_logger, "Consul", "row", rowEtag);
             return false;
         }
 
@@ -167,7 +167,7 @@ internal sealed partial class ConsulMembershipTable : MembershipTableBase, IDisp
         using var response = await _http.SendAsync(request, cancellationToken);
         if (response.StatusCode == HttpStatusCode.Conflict)
         {
-            LogWriteConflict(_logger, rowEtag is null ? "insert" : "update", entry.SiloAddress, tableVersion.Version);
+            MembershipTableLog.WriteConflict(_logger, "Consul", rowEtag is null ? "insert" : "update", entry.SiloAddress, tableVersion.Version);
             return false;
         }
 
@@ -238,21 +238,6 @@ internal sealed partial class ConsulMembershipTable : MembershipTableBase, IDisp
 
     private static bool TryParseIndex(string? etag, out ulong index) =>
         ulong.TryParse(etag, NumberStyles.None, CultureInfo.InvariantCulture, out index);
-
-    [LoggerMessage(1, LogLevel.Debug, "Consul membership table at {Folder} initialized (version key created: {Created})")]
-    private static partial void LogInitialized(ILogger logger, string folder, bool created);
-
-    [LoggerMessage(2, LogLevel.Debug, "Consul membership {Operation} of silo {Silo} at table version {Version} lost a race: the version or the row changed")]
-    private static partial void LogWriteConflict(ILogger logger, string operation, SiloAddress silo, int version);
-
-    [LoggerMessage(3, LogLevel.Debug, "I-am-alive update of silo {Silo} raced another write (attempt {Attempt})")]
-    private static partial void LogIAmAliveConflict(ILogger logger, SiloAddress silo, int attempt);
-
-    [LoggerMessage(4, LogLevel.Warning, "Consul membership write refused: the {Kind} etag '{Etag}' is not one this table handed out")]
-    private static partial void LogBadEtag(ILogger logger, string kind, string? etag);
-
-    [LoggerMessage(5, LogLevel.Information, "Removed {Count} defunct silo rows from {Folder} (not active, untouched since {BeforeDate})")]
-    private static partial void LogCleanedUp(ILogger logger, int count, string folder, DateTimeOffset beforeDate);
 
     private sealed record StoredRow(string Key, ulong ModifyIndex, MembershipEntry Entry);
 }

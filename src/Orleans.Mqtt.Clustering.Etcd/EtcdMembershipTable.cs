@@ -16,7 +16,7 @@ namespace Orleans.Mqtt.Clustering.Etcd;
 /// revisions (of the version key and of the row), so every write makes a new etag and a stale one never matches.
 /// Each insert and update is one etcd transaction that compares both and writes both, or writes nothing.
 /// </summary>
-internal sealed partial class EtcdMembershipTable : MembershipTableBase, IDisposable
+internal sealed class EtcdMembershipTable : MembershipTableBase, IDisposable
 {
     private const int IAmAliveAttempts = 10;
     private readonly EtcdClient _client;
@@ -51,7 +51,7 @@ internal sealed partial class EtcdMembershipTable : MembershipTableBase, IDispos
             txn.Compare.Add(new Compare { Key = _versionKey, Target = CompareTarget.Create, Result = CompareResult.Equal, CreateRevision = 0 });
             txn.Success.Add(Put(_versionKey, ByteString.CopyFromUtf8("0")));
             var response = await _client.TransactionAsync(txn, deadline: Deadline(), cancellationToken: cancellationToken);
-            LogInitialized(_logger, _clusterFolder, response.Succeeded);
+            MembershipTableLog.Initialized(_logger, "Etcd", _clusterFolder, response.Succeeded);
         }
     }
 
@@ -81,7 +81,7 @@ internal sealed partial class EtcdMembershipTable : MembershipTableBase, IDispos
             }
         }
 
-        LogCleanedUp(_logger, deleted, _clusterFolder, beforeDate);
+        MembershipTableLog.CleanedUp(_logger, deleted, _clusterFolder, beforeDate);
     }
 
     public override async Task<MembershipTableData> ReadRowAsync(SiloAddress key, CancellationToken cancellationToken)
@@ -134,7 +134,7 @@ internal sealed partial class EtcdMembershipTable : MembershipTableBase, IDispos
                 return;
             }
 
-            LogIAmAliveConflict(_logger, entry.SiloAddress, attempt);
+            MembershipTableLog.IAmAliveConflict(_logger, entry.SiloAddress, attempt);
         }
 
         throw new InvalidOperationException(
@@ -147,7 +147,7 @@ internal sealed partial class EtcdMembershipTable : MembershipTableBase, IDispos
     {
         if (!TryParseRevision(tableVersion.VersionEtag, out var versionRevision))
         {
-            LogBadEtag(_logger, "version", tableVersion.VersionEtag);
+            MembershipTableLog.BadEtag(_logger, "Etcd", "version", tableVersion.VersionEtag);
             return false;
         }
 
@@ -174,7 +174,7 @@ internal sealed partial class EtcdMembershipTable : MembershipTableBase, IDispos
         {
             if (!TryParseRevision(rowEtag, out var rowRevision) || rowRevision == 0)
             {
-                LogBadEtag(_logger, "row", rowEtag);
+                MembershipTableLog.BadEtag(_logger, "Etcd", "row", rowEtag);
                 return false;
             }
 
@@ -186,7 +186,7 @@ internal sealed partial class EtcdMembershipTable : MembershipTableBase, IDispos
         var response = await _client.TransactionAsync(txn, deadline: Deadline(), cancellationToken: cancellationToken);
         if (!response.Succeeded)
         {
-            LogWriteConflict(_logger, rowEtag is null ? "insert" : "update", entry.SiloAddress, tableVersion.Version);
+            MembershipTableLog.WriteConflict(_logger, "Etcd", rowEtag is null ? "insert" : "update", entry.SiloAddress, tableVersion.Version);
         }
 
         return response.Succeeded;
@@ -240,21 +240,6 @@ internal sealed partial class EtcdMembershipTable : MembershipTableBase, IDispos
 
     private static bool TryParseRevision(string? etag, out long revision) =>
         long.TryParse(etag, NumberStyles.None, CultureInfo.InvariantCulture, out revision);
-
-    [LoggerMessage(1, LogLevel.Debug, "Etcd membership table at {Folder} initialized (version key created: {Created})")]
-    private static partial void LogInitialized(ILogger logger, string folder, bool created);
-
-    [LoggerMessage(2, LogLevel.Debug, "Etcd membership {Operation} of silo {Silo} at table version {Version} lost a race: the version or the row changed")]
-    private static partial void LogWriteConflict(ILogger logger, string operation, SiloAddress silo, int version);
-
-    [LoggerMessage(3, LogLevel.Debug, "I-am-alive update of silo {Silo} raced another write (attempt {Attempt})")]
-    private static partial void LogIAmAliveConflict(ILogger logger, SiloAddress silo, int attempt);
-
-    [LoggerMessage(4, LogLevel.Warning, "Etcd membership write refused: the {Kind} etag '{Etag}' is not one this table handed out")]
-    private static partial void LogBadEtag(ILogger logger, string kind, string? etag);
-
-    [LoggerMessage(5, LogLevel.Information, "Removed {Count} defunct silo rows from {Folder} (not active, untouched since {BeforeDate})")]
-    private static partial void LogCleanedUp(ILogger logger, int count, string folder, DateTimeOffset beforeDate);
 
     private readonly record struct StoredRow(ByteString Key, long ModRevision, MembershipEntry Entry);
 }

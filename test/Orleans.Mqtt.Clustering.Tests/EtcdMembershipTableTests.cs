@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Messaging;
 using Orleans.Mqtt.Clustering.Etcd;
+using Orleans.Mqtt.Testing;
 
 namespace Orleans.Mqtt.Clustering.Tests;
 

@@ -6,8 +6,8 @@ using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Mqtt.Ownership;
-using Orleans.Mqtt.Clustering.Tests;
 using Orleans.Mqtt.Ownership.Etcd;
+using Orleans.Mqtt.Testing;
 using static Etcdserverpb.Compare.Types;
 
 // Session commits per second to etcd: the batching store against one single-operation transaction per commit.

@@ -5,7 +5,7 @@ using dotnet_etcd;
 using Etcdserverpb;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
-using Orleans.Mqtt.Clustering.Tests;
+using Orleans.Mqtt.Testing;
 using Orleans.Mqtt.Ownership.Etcd;
 using Orleans.Mqtt.Telemetry;
 

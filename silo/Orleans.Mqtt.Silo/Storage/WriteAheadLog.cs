@@ -23,7 +23,7 @@ namespace Orleans.Mqtt.Silo.Storage;
 /// On Linux a segment is allocated ahead of its writes, <see cref="PreallocationBytes"/> at a time, and a commit
 /// syncs with <c>fdatasync</c>: a write inside the allocated space changes no size or block map, so the sync writes
 /// the data alone (about 30 % less CPU and 15 % less time per commit than appending and <c>fsync</c>, measured in
-/// docs/benchmarks.md). The unwritten tail of a segment reads as zeros, which ends its replay like the end of the file.
+/// docs/benchmarks-history.md, "Where each target of issue Fast stands"). The unwritten tail of a segment reads as zeros, which ends its replay like the end of the file.
 /// </para>
 /// </remarks>
 internal sealed partial class WriteAheadLog : IDisposable
@@ -357,66 +357,4 @@ internal sealed partial class WriteAheadLog : IDisposable
 
     [LoggerMessage(21, LogLevel.Warning, "Write-ahead log in {Directory}: the file system cannot allocate segments ahead (errno {Errno}); segments grow with each write, and each commit also syncs their size")]
     private static partial void LogNoPreallocation(ILogger logger, string directory, int errno);
-
-    /// <summary>The Linux calls .NET does not offer: allocating file space, syncing data without metadata, syncing a directory.</summary>
-    private static partial class Native
-    {
-        /// <summary>Allocates <paramref name="length"/> bytes from <paramref name="offset"/>; returns 0 or the errno.</summary>
-        public static int Allocate(SafeFileHandle file, long offset, long length) =>
-            fallocate(file, 0, offset, length) == 0 ? 0 : Marshal.GetLastPInvokeError();
-
-        public static void SyncData(SafeFileHandle file)
-        {
-            if (fdatasync(file) != 0)
-            {
-                throw new IOException($"fdatasync of a write-ahead log segment failed (errno {Marshal.GetLastPInvokeError()})");
-            }
-        }
-
-        public static void SyncDirectory(string directory)
-        {
-            var fd = open(directory, 0); // O_RDONLY
-            if (fd < 0)
-            {
-                throw new IOException($"Could not open the write-ahead log directory {directory} to sync it (errno {Marshal.GetLastPInvokeError()})");
-            }
-
-            try
-            {
-                if (fsync(fd) != 0)
-                {
-                    throw new IOException($"fsync of the write-ahead log directory {directory} failed (errno {Marshal.GetLastPInvokeError()})");
-                }
-            }
-            finally
-            {
-                _ = close(fd);
-            }
-        }
-
-        [LibraryImport("libc", SetLastError = true)]
-        private static partial int fallocate(SafeFileHandle fd, int mode, long offset, long length);
-
-        [LibraryImport("libc", SetLastError = true)]
-        private static partial int fdatasync(SafeFileHandle fd);
-
-        [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-        private static partial int open(string path, int flags);
-
-        [LibraryImport("libc", SetLastError = true)]
-        private static partial int fsync(int fd);
-
-        [LibraryImport("libc", SetLastError = true)]
-        private static partial int close(int fd);
-    }
 }
-
-/// <summary>The operations a <see cref="WriteAheadLog"/> record can hold.</summary>
-internal enum WalOperation : byte
-{
-    Upsert = 1,
-    Delete = 2,
-}
-
-/// <summary>Receives one record of <see cref="WriteAheadLog.Replay"/>; the spans are valid during the call only.</summary>
-internal delegate void WalRecordVisitor(WalOperation operation, ReadOnlySpan<byte> key, long version, ReadOnlySpan<byte> payload);

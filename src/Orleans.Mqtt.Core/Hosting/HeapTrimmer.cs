@@ -12,7 +12,7 @@ namespace Orleans.Mqtt.Hosting;
 /// <item>After growth: the heap has grown well past what the last trim left, and has stopped growing. A connect storm
 /// leaves the short-lived objects of its connects in the oldest generation, where only a full collection frees them,
 /// and a broker that then holds idle connections allocates too little to trigger one: that memory stayed resident,
-/// several KB per connection (docs/benchmarks.md, "Memory after a connect storm"). A full collection that the
+/// several KB per connection (docs/benchmarks-history.md, "Memory after a connect storm"). A full collection that the
 /// runtime itself runs during the storm does not help: what is still in use then survives it and dies right after.
 /// Waiting for the heap to stop growing starts it after a storm rather than during it, when the CPU is needed
 /// elsewhere.</item>

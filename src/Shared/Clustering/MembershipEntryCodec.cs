@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 
 namespace Orleans.Mqtt.Clustering;
 
@@ -78,22 +77,3 @@ internal static class MembershipEntryCodec
         _ => time,
     };
 }
-
-internal sealed record MembershipRow(
-    string SiloAddress,
-    string Status,
-    List<SuspectVote>? SuspectTimes,
-    int ProxyPort,
-    string HostName,
-    string SiloName,
-    string? RoleName,
-    int UpdateZone,
-    int FaultZone,
-    DateTime StartTime,
-    DateTime IAmAliveTime);
-
-internal sealed record SuspectVote(string Silo, DateTime Time);
-
-[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(MembershipRow))]
-internal sealed partial class MembershipJsonContext : JsonSerializerContext;

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
-using Orleans.Mqtt.Clustering.Tests;
 using Orleans.Mqtt.Testing;
 
 namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;

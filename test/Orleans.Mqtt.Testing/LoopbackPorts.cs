@@ -9,7 +9,7 @@ namespace Orleans.Mqtt.Testing;
 /// (the server then fails to start with "address in use"). These ports come from below that range, so only
 /// another listener can take them, and each is handed out once per test process.
 /// </summary>
-internal static class LoopbackPorts
+public static class LoopbackPorts
 {
     private const int Lowest = 10_000;
     private static readonly (int First, int Count) Range = ChooseRange();

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Orleans.Mqtt.Testing;
 
-namespace Orleans.Mqtt.Clustering.Tests;
+namespace Orleans.Mqtt.Testing;
 
 /// <summary>
 /// A real single-member etcd (the Debian <c>etcd-server</c> binary) on free loopback ports with a temporary data
