@@ -15,60 +15,67 @@ public sealed class StrictInputTests(SharedBroker shared)
 
     private readonly BrokerProcess _broker = shared.Broker;
 
-    /// <summary>Bytes sent after an accepted CONNECT, the MQTT 5 reason code of the DISCONNECT that answers them.</summary>
-    public static TheoryData<byte, string, byte> MalformedAfterConnect => new()
+    /// <summary>
+    /// Bytes sent after an accepted CONNECT, the MQTT 5 reason code of the DISCONNECT that answers them, and what the
+    /// broker's log says about them (reason tag and detail).
+    /// </summary>
+    public static TheoryData<byte, string, byte, string> MalformedAfterConnect => new()
     {
-        { 4, "c100", MalformedPacket },                     // PINGREQ with flags
-        { 5, "c100", MalformedPacket },
-        { 4, "42020001", MalformedPacket },                 // PUBACK with flags
-        { 5, "42020001", MalformedPacket },
-        { 4, "60020001", MalformedPacket },                 // PUBREL without its 0010 flags
-        { 5, "60020001", MalformedPacket },
-        { 4, "8006000100016101", MalformedPacket },         // SUBSCRIBE without its 0010 flags
-        { 5, "800700010000016101", MalformedPacket },
-        { 4, "380400016178", MalformedPacket },             // DUP on QoS 0
-        { 5, "38050001610078", MalformedPacket },
-        { 5, "8207000300000161c1", MalformedPacket },       // subscription option reserved bits
-        { 4, "820600030001" + "61c1", MalformedPacket },
-        { 5, "8207000300000161" + "31", ProtocolError },    // Retain Handling 3
-        { 4, "a2020004", ProtocolError },                   // UNSUBSCRIBE without filters
-        { 5, "a203000400", ProtocolError },
-        { 5, "3007000161020b0178", ProtocolError },         // PUBLISH carrying a Subscription Identifier
-        { 4, "8206000000016101", ProtocolError },           // SUBSCRIBE with packet id 0
-        { 5, "820700000000016101", ProtocolError },
-        { 4, "a20500000001" + "61", ProtocolError },        // UNSUBSCRIBE with packet id 0
-        { 5, "a2060000000001" + "61", ProtocolError },
-        { 4, "50020000", ProtocolError },                   // PUBREC with packet id 0
-        { 5, "50020000", ProtocolError },
-        { 4, "62020000", ProtocolError },                   // PUBREL with packet id 0
-        { 5, "62020000", ProtocolError },
+        { 4, "c100", MalformedPacket, "(malformed_packet): reserved fixed-header flags" },                     // PINGREQ with flags
+        { 5, "c100", MalformedPacket, "(malformed_packet): reserved fixed-header flags" },
+        { 4, "42020001", MalformedPacket, "(malformed_packet): reserved fixed-header flags" },                 // PUBACK with flags
+        { 5, "42020001", MalformedPacket, "(malformed_packet): reserved fixed-header flags" },
+        { 4, "60020001", MalformedPacket, "(malformed_packet): reserved fixed-header flags" },                 // PUBREL without its 0010 flags
+        { 5, "60020001", MalformedPacket, "(malformed_packet): reserved fixed-header flags" },
+        { 4, "8006000100016101", MalformedPacket, "(malformed_packet): SUBSCRIBE fixed-header flags are not 0010" },
+        { 5, "800700010000016101", MalformedPacket, "(malformed_packet): SUBSCRIBE fixed-header flags are not 0010" },
+        { 4, "380400016178", MalformedPacket, "(malformed_packet): DUP set on a QoS 0 PUBLISH" },
+        { 5, "38050001610078", MalformedPacket, "(malformed_packet): DUP set on a QoS 0 PUBLISH" },
+        { 5, "8207000300000161c1", MalformedPacket, "(malformed_packet): reserved subscription option bits set" },
+        { 4, "82060003000161c1", MalformedPacket, "(malformed_packet): reserved subscription option bits set" },
+        { 5, "820700030000016131", ProtocolError, "(protocol_error): Retain Handling 3" },
+        { 4, "a2020004", ProtocolError, "(protocol_error): UNSUBSCRIBE without topic filters" },
+        { 5, "a203000400", ProtocolError, "(protocol_error): UNSUBSCRIBE without topic filters" },
+        { 5, "3007000161020b0178", ProtocolError, "(protocol_error): PUBLISH from a client carries a Subscription Identifier" },
+        { 4, "8206000000016101", ProtocolError, "(packet_id_zero): packet identifier 0" },           // SUBSCRIBE with packet id 0
+        { 5, "820700000000016101", ProtocolError, "(packet_id_zero): packet identifier 0" },
+        { 4, "a205000000016" + "1", ProtocolError, "(packet_id_zero): packet identifier 0" },        // UNSUBSCRIBE with packet id 0
+        { 5, "a20600000000016" + "1", ProtocolError, "(packet_id_zero): packet identifier 0" },
+        { 4, "50020000", ProtocolError, "(packet_id_zero): packet identifier 0" },                   // PUBREC with packet id 0
+        { 5, "50020000", ProtocolError, "(packet_id_zero): packet identifier 0" },
+        { 4, "62020000", ProtocolError, "(packet_id_zero): packet identifier 0" },                   // PUBREL with packet id 0
+        { 5, "62020000", ProtocolError, "(packet_id_zero): packet identifier 0" },
     };
 
-    /// <summary>A CONNECT and the protocol level it names (MQTT 5: the CONNACK reason code; MQTT 3.1.1: closed without CONNACK).</summary>
-    public static TheoryData<string, byte, byte> MalformedConnects => new()
+    /// <summary>
+    /// A CONNECT, the protocol level it names (MQTT 5: answered with a CONNACK with the reason code; MQTT 3.1.1: closed
+    /// without CONNACK), and what the broker's log says about it.
+    /// </summary>
+    public static TheoryData<string, byte, byte, string> MalformedConnects => new()
     {
-        { "101a00044d515454041e003c0005667a742d340004667a2f77000178", 4, 0 }, // will QoS 3
-        { "101c00044d515454051e003c000005667a742d34000004667a2f77000178", 5, MalformedPacket },
-        { "101200044d5154540503003c000005667a742d35", 5, MalformedPacket }, // reserved flag
-        { "101100044d5154540403003c0005667a742d35", 4, 0 },
-        { "101300044d5154540502003c032100000003667a74", 5, ProtocolError }, // Receive Maximum 0
-        { "101500044d5154540502003c0527000000000003667a74", 5, ProtocolError }, // Maximum Packet Size 0
-        { "101200044d5154540502003c0217020003667a74", 5, ProtocolError }, // Request Problem Information 2
-        { "101a00044d5154540502003c0a110000000111000000020003667a74", 5, ProtocolError }, // Session Expiry twice
+        { "101a00044d515454041e003c0005667a742d340004667a2f77000178", 4, 0, "(malformed_packet): will QoS 3" },
+        { "101c00044d515454051e003c000005667a742d34000004667a2f77000178", 5, MalformedPacket, "(malformed_packet): will QoS 3" },
+        { "101200044d5154540503003c000005667a742d35", 5, MalformedPacket, "(malformed_packet): CONNECT reserved flag is set" },
+        { "101100044d5154540403003c0005667a742d35", 4, 0, "(malformed_packet): CONNECT reserved flag is set" },
+        { "101300044d5154540502003c032100000003667a74", 5, ProtocolError, "(protocol_error): Receive Maximum 0" },
+        { "101500044d5154540502003c0527000000000003667a74", 5, ProtocolError, "(protocol_error): Maximum Packet Size 0" },
+        { "101200044d5154540502003c0217020003667a74", 5, ProtocolError, "(protocol_error): byte property other than 0 or 1" },
+        { "101a00044d5154540502003c0a110000000111000000020003667a74", 5, ProtocolError, "(protocol_error): property included more than once" },
     };
 
     [Theory]
     [MemberData(nameof(MalformedAfterConnect))]
-    public async Task Malformed_packets_after_connect_close_the_connection(byte level, string hex, byte reasonCode)
+    public async Task Malformed_packets_after_connect_close_the_connection(byte level, string hex, byte reasonCode, string log)
     {
         await using var client = await RawMqttClient.ConnectAcceptedAsync(_broker.MqttPort, level, $"strict-{level}-{Guid.NewGuid():N}");
         await client.SendAsync(Convert.FromHexString(hex));
         await AssertClosedAsync(client, level, reasonCode);
+        await AssertLoggedAsync(client, "bad input " + log);
     }
 
     [Theory]
     [MemberData(nameof(MalformedConnects))]
-    public async Task Malformed_connects_are_refused(string hex, byte level, byte reasonCode)
+    public async Task Malformed_connects_are_refused(string hex, byte level, byte reasonCode, string log)
     {
         await using var client = await RawMqttClient.ConnectAsync(_broker.MqttPort);
         await client.SendAsync(Convert.FromHexString(hex));
@@ -83,6 +90,8 @@ public sealed class StrictInputTests(SharedBroker shared)
         {
             Assert.Empty(packets);
         }
+
+        await AssertLoggedAsync(client, (level == 5 ? "refused " : "bad input ") + log);
     }
 
     [Theory]
@@ -192,6 +201,13 @@ public sealed class StrictInputTests(SharedBroker shared)
 
             Assert.False(topic.StartsWith(prefix, StringComparison.Ordinal), $"'{topic}' (level {level}) was delivered before the marker");
         }
+    }
+
+    /// <summary>The broker logged the refusal once, naming the connection by the client's port.</summary>
+    private Task AssertLoggedAsync(RawMqttClient client, string text)
+    {
+        var port = $":{client.LocalPort}";
+        return _broker.WaitForOutputAsync(l => l.Contains(port, StringComparison.Ordinal) && l.Contains(text, StringComparison.Ordinal));
     }
 
     private static async Task AssertClosedAsync(RawMqttClient client, byte level, byte reasonCode)
