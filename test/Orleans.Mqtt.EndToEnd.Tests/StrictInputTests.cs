@@ -31,6 +31,8 @@ public sealed class StrictInputTests(SharedBroker shared)
         { 5, "800700010000016101", MalformedPacket, "(malformed_packet): SUBSCRIBE fixed-header flags are not 0010" },
         { 4, "380400016178", MalformedPacket, "(malformed_packet): DUP set on a QoS 0 PUBLISH" },
         { 5, "38050001610078", MalformedPacket, "(malformed_packet): DUP set on a QoS 0 PUBLISH" },
+        { 4, "a0050001000161", MalformedPacket, "(malformed_packet): UNSUBSCRIBE fixed-header flags are not 0010" },
+        { 5, "a006000100000161", MalformedPacket, "(malformed_packet): UNSUBSCRIBE fixed-header flags are not 0010" },
         { 5, "8207000300000161c1", MalformedPacket, "(malformed_packet): reserved subscription option bits set" },
         { 4, "82060003000161c1", MalformedPacket, "(malformed_packet): reserved subscription option bits set" },
         { 5, "820700030000016131", ProtocolError, "(protocol_error): Retain Handling 3" },
