@@ -7,6 +7,7 @@ using MQTTnet.Exceptions;
 using MQTTnet.Formatter;
 using MQTTnet.Packets;
 using MQTTnet.Protocol;
+using Orleans.Mqtt.Gateway.Codec;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Protocol;
 
@@ -183,6 +184,12 @@ internal sealed partial class MqttConnection
     private async Task HandleFrameAsync(byte fixedHeader, ReadOnlySequence<byte> body, int totalLength)
     {
         var segment = body.IsSingleSegment && MemoryMarshal.TryGetArray(body.First, out var array) ? array : new ArraySegment<byte>(body.ToArray());
+        if (!MqttPacketValidator.Validate(fixedHeader, segment, _session is null ? MqttProtocolVersion.Unknown : _protocolVersion, out var refusal))
+        {
+            RefuseInvalidPacket(refusal);
+            return;
+        }
+
         var received = new ReceivedMqttPacket(fixedHeader, segment, totalLength);
         if (_session is null && !_closing)
         {

@@ -12,6 +12,12 @@ public enum CloseReason
     /// <summary>A packet could not be decoded.</summary>
     MalformedPacket,
 
+    /// <summary>A UTF-8 string field that is not well-formed UTF-8 or holds U+0000: a malformed packet.</summary>
+    InvalidUtf8,
+
+    /// <summary>A packet identifier of 0 where one is required [MQTT-2.2.1-3]: a protocol error.</summary>
+    PacketIdentifierZero,
+
     /// <summary>A packet was over <c>Mqtt:MaxPacketSize</c>.</summary>
     PacketTooLarge,
 

@@ -14,8 +14,10 @@ public static class CloseReasons
     private static readonly CloseReasonInfo[] Table =
     [
         //  reason                                   metric tag                       3.1.1 CONNACK  5 CONNACK  5 DISCONNECT  log text
-        new(CloseReason.ProtocolError,              "protocol_error",                null,          null,      0x82,         "protocol error"),
-        new(CloseReason.MalformedPacket,            "malformed_packet",              null,          null,      0x81,         "malformed packet"),
+        new(CloseReason.ProtocolError,              "protocol_error",                null,          0x82,      0x82,         "protocol error"),
+        new(CloseReason.MalformedPacket,            "malformed_packet",              null,          0x81,      0x81,         "malformed packet"),
+        new(CloseReason.InvalidUtf8,                "invalid_utf8",                  null,          0x81,      0x81,         "string not valid UTF-8"),
+        new(CloseReason.PacketIdentifierZero,       "packet_id_zero",                null,          0x82,      0x82,         "packet identifier 0"),
         new(CloseReason.PacketTooLarge,             "packet_too_large",              null,          null,      0x95,         "packet too large"),
         new(CloseReason.InvalidTopic,               "invalid_topic",                 0x03,          0x90,      0x90,         "topic name invalid"),
         new(CloseReason.ReceiveMaximumExceeded,     "receive_maximum_exceeded",      null,          null,      0x93,         "receive maximum exceeded"),
