@@ -1,7 +1,7 @@
 using MQTTnet.Formatter;
 using Orleans.Mqtt.Protocol;
 
-namespace Orleans.Mqtt.Gateway.Codec;
+namespace Orleans.Mqtt.Gateway;
 
 /// <summary>
 /// A refused packet: why (a row of the close-reason table: malformed packet, invalid UTF-8, protocol error, packet

@@ -1,7 +1,7 @@
 using MQTTnet.Formatter;
 using Orleans.Mqtt.Protocol;
 
-namespace Orleans.Mqtt.Gateway.Codec;
+namespace Orleans.Mqtt.Gateway;
 
 // CONNECT: protocol name and level, flags, and the payload's fields.
 internal static partial class MqttPacketValidator

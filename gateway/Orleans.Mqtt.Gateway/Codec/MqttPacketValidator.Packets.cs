@@ -1,7 +1,7 @@
 using MQTTnet.Protocol;
 using Orleans.Mqtt.Protocol;
 
-namespace Orleans.Mqtt.Gateway.Codec;
+namespace Orleans.Mqtt.Gateway;
 
 // The packets after CONNECT: PUBLISH, the acknowledgements, SUBSCRIBE and UNSUBSCRIBE.
 internal static partial class MqttPacketValidator

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using Orleans.Mqtt.Protocol;
 
-namespace Orleans.Mqtt.Gateway.Codec;
+namespace Orleans.Mqtt.Gateway;
 
 // MQTT 5 properties: which a client may send in each packet, at most once (but User Property), with values in range.
 internal static partial class MqttPacketValidator
@@ -63,7 +63,7 @@ internal static partial class MqttPacketValidator
         end = offset;
         refusal = default;
         var position = offset;
-        if (!TryReadVariableByteInteger(body, ref position, out var length) || length > body.Length - position)
+        if (!VariableByteInteger.TryRead(body, ref position, out var length) || length > body.Length - position)
         {
             return Refuse(CloseReason.MalformedPacket, "property length", out refusal);
         }
@@ -159,7 +159,7 @@ internal static partial class MqttPacketValidator
                     return Refuse(CloseReason.ProtocolError, "PUBLISH from a client carries a Subscription Identifier", out refusal);
                 }
 
-                if (!TryReadVariableByteInteger(block, ref position, out var subscriptionId))
+                if (!VariableByteInteger.TryRead(block, ref position, out var subscriptionId))
                 {
                     return Refuse(CloseReason.MalformedPacket, "Subscription Identifier", out refusal);
                 }

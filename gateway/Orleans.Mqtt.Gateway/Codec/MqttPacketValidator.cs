@@ -4,7 +4,7 @@ using MQTTnet.Formatter;
 using MQTTnet.Protocol;
 using Orleans.Mqtt.Protocol;
 
-namespace Orleans.Mqtt.Gateway.Codec;
+namespace Orleans.Mqtt.Gateway;
 
 /// <summary>
 /// Strict wire-level checks of one packet a client sent, before anything decodes or acts on it: fixed-header flags,
@@ -173,28 +173,6 @@ internal static partial class MqttPacketValidator
         value = body.Slice(position + 2, length);
         position += 2 + length;
         return true;
-    }
-
-    private static bool TryReadVariableByteInteger(ReadOnlySpan<byte> body, ref int position, out int value)
-    {
-        value = 0;
-        for (var i = 0; i < 4; i++)
-        {
-            if (position >= body.Length)
-            {
-                return false;
-            }
-
-            var b = body[position++];
-            value |= (b & 0x7F) << (7 * i);
-            if ((b & 0x80) == 0)
-            {
-                // The minimum number of bytes must be used (section 1.5.5): a trailing 0x00 after a continuation is not.
-                return i == 0 || b != 0;
-            }
-        }
-
-        return false;
     }
 
     private static bool Refuse(CloseReason reason, string detail, out MqttPacketRefusal refusal) => Refuse(reason, detail, MqttProtocolVersion.Unknown, out refusal);

@@ -20,7 +20,7 @@ internal static class MqttPropertyScan
     /// </summary>
     public static bool Contains(ReadOnlySpan<byte> packet, int offset, byte id)
     {
-        if (!TryReadVariableByteInteger(packet, ref offset, out var length) || length > packet.Length - offset)
+        if (!VariableByteInteger.TryRead(packet, ref offset, out var length) || length > packet.Length - offset)
         {
             return false;
         }
@@ -91,27 +91,6 @@ internal static class MqttPropertyScan
     private static int VariableByteIntegerSize(ReadOnlySpan<byte> value)
     {
         var position = 0;
-        return TryReadVariableByteInteger(value, ref position, out _) ? position : -1;
-    }
-
-    private static bool TryReadVariableByteInteger(ReadOnlySpan<byte> span, ref int offset, out int value)
-    {
-        value = 0;
-        for (var i = 0; i < 4; i++)
-        {
-            if (offset >= span.Length)
-            {
-                return false;
-            }
-
-            var b = span[offset++];
-            value |= (b & 0x7F) << (7 * i);
-            if ((b & 0x80) == 0)
-            {
-                return true;
-            }
-        }
-
-        return false;
+        return VariableByteInteger.TryRead(value, ref position, out _) ? position : -1;
     }
 }

@@ -1,5 +1,4 @@
 using MQTTnet.Formatter;
-using Orleans.Mqtt.Gateway.Codec;
 using Orleans.Mqtt.Protocol;
 
 namespace Orleans.Mqtt.Gateway;

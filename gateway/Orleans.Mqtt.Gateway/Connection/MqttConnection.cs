@@ -7,7 +7,6 @@ using MQTTnet.Exceptions;
 using MQTTnet.Formatter;
 using MQTTnet.Packets;
 using MQTTnet.Protocol;
-using Orleans.Mqtt.Gateway.Codec;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Protocol;
 

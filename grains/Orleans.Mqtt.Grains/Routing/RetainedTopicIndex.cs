@@ -24,7 +24,7 @@ internal sealed class RetainedTopicIndex<T>
         var position = 0;
         while (position >= 0)
         {
-            var level = NextLevel(topic, ref position);
+            var level = MqttTopic.NextLevel(topic, ref position);
             var lookup = node.Children.GetAlternateLookup<ReadOnlySpan<char>>();
             if (!lookup.TryGetValue(level, out var child))
             {
@@ -65,7 +65,7 @@ internal sealed class RetainedTopicIndex<T>
     private static void Match(Node node, ReadOnlySpan<char> filter, int position, bool atRoot, List<T> results)
     {
         // The recursion goes one level of the filter deep at a time; filters are short, so the depth is too.
-        var level = NextLevel(filter, ref position);
+        var level = MqttTopic.NextLevel(filter, ref position);
         if (level is ['#'])
         {
             // '#' also matches the parent level: "a/#" matches "a" (the root itself is never a topic).
@@ -134,7 +134,7 @@ internal sealed class RetainedTopicIndex<T>
 
     private static bool Remove(Node node, ReadOnlySpan<char> topic, int position)
     {
-        var level = NextLevel(topic, ref position);
+        var level = MqttTopic.NextLevel(topic, ref position);
         var lookup = node.Children.GetAlternateLookup<ReadOnlySpan<char>>();
         if (!lookup.TryGetValue(level, out var child))
         {
@@ -158,21 +158,6 @@ internal sealed class RetainedTopicIndex<T>
         }
 
         return removed;
-    }
-
-    // As MqttTopic.NextLevel (internal to the core library): the level at position, and position moved past it (-1 after the last).
-    private static ReadOnlySpan<char> NextLevel(ReadOnlySpan<char> text, ref int position)
-    {
-        var rest = text[position..];
-        var separator = rest.IndexOf('/');
-        if (separator < 0)
-        {
-            position = -1;
-            return rest;
-        }
-
-        position += separator + 1;
-        return rest[..separator];
     }
 
     /// <summary>One level of a topic name: the value when a topic ends here, and the next levels.</summary>

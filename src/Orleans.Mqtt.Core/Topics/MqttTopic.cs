@@ -212,7 +212,7 @@ public static class MqttTopic
     /// Returns the next level of <paramref name="text"/> starting at <paramref name="position"/> and moves
     /// <paramref name="position"/> past it, to <c>-1</c> when it was the last level.
     /// </summary>
-    internal static ReadOnlySpan<char> NextLevel(ReadOnlySpan<char> text, scoped ref int position)
+    public static ReadOnlySpan<char> NextLevel(ReadOnlySpan<char> text, scoped ref int position)
     {
         var rest = text[position..];
         var separator = rest.IndexOf(LevelSeparator);

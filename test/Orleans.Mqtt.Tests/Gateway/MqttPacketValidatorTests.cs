@@ -5,7 +5,6 @@ using MQTTnet.Formatter;
 using MQTTnet.Packets;
 using MQTTnet.Protocol;
 using Orleans.Mqtt.Gateway;
-using Orleans.Mqtt.Gateway.Codec;
 using Orleans.Mqtt.Protocol;
 using Xunit;
 
