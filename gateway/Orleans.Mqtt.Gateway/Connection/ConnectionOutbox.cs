@@ -8,6 +8,10 @@ namespace Orleans.Mqtt.Gateway;
 /// CONNACK, SUBACK and PINGRESPs) never allocates the queue behind it.
 /// </summary>
 /// <typeparam name="T">The queued item.</typeparam>
+/// <remarks>
+/// The outbox also keeps the sum of the queued items' <see cref="WeightOf"/> (the bytes a delivery holds), updated
+/// under the same lock as the queue, so the sum is exact whatever thread writes, reads or stops.
+/// </remarks>
 internal class ConnectionOutbox<T>
 {
     private readonly Lock _lock = new();
@@ -19,21 +23,42 @@ internal class ConnectionOutbox<T>
     private bool _completed;
     private bool _draining;
     private TaskCompletionSource? _drainEnded;
+    private long _queuedWeight;
+
+    /// <summary>The sum of <see cref="WeightOf"/> over the items queued and not yet read.</summary>
+    public long QueuedWeight => Volatile.Read(ref _queuedWeight);
 
     /// <summary>
     /// Queues <paramref name="item"/>; false once the outbox is completed or stopped. <paramref name="startDrain"/> is
     /// true for the one write that finds no drain running: its caller starts the drain.
     /// </summary>
-    public bool TryWrite(T item, out bool startDrain)
+    public bool TryWrite(T item, out bool startDrain) => TryWrite(item, long.MaxValue, out startDrain, out _);
+
+    /// <summary>
+    /// Queues <paramref name="item"/> unless the outbox is completed or stopped, or unless the item would take
+    /// <see cref="QueuedWeight"/> over <paramref name="maxQueuedWeight"/> (<paramref name="overBudget"/>). An item goes
+    /// into an outbox that holds no weight whatever it weighs, so one message larger than the budget still reaches a
+    /// client that keeps up. <paramref name="startDrain"/> is as for <see cref="TryWrite(T, out bool)"/>.
+    /// </summary>
+    public bool TryWrite(T item, long maxQueuedWeight, out bool startDrain, out bool overBudget)
     {
         lock (_lock)
         {
             startDrain = false;
+            overBudget = false;
             if (_completed)
             {
                 return false;
             }
 
+            var weight = WeightOf(item);
+            if (weight > 0 && _queuedWeight > 0 && _queuedWeight + weight > maxQueuedWeight)
+            {
+                overBudget = true;
+                return false;
+            }
+
+            _queuedWeight += weight;
             if (_hasOldest)
             {
                 (_later ??= new Queue<T>(4)).Enqueue(item);
@@ -66,6 +91,7 @@ internal class ConnectionOutbox<T>
             }
 
             item = _oldest;
+            _queuedWeight -= WeightOf(item);
             if (_later is { Count: > 0 } later)
             {
                 _oldest = later.Dequeue();
@@ -108,23 +134,28 @@ internal class ConnectionOutbox<T>
     }
 
     /// <summary>
-    /// Ends the drain for good (the connection's output is closed or failed): what is queued is dropped, and later
-    /// writes are refused.
+    /// Ends the drain for good (the connection's output is closed or failed): what is queued is dropped (the queue's
+    /// array too, so nothing it referenced stays reachable from the connection), and later writes are refused.
+    /// Returns the summed <see cref="WeightOf"/> of the dropped items.
     /// </summary>
-    public void Stop()
+    public long Stop()
     {
         TaskCompletionSource? ended;
+        long dropped;
         lock (_lock)
         {
             _completed = true;
             _draining = false;
             _oldest = default!;
             _hasOldest = false;
-            _later?.Clear();
+            _later = null;
+            dropped = _queuedWeight;
+            _queuedWeight = 0;
             ended = _drainEnded;
         }
 
         ended?.TrySetResult();
+        return dropped;
     }
 
     /// <summary>
@@ -143,4 +174,7 @@ internal class ConnectionOutbox<T>
             return (_drainEnded ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
         }
     }
+
+    /// <summary>What one queued item weighs in <see cref="QueuedWeight"/>; nothing unless a subclass says otherwise.</summary>
+    protected virtual long WeightOf(T item) => 0;
 }

@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
 using MQTTnet.Formatter;
 using MQTTnet.Packets;
+using Orleans.Mqtt.Grains;
 
 namespace Orleans.Mqtt.Gateway;
 
@@ -17,28 +18,59 @@ namespace Orleans.Mqtt.Gateway;
 /// </remarks>
 internal sealed class ConnectionWriter(MqttConnection connection) : ConnectionOutbox<Outgoing>, IThreadPoolWorkItem
 {
+    /// <summary>
+    /// Unflushed bytes at which the drain flushes before it writes more: what a connection that does not read holds
+    /// in its transport's pipe beyond this is at most one packet, and the rest of its backlog stays in the outbox, where
+    /// <c>Mqtt:MaxPendingWriteBytes</c> bounds it.
+    /// </summary>
+    public const int FlushThreshold = 64 * 1024;
+
     // Deliveries queued and not yet written: what Mqtt:MaxPendingWrites bounds for QoS 0.
     private int _pendingDeliveries;
 
     /// <summary>Deliveries queued and not yet written.</summary>
     public int PendingDeliveries => Volatile.Read(ref _pendingDeliveries);
 
+    /// <summary>Payload and topic bytes of the deliveries queued and not yet written (what <c>Mqtt:MaxPendingWriteBytes</c> bounds).</summary>
+    public long PendingBytes => QueuedWeight;
+
+    /// <summary>The bytes a queued delivery holds that count against <c>Mqtt:MaxPendingWriteBytes</c>: its payload and topic.</summary>
+    public static long SizeOf(Delivery delivery) => delivery.Message.Payload.Length + delivery.Message.Topic.Length;
+
     /// <summary>
     /// Queues a packet or delivery to write, and starts the drain when none runs. Callers hold the connection's gate,
     /// so items go out in the order the protocol made them.
     /// </summary>
-    public void Enqueue(Outgoing item)
+    public void Enqueue(Outgoing item) => TryEnqueue(item, long.MaxValue);
+
+    /// <summary>
+    /// Queues <paramref name="item"/> like <see cref="Enqueue"/> unless it would take <see cref="PendingBytes"/> over
+    /// <paramref name="maxPendingBytes"/>: false then, and nothing is queued. (After the connection's output ended
+    /// nothing is queued either, but that is no budget matter: true.)
+    /// </summary>
+    public bool TryEnqueue(Outgoing item, long maxPendingBytes)
     {
+        if (!TryWrite(item, maxPendingBytes, out var startDrain, out var overBudget))
+        {
+            return !overBudget;
+        }
+
         if (item.Delivery is not null)
         {
             Interlocked.Increment(ref _pendingDeliveries);
+            connection.Gateway.Metrics.PendingWriteBytes.Add(WeightOf(item));
         }
 
-        if (TryWrite(item, out var startDrain) && startDrain)
+        if (startDrain)
         {
             ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: true);
         }
+
+        return true;
     }
+
+    /// <inheritdoc />
+    protected override long WeightOf(Outgoing item) => item.Delivery is { Kind: DeliveryKind.Publish } d ? SizeOf(d) : 0;
 
     void IThreadPoolWorkItem.Execute() => _ = DrainAsync();
 
@@ -82,6 +114,7 @@ internal sealed class ConnectionWriter(MqttConnection connection) : ConnectionOu
                     if (item.Delivery is not null)
                     {
                         Interlocked.Decrement(ref _pendingDeliveries);
+                        connection.Gateway.Metrics.PendingWriteBytes.Add(-WeightOf(item));
                     }
 
                     if (item.Packet is { } packet)
@@ -100,15 +133,25 @@ internal sealed class ConnectionWriter(MqttConnection connection) : ConnectionOu
                         connection.StopReading(closing: true);
 
                         // Only now: the end of the connection waits for this drain, so the packet is out before the close.
-                        Stop();
+                        StopAndRelease();
                         return;
+                    }
+
+                    if (output.CanGetUnflushedBytes && output.UnflushedBytes >= FlushThreshold)
+                    {
+                        var partial = await output.FlushAsync();
+                        if (partial.IsCompleted || partial.IsCanceled)
+                        {
+                            StopAndRelease();
+                            return;
+                        }
                     }
                 }
 
                 var flush = await output.FlushAsync();
                 if (flush.IsCompleted || flush.IsCanceled)
                 {
-                    Stop();
+                    StopAndRelease();
                     return;
                 }
             }
@@ -122,8 +165,18 @@ internal sealed class ConnectionWriter(MqttConnection connection) : ConnectionOu
                 connection.LogFailure(ex);
             }
 
-            Stop();
+            StopAndRelease();
             connection.StopReading(closing: false);
+        }
+    }
+
+    /// <summary>Stops the outbox and takes what it still held off the queued-bytes gauge.</summary>
+    private void StopAndRelease()
+    {
+        var dropped = Stop();
+        if (dropped > 0)
+        {
+            connection.Gateway.Metrics.PendingWriteBytes.Add(-dropped);
         }
     }
 }

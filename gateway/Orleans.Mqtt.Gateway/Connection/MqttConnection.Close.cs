@@ -47,9 +47,13 @@ internal sealed partial class MqttConnection
         _transport.Transport.Input.CancelPendingRead();
     }
 
-    /// <summary>Closes the connection when no CONNECT came in time or the keep alive ran out; called by the gateway's sweep.</summary>
+    /// <summary>
+    /// Closes the connection when no CONNECT came in time, a packet took longer than <c>Mqtt:PacketReadTimeout</c> to
+    /// arrive, or the keep alive ran out; also reports the log lines held back. Called by the gateway's sweep.
+    /// </summary>
     public void CheckTimeouts(long now)
     {
+        FlushSuppressedLogs(closing: false);
         var elapsed = _gateway.TimeProvider.GetElapsedTime(Volatile.Read(ref _lastActivity), now);
         if (!_open)
         {
@@ -58,6 +62,13 @@ internal sealed partial class MqttConnection
                 CloseByServer(CloseReason.ConnectTimeout);
             }
 
+            return;
+        }
+
+        if (PartialPacketTimedOut(now))
+        {
+            // Keep alive 0 (or a long one) must not let a client hold a partly sent packet, and its buffer, for ever.
+            CloseByServer(CloseReason.PacketReadTimeout);
             return;
         }
 
@@ -106,11 +117,15 @@ internal sealed partial class MqttConnection
     private void CountRejected(CloseReason reason, string detail)
     {
         _gateway.Metrics.PacketsRejected.Add(1, reason.MetricTag());
-        LogRejected(_logger, _clientId, Remote, reason.Tag(), detail);
+        if (ShouldLogBadInput())
+        {
+            LogRejected(_logger, _clientId, Remote, reason.Tag(), detail);
+        }
     }
 
     private async Task EndSessionAsync()
     {
+        FlushSuppressedLogs(closing: true);
         if (_hasSessionSlot)
         {
             _gateway.ReleaseSessionSlot();

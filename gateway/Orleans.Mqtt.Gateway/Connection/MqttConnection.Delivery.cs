@@ -18,13 +18,19 @@ internal sealed partial class MqttConnection
                 return;
             }
 
-            if (delivery.Qos == 0 && _writer.PendingDeliveries >= _gateway.Options.MaxPendingWrites)
+            if (delivery.Qos > 0)
             {
-                _gateway.Metrics.CountDrop(DropReason.SlowConsumer);
+                // Bounded by the session's in-flight window, and never dropped here.
+                _writer.Enqueue(new Outgoing(null, delivery));
                 return;
             }
 
-            _writer.Enqueue(new Outgoing(null, delivery));
+            if (_writer.PendingDeliveries >= _gateway.Options.MaxPendingWrites
+                || !_writer.TryEnqueue(new Outgoing(null, delivery), _gateway.Options.MaxPendingWriteBytes))
+            {
+                _gateway.Metrics.CountDrop(DropReason.SlowConsumer);
+                LogDrop(delivery, DropReason.SlowConsumer);
+            }
         }
     }
 
@@ -78,7 +84,7 @@ internal sealed partial class MqttConnection
     private void DropDelivery(Delivery d, DropReason reason)
     {
         _gateway.Metrics.CountDrop(reason);
-        LogDeliveryDropped(_logger, _clientId, d.Message.Topic, d.Qos, reason.Tag());
+        LogDrop(d, reason);
         if (d.Qos > 0 && _session is { } session)
         {
             // Not awaited: the writer does not wait for grains. A lost acknowledgement only means the session sends

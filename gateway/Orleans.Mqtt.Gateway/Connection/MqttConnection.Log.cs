@@ -33,6 +33,12 @@ internal sealed partial class MqttConnection
     [LoggerMessage(Level = LogLevel.Error, Message = "Publish of client {ClientId} to {Topic} failed")]
     private static partial void LogPublishFailed(ILogger logger, Exception ex, string? clientId, string topic);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Message to {Topic} (QoS {Qos}) for client {ClientId} not sent: {Reason}")]
-    private static partial void LogDeliveryDropped(ILogger logger, string? clientId, string topic, byte qos, string reason);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Message to {Topic} (QoS {Qos}) for client {ClientId} from {Remote} not sent: {Reason} ({Suppressed} more not sent since the last such line; one line per 10 s)")]
+    private static partial void LogDeliveryDropped(ILogger logger, string? clientId, string remote, string topic, byte qos, string reason, long suppressed);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId} from {Remote}: {Count} more messages not sent since the last line (counted in mqtt.messages.dropped)")]
+    private static partial void LogDeliveriesDroppedSummary(ILogger logger, string? clientId, string remote, long count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId} from {Remote}: {Count} more bad input lines held back since the last one (counted in mqtt.packets.rejected)")]
+    private static partial void LogRejectedSummary(ILogger logger, string? clientId, string remote, long count);
 }

@@ -32,7 +32,10 @@ internal sealed partial class MqttConnection
             {
                 codes[i] = _v5 ? MqttSubscribeReasonCode.TopicFilterInvalid : MqttSubscribeReasonCode.UnspecifiedError;
                 _gateway.Metrics.PacketsRejected.Add(1, InvalidFilterTag);
-                LogRejectedFilter(_logger, _clientId, topic);
+                if (ShouldLogBadInput())
+                {
+                    LogRejectedFilter(_logger, _clientId, topic);
+                }
                 continue;
             }
 

@@ -154,6 +154,7 @@ internal sealed partial class MqttConnection
                 {
                     // Everything read so far was accepted: route it even when a later packet closes the connection.
                     await FlushBatchesAsync();
+                    TrackPartialPacket(buffer.Length, result.Buffer.Length);
                     input.AdvanceTo(buffer.Start, buffer.End);
                 }
 

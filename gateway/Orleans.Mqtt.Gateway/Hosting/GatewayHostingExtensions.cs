@@ -39,6 +39,15 @@ public static class GatewayHostingExtensions
             var o = kestrel.ApplicationServices.GetRequiredService<IOptions<MqttGatewayOptions>>().Value;
             var http = kestrel.ApplicationServices.GetRequiredService<IOptions<HttpEndpointOptions>>().Value;
             var address = IPAddress.Parse(o.BindAddress);
+
+            // A TCP connection that sends nothing is held this long before its first request, on the WebSocket port
+            // too (Kestrel's default is 130 s): no longer than a silent connection on the MQTT port is held.
+            kestrel.Limits.KeepAliveTimeout = o.ConnectTimeout;
+            if (kestrel.Limits.RequestHeadersTimeout > o.ConnectTimeout)
+            {
+                kestrel.Limits.RequestHeadersTimeout = o.ConnectTimeout;
+            }
+
             if (o.Tcp.Port > 0)
             {
                 kestrel.Listen(address, o.Tcp.Port, l => l.UseConnectionHandler<MqttConnectionHandler>());
@@ -103,6 +112,7 @@ public static class GatewayHostingExtensions
         var options = app.Services.GetRequiredService<IOptions<MqttGatewayOptions>>().Value;
         var gateway = app.Services.GetRequiredService<MqttGateway>();
         app.UseWebSockets();
+        app.Use(RequireMqttSubProtocol(options.WebSocket.Path));
         app.MapConnectionHandler<MqttConnectionHandler>(options.WebSocket.Path, o =>
         {
             o.Transports = HttpTransportType.WebSockets;
@@ -119,4 +129,23 @@ public static class GatewayHostingExtensions
         app.Lifetime.ApplicationStopping.Register(gateway.BeginDrain);
         return app;
     }
+
+    /// <summary>
+    /// Refuses, with HTTP 400, a WebSocket handshake on the MQTT path that does not offer the <c>mqtt</c> subprotocol:
+    /// MQTT over WebSocket is only that subprotocol [MQTT-6.0.0-3], [MQTT-6.0.0-4] (MQTT 5 section 6).
+    /// </summary>
+    private static Func<HttpContext, RequestDelegate, Task> RequireMqttSubProtocol(string path) => (context, next) =>
+    {
+        if (context.WebSockets.IsWebSocketRequest
+            && context.Request.Path.Equals(path, StringComparison.Ordinal)
+            && !context.WebSockets.WebSocketRequestedProtocols.Contains(MqttSubProtocol, StringComparer.Ordinal))
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            return context.Response.WriteAsync("MQTT over WebSocket needs the WebSocket subprotocol 'mqtt'.");
+        }
+
+        return next(context);
+    };
+
+    private const string MqttSubProtocol = "mqtt";
 }

@@ -38,8 +38,26 @@ public sealed class MqttGatewayOptions
     /// <summary>How long a new connection may take to send CONNECT.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long a packet may take to arrive once its first byte came (<c>Mqtt:PacketReadTimeout</c>); a packet still
+    /// incomplete after it closes the connection. It holds whatever the keep alive is, keep alive 0 included, so a
+    /// client cannot hold a partly sent packet (up to <c>Mqtt:MaxPacketSize</c> of buffer) open for ever. The default,
+    /// 30 s, lets a packet of the default 1 MiB maximum arrive at about 280 kbit/s.
+    /// </summary>
+    public TimeSpan PacketReadTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Most QoS 0 messages waiting to be written to one slow connection before newer ones are dropped.</summary>
     public int MaxPendingWrites { get; set; } = 10_000;
+
+    /// <summary>
+    /// Most payload and topic bytes of QoS 0 messages waiting to be written to one slow connection
+    /// (<c>Mqtt:MaxPendingWriteBytes</c>); newer QoS 0 messages are dropped and counted as <c>slow_consumer</c>. A message
+    /// still goes to a connection with nothing queued whatever its size. QoS 1/2 messages are not dropped: the
+    /// session's in-flight window bounds them. The default, 1 MiB, is the default <c>Mqtt:MaxPacketSize</c> and about
+    /// what <c>Mqtt:MaxPendingWrites</c> allows for 100-byte messages, so a client that reads holds at most a couple of
+    /// MiB on the gateway however large the messages published to it are.
+    /// </summary>
+    public long MaxPendingWriteBytes { get; set; } = 1024 * 1024;
 
     /// <summary>How often the <c>$SYS/broker/…</c> topics are published (<c>Mqtt:SysInterval</c>); zero turns them off.</summary>
     public TimeSpan SysInterval { get; set; } = TimeSpan.FromSeconds(10);

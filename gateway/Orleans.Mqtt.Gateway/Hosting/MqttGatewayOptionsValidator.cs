@@ -56,6 +56,11 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
             errors.Add($"Mqtt:ConnectTimeout must be positive (was {o.ConnectTimeout}).");
         }
 
+        if (o.PacketReadTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:PacketReadTimeout must be positive (was {o.PacketReadTimeout}).");
+        }
+
         if (o.HeartbeatInterval <= TimeSpan.Zero)
         {
             errors.Add($"Mqtt:HeartbeatInterval must be positive (was {o.HeartbeatInterval}).");
@@ -69,6 +74,11 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
         if (o.MaxPendingWrites < 1)
         {
             errors.Add($"Mqtt:MaxPendingWrites must be at least 1 (was {o.MaxPendingWrites}).");
+        }
+
+        if (o.MaxPendingWriteBytes < 1)
+        {
+            errors.Add($"Mqtt:MaxPendingWriteBytes must be at least 1 byte (was {o.MaxPendingWriteBytes}).");
         }
 
         if (o.TopicAliasMaximum is < 0 or > ushort.MaxValue)

@@ -13,11 +13,12 @@ namespace Orleans.Mqtt.Grains;
 /// not once per message. Pushes to a gateway known dead are dropped (its QoS 1/2 messages stay in flight in their
 /// sessions and go out again when the clients resume elsewhere).
 /// </summary>
-internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetrics metrics, ILogger<GatewayOutbox> logger) : IDisposable
+internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetrics metrics, TimeProvider timeProvider, ILogger<GatewayOutbox> logger) : IDisposable
 {
     private readonly DeadGateways _deadGateways = deadGateways;
     private readonly MqttMetrics _metrics = metrics;
     private readonly ILogger _logger = logger;
+    private readonly TimeProvider _timeProvider = timeProvider;
 
     /// <summary>QoS 0 deliveries a lane holds at most; further ones are dropped and counted (QoS 1/2 ones are never dropped here).</summary>
     public const int MaxQueuedQos0 = 100_000;
@@ -80,13 +81,14 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
     [LoggerMessage(Level = LogLevel.Warning, Message = "Push of {Count} deliveries to gateway {GatewayId} failed")]
     private static partial void LogPushFailed(ILogger logger, Exception ex, string gatewayId, int count);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway {GatewayId} has {Count} QoS 0 deliveries queued; dropping newer ones until it catches up")]
-    private static partial void LogBacklog(ILogger logger, string gatewayId, int count);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway {GatewayId} has {Count} QoS 0 deliveries queued; dropping newer ones until it catches up ({Suppressed} dropped since the last such line; one line per 10 s)")]
+    private static partial void LogBacklog(ILogger logger, string gatewayId, int count, long suppressed);
 
     private sealed class Lane(string gatewayId, GatewayOutbox outbox)
     {
         private readonly Channel<(IGatewayObserver Gateway, IReadOnlyList<Delivery> Items)> _queue =
             Channel.CreateUnbounded<(IGatewayObserver, IReadOnlyList<Delivery>)>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly LogLimiter _backlogLog = new(outbox._timeProvider, LogLimiter.DefaultInterval);
         private int _queuedQos0;
 
         public void Enqueue(IGatewayObserver gateway, IReadOnlyList<Delivery> deliveries)
@@ -97,9 +99,15 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
                 // A gateway that cannot keep up: QoS 0 may be dropped, QoS 1/2 stay in their sessions' windows anyway.
                 Interlocked.Add(ref _queuedQos0, -qos0);
                 outbox._metrics.CountDrop(DropReason.GatewayBacklog, qos0);
+
+                // One line per interval, not one per dropped batch: a flood drops batches by the hundred thousand.
+                if (_backlogLog.TryEnter(qos0, out var suppressed))
+                {
+                    LogBacklog(outbox._logger, gatewayId, Volatile.Read(ref _queuedQos0), suppressed);
+                }
+
                 if (qos0 == deliveries.Count)
                 {
-                    LogBacklog(outbox._logger, gatewayId, Volatile.Read(ref _queuedQos0));
                     return;
                 }
 

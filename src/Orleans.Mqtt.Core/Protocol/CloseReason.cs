@@ -39,6 +39,9 @@ public enum CloseReason
     /// <summary>One and a half times the keep alive without a packet.</summary>
     KeepAliveTimeout,
 
+    /// <summary>A packet begun and not complete within <c>Mqtt:PacketReadTimeout</c>.</summary>
+    PacketReadTimeout,
+
     /// <summary>A message could not be routed (MQTT 3.1.1 has no way to say so but closing).</summary>
     PublishFailed,
 

@@ -25,6 +25,7 @@ public static class CloseReasons
         new(CloseReason.PayloadFormatInvalid,       "payload_format_invalid",        null,          null,      0x99,         "payload format invalid"),
         new(CloseReason.ConnectTimeout,             "connect_timeout",               null,          null,      0x87,         "no CONNECT in time"),
         new(CloseReason.KeepAliveTimeout,           "keep_alive_timeout",            null,          null,      0x8D,         "keep alive timeout"),
+        new(CloseReason.PacketReadTimeout,          "packet_read_timeout",           null,          null,      0x80,         "packet not complete in time"),
         new(CloseReason.PublishFailed,              "publish_failed",                null,          null,      0x80,         "publish could not be routed"),
         new(CloseReason.SessionTakenOver,           "session_taken_over",            null,          null,      0x8E,         "session taken over by another connection"),
         new(CloseReason.ServerShuttingDown,         "server_shutting_down",          0x03,          0x88,      0x8B,         "server shutting down"),

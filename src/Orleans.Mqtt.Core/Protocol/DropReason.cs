@@ -6,7 +6,7 @@ namespace Orleans.Mqtt.Protocol;
 /// </summary>
 public enum DropReason
 {
-    /// <summary>A QoS 0 message for a connection with <c>Mqtt:MaxPendingWrites</c> writes queued.</summary>
+    /// <summary>A QoS 0 message for a connection with <c>Mqtt:MaxPendingWrites</c> writes or <c>Mqtt:MaxPendingWriteBytes</c> bytes queued.</summary>
     SlowConsumer,
 
     /// <summary>A QoS 0 message for a connection that is gone from its gateway.</summary>

@@ -33,6 +33,7 @@ public sealed class MqttMetrics
         SessionsOwnerLost = _meter.CreateCounter<long>("mqtt.sessions.owner_lost", description: "Sessions set offline because their gateway died.");
         SessionsStaleCopiesDropped = _meter.CreateCounter<long>("mqtt.sessions.stale_copies_dropped", description: "Stored session copies found older than their routes and dropped, by where (start: the silo's check at its start; activation: an activation that found one).");
         HeapTrims = _meter.CreateCounter<long>("mqtt.heap.trims", description: "Background full collections started by the heap trimmer: once the heap grew and stopped growing, or after a while without one (Mqtt:HeapTrimInterval).");
+        PendingWriteBytes = _meter.CreateUpDownCounter<long>("mqtt.connections.pending_write_bytes", description: "Payload and topic bytes of deliveries queued to this gateway's connections and not yet written (bounded per connection by Mqtt:MaxPendingWriteBytes).");
         SessionsInMemory = _meter.CreateUpDownCounter<long>("mqtt.sessions.in_memory", description: "Session grains activated in this silo; persistent sessions leave memory when idle (Mqtt:SessionIdleTimeout).");
     }
 
@@ -80,6 +81,9 @@ public sealed class MqttMetrics
 
     /// <summary>Stale session copies dropped from a silo's storage; tag <c>where</c> (<c>start</c> or <c>activation</c>).</summary>
     public Counter<long> SessionsStaleCopiesDropped { get; }
+
+    /// <summary>Bytes of deliveries queued to connections and not yet written, summed over the gateway's connections.</summary>
+    public UpDownCounter<long> PendingWriteBytes { get; }
 
     /// <summary>Session grains activated in this silo.</summary>
     public UpDownCounter<long> SessionsInMemory { get; }
