@@ -62,7 +62,7 @@ public sealed partial class ConfigurationDocumentationTests
     public void Every_options_class_is_mapped_to_its_section()
     {
         var unmapped = HostAssemblies()
-            .SelectMany(LoadableTypes)
+            .SelectMany(SourceTree.LoadableTypes)
             .Where(t => t.IsClass && t.Name.EndsWith("Options", StringComparison.Ordinal))
             .Where(t => !BoundOptions.ContainsKey(t) && !IsChildOptions(t))
             .Select(t => t.FullName)
@@ -167,21 +167,9 @@ public sealed partial class ConfigurationDocumentationTests
             .Where(name => !NotHostAssemblySuffixes.Any(suffix => name.EndsWith(suffix, StringComparison.Ordinal)))
             .Select(name => Assembly.Load(new AssemblyName(name)));
 
-    private static IEnumerable<Type> LoadableTypes(Assembly assembly)
-    {
-        try
-        {
-            return assembly.GetTypes();
-        }
-        catch (ReflectionTypeLoadException exception)
-        {
-            return exception.Types.OfType<Type>();
-        }
-    }
-
     private static List<string> DocumentedKeys()
     {
-        var document = Path.Combine(RepositoryRoot(), "docs", "configuration.md");
+        var document = Path.Combine(SourceTree.RepositoryRoot(), "docs", "configuration.md");
         return File.ReadLines(document)
             .Select(line => TableKey().Match(line))
             .Where(match => match.Success)
@@ -192,26 +180,13 @@ public sealed partial class ConfigurationDocumentationTests
     /// <summary>The C# files of the hosts and the libraries they use (not the tests and not the load tool).</summary>
     private static IEnumerable<string> SourceFiles()
     {
-        var root = RepositoryRoot();
+        var root = SourceTree.RepositoryRoot();
         string[] folders = ["src", "silo", "gateway", "grains"];
         return folders
             .SelectMany(folder => Directory.EnumerateFiles(Path.Combine(root, folder), "*.cs", SearchOption.AllDirectories))
             .Where(path => !path.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
                 && !path.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
                 && !path.Contains("Orleans.Mqtt.Bench", StringComparison.Ordinal));
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "Orleans.Mqtt.sln")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"No Orleans.Mqtt.sln above {AppContext.BaseDirectory}.");
     }
 
     // The first cell of a table row, when it is one key in backticks: | `Mqtt:Tcp:Port` | …
