@@ -5,101 +5,144 @@ using Xunit;
 namespace Orleans.Mqtt.Tests.Hosting;
 
 /// <summary>
-/// Keeps <c>docs/architecture.md</c> true to the code: every file path it names exists, every type it names in
-/// backticks is a type of the broker, and every <c>Type.Member</c> is a member of that type.
+/// Keeps <c>docs/architecture.md</c> true to the code: every file path it writes in backticks must exist, and every
+/// <c>`Type.Member`</c> must name a type of the Orleans.Mqtt assemblies that has that member.
 /// </summary>
 public sealed partial class ArchitectureDocumentTests
 {
-    private static readonly string[] PathRoots = ["src/", "gateway/", "grains/", "silo/", "test/", "docs/", "bench/", "charts/"];
+    private const BindingFlags AnyMember =
+        BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static | BindingFlags.FlattenHierarchy;
+
+    private static readonly string Root = SourceTree.RepositoryRoot();
 
     [Fact]
-    public void Every_path_type_and_member_the_document_names_exists()
+    public void Every_file_path_it_names_exists()
     {
-        var root = SourceTree.RepositoryRoot();
-        var types = BrokerTypes();
         var missing = new List<string>();
-        var checkedReferences = 0;
-        var document = CodeBlock().Replace(File.ReadAllText(Path.Combine(root, "docs", "architecture.md")), string.Empty);
-        foreach (Match match in Quoted().Matches(document))
+        foreach (var code in CodeSpans())
         {
-            var text = match.Groups[1].Value;
-            if (PathRoots.Any(r => text.StartsWith(r, StringComparison.Ordinal)) && !text.Contains(' ', StringComparison.Ordinal))
+            if (PathPattern().IsMatch(code) && !File.Exists(Path.Combine(Root, code)) && !Directory.Exists(Path.Combine(Root, code)))
             {
-                checkedReferences++;
-                var path = Path.Combine(root, text.TrimEnd('/'));
-                if (!File.Exists(path) && !Directory.Exists(path))
-                {
-                    missing.Add($"path {text}");
-                }
-            }
-            else if (TypeAndMember().Match(text) is { Success: true } reference)
-            {
-                checkedReferences++;
-                var typeName = reference.Groups[1].Value;
-                var member = reference.Groups[2].Value;
-                if (!types.TryGetValue(typeName, out var candidates))
-                {
-                    missing.Add($"type {typeName}");
-                }
-                else if (member.Length > 0 && !candidates.Any(t => HasMember(t, member)))
-                {
-                    missing.Add($"member {typeName}.{member}");
-                }
+                missing.Add(code);
             }
         }
 
-        Assert.True(checkedReferences > 50, $"only {checkedReferences} references found: has the document's convention changed?");
-        Assert.True(missing.Count == 0, "docs/architecture.md names what the code does not have: " + string.Join(", ", missing));
+        Assert.True(missing.Count == 0, $"docs/architecture.md names paths that do not exist: {string.Join(", ", missing)}");
     }
+
+    [Fact]
+    public void Every_type_and_member_it_names_exists()
+    {
+        var types = LoadTypes();
+        var namespaces = new HashSet<string>(types.Values.SelectMany(t => t).Select(t => t.Namespace ?? string.Empty), StringComparer.Ordinal);
+        var problems = new List<string>();
+        var checkedReferences = 0;
+        foreach (var code in CodeSpans())
+        {
+            var match = MemberPattern().Match(code);
+            if (!match.Success || IsNamespace(code, namespaces))
+            {
+                continue;
+            }
+
+            checkedReferences++;
+            var parts = match.Groups["name"].Value.Split('.');
+            var typeName = parts[^2];
+            var memberName = parts[^1];
+            if (!types.TryGetValue(typeName, out var candidates))
+            {
+                problems.Add($"`{code}`: no type {typeName} in the Orleans.Mqtt assemblies");
+            }
+            else if (!candidates.Any(t => HasMember(t, memberName)))
+            {
+                problems.Add($"`{code}`: {typeName} has no member {memberName}");
+            }
+        }
+
+        Assert.True(checkedReferences > 0, "docs/architecture.md names no `Type.Member` at all");
+        Assert.True(problems.Count == 0, $"docs/architecture.md is out of date:{Environment.NewLine}{string.Join(Environment.NewLine, problems)}");
+    }
+
+    private static IEnumerable<string> CodeSpans()
+    {
+        var text = File.ReadAllText(Path.Combine(Root, "docs", "architecture.md"));
+
+        // Fenced blocks (the picture) are not references.
+        text = FencePattern().Replace(text, string.Empty);
+        foreach (Match m in CodePattern().Matches(text))
+        {
+            yield return m.Groups[1].Value;
+        }
+    }
+
+    private static bool IsNamespace(string name, HashSet<string> namespaces) =>
+        namespaces.Contains(name) || namespaces.Any(ns => ns.StartsWith(name + ".", StringComparison.Ordinal));
 
     private static bool HasMember(Type type, string name)
     {
-        const BindingFlags All = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static;
-        for (var t = type; t is not null; t = t.BaseType)
+        if (type.GetMember(name, MemberTypes.All, AnyMember).Length > 0)
         {
-            if (t.GetMember(name, All).Length > 0)
+            return true;
+        }
+
+        // Interfaces do not inherit the members of the interfaces they extend.
+        foreach (var parent in type.GetInterfaces())
+        {
+            if (parent.GetMember(name, MemberTypes.All, AnyMember).Length > 0)
             {
                 return true;
             }
         }
 
-        return type.GetInterfaces().Any(i => i.GetMember(name, All).Length > 0);
+        return false;
     }
 
-    // Every type of the broker's assemblies (this test assembly included) by simple name, generic arity left off.
-    private static Dictionary<string, List<Type>> BrokerTypes()
+    /// <summary>Every type of the Orleans.Mqtt assemblies beside the tests (nested and non-public ones too), by simple name.</summary>
+    private static Dictionary<string, List<Type>> LoadTypes()
     {
-        var types = new Dictionary<string, List<Type>>(StringComparer.Ordinal);
-        foreach (var path in Directory.EnumerateFiles(AppContext.BaseDirectory, "Orleans.Mqtt.*.dll"))
+        var byName = new Dictionary<string, List<Type>>(StringComparer.Ordinal);
+        var self = typeof(ArchitectureDocumentTests).Assembly.GetName().Name;
+        foreach (var file in Directory.EnumerateFiles(AppContext.BaseDirectory, "Orleans.Mqtt.*.dll"))
         {
-            var assembly = Assembly.Load(new AssemblyName(Path.GetFileNameWithoutExtension(path)));
-            foreach (var type in SourceTree.LoadableTypes(assembly))
+            var name = AssemblyName.GetAssemblyName(file);
+            if (name.Name == self)
             {
-                var name = type.Name;
-                var tick = name.IndexOf('`', StringComparison.Ordinal);
-                name = tick < 0 ? name : name[..tick];
-                if (!types.TryGetValue(name, out var list))
+                continue;
+            }
+
+            foreach (var type in SourceTree.LoadableTypes(Assembly.Load(name)))
+            {
+                var simple = type.Name;
+                var arity = simple.IndexOf('`', StringComparison.Ordinal);
+                if (arity >= 0)
                 {
-                    types[name] = list = [];
+                    simple = simple[..arity];
+                }
+
+                if (!byName.TryGetValue(simple, out var list))
+                {
+                    byName[simple] = list = [];
                 }
 
                 list.Add(type);
             }
         }
 
-        return types;
+        Assert.True(byName.ContainsKey("ClientSessionGrain"), "the grain assembly was not found beside the tests");
+        return byName;
     }
 
-    // Text in backticks, within one line.
-    [GeneratedRegex("`([^`\\n]+)`")]
-    private static partial Regex Quoted();
+    [GeneratedRegex(@"^```.*?^```", RegexOptions.Multiline | RegexOptions.Singleline)]
+    private static partial Regex FencePattern();
 
-    // A fenced block (the picture), which holds no references.
-    [GeneratedRegex("^```.*?^```", RegexOptions.Singleline | RegexOptions.Multiline)]
-    private static partial Regex CodeBlock();
+    [GeneratedRegex(@"`([^`\r\n]+)`")]
+    private static partial Regex CodePattern();
 
-    // A PascalCase type name (two capitals at least, after an interface's I, so that plain words are not taken for
-    // types), optionally with .Member.
-    [GeneratedRegex(@"^(I?[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*)(?:\.([A-Z][A-Za-z0-9]*))?$")]
-    private static partial Regex TypeAndMember();
+    // A path from the repository root: at least one slash, no spaces, wildcards or placeholders.
+    [GeneratedRegex(@"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)+/?$")]
+    private static partial Regex PathPattern();
+
+    // Type.Member (Pascal case on both sides), optionally with "()".
+    [GeneratedRegex(@"^(?<name>[A-Z][A-Za-z0-9_]*(\.[A-Z][A-Za-z0-9_]*)+)(\(\))?$")]
+    private static partial Regex MemberPattern();
 }
