@@ -74,3 +74,34 @@ CONF
   mosquitto_pid=$!
   wait_for_port "$port"
 }
+
+# Builds the standalone broker and starts it on free loopback ports with an empty data directory (a new temporary
+# directory named after prefix), then waits until it is ready. Sets work, mqtt, http and broker (its pid); settings
+# for the broker pass through the environment. stop_standalone ends it and removes the directory.
+start_standalone() { # prefix
+  dotnet build "$root/src/Orleans.Mqtt.Standalone" -c Release --nologo -v quiet >&2
+  work=$(mktemp -d -t "$1.XXXXXX")
+  mqtt=$(free_port); http=$(free_port)
+  (
+    cd "$work"
+    Mqtt__Tcp__Port=$mqtt Mqtt__WebSocket__Port=0 Http__Port=$http \
+    Orleans__SiloPort=$(free_port) Orleans__GatewayPort=$(free_port) \
+      exec dotnet "$root/src/Orleans.Mqtt.Standalone/bin/Release/net10.0/Orleans.Mqtt.Standalone.dll" >"$work/broker.log" 2>&1
+  ) &
+  broker=$!
+  for _ in $(seq 1 120); do
+    curl -sf "http://127.0.0.1:$http/health/ready" >/dev/null && return 0
+    kill -0 "$broker" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "broker did not become ready" >&2
+  cat "$work/broker.log" >&2
+  stop_standalone
+  exit 1
+}
+
+stop_standalone() {
+  kill "$broker" 2>/dev/null || true
+  wait "$broker" 2>/dev/null || true
+  rm -rf "$work"
+}

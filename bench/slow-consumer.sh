@@ -16,22 +16,8 @@ count=${COUNT:-200}
 size=${SIZE:-1048000}
 settle=${SETTLE:-15}
 
-dotnet build "$root/src/Orleans.Mqtt.Standalone" -c Release --nologo -v quiet >&2
-work=$(mktemp -d -t orleans-mqtt-slow.XXXXXX)
-mqtt=$(free_port); http=$(free_port)
-(
-  cd "$work"
-  Mqtt__Tcp__Port=$mqtt Mqtt__WebSocket__Port=0 Http__Port=$http \
-  Orleans__SiloPort=$(free_port) Orleans__GatewayPort=$(free_port) \
-    exec dotnet "$root/src/Orleans.Mqtt.Standalone/bin/Release/net10.0/Orleans.Mqtt.Standalone.dll" >"$work/broker.log" 2>&1
-) &
-broker=$!
-trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 120); do
-  curl -sf "http://127.0.0.1:$http/health/ready" >/dev/null && break
-  sleep 0.5
-done
-curl -sf "http://127.0.0.1:$http/health/ready" >/dev/null || { echo "broker did not become ready" >&2; cat "$work/broker.log" >&2; exit 1; }
+start_standalone orleans-mqtt-slow
+trap stop_standalone EXIT
 
 python3 - "$broker" "$mqtt" "$http" "$count" "$size" "$settle" <<'PY'
 import socket, struct, sys, time, urllib.request

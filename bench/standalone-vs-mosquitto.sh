@@ -6,20 +6,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/bench/lib.sh"
 
-dotnet build "$root/src/Orleans.Mqtt.Standalone" -c Release --nologo -v quiet >&2
-work=$(mktemp -d -t orleans-mqtt-bench.XXXXXX)
-mqtt=$(free_port); http=$(free_port)
-(
-  cd "$work"
-  Mqtt__Tcp__Port=$mqtt Mqtt__WebSocket__Port=0 Http__Port=$http \
-  Orleans__SiloPort=$(free_port) Orleans__GatewayPort=$(free_port) \
-    exec dotnet "$root/src/Orleans.Mqtt.Standalone/bin/Release/net10.0/Orleans.Mqtt.Standalone.dll" >"$work/broker.log" 2>&1
-) &
-broker=$!
-trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 120); do
-  curl -sf "http://127.0.0.1:$http/health/ready" >/dev/null && break
-  sleep 0.5
-done
-curl -sf "http://127.0.0.1:$http/health/ready" >/dev/null || { echo "broker did not become ready" >&2; cat "$work/broker.log" >&2; exit 1; }
+start_standalone orleans-mqtt-bench
+trap stop_standalone EXIT
 "$root/bench/compare.sh" "127.0.0.1:$mqtt"
