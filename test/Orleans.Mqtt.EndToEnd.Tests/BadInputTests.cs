@@ -22,7 +22,7 @@ public sealed class BadInputTests(SharedBroker shared)
         await using var client = await RawMqttClient.ConnectAcceptedAsync(_broker.MqttPort, level, clientId);
         await client.SendAsync(RawMqttClient.Publish("a/+/b", [1, 2, 3], qos: 1, packetId: 1, v5: level == 5));
 
-        await AssertClosedAsync(client, level, 0x90);
+        await client.AssertClosedByServerAsync(level, 0x90);
 
         await _broker.WaitForOutputAsync(l => l.Contains(clientId, StringComparison.Ordinal) && l.Contains("bad input (invalid_topic)", StringComparison.Ordinal));
         Assert.True(await _broker.GetCounterAsync("mqtt_packets_rejected_total", "reason=\"invalid_topic\"") > before);
@@ -64,7 +64,7 @@ public sealed class BadInputTests(SharedBroker shared)
 
         // A remaining length of five bytes is malformed [MQTT-2.2.3].
         await client.SendAsync([0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]);
-        await AssertClosedAsync(client, level, 0x81);
+        await client.AssertClosedByServerAsync(level, 0x81);
 
         await _broker.WaitForOutputAsync(l => l.Contains("bad input (malformed_packet)", StringComparison.Ordinal));
         Assert.True(await _broker.GetCounterAsync("mqtt_packets_rejected_total", "reason=\"malformed_packet\"") > before);
@@ -100,7 +100,7 @@ public sealed class BadInputTests(SharedBroker shared)
             // The server may close while the rest is still being sent.
         }
 
-        await AssertClosedAsync(client, level, 0x95);
+        await client.AssertClosedByServerAsync(level, 0x95);
 
         await _broker.WaitForOutputAsync(l => l.Contains("bad input (packet_too_large)", StringComparison.Ordinal));
         Assert.True(await _broker.GetCounterAsync("mqtt_packets_rejected_total", "reason=\"packet_too_large\"") > before);
@@ -127,22 +127,6 @@ public sealed class BadInputTests(SharedBroker shared)
         Assert.Equal(0x20, header);
         Assert.Equal(0x01, body[1]);
         Assert.Empty(await client.ReadUntilClosedAsync());
-    }
-
-    /// <summary>The server closes the connection; MQTT 5 clients first get DISCONNECT with <paramref name="reasonCode"/>.</summary>
-    private static async Task AssertClosedAsync(RawMqttClient client, byte level, byte reasonCode)
-    {
-        var packets = await client.ReadUntilClosedAsync();
-        if (level == 5)
-        {
-            var (header, body) = Assert.Single(packets);
-            Assert.Equal(0xE0, header);
-            Assert.Equal(reasonCode, body[0]);
-        }
-        else
-        {
-            Assert.Empty(packets);
-        }
     }
 
     /// <summary>A publish and a delivery between two fresh clients still work.</summary>

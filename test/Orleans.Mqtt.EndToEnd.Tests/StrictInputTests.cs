@@ -71,7 +71,7 @@ public sealed class StrictInputTests(SharedBroker shared)
     {
         await using var client = await RawMqttClient.ConnectAcceptedAsync(_broker.MqttPort, level, $"strict-{level}-{Guid.NewGuid():N}");
         await client.SendAsync(Convert.FromHexString(hex));
-        await AssertClosedAsync(client, level, reasonCode);
+        await client.AssertClosedByServerAsync(level, reasonCode);
         await AssertLoggedAsync(client, "bad input " + log);
     }
 
@@ -146,7 +146,7 @@ public sealed class StrictInputTests(SharedBroker shared)
             byte[] topic = [.. Encoding.UTF8.GetBytes(prefix + "/"), 0xC3, 0x28];
             byte[] body = [(byte)(topic.Length >> 8), (byte)topic.Length, .. topic, .. level == 5 ? new byte[] { 0 } : [], (byte)'x'];
             await publisher.SendAsync(RawMqttClient.Packet(0x30, body));
-            await AssertClosedAsync(publisher, level, MalformedPacket);
+            await publisher.AssertClosedByServerAsync(level, MalformedPacket);
         }
 
         await AssertOnlyMarkerArrivesAsync(subscriber, prefix, level);
@@ -167,7 +167,7 @@ public sealed class StrictInputTests(SharedBroker shared)
         {
             await using var publisher = await RawMqttClient.ConnectAcceptedAsync(_broker.MqttPort, level, "strict-pub-" + Guid.NewGuid().ToString("N"));
             await publisher.SendAsync(RawMqttClient.Publish(prefix + "/a", [(byte)'x'], qos, packetId: 0, v5: level == 5));
-            await AssertClosedAsync(publisher, level, ProtocolError);
+            await publisher.AssertClosedByServerAsync(level, ProtocolError);
         }
 
         await AssertOnlyMarkerArrivesAsync(subscriber, prefix, level);
@@ -210,21 +210,6 @@ public sealed class StrictInputTests(SharedBroker shared)
     {
         var port = $":{client.LocalPort}";
         return _broker.WaitForOutputAsync(l => l.Contains(port, StringComparison.Ordinal) && l.Contains(text, StringComparison.Ordinal));
-    }
-
-    private static async Task AssertClosedAsync(RawMqttClient client, byte level, byte reasonCode)
-    {
-        var packets = await client.ReadUntilClosedAsync();
-        if (level == 5)
-        {
-            var (header, body) = Assert.Single(packets);
-            Assert.Equal(0xE0, header);
-            Assert.Equal(reasonCode, body[0]);
-        }
-        else
-        {
-            Assert.Empty(packets);
-        }
     }
 
     private static byte[] ConnectWithClientId(byte level, byte[] clientId)

@@ -85,6 +85,25 @@ public sealed class RawMqttClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Asserts that the server closes the connection: MQTT 5 (<paramref name="level"/> 5) with one DISCONNECT carrying
+    /// <paramref name="reasonCode"/> first, MQTT 3.1.1 with nothing.
+    /// </summary>
+    public async Task AssertClosedByServerAsync(byte level, byte reasonCode)
+    {
+        var packets = await ReadUntilClosedAsync();
+        if (level == 5)
+        {
+            var (header, body) = Xunit.Assert.Single(packets);
+            Xunit.Assert.Equal(0xE0, header);
+            Xunit.Assert.Equal(reasonCode, body[0]);
+        }
+        else
+        {
+            Xunit.Assert.Empty(packets);
+        }
+    }
+
     /// <summary>Reads until the server closes the connection; returns the packets it sent before closing.</summary>
     public async Task<List<(byte Header, byte[] Body)>> ReadUntilClosedAsync(TimeSpan? timeout = null)
     {
