@@ -50,6 +50,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         ConnectionLogger = loggerFactory.CreateLogger<MqttConnection>();
         Id = string.IsNullOrEmpty(Options.GatewayId) ? $"{Environment.MachineName}-{Guid.NewGuid():N}"[..^24] : Options.GatewayId;
         _authenticator = new ConnectAuthenticator(Options);
+        Limits = new GatewayLimits(Options, metrics, timeProvider, _logger);
     }
 
     public string Id { get; }
@@ -66,6 +67,9 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     public ILogger<MqttConnection> ConnectionLogger { get; }
 
     public IGrainFactory GrainFactory => _grainFactory;
+
+    /// <summary>The listeners' connection rates and the overload state (<c>Mqtt:Limits</c>, <c>Mqtt:Overload</c>).</summary>
+    public GatewayLimits Limits { get; }
 
     /// <summary>Checks the credentials of every CONNECT.</summary>
     public ConnectAuthenticator Authenticator => _authenticator;
@@ -147,6 +151,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         _reference = _grainFactory.CreateObjectReference<IGatewayObserver>(this);
         _sweep = TimeProvider.CreateTimer(_ => Sweep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         _heartbeat = TimeProvider.CreateTimer(_ => _ = HeartbeatAsync(), null, TimeSpan.Zero, Options.HeartbeatInterval);
+        Limits.Start();
         LogStarted(_logger, Id, _authenticator.UserCount, Options.AnonymousAllowed);
         return Task.CompletedTask;
     }
@@ -202,6 +207,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         _stopping = true;
         _sweep?.Dispose();
         _heartbeat?.Dispose();
+        Limits.Dispose();
     }
 
     /// <summary>

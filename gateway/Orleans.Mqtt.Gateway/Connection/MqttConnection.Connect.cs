@@ -65,6 +65,11 @@ internal sealed partial class MqttConnection
             return;
         }
 
+        if (RefusedByLimits(connect))
+        {
+            return;
+        }
+
         var clientId = connect.ClientId ?? string.Empty;
         string? assigned = null;
         if (clientId.Length == 0)

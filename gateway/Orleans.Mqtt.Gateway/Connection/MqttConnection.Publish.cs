@@ -51,6 +51,11 @@ internal sealed partial class MqttConnection
             return;
         }
 
+        if (!await AdmitPublishAsync(qos, publish.PacketIdentifier, topic, payload.Length))
+        {
+            return;
+        }
+
         _gateway.Metrics.MessagesReceived.Add(1, QosTags[qos]);
         var message = new MqttMessage
         {

@@ -39,6 +39,11 @@ internal sealed partial class MqttConnection
                 continue;
             }
 
+            if (FilterOverLimits(topic, out codes[i]))
+            {
+                continue;
+            }
+
             if (shared && filter.NoLocal)
             {
                 // [MQTT-3.8.3-4]: No Local on a shared subscription is a protocol error.
@@ -53,10 +58,10 @@ internal sealed partial class MqttConnection
         Delivery[] retained = [];
         if (accepted.Count > 0)
         {
-            var result = await _session!.Subscribe(Id, [.. accepted]);
+            var result = await _session!.Subscribe(Id, [.. accepted], Limits.MaxSubscriptionsPerClient);
             for (var j = 0; j < positions.Count; j++)
             {
-                codes[positions[j]] = (MqttSubscribeReasonCode)result.GrantedQos[j];
+                codes[positions[j]] = SubscribeCode(result.GrantedQos[j]);
             }
 
             retained = result.Retained;

@@ -14,6 +14,17 @@ internal sealed class MqttConnectionHandler(MqttGateway gateway) : ConnectionHan
             format.ActiveFormat = TransferFormat.Binary;
         }
 
-        return new MqttConnection(connection, gateway).RunAsync();
+        var mqtt = new MqttConnection(connection, gateway);
+        mqtt.AcceptOn(ListenerOf(connection));
+        return mqtt.RunAsync();
     }
+
+    /// <summary>
+    /// The listener <paramref name="connection"/> came in on: WebSocket connections come through the HTTP pipeline
+    /// (they carry a transfer format), TLS ones through Kestrel's TLS middleware.
+    /// </summary>
+    private static MqttListener ListenerOf(ConnectionContext connection) =>
+        connection.Features.Get<ITransferFormatFeature>() is not null ? MqttListener.WebSocket
+        : connection.Features.Get<ITlsHandshakeFeature>() is not null ? MqttListener.Tls
+        : MqttListener.Tcp;
 }

@@ -87,6 +87,12 @@ public sealed class MqttGatewayOptions
     /// </summary>
     public int MaxKeepAlive { get; set; }
 
+    /// <summary>Per-client rates, per-listener connection rate, subscription and topic limits (<c>Mqtt:Limits:*</c>).</summary>
+    public LimitsOptions Limits { get; set; } = new();
+
+    /// <summary>When the gateway process counts as overloaded (<c>Mqtt:Overload:*</c>).</summary>
+    public OverloadOptions Overload { get; set; } = new();
+
     /// <summary>The effective anonymous setting.</summary>
     public bool AnonymousAllowed => AllowAnonymous ?? (IPAddress.TryParse(BindAddress, out var ip) && IPAddress.IsLoopback(ip));
 }

@@ -96,6 +96,7 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
             errors.Add($"Mqtt:MaxKeepAlive must be between 0 and 65535 seconds (was {o.MaxKeepAlive}).");
         }
 
+        LimitsOptionsValidator.Validate(errors, o.Limits, o.Overload);
         if (!o.AnonymousAllowed && string.IsNullOrEmpty(o.UsersFile))
         {
             errors.Add("Mqtt:AllowAnonymous is false (the default off loopback) but no Mqtt:UsersFile is configured: no client could connect.");

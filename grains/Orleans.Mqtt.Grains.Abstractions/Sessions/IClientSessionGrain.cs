@@ -13,8 +13,12 @@ public interface IClientSessionGrain : IGrainWithStringKey
     /// </summary>
     Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null);
 
-    /// <summary>Adds or replaces subscriptions; returns once they are routable on every live silo.</summary>
-    Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions);
+    /// <summary>
+    /// Adds or replaces subscriptions; returns once they are routable on every live silo. A filter that would take the
+    /// session over <paramref name="maxSubscriptions"/> subscriptions (0: no limit), those it kept from earlier
+    /// connections included, is not added and gets <see cref="Protocol.SubscribeReasonCodes.QuotaExceeded"/>.
+    /// </summary>
+    Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions, int maxSubscriptions = 0);
 
     /// <summary>Removes subscriptions; returns per filter whether it existed.</summary>
     Task<bool[]> Unsubscribe(long connectionId, string[] filters);

@@ -5,7 +5,7 @@ namespace Orleans.Mqtt.Grains;
 // SUBSCRIBE and UNSUBSCRIBE, and the retained messages a new subscription is served.
 internal sealed partial class ClientSessionGrain
 {
-    public async Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions)
+    public async Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions, int maxSubscriptions = 0)
     {
         var granted = new byte[subscriptions.Length];
         if (_presence?.ConnectionId != connectionId)
@@ -15,12 +15,27 @@ internal sealed partial class ClientSessionGrain
         }
 
         var isNew = new bool[subscriptions.Length];
+        var changed = false;
         for (var i = 0; i < subscriptions.Length; i++)
         {
             var sub = subscriptions[i];
             isNew[i] = !S.Subscriptions.ContainsKey(sub.Filter);
+            if (isNew[i] && maxSubscriptions > 0 && S.Subscriptions.Count >= maxSubscriptions)
+            {
+                // Checked here, where the subscriptions of earlier connections are known too; a replaced one adds none.
+                granted[i] = SubscribeReasonCodes.QuotaExceeded;
+                isNew[i] = false;
+                continue;
+            }
+
             S.Subscriptions[sub.Filter] = sub;
             granted[i] = sub.Qos;
+            changed = true;
+        }
+
+        if (!changed)
+        {
+            return new SubscribeResult(granted, []);
         }
 
         S.RouteVersion = NextVersion(S.RouteVersion);
@@ -35,7 +50,8 @@ internal sealed partial class ClientSessionGrain
         {
             var sub = subscriptions[i];
             // Retained messages are not sent for a shared subscription (MQTT 5 section 4.8.2); retain handling otherwise.
-            if (sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]) || Topics.SharedSubscription.IsShared(sub.Filter))
+            if (granted[i] == SubscribeReasonCodes.QuotaExceeded
+                || sub.RetainHandling == 2 || (sub.RetainHandling == 1 && !isNew[i]) || Topics.SharedSubscription.IsShared(sub.Filter))
             {
                 continue;
             }

@@ -74,4 +74,16 @@ public enum CloseReason
 
     /// <summary>The client's session grain could not be reached at CONNECT.</summary>
     SessionUnavailable,
+
+    /// <summary>A connection accepted over its listener's <c>Mqtt:Limits:ConnectionsPerSecond</c>.</summary>
+    ConnectionRateExceeded,
+
+    /// <summary>CONNECT while the gateway is overloaded (<c>Mqtt:Overload:*</c>).</summary>
+    ServerBusy,
+
+    /// <summary>A PUBLISH or will topic, or a topic filter, longer than <c>Mqtt:Limits:MaxTopicLength</c>.</summary>
+    TopicTooLong,
+
+    /// <summary>A PUBLISH or will topic, or a topic filter, with more levels than <c>Mqtt:Limits:MaxTopicLevels</c>.</summary>
+    TopicTooManyLevels,
 }

@@ -37,6 +37,10 @@ public static class CloseReasons
         new(CloseReason.NotAuthorized,              "not_authorized",                0x05,          0x87,      null,         "not authorized"),
         new(CloseReason.MaxConnections,             "max_connections",               0x03,          0x97,      null,         "connection quota exceeded"),
         new(CloseReason.SessionUnavailable,         "session_unavailable",           0x03,          0x88,      null,         "session not available"),
+        new(CloseReason.ConnectionRateExceeded,     "connection_rate_exceeded",      0x03,          0x9F,      null,         "connection rate exceeded"),
+        new(CloseReason.ServerBusy,                 "server_busy",                   0x03,          0x89,      0x89,         "server busy"),
+        new(CloseReason.TopicTooLong,               "topic_too_long",                0x03,          0x90,      0x90,         "topic longer than Mqtt:Limits:MaxTopicLength"),
+        new(CloseReason.TopicTooManyLevels,         "topic_too_many_levels",         0x03,          0x90,      0x90,         "topic with more levels than Mqtt:Limits:MaxTopicLevels"),
     ];
 
     static CloseReasons()

@@ -41,4 +41,10 @@ public enum DropReason
 
     /// <summary>A message for a shared subscription without a member to take it.</summary>
     NoShareMember,
+
+    /// <summary>A QoS 0 PUBLISH over its client's <c>Mqtt:Limits:MessagesPerSecond</c> or <c>Mqtt:Limits:BytesPerSecond</c>.</summary>
+    RateLimited,
+
+    /// <summary>A QoS 0 PUBLISH received while the gateway is overloaded (<c>Mqtt:Overload:*</c>).</summary>
+    Overloaded,
 }

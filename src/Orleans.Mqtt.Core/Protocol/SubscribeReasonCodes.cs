@@ -10,4 +10,10 @@ public static class SubscribeReasonCodes
     /// The filter was not subscribed: MQTT 3.1.1's Failure return code and MQTT 5's Unspecified error, the same byte.
     /// </summary>
     public const byte Failure = 0x80;
+
+    /// <summary>
+    /// MQTT 5's Quota exceeded: the filter would take the session over <c>Mqtt:Limits:MaxSubscriptionsPerClient</c>.
+    /// MQTT 3.1.1 has no such code; the gateway sends <see cref="Failure"/> there.
+    /// </summary>
+    public const byte QuotaExceeded = 0x97;
 }

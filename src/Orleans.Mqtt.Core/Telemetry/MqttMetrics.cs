@@ -34,6 +34,9 @@ public sealed class MqttMetrics
         SessionsStaleCopiesDropped = _meter.CreateCounter<long>("mqtt.sessions.stale_copies_dropped", description: "Stored session copies found older than their routes and dropped, by where (start: the silo's check at its start; activation: an activation that found one).");
         HeapTrims = _meter.CreateCounter<long>("mqtt.heap.trims", description: "Background full collections started by the heap trimmer: once the heap grew and stopped growing, or after a while without one (Mqtt:HeapTrimInterval).");
         PendingWriteBytes = _meter.CreateUpDownCounter<long>("mqtt.connections.pending_write_bytes", description: "Payload and topic bytes of deliveries queued to this gateway's connections and not yet written (bounded per connection by Mqtt:MaxPendingWriteBytes).");
+        PublishesRefused = _meter.CreateCounter<long>("mqtt.publishes.refused", description: "QoS 1/2 PUBLISH packets answered with a failing PUBACK/PUBREC because of a limit (MQTT 5: 0x97 over the rate, 0x90 topic over Mqtt:Limits), by reason.");
+        PublishesDelayed = _meter.CreateCounter<long>("mqtt.publishes.delayed", description: "MQTT 3.1.1 QoS 1/2 PUBLISH packets over their client's rate whose reading was paused until the rate allowed them, by reason.");
+        SubscriptionsRefused = _meter.CreateCounter<long>("mqtt.subscriptions.refused", description: "SUBSCRIBE topic filters refused by a limit (SUBACK 0x97/0x8F in MQTT 5, 0x80 in 3.1.1), by reason.");
         SessionsInMemory = _meter.CreateUpDownCounter<long>("mqtt.sessions.in_memory", description: "Session grains activated in this silo; persistent sessions leave memory when idle (Mqtt:SessionIdleTimeout).");
     }
 
@@ -85,11 +88,24 @@ public sealed class MqttMetrics
     /// <summary>Bytes of deliveries queued to connections and not yet written, summed over the gateway's connections.</summary>
     public UpDownCounter<long> PendingWriteBytes { get; }
 
+    /// <summary>QoS 1/2 publishes refused by a limit; tag <c>reason</c>.</summary>
+    public Counter<long> PublishesRefused { get; }
+
+    /// <summary>MQTT 3.1.1 QoS 1/2 publishes paced to their client's rate; tag <c>reason</c>.</summary>
+    public Counter<long> PublishesDelayed { get; }
+
+    /// <summary>Topic filters refused by a limit; tag <c>reason</c>.</summary>
+    public Counter<long> SubscriptionsRefused { get; }
+
     /// <summary>Session grains activated in this silo.</summary>
     public UpDownCounter<long> SessionsInMemory { get; }
 
     /// <summary>Background full collections started by the heap trimmer.</summary>
     public Counter<long> HeapTrims { get; }
+
+    /// <summary>Registers the gateway's overload gauge: 1 while it refuses new connections and sheds QoS 0, else 0.</summary>
+    public void ObserveOverload(Func<int> state) =>
+        _meter.CreateObservableGauge("mqtt.overload.state", state, description: "1 while the gateway is overloaded (Mqtt:Overload:*): new CONNECTs get Server busy and inbound QoS 0 publishes are dropped; 0 otherwise.");
 
     /// <summary>Registers the silo-side gauges (sessions, subscriptions, retained messages) read from the route replica.</summary>
     public void ObserveReplica(Func<long> sessions, Func<long> subscriptions, Func<long> retained)

@@ -30,6 +30,10 @@ public sealed class CloseReasonsTests
     [InlineData(CloseReason.NotAuthorized, "not_authorized")]
     [InlineData(CloseReason.MaxConnections, "max_connections")]
     [InlineData(CloseReason.SessionUnavailable, "session_unavailable")]
+    [InlineData(CloseReason.ConnectionRateExceeded, "connection_rate_exceeded")]
+    [InlineData(CloseReason.ServerBusy, "server_busy")]
+    [InlineData(CloseReason.TopicTooLong, "topic_too_long")]
+    [InlineData(CloseReason.TopicTooManyLevels, "topic_too_many_levels")]
     public void Close_reason_tags_stay_as_published(CloseReason reason, string tag)
     {
         Assert.Equal(tag, reason.Tag());
@@ -60,6 +64,10 @@ public sealed class CloseReasonsTests
     [InlineData(CloseReason.InvalidTopic, MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.TopicNameInvalid)]
     [InlineData(CloseReason.MaxConnections, MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.QuotaExceeded)]
     [InlineData(CloseReason.SessionUnavailable, MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.ServerUnavailable)]
+    [InlineData(CloseReason.ConnectionRateExceeded, MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.ConnectionRateExceeded)]
+    [InlineData(CloseReason.ServerBusy, MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.ServerBusy)]
+    [InlineData(CloseReason.TopicTooLong, MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.TopicNameInvalid)]
+    [InlineData(CloseReason.TopicTooManyLevels, MqttConnectReturnCode.ConnectionRefusedServerUnavailable, MqttConnectReasonCode.TopicNameInvalid)]
     public void Connect_refusals_carry_the_codes_of_both_versions(CloseReason reason, MqttConnectReturnCode v311, MqttConnectReasonCode v5)
     {
         Assert.Equal(v311, (MqttConnectReturnCode)reason.ConnectReturnCode());
@@ -81,6 +89,9 @@ public sealed class CloseReasonsTests
     [InlineData(CloseReason.SessionTakenOver, MqttDisconnectReasonCode.SessionTakenOver)]
     [InlineData(CloseReason.ServerShuttingDown, MqttDisconnectReasonCode.ServerShuttingDown)]
     [InlineData(CloseReason.GatewayDeclaredDead, MqttDisconnectReasonCode.UnspecifiedError)]
+    [InlineData(CloseReason.ServerBusy, MqttDisconnectReasonCode.ServerBusy)]
+    [InlineData(CloseReason.TopicTooLong, MqttDisconnectReasonCode.TopicNameInvalid)]
+    [InlineData(CloseReason.TopicTooManyLevels, MqttDisconnectReasonCode.TopicNameInvalid)]
     public void Disconnects_carry_the_mqtt5_reason_code(CloseReason reason, MqttDisconnectReasonCode code)
     {
         Assert.Equal(code, (MqttDisconnectReasonCode)reason.DisconnectReasonCode());
@@ -99,6 +110,8 @@ public sealed class CloseReasonsTests
     [InlineData(DropReason.QueueFull, "queue_full")]
     [InlineData(DropReason.OfflineQos0, "offline_qos0")]
     [InlineData(DropReason.NoShareMember, "no_share_member")]
+    [InlineData(DropReason.RateLimited, "rate_limited")]
+    [InlineData(DropReason.Overloaded, "overloaded")]
     public void Drop_reason_tags_stay_as_published(DropReason reason, string tag)
     {
         Assert.Equal(tag, reason.Tag());
