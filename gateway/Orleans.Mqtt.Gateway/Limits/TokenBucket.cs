@@ -14,6 +14,10 @@ namespace Orleans.Mqtt.Gateway;
 /// </remarks>
 internal sealed class TokenBucket
 {
+    // Refilling adds fractions of a token: a millionth of one is the rounding the comparisons forgive, so that, say,
+    // a hundred refills of 0.01 make the token they add up to.
+    private const double Tolerance = 1e-6;
+
     private readonly double _perSecond;
     private readonly double _perTimestampTick;
     private double _tokens;
@@ -40,7 +44,7 @@ internal sealed class TokenBucket
     public bool CanTake(long now, double count)
     {
         Refill(now);
-        return _tokens >= Math.Min(count, Capacity);
+        return _tokens + Tolerance >= Math.Min(count, Capacity);
     }
 
     /// <summary>Takes <paramref name="count"/> tokens; call after <see cref="CanTake"/> said yes.</summary>
