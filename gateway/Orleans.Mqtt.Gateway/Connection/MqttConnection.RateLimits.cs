@@ -71,39 +71,28 @@ internal sealed partial class MqttConnection
             return ValueTask.FromResult(false);
         }
 
-        if (qos == 0 && _gateway.Limits.Overload.IsOverloaded)
+        var rate = _publishRate;
+        var resend = qos == 2 && _inboundQos2 is { } pending && pending.Contains(packetId);
+        var now = rate is null ? 0 : _gateway.TimeProvider.GetTimestamp();
+        switch (PublishAdmission.Decide(qos, _v5, _gateway.Limits.Overload.IsOverloaded, resend, rate, now, payloadBytes))
         {
-            _gateway.Metrics.CountDrop(DropReason.Overloaded);
-            return ValueTask.FromResult(false);
+            case PublishVerdict.Route:
+                return ValueTask.FromResult(true);
+            case PublishVerdict.DropOverloaded:
+                _gateway.Metrics.CountDrop(DropReason.Overloaded);
+                return ValueTask.FromResult(false);
+            case PublishVerdict.DropRateLimited:
+                _gateway.Metrics.CountDrop(DropReason.RateLimited);
+                return ValueTask.FromResult(false);
+            case PublishVerdict.RefuseQuotaExceeded:
+                _gateway.Metrics.PublishesRefused.Add(1, RateLimitedTag);
+                Send(qos == 1
+                    ? ReplyPackets.PubAck(packetId, MqttPubAckReasonCode.QuotaExceeded)
+                    : ReplyPackets.PubRec(packetId, MqttPubRecReasonCode.QuotaExceeded));
+                return ValueTask.FromResult(false);
         }
 
-        // A QoS 2 re-send of a packet id this connection already accepted is not a new message.
-        if (_publishRate is not { } rate || (qos == 2 && _inboundQos2 is { } pending && pending.Contains(packetId)))
-        {
-            return ValueTask.FromResult(true);
-        }
-
-        if (rate.TryAcquire(_gateway.TimeProvider.GetTimestamp(), payloadBytes))
-        {
-            return ValueTask.FromResult(true);
-        }
-
-        if (qos == 0)
-        {
-            _gateway.Metrics.CountDrop(DropReason.RateLimited);
-            return ValueTask.FromResult(false);
-        }
-
-        if (_v5)
-        {
-            _gateway.Metrics.PublishesRefused.Add(1, RateLimitedTag);
-            Send(qos == 1
-                ? ReplyPackets.PubAck(packetId, MqttPubAckReasonCode.QuotaExceeded)
-                : ReplyPackets.PubRec(packetId, MqttPubRecReasonCode.QuotaExceeded));
-            return ValueTask.FromResult(false);
-        }
-
-        return new ValueTask<bool>(PaceAsync(rate, payloadBytes));
+        return new ValueTask<bool>(PaceAsync(rate!, payloadBytes));
     }
 
     /// <summary>

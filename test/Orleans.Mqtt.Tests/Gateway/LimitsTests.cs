@@ -211,6 +211,39 @@ public sealed class LimitsTests
         Assert.True(new MqttGatewayOptionsValidator().Validate(null, new MqttGatewayOptions()).Succeeded);
     }
 
+    [Theory]
+    [InlineData(0, true, (int)PublishVerdict.DropRateLimited)]
+    [InlineData(0, false, (int)PublishVerdict.DropRateLimited)]
+    [InlineData(1, true, (int)PublishVerdict.RefuseQuotaExceeded)]
+    [InlineData(2, true, (int)PublishVerdict.RefuseQuotaExceeded)]
+    [InlineData(1, false, (int)PublishVerdict.Pace)]
+    [InlineData(2, false, (int)PublishVerdict.Pace)]
+    public void Over_the_rate_qos_0_is_dropped_and_qos_1_2_refused_in_mqtt5_or_paced_in_mqtt311(byte qos, bool v5, int expected)
+    {
+        var time = new FakeTimeProvider();
+        var rate = PublishRateLimit.Create(new LimitsOptions { MessagesPerSecond = 1, MessageBurst = 1 }, time);
+
+        Assert.Equal(PublishVerdict.Route, PublishAdmission.Decide(qos, v5, overloaded: false, resend: false, rate, time.GetTimestamp(), 10));
+        Assert.Equal((PublishVerdict)expected, PublishAdmission.Decide(qos, v5, overloaded: false, resend: false, rate, time.GetTimestamp(), 10));
+
+        // A QoS 2 re-send of an accepted packet id is not a new message.
+        Assert.Equal(PublishVerdict.Route, PublishAdmission.Decide(2, v5, overloaded: false, resend: true, rate, time.GetTimestamp(), 10));
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(PublishVerdict.Route, PublishAdmission.Decide(qos, v5, overloaded: false, resend: false, rate, time.GetTimestamp(), 10));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Overload_sheds_qos_0_first_and_lets_qos_1_2_through(bool v5)
+    {
+        var time = new FakeTimeProvider();
+        Assert.Equal(PublishVerdict.DropOverloaded, PublishAdmission.Decide(0, v5, overloaded: true, resend: false, null, time.GetTimestamp(), 10));
+        Assert.Equal(PublishVerdict.Route, PublishAdmission.Decide(1, v5, overloaded: true, resend: false, null, time.GetTimestamp(), 10));
+        Assert.Equal(PublishVerdict.Route, PublishAdmission.Decide(2, v5, overloaded: true, resend: false, null, time.GetTimestamp(), 10));
+        Assert.Equal(PublishVerdict.Route, PublishAdmission.Decide(0, v5, overloaded: false, resend: false, null, time.GetTimestamp(), 10));
+    }
+
     private static int Accepted(ConnectionRateLimiter limiter, MqttListener listener, int attempts)
     {
         var accepted = 0;
