@@ -106,11 +106,11 @@ internal sealed partial class MqttConnection
         var time = _gateway.TimeProvider;
         while (!_closing)
         {
+            // The wait is the server's doing: it does not count against the client's keep alive.
             var now = time.GetTimestamp();
+            Volatile.Write(ref _lastActivity, now);
             if (rate.TryAcquire(now, payloadBytes))
             {
-                // The wait was the server's doing: it does not count against the client's keep alive.
-                Volatile.Write(ref _lastActivity, now);
                 return true;
             }
 
