@@ -9,8 +9,9 @@ namespace Orleans.Mqtt.Gateway;
 /// System.Threading.RateLimiting's <c>TokenBucketRateLimiter</c> was not used on the per-message path: it reads
 /// <c>Stopwatch</c> instead of a <see cref="TimeProvider"/> (so it cannot be tested on a fake clock, which the gateway's
 /// other timeouts are), either needs a timer per instance (<c>AutoReplenishment</c>) or an outside caller of
-/// <c>TryReplenish</c>, takes a lock and returns a lease object per call, and refuses outright a request larger than
-/// its limit, where a byte rate must let a packet larger than the burst through now and then.
+/// <c>TryReplenish</c>, takes a lock per call, and refuses outright a request larger than its limit, where a byte rate
+/// must let a packet larger than the burst through now and then. Neither allocates on a granted check; this one costs
+/// about 35 ns against about 85 ns (<c>RateLimiterBenchmarks</c>, docs/benchmarks.md).
 /// </remarks>
 internal sealed class TokenBucket
 {
