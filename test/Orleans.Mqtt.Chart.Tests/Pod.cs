@@ -125,6 +125,25 @@ public sealed class Pod : IAsyncDisposable
         return await http.GetStringAsync($"http://{IP}:{Port("http")}/metrics");
     }
 
+    /// <summary>SIGTERM, as a kubelet stops a pod; returns the exit code, or null when it is still running after <paramref name="gracePeriod"/>.</summary>
+    public async Task<int?> TerminateAsync(TimeSpan gracePeriod)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        try
+        {
+            await _process.WaitForExitAsync().WaitAsync(gracePeriod);
+            return _process.ExitCode;
+        }
+        catch (TimeoutException)
+        {
+            return null;
+        }
+    }
+
     public string Log(int lines = 40)
     {
         var text = new StringBuilder();
