@@ -78,16 +78,16 @@ public sealed partial class ChartClusterTests(ChartCluster cluster) : IClassFixt
         await cluster.ScaleUpSilosAsync();
 
         var deadline = DateTime.UtcNow + Timeout;
-        HashSet<string> missing;
+        List<string> missing;
         while (true)
         {
-            var exported = new HashSet<string>(StringComparer.Ordinal);
+            var exported = new Dictionary<string, HashSet<string>>(StringComparer.Ordinal);
             foreach (var pod in cluster.Silos.Concat(cluster.Gateways).Where(p => !p.HasExited))
             {
-                exported.UnionWith(ExportedNames(await pod.ScrapeAsync()));
+                AddExported(await pod.ScrapeAsync(), exported);
             }
 
-            missing = [.. used.Where(name => !exported.Contains(name) && !PrometheusOwn.Contains(name))];
+            missing = [.. Missing(used, exported)];
             if (missing.Count == 0 || DateTime.UtcNow > deadline)
             {
                 break;
@@ -97,28 +97,53 @@ public sealed partial class ChartClusterTests(ChartCluster cluster) : IClassFixt
             await Task.Delay(250);
         }
 
-        Assert.True(missing.Count == 0, $"the dashboard queries metrics no process exports: {string.Join(", ", missing.Order())}");
+        Assert.True(missing.Count == 0, $"the dashboard queries what no process exports: {string.Join(", ", missing.Distinct().Order())}");
     }
 
     // Series Prometheus makes itself for every target it scrapes.
     private static readonly string[] PrometheusOwn = ["up"];
 
-    /// <summary>The metric names in every query of the dashboard: identifiers followed by a label matcher or used bare.</summary>
-    internal static HashSet<string> DashboardMetrics(string json)
+    // Labels Prometheus adds to every series it scrapes, and the bucket bound of histograms.
+    private static readonly string[] ScrapeLabels = ["instance", "job", "le"];
+
+    /// <summary>
+    /// Each query of the dashboard as the metric names it selects (identifiers followed by a label matcher) and the
+    /// labels it groups by (<c>by (reason)</c>).
+    /// </summary>
+    internal static List<(string[] Metrics, string[] Labels)> DashboardMetrics(string json)
     {
-        var names = new HashSet<string>(StringComparer.Ordinal);
+        var queries = new List<(string[] Metrics, string[] Labels)>();
         using var document = JsonDocument.Parse(json);
         foreach (var expr in Expressions(document.RootElement))
         {
-            foreach (Match match in MetricSelector().Matches(expr))
-            {
-                names.Add(match.Groups[1].Value);
-            }
-
-            Assert.True(MetricSelector().IsMatch(expr), $"no metric in query: {expr}");
+            var metrics = MetricSelector().Matches(expr).Select(m => m.Groups[1].Value).Distinct().ToArray();
+            Assert.True(metrics.Length > 0, $"no metric in query: {expr}");
+            var labels = GroupBy().Matches(expr)
+                .SelectMany(m => m.Groups[1].Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+                .Distinct().ToArray();
+            queries.Add((metrics, labels));
         }
 
-        return names;
+        return queries;
+    }
+
+    private static IEnumerable<string> Missing(List<(string[] Metrics, string[] Labels)> queries, Dictionary<string, HashSet<string>> exported)
+    {
+        foreach (var (metrics, labels) in queries)
+        {
+            foreach (var metric in metrics.Where(m => !exported.ContainsKey(m) && !PrometheusOwn.Contains(m)))
+            {
+                yield return metric;
+            }
+
+            foreach (var label in labels.Where(l => !ScrapeLabels.Contains(l)))
+            {
+                if (!metrics.Any(m => exported.TryGetValue(m, out var present) && present.Contains(label)))
+                {
+                    yield return $"label {label} of {string.Join("/", metrics)}";
+                }
+            }
+        }
     }
 
     private static IEnumerable<string> Expressions(JsonElement element)
@@ -161,14 +186,26 @@ public sealed partial class ChartClusterTests(ChartCluster cluster) : IClassFixt
         }
     }
 
-    private static IEnumerable<string> ExportedNames(string text)
+    // Prometheus text: each series line is the name, optionally {label="value",…}, then the value.
+    private static void AddExported(string text, Dictionary<string, HashSet<string>> exported)
     {
         foreach (var line in text.Split('\n'))
         {
-            if (line.Length > 0 && line[0] != '#')
+            if (line.Length == 0 || line[0] == '#')
             {
-                var end = line.IndexOfAny(['{', ' ']);
-                yield return end < 0 ? line : line[..end];
+                continue;
+            }
+
+            var end = line.IndexOfAny(['{', ' ']);
+            var name = end < 0 ? line : line[..end];
+            if (!exported.TryGetValue(name, out var labels))
+            {
+                exported[name] = labels = new HashSet<string>(StringComparer.Ordinal);
+            }
+
+            foreach (Match label in SeriesLabel().Matches(line[Math.Max(end, 0)..]))
+            {
+                labels.Add(label.Groups[1].Value);
             }
         }
     }
@@ -277,6 +314,12 @@ public sealed partial class ChartClusterTests(ChartCluster cluster) : IClassFixt
 
     [GeneratedRegex(@"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{")]
     private static partial Regex MetricSelector();
+
+    [GeneratedRegex(@"\bby \(([^)]*)\)")]
+    private static partial Regex GroupBy();
+
+    [GeneratedRegex(@"([a-zA-Z_][a-zA-Z0-9_]*)=""")]
+    private static partial Regex SeriesLabel();
 
     [GeneratedRegex(@"label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*,.*\)")]
     private static partial Regex LabelValues();
