@@ -45,6 +45,48 @@ public sealed partial class ChartClusterTests(ChartCluster cluster) : IClassFixt
     }
 
     [Fact]
+    public async Task The_helm_test_pod_passes_against_the_gateways()
+    {
+        // The hook pod's own command and environment, run here (mosquitto-clients is installed for the end-to-end
+        // tests). The one stand-in: the Service's DNS name resolves to a gateway pod, as kube-proxy would route it.
+        var pod = cluster.Manifests.Single<k8s.Models.V1Pod>();
+        Assert.Equal("test", pod.Metadata.Annotations["helm.sh/hook"]);
+        var container = Assert.Single(pod.Spec.Containers);
+        var environment = Pod.ResolveEnvironment(container, pod.Metadata.Name, "127.0.0.99", cluster.Manifests);
+        Assert.Equal($"mqtt-orleans-mqtt-gateway.{Helm.Namespace}.svc.cluster.local", environment["MQTT_HOST"]);
+        environment["MQTT_HOST"] = cluster.Gateways[1].IP;
+        Assert.Equal(cluster.Gateways[1].Port("mqtt").ToString(System.Globalization.CultureInfo.InvariantCulture), environment["MQTT_PORT"]);
+
+        var temp = Directory.CreateTempSubdirectory("orleans-mqtt-helm-test-");
+        try
+        {
+            var info = new System.Diagnostics.ProcessStartInfo(container.Command[0], container.Command.Skip(1).Concat(container.Args))
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            info.Environment.Clear();
+            info.Environment["PATH"] = System.Environment.GetEnvironmentVariable("PATH");
+            info.Environment["TMPDIR"] = temp.FullName;
+            foreach (var (key, value) in environment)
+            {
+                info.Environment[key] = value;
+            }
+
+            using var process = System.Diagnostics.Process.Start(info)!;
+            var output = process.StandardOutput.ReadToEndAsync();
+            var error = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(40));
+            Assert.True(process.ExitCode == 0, $"helm test pod exited {process.ExitCode}:\n{await output}{await error}");
+            Assert.Contains("received through", await output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            temp.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_silo_scaled_away_stops_cleanly_within_its_grace_period_and_the_cluster_keeps_serving()
     {
         // kubectl scale up, a persistent session, then scale down again: the last pod gets SIGTERM.

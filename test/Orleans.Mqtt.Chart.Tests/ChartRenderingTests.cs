@@ -104,6 +104,21 @@ public sealed class ChartRenderingTests
     }
 
     [Fact]
+    public async Task The_bundled_etcd_gets_only_flags_etcd_knows()
+    {
+        // The installed etcd (Debian's etcd-server, 3.4) lists its flags in --help; the image runs 3.5, which keeps them.
+        var (_, manifests) = await RenderAsync("defaults");
+        var args = Assert.Single(manifests.StatefulSet("etcd").Spec.Template.Spec.Containers).Args;
+        var binary = File.Exists("/usr/bin/etcd") ? "/usr/bin/etcd" : "etcd";
+        var info = new System.Diagnostics.ProcessStartInfo(binary, ["--help"]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var etcd = System.Diagnostics.Process.Start(info)!;
+        var help = await etcd.StandardOutput.ReadToEndAsync() + await etcd.StandardError.ReadToEndAsync();
+        await etcd.WaitForExitAsync();
+        var unknown = args.Select(a => a.Split('=', 2)[0]).Where(flag => !help.Contains($"  {flag} ", StringComparison.Ordinal)).ToList();
+        Assert.True(unknown.Count == 0, $"flags etcd --help does not list: {string.Join(", ", unknown)}");
+    }
+
+    [Fact]
     public async Task External_etcd_replaces_the_bundled_one_and_the_cluster_domain_is_a_value()
     {
         var (yaml, manifests) = await RenderAsync("external-etcd");
