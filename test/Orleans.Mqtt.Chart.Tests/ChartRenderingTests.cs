@@ -56,7 +56,7 @@ public sealed class ChartRenderingTests
         Assert.Equal("metadata.name", silo.Env.Single(e => e.Name == "POD_NAME").ValueFrom.FieldRef.FieldPath);
         Assert.Equal("0.0.0.0", Env(gateway, "Mqtt__BindAddress"));
         var dataMount = Assert.Single(silo.VolumeMounts, m => m.Name == "data");
-        Assert.Equal(Env(silo, "Storage__DataDirectory"), dataMount.MountPath);
+        Assert.Equal(dataMount.MountPath + "/data", Env(silo, "Storage__DataDirectory"));
 
         foreach (var (pod, container) in new[] { (silos.Spec.Template, silo), (manifests.Gateways.Spec.Template, gateway) })
         {
