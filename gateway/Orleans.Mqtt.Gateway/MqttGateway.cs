@@ -49,7 +49,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         TimeProvider = timeProvider;
         ConnectionLogger = loggerFactory.CreateLogger<MqttConnection>();
         Id = string.IsNullOrEmpty(Options.GatewayId) ? $"{Environment.MachineName}-{Guid.NewGuid():N}"[..^24] : Options.GatewayId;
-        _authenticator = new ConnectAuthenticator(Options);
+        _authenticator = new ConnectAuthenticator(Options, timeProvider, loggerFactory);
     }
 
     public string Id { get; }
@@ -202,6 +202,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         _stopping = true;
         _sweep?.Dispose();
         _heartbeat?.Dispose();
+        _authenticator.Dispose();
     }
 
     /// <summary>

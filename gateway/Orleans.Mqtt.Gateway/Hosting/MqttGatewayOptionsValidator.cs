@@ -96,9 +96,9 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
             errors.Add($"Mqtt:MaxKeepAlive must be between 0 and 65535 seconds (was {o.MaxKeepAlive}).");
         }
 
-        if (!o.AnonymousAllowed && string.IsNullOrEmpty(o.UsersFile))
+        if (!o.AnonymousAllowed && string.IsNullOrEmpty(o.UsersFile) && !o.Jwt.Enabled && o.Tls.ClientCertificateMode == TlsClientCertificateMode.None)
         {
-            errors.Add("Mqtt:AllowAnonymous is false (the default off loopback) but no Mqtt:UsersFile is configured: no client could connect.");
+            errors.Add("Mqtt:AllowAnonymous is false (the default off loopback) but no Mqtt:UsersFile, Mqtt:Jwt or Mqtt:Tls:ClientCertificateMode is configured: no client could connect.");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

@@ -74,4 +74,7 @@ public enum CloseReason
 
     /// <summary>The client's session grain could not be reached at CONNECT.</summary>
     SessionUnavailable,
+
+    /// <summary>The credentials the connection was accepted with ran out (a token's <c>exp</c>).</summary>
+    CredentialsExpired,
 }
