@@ -42,7 +42,7 @@ internal sealed class JwtAuthenticator : IDisposable
         }
         catch (Exception ex) when (ex is SecurityTokenMalformedException or ArgumentException)
         {
-            return Refused("malformed token");
+            return Refused(clientId, "malformed token");
         }
 
         var keys = _keys.Current;
@@ -55,7 +55,7 @@ internal sealed class JwtAuthenticator : IDisposable
         var result = await _handler.ValidateTokenAsync(token, Parameters(keys)).ConfigureAwait(false);
         if (!result.IsValid)
         {
-            return Refused(Describe(result.Exception));
+            return Refused(clientId, Describe(result.Exception));
         }
 
         var jwt = (JsonWebToken)result.SecurityToken;
@@ -64,22 +64,22 @@ internal sealed class JwtAuthenticator : IDisposable
         var user = StringClaim(claims, _options.UserNameClaim);
         if (string.IsNullOrEmpty(user))
         {
-            return Refused($"token has no '{_options.UserNameClaim}' claim (Mqtt:Jwt:UserNameClaim)");
+            return Refused(clientId, $"token has no '{_options.UserNameClaim}' claim (Mqtt:Jwt:UserNameClaim)");
         }
 
         if (!string.IsNullOrEmpty(userName) && !string.Equals(userName, user, StringComparison.Ordinal))
         {
-            return Refused($"user name '{userName}' is not the token's '{user}'");
+            return Refused(clientId, $"user name '{userName}' is not the token's '{user}'");
         }
 
         if (!string.IsNullOrEmpty(_options.ClientIdClaim) && !string.Equals(StringClaim(claims, _options.ClientIdClaim), clientId, StringComparison.Ordinal))
         {
-            return Refused($"token is not for client id '{clientId}' (claim '{_options.ClientIdClaim}')");
+            return Refused(clientId, $"token is not for client id '{clientId}' (claim '{_options.ClientIdClaim}')");
         }
 
         if (!ClaimAccessRules.TryRead(claims, _options.AclClaim, out var rules, out var error))
         {
-            return Refused(error!);
+            return Refused(clientId, error!);
         }
 
         var expires = new DateTimeOffset(DateTime.SpecifyKind(jwt.ValidTo, DateTimeKind.Utc)) + _options.ClockSkew;
@@ -106,7 +106,7 @@ internal sealed class JwtAuthenticator : IDisposable
     private static string? StringClaim(JsonElement claims, string name) =>
         claims.ValueKind == JsonValueKind.Object && claims.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
-    private static ConnectIdentity Refused(string detail) => ConnectIdentity.BadCredentials(IdentitySource.Jwt, "JWT: " + detail);
+    private static ConnectIdentity Refused(string clientId, string detail) => ConnectIdentity.BadCredentials(IdentitySource.Jwt, $"JWT of client '{clientId}': {detail}");
 
     // Fixed words rather than the library's messages, which hide their details unless PII logging is on.
     private static string Describe(Exception? ex) => ex switch
