@@ -58,13 +58,33 @@ public sealed class ClientCertificateTests(ClientCertificateTests.Fixture fixtur
             Assert.Equal(before + 1, await Broker.GetCounterAsync(RefusedCounter, label));
         }
 
-        await Broker.WaitForOutputAsync(l => l.Contains("TLS handshake from 127.0.0.1", StringComparison.Ordinal) && l.Contains("refused (untrusted)", StringComparison.Ordinal));
+        // Logged with the remote address, one line per interval (another test's refusal may hold this interval's line).
+        await Broker.WaitForOutputAsync(l => l.Contains("TLS handshake from 127.0.0.1:", StringComparison.Ordinal) && l.Contains(" refused (", StringComparison.Ordinal));
 
         // Good certificates still get in.
         using var good = fixture.Ca.Issue("device-after");
         using var after = new MqttClientFactory().CreateMqttClient();
         Assert.Equal(MqttClientConnectResultCode.Success, (await after.ConnectAsync(Options(good, "after-" + Guid.NewGuid().ToString("N"), MqttProtocolVersion.V500))).ResultCode);
         await after.DisconnectAsync();
+    }
+
+    [Fact]
+    public async Task A_certificate_revoked_while_the_broker_runs_is_refused_once_the_crl_file_is_replaced()
+    {
+        using var certificate = fixture.Ca.Issue("device-revoked-later");
+        using (var first = new MqttClientFactory().CreateMqttClient())
+        {
+            Assert.Equal(MqttClientConnectResultCode.Success, (await first.ConnectAsync(Options(certificate, "crl-before-" + Guid.NewGuid().ToString("N"), MqttProtocolVersion.V500))).ResultCode);
+            await first.DisconnectAsync();
+        }
+
+        await fixture.RevokeAsync(certificate);
+
+        var label = "reason=\"revoked\"";
+        var before = await Broker.GetCounterAsync(RefusedCounter, label);
+        using var second = new MqttClientFactory().CreateMqttClient();
+        await Assert.ThrowsAnyAsync<Exception>(() => second.ConnectAsync(Options(certificate, "crl-after-" + Guid.NewGuid().ToString("N"), MqttProtocolVersion.V500)));
+        Assert.Equal(before + 1, await Broker.GetCounterAsync(RefusedCounter, label));
     }
 
     private MqttClientOptions Options(X509Certificate2? certificate, string clientId, MqttProtocolVersion version, string? userName = null)
@@ -122,6 +142,15 @@ public sealed class ClientCertificateTests(ClientCertificateTests.Fixture fixtur
                 ["Mqtt__Tls__ClientCaFile"] = caFile,
                 ["Mqtt__Tls__CrlFile"] = crlFile,
             });
+        }
+
+        /// <summary>Revokes <paramref name="certificate"/> and replaces the CRL file (a new file renamed over it).</summary>
+        public async Task RevokeAsync(X509Certificate2 certificate)
+        {
+            Ca.Revoke(certificate);
+            var crlFile = Path.Combine(_directory, "clients.crl");
+            await File.WriteAllTextAsync(crlFile + ".new", Ca.CrlPem());
+            File.Move(crlFile + ".new", crlFile, overwrite: true);
         }
 
         public async Task DisposeAsync()
