@@ -49,7 +49,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         TimeProvider = timeProvider;
         ConnectionLogger = loggerFactory.CreateLogger<MqttConnection>();
         Id = string.IsNullOrEmpty(Options.GatewayId) ? $"{Environment.MachineName}-{Guid.NewGuid():N}"[..^24] : Options.GatewayId;
-        _authenticator = new ConnectAuthenticator(Options);
+        _authenticator = new ConnectAuthenticator(Options, timeProvider, loggerFactory);
         Limits = new GatewayLimits(Options, metrics, timeProvider, _logger);
     }
 
@@ -208,6 +208,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         _sweep?.Dispose();
         _heartbeat?.Dispose();
         Limits.Dispose();
+        _authenticator.Dispose();
     }
 
     /// <summary>

@@ -90,15 +90,18 @@ internal sealed partial class MqttConnection
             return;
         }
 
-        switch (_gateway.Authenticator.Authenticate(connect.Username, connect.Password))
+        var identity = await _gateway.Authenticator.AuthenticateAsync(clientId, connect.Username, connect.Password, ClientCertificate);
+        switch (identity.Result)
         {
             case AuthResult.BadCredentials:
-                RefuseConnect(CloseReason.BadCredentials, $"bad user name or password for '{connect.Username}'");
+                RefuseConnect(CloseReason.BadCredentials, identity.Detail ?? $"bad user name or password for '{connect.Username}'");
                 return;
             case AuthResult.NotAuthorized:
-                RefuseConnect(CloseReason.NotAuthorized, "anonymous clients are not allowed");
+                RefuseConnect(CloseReason.NotAuthorized, identity.Detail ?? "anonymous clients are not allowed");
                 return;
         }
+
+        AdoptIdentity(clientId, identity);
 
         MqttMessage? will = null;
         if (connect.WillFlag)

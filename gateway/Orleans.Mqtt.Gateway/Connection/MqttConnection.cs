@@ -175,6 +175,7 @@ internal sealed partial class MqttConnection
         finally
         {
             _gateway.Unregister(this);
+            _identityExpiry?.Dispose();
             await _writer.CompleteAsync().ConfigureAwait(false);
             await EndSessionAsync();
             _completion.TrySetResult();

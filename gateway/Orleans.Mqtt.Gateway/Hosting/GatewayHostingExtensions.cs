@@ -1,11 +1,14 @@
 using System.Net;
+using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using MQTTnet.AspNetCore;
 using Orleans.Mqtt.Hosting;
+using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Gateway;
 
@@ -21,6 +24,7 @@ public static class GatewayHostingExtensions
         var services = builder.Services;
         services.AddOptions<MqttGatewayOptions>().BindConfiguration(MqttGatewayOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MqttGatewayOptions>, MqttGatewayOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MqttGatewayOptions>, DeviceIdentityOptionsValidator>());
         services.AddOptions<HttpEndpointOptions>().BindConfiguration(HttpEndpointOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HttpEndpointOptions>, HttpEndpointOptionsValidator>());
         services.AddOptions<MqttBrokerOptions>().BindConfiguration(MqttBrokerOptions.SectionName).ValidateOnStart();
@@ -56,9 +60,18 @@ public static class GatewayHostingExtensions
             if (o.Tls.Enabled)
             {
                 var certificate = X509Certificate2.CreateFromPemFile(o.Tls.CertificateFile!, o.Tls.KeyFile);
+                var clientCertificates = o.Tls.ClientCertificatesEnabled ? ClientCertificates(kestrel.ApplicationServices, o.Tls) : null;
                 kestrel.Listen(address, o.Tls.Port, l =>
                 {
-                    l.UseHttps(certificate);
+                    l.UseHttps(new TlsHandshakeCallbackOptions
+                    {
+                        OnConnection = context =>
+                        {
+                            var ssl = new SslServerAuthenticationOptions { ServerCertificate = certificate };
+                            clientCertificates?.Configure(ssl, context.Connection.RemoteEndPoint);
+                            return ValueTask.FromResult(ssl);
+                        },
+                    });
                     l.UseConnectionHandler<MqttConnectionHandler>();
                 });
             }
@@ -75,6 +88,12 @@ public static class GatewayHostingExtensions
         });
         return builder;
     }
+
+    private static ClientCertificateValidator ClientCertificates(IServiceProvider services, TlsListenerOptions tls) => new(
+        tls,
+        services.GetRequiredService<MqttMetrics>(),
+        services.GetRequiredService<TimeProvider>(),
+        services.GetRequiredService<ILoggerFactory>().CreateLogger<ClientCertificateValidator>());
 
     /// <summary>
     /// Runs the application until it stops; returns the process's exit code. A listener whose port another process

@@ -29,6 +29,16 @@ public sealed class MqttGatewayOptions
     /// <summary>Path of the users file (<c>username:hash</c> lines) checked for username/password authentication.</summary>
     public string? UsersFile { get; set; }
 
+    /// <summary>JSON Web Tokens in the CONNECT password (<c>Mqtt:Jwt:*</c>).</summary>
+    public JwtOptions Jwt { get; set; } = new();
+
+    /// <summary>
+    /// The order in which a CONNECT's identity sources are tried (<c>Mqtt:AuthenticationOrder</c>): a comma-separated list of
+    /// <c>certificate</c>, <c>jwt</c> and <c>users</c>. The first source that recognises the connection's credentials decides;
+    /// sources not configured are skipped. See <see cref="ConnectAuthenticator"/>.
+    /// </summary>
+    public string AuthenticationOrder { get; set; } = "certificate,jwt,users";
+
     /// <summary>Largest packet accepted from a client, in bytes (<c>Mqtt:MaxPacketSize</c>); larger ones close the connection.</summary>
     public int MaxPacketSize { get; set; } = 1024 * 1024;
 

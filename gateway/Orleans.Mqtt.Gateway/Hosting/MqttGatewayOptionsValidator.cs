@@ -97,9 +97,9 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
         }
 
         LimitsOptionsValidator.Validate(errors, o.Limits, o.Overload);
-        if (!o.AnonymousAllowed && string.IsNullOrEmpty(o.UsersFile))
+        if (!o.AnonymousAllowed && string.IsNullOrEmpty(o.UsersFile) && !o.Jwt.Enabled && o.Tls.ClientCertificateMode == TlsClientCertificateMode.None)
         {
-            errors.Add("Mqtt:AllowAnonymous is false (the default off loopback) but no Mqtt:UsersFile is configured: no client could connect.");
+            errors.Add("Mqtt:AllowAnonymous is false (the default off loopback) but no Mqtt:UsersFile, Mqtt:Jwt or Mqtt:Tls:ClientCertificateMode is configured: no client could connect.");
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

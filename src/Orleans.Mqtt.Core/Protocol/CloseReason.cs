@@ -86,4 +86,6 @@ public enum CloseReason
 
     /// <summary>A PUBLISH or will topic, or a topic filter, with more levels than <c>Mqtt:Limits:MaxTopicLevels</c>.</summary>
     TopicTooManyLevels,
+    /// <summary>The credentials the connection was accepted with ran out (a token's <c>exp</c>).</summary>
+    CredentialsExpired,
 }

@@ -41,6 +41,7 @@ public static class CloseReasons
         new(CloseReason.ServerBusy,                 "server_busy",                   0x03,          0x89,      0x89,         "server busy"),
         new(CloseReason.TopicTooLong,               "topic_too_long",                0x03,          0x90,      0x90,         "topic longer than Mqtt:Limits:MaxTopicLength"),
         new(CloseReason.TopicTooManyLevels,         "topic_too_many_levels",         0x03,          0x90,      0x90,         "topic with more levels than Mqtt:Limits:MaxTopicLevels"),
+        new(CloseReason.CredentialsExpired,         "credentials_expired",           null,          null,      0xA0,         "credentials expired"),
     ];
 
     static CloseReasons()

@@ -35,6 +35,9 @@ public sealed class UsersFile
     /// <summary>The number of users.</summary>
     public int Count => _hashes.Count;
 
+    /// <summary>Whether the file holds <paramref name="username"/>.</summary>
+    public bool Contains(string username) => _hashes.ContainsKey(username);
+
     /// <summary>The number of verifications that ran the slow hash; for tests and diagnostics.</summary>
     internal int SlowVerifications => Volatile.Read(ref _slowVerifications);
 

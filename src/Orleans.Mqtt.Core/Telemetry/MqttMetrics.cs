@@ -21,6 +21,7 @@ public sealed class MqttMetrics
         ConnectionsAccepted = _meter.CreateCounter<long>("mqtt.connections.accepted", description: "CONNECTs accepted.");
         ConnectionsRefused = _meter.CreateCounter<long>("mqtt.connections.refused", description: "Connections refused, by reason.");
         ConnectionsClosed = _meter.CreateCounter<long>("mqtt.connections.closed", description: "Connections closed, by reason.");
+        TlsHandshakesRefused = _meter.CreateCounter<long>("mqtt.tls.handshakes_refused", description: "TLS handshakes refused for their client certificate, by reason (untrusted, expired, revoked, revocation_unknown, no_certificate).");
         PacketsRejected = _meter.CreateCounter<long>("mqtt.packets.rejected", description: "Packets rejected as bad input, by reason.");
         MessagesReceived = _meter.CreateCounter<long>("mqtt.messages.received", description: "PUBLISH packets accepted from clients.");
         MessagesSent = _meter.CreateCounter<long>("mqtt.messages.sent", description: "PUBLISH packets written to clients.");
@@ -51,6 +52,9 @@ public sealed class MqttMetrics
 
     /// <summary>Connections closed; tag <c>reason</c>.</summary>
     public Counter<long> ConnectionsClosed { get; }
+
+    /// <summary>TLS handshakes refused for the client certificate; tag <c>reason</c>.</summary>
+    public Counter<long> TlsHandshakesRefused { get; }
 
     /// <summary>Bad input rejected; tag <c>reason</c>.</summary>
     public Counter<long> PacketsRejected { get; }
