@@ -18,13 +18,6 @@ public static partial class ConfigurationKeys
     public static readonly string[] Pending =
     [
         "Mqtt:AclFile",
-        "Mqtt:Tls:ClientCertificateMode",
-        "Mqtt:Tls:ClientCaFile",
-        "Mqtt:Tls:CrlFile",
-        "Mqtt:Jwt:JwksUrl",
-        "Mqtt:Jwt:PublicKeyFile",
-        "Mqtt:Jwt:Issuer",
-        "Mqtt:Jwt:Audience",
     ];
 
     // Variables the chart defines for $(…) references (the downward API), not configuration.
