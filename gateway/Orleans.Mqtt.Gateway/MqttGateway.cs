@@ -50,6 +50,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         ConnectionLogger = loggerFactory.CreateLogger<MqttConnection>();
         Id = string.IsNullOrEmpty(Options.GatewayId) ? $"{Environment.MachineName}-{Guid.NewGuid():N}"[..^24] : Options.GatewayId;
         _authenticator = new ConnectAuthenticator(Options);
+        Access = new AccessControl(Options, metrics, loggerFactory.CreateLogger<AccessControl>(), timeProvider);
     }
 
     public string Id { get; }
@@ -69,6 +70,9 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     /// <summary>Checks the credentials of every CONNECT.</summary>
     public ConnectAuthenticator Authenticator => _authenticator;
+
+    /// <summary>The ACL file's rules and each connection's access (see <see cref="AccessControl"/>).</summary>
+    public AccessControl Access { get; }
 
     /// <summary>The session grain of <paramref name="clientId"/> (see <see cref="GrainRefs{TGrain}"/>).</summary>
     public IClientSessionGrain Session(string clientId) =>
@@ -202,6 +206,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         _stopping = true;
         _sweep?.Dispose();
         _heartbeat?.Dispose();
+        Access.Dispose();
     }
 
     /// <summary>

@@ -115,6 +115,7 @@ internal sealed partial class MqttConnection
             };
         }
 
+        AuthorizeConnect(clientId, connect.Username, connectionRules: null, ref will);
         if (!_gateway.TryAcquireSessionSlot())
         {
             RefuseConnect(CloseReason.MaxConnections, $"Mqtt:MaxConnections {_gateway.Options.MaxConnections} reached");

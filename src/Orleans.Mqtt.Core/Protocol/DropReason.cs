@@ -41,4 +41,7 @@ public enum DropReason
 
     /// <summary>A message for a shared subscription without a member to take it.</summary>
     NoShareMember,
+
+    /// <summary>A message on a topic the subscriber may not read (a subscription wider than its ACL rules).</summary>
+    NotAuthorized,
 }

@@ -20,6 +20,7 @@ public static class DropReasons
         new(CloseReasons.TagName, "queue_full"),
         new(CloseReasons.TagName, "offline_qos0"),
         new(CloseReasons.TagName, "no_share_member"),
+        new(CloseReasons.TagName, "not_authorized"),
     ];
 
     /// <summary>The metric tag value (<c>reason="..."</c>) of <paramref name="reason"/>.</summary>

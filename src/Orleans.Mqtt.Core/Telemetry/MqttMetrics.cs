@@ -35,6 +35,8 @@ public sealed class MqttMetrics
         HeapTrims = _meter.CreateCounter<long>("mqtt.heap.trims", description: "Background full collections started by the heap trimmer: once the heap grew and stopped growing, or after a while without one (Mqtt:HeapTrimInterval).");
         PendingWriteBytes = _meter.CreateUpDownCounter<long>("mqtt.connections.pending_write_bytes", description: "Payload and topic bytes of deliveries queued to this gateway's connections and not yet written (bounded per connection by Mqtt:MaxPendingWriteBytes).");
         SessionsInMemory = _meter.CreateUpDownCounter<long>("mqtt.sessions.in_memory", description: "Session grains activated in this silo; persistent sessions leave memory when idle (Mqtt:SessionIdleTimeout).");
+        AclDenied = _meter.CreateCounter<long>("mqtt.acl.denied", description: "Requests the ACL refused, by action (publish, subscribe, will); deliveries withheld count as mqtt.messages.dropped with reason not_authorized.");
+        AclReloads = _meter.CreateCounter<long>("mqtt.acl.reloads", description: "Reads of a changed ACL file (Mqtt:AclFile), by outcome (ok; error: the rules in force stay).");
     }
 
     /// <summary>Open MQTT connections.</summary>
@@ -87,6 +89,12 @@ public sealed class MqttMetrics
 
     /// <summary>Session grains activated in this silo.</summary>
     public UpDownCounter<long> SessionsInMemory { get; }
+
+    /// <summary>Publishes, subscriptions and wills the ACL refused, by action.</summary>
+    public Counter<long> AclDenied { get; }
+
+    /// <summary>Reloads of the ACL file, by outcome.</summary>
+    public Counter<long> AclReloads { get; }
 
     /// <summary>Background full collections started by the heap trimmer.</summary>
     public Counter<long> HeapTrims { get; }
