@@ -16,7 +16,8 @@ internal static class FilterRelation
             return false;
         }
 
-        int o = 0, i = 0;
+        int o = 0, i = 0, level = 0;
+        var noParent = true;
         while (true)
         {
             if (o < 0)
@@ -38,7 +39,15 @@ internal static class FilterRelation
             var innerLevel = MqttTopic.NextLevel(inner, ref i);
             if (IsMulti(innerLevel))
             {
-                return false;
+                // A '#' whose parent would be no topic (none at all, or the empty one) matches one level or more:
+                // so does '+/#'.
+                return noParent && IsSingle(outerLevel) && o >= 0 && IsMulti(outer[o..]);
+            }
+
+            noParent = false;
+            if (level++ == 0 && innerLevel.IsEmpty)
+            {
+                noParent = true;
             }
 
             if (!IsSingle(outerLevel) && (IsSingle(innerLevel) || !outerLevel.SequenceEqual(innerLevel)))
@@ -58,16 +67,20 @@ internal static class FilterRelation
         }
 
         int pa = 0, pb = 0;
+        var emptySoFar = false;
         while (true)
         {
             if (pa < 0 || pb < 0)
             {
-                // One ended: the other still matches the same topic only with a '#' (which matches the parent) left.
-                return (pa < 0 && pb < 0) || (pa < 0 ? IsMulti(b[pb..]) : IsMulti(a[pa..]));
+                // One ended: the other still matches the same topic only with a '#' (which matches the parent) left,
+                // and not when that parent would be the empty topic, which is no topic.
+                return (pa < 0 && pb < 0) || (!emptySoFar && (pa < 0 ? IsMulti(b[pb..]) : IsMulti(a[pa..])));
             }
 
+            var first = pa == 0;
             var la = MqttTopic.NextLevel(a, ref pa);
             var lb = MqttTopic.NextLevel(b, ref pb);
+            emptySoFar = first && (la.IsEmpty || lb.IsEmpty);
             if (IsMulti(la) || IsMulti(lb))
             {
                 return true;
