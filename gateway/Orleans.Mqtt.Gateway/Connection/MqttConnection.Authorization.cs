@@ -16,12 +16,14 @@ internal sealed partial class MqttConnection
     private ClientAccess? _access;
 
     /// <summary>
-    /// Fixes the connection's access at CONNECT; a will to a topic the client may not write is dropped (counted and
+    /// Fixes the connection's access at CONNECT (the user name counts only when the users file checked it); a will to a topic the client may not write is dropped (counted and
     /// logged), so it is never published, while the client still connects as mosquitto lets it.
     /// </summary>
     private void AuthorizeConnect(string clientId, string? userName, IReadOnlyList<AccessRule>? connectionRules, ref MqttMessage? will)
     {
-        _access = _gateway.Access.ForConnection(clientId, userName, connectionRules);
+        // Without a users file a user name is whatever the client says: it must not pick another user's rules.
+        var verifiedUser = string.IsNullOrEmpty(_gateway.Options.UsersFile) ? null : userName;
+        _access = _gateway.Access.ForConnection(clientId, verifiedUser, connectionRules);
         if (_access is null)
         {
             return;
