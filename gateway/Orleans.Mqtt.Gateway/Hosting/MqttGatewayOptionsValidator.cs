@@ -57,6 +57,10 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
                 {
                     errors.Add($"Mqtt:AclFile '{acl}' {ex.Message}.");
                 }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    errors.Add($"Mqtt:AclFile '{acl}' cannot be read: {ex.Message}");
+                }
             }
         }
 
