@@ -15,6 +15,7 @@ internal sealed partial class AccessControl : IDisposable
     private static readonly KeyValuePair<string, object?> ReloadError = new("outcome", "error");
 
     private readonly string? _path;
+    private readonly string? _fileName;
     private readonly AclRuleSource? _source;
     private readonly MqttMetrics _metrics;
     private readonly ILogger _logger;
@@ -34,6 +35,7 @@ internal sealed partial class AccessControl : IDisposable
         }
 
         _path = Path.GetFullPath(options.AclFile);
+        _fileName = Path.GetFileName(_path);
         _seen = Signature(_path);
         _appliedText = File.ReadAllText(_path);
         AclFile file;
@@ -143,6 +145,12 @@ internal sealed partial class AccessControl : IDisposable
 
     private void OnFileEvent(object sender, FileSystemEventArgs e)
     {
+        // The folder may be shared (/tmp): only the file itself, or a ConfigMap's "..data" swap, is worth a look.
+        if (e.Name is { } name && name != _fileName && !name.StartsWith("..", StringComparison.Ordinal))
+        {
+            return;
+        }
+
         try
         {
             CheckForChange();
