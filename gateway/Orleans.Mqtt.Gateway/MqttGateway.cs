@@ -51,6 +51,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         Id = string.IsNullOrEmpty(Options.GatewayId) ? $"{Environment.MachineName}-{Guid.NewGuid():N}"[..^24] : Options.GatewayId;
         _authenticator = new ConnectAuthenticator(Options, timeProvider, loggerFactory);
         Limits = new GatewayLimits(Options, metrics, timeProvider, _logger);
+        Access = new AccessControl(Options, metrics, loggerFactory.CreateLogger<AccessControl>(), timeProvider);
     }
 
     public string Id { get; }
@@ -73,6 +74,9 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     /// <summary>Checks the credentials of every CONNECT.</summary>
     public ConnectAuthenticator Authenticator => _authenticator;
+
+    /// <summary>The ACL file's rules and each connection's access (see <see cref="AccessControl"/>).</summary>
+    public AccessControl Access { get; }
 
     /// <summary>The session grain of <paramref name="clientId"/> (see <see cref="GrainRefs{TGrain}"/>).</summary>
     public IClientSessionGrain Session(string clientId) =>
@@ -209,6 +213,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         _heartbeat?.Dispose();
         Limits.Dispose();
         _authenticator.Dispose();
+        Access.Dispose();
     }
 
     /// <summary>

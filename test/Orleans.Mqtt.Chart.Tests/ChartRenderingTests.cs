@@ -69,8 +69,8 @@ public sealed class ChartRenderingTests
             Assert.NotNull(container.Resources.Requests);
             Assert.Matches("^[0-9a-f]{64}$", pod.Metadata.Annotations["checksum/config"]);
 
-            // Every variable names a documented configuration key (or a pending one, see ConfigurationKeys.Pending).
-            Assert.Empty(ConfigurationKeys.Unknown(ConfigurationKeys.VariableNames(container, manifests), allowPending: true));
+            // Every variable names a documented configuration key.
+            Assert.Empty(ConfigurationKeys.Unknown(ConfigurationKeys.VariableNames(container, manifests)));
         }
 
         var gatewayService = manifests.Service("gateway");
@@ -224,14 +224,7 @@ public sealed class ChartRenderingTests
         var yaml = await Helm.TemplateAsync([], extraArgs: ["--set-json", """silo.extraEnv=[{"name":"Mqtt__Tcp__Prot","value":"1884"}]"""]);
         var manifests = Manifests.Parse(yaml);
         var silo = manifests.StatefulSet("silo").Spec.Template.Spec.Containers[0];
-        Assert.Equal(["Mqtt__Tcp__Prot"], ConfigurationKeys.Unknown(ConfigurationKeys.VariableNames(silo, manifests), allowPending: true));
-    }
-
-    [Fact]
-    public void Pending_keys_are_not_documented_yet()
-    {
-        // Once one is documented it is an ordinary key: take it off ConfigurationKeys.Pending.
-        Assert.DoesNotContain(ConfigurationKeys.Pending, ConfigurationKeys.Documented.Contains);
+        Assert.Equal(["Mqtt__Tcp__Prot"], ConfigurationKeys.Unknown(ConfigurationKeys.VariableNames(silo, manifests)));
     }
 
     [Theory]

@@ -10,16 +10,6 @@ namespace Orleans.Mqtt.Chart.Tests;
 /// </summary>
 public static partial class ConfigurationKeys
 {
-    /// <summary>
-    /// Keys the chart passes through for settings being added to the gateway (TLS client certificates, ACL file, JWT)
-    /// that docs/configuration.md does not list yet. Accepted in rendered templates only, never in the values the real
-    /// processes start with; a key here that the document lists is reported, so the list shrinks as they land.
-    /// </summary>
-    public static readonly string[] Pending =
-    [
-        "Mqtt:AclFile",
-    ];
-
     // Variables the chart defines for $(…) references (the downward API), not configuration.
     private static readonly string[] PodVariables = ["POD_NAME", "POD_IP"];
 
@@ -27,10 +17,10 @@ public static partial class ConfigurationKeys
 
     /// <summary>
     /// The names among <paramref name="variables"/> that are not a documented key (in environment form, <c>__</c> for
-    /// each <c>:</c>), a pod variable, or (with <paramref name="allowPending"/>) a pending key. Keys under
+    /// each <c>:</c>) or a pod variable. Keys under
     /// <c>Membership:</c> are Orleans' ClusterMembershipOptions, documented as a section.
     /// </summary>
-    public static List<string> Unknown(IEnumerable<string> variables, bool allowPending)
+    public static List<string> Unknown(IEnumerable<string> variables)
     {
         var unknown = new List<string>();
         foreach (var name in variables)
@@ -38,8 +28,7 @@ public static partial class ConfigurationKeys
             var key = name.Replace("__", ":", StringComparison.Ordinal);
             var known = Documented.Contains(key)
                 || PodVariables.Contains(name)
-                || (key.StartsWith("Membership:", StringComparison.Ordinal) && key.Length > "Membership:".Length)
-                || (allowPending && Pending.Contains(key));
+                || (key.StartsWith("Membership:", StringComparison.Ordinal) && key.Length > "Membership:".Length);
             if (!known)
             {
                 unknown.Add(name);

@@ -15,7 +15,7 @@ public sealed class AuthenticationAndLimitsTests : IAsyncLifetime
     {
         _directory = BrokerProcess.TempDirectory();
         var usersFile = Path.Combine(_directory, "users");
-        await AddUserAsync(usersFile, "alice", "correct horse");
+        await UsersFileTool.AddUserAsync(usersFile, "alice", "correct horse");
         _broker = await BrokerProcess.StartAsync(new Dictionary<string, string>
         {
             ["Mqtt__UsersFile"] = usersFile,
@@ -172,20 +172,5 @@ public sealed class AuthenticationAndLimitsTests : IAsyncLifetime
         }
 
         return builder.Build();
-    }
-
-    private static async Task AddUserAsync(string usersFile, string user, string password)
-    {
-        var info = new ProcessStartInfo("dotnet", [Paths.StandaloneDll, "users", "add", usersFile, user])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        using var process = Process.Start(info)!;
-        await process.StandardInput.WriteLineAsync(password);
-        process.StandardInput.Close();
-        await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0, await process.StandardError.ReadToEndAsync());
     }
 }

@@ -123,6 +123,7 @@ internal sealed partial class MqttConnection
             };
         }
 
+        AuthorizeConnect(clientId, UserName, CredentialRules, ref will);
         if (!_gateway.TryAcquireSessionSlot())
         {
             RefuseConnect(CloseReason.MaxConnections, $"Mqtt:MaxConnections {_gateway.Options.MaxConnections} reached");

@@ -47,6 +47,12 @@ internal sealed partial class MqttConnection
             return;
         }
 
+        if (!MayDeliver(d))
+        {
+            DropDelivery(d, DropReason.NotAuthorized);
+            return;
+        }
+
         var now = UtcNow;
         if (d.Message.IsExpired(now))
         {

@@ -38,6 +38,12 @@ internal sealed partial class MqttConnection
             (_inboundAliases ??= new string?[_gateway.Options.TopicAliasMaximum + 1])[publish.TopicAlias] = topic;
         }
 
+        // After the alias is set: a later PUBLISH through it is the same topic, refused the same way.
+        if (!AuthorizePublish(topic, qos, publish.PacketIdentifier))
+        {
+            return;
+        }
+
         if (_v5 && qos > 0 && IsOverReceiveMaximum(qos, publish.PacketIdentifier))
         {
             Reject(CloseReason.ReceiveMaximumExceeded, $"more than Mqtt:ReceiveMaximum {_gateway.Options.ReceiveMaximum} QoS 1/2 publishes unacknowledged");

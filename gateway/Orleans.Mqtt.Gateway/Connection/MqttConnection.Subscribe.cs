@@ -51,6 +51,12 @@ internal sealed partial class MqttConnection
                 return;
             }
 
+            if (!AuthorizeSubscribe(topic))
+            {
+                codes[i] = _v5 ? MqttSubscribeReasonCode.NotAuthorized : MqttSubscribeReasonCode.UnspecifiedError;
+                continue;
+            }
+
             accepted.Add(new Subscription(topic, (byte)filter.QualityOfServiceLevel, filter.NoLocal, filter.RetainAsPublished, (byte)filter.RetainHandling, subscribe.SubscriptionIdentifier));
             positions.Add(i);
         }

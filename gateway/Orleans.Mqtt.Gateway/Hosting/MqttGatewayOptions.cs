@@ -38,6 +38,14 @@ public sealed class MqttGatewayOptions
     /// sources not configured are skipped. See <see cref="ConnectAuthenticator"/>.
     /// </summary>
     public string AuthenticationOrder { get; set; } = "certificate,jwt,users";
+    /// <summary>
+    /// Path of the ACL file (<c>Mqtt:AclFile</c>, mosquitto's <c>acl_file</c> format): once set, a client may publish and
+    /// subscribe only where a rule allows it. Read again whenever it changes.
+    /// </summary>
+    public string? AclFile { get; set; }
+
+    /// <summary>How ACL refusals are answered and how often the ACL file is checked (<c>Mqtt:Acl</c>).</summary>
+    public AclOptions Acl { get; set; } = new();
 
     /// <summary>Largest packet accepted from a client, in bytes (<c>Mqtt:MaxPacketSize</c>); larger ones close the connection.</summary>
     public int MaxPacketSize { get; set; } = 1024 * 1024;

@@ -41,6 +41,39 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
             errors.Add($"Mqtt:UsersFile '{users}' does not exist.");
         }
 
+        if (o.AclFile is { Length: > 0 } acl)
+        {
+            if (!File.Exists(acl))
+            {
+                errors.Add($"Mqtt:AclFile '{acl}' does not exist.");
+            }
+            else
+            {
+                try
+                {
+                    AclFile.Load(acl);
+                }
+                catch (AclFileException ex)
+                {
+                    errors.Add($"Mqtt:AclFile '{acl}' {ex.Message}.");
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    errors.Add($"Mqtt:AclFile '{acl}' cannot be read: {ex.Message}");
+                }
+            }
+        }
+
+        if (o.Acl.ReloadCheckInterval <= TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:Acl:ReloadCheckInterval must be positive (was {o.Acl.ReloadCheckInterval}).");
+        }
+
+        if (!Enum.IsDefined(o.Acl.DenyAction))
+        {
+            errors.Add($"Mqtt:Acl:DenyAction must be Drop or Disconnect (was {o.Acl.DenyAction}).");
+        }
+
         if (o.MaxPacketSize is < 64 or > 268_435_455)
         {
             errors.Add($"Mqtt:MaxPacketSize must be between 64 and 268435455 bytes (was {o.MaxPacketSize}).");

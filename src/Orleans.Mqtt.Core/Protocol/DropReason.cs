@@ -47,4 +47,6 @@ public enum DropReason
 
     /// <summary>A QoS 0 PUBLISH received while the gateway is overloaded (<c>Mqtt:Overload:*</c>).</summary>
     Overloaded,
+    /// <summary>A message on a topic the subscriber may not read (a subscription wider than its ACL rules).</summary>
+    NotAuthorized,
 }

@@ -22,6 +22,7 @@ public static class DropReasons
         new(CloseReasons.TagName, "no_share_member"),
         new(CloseReasons.TagName, "rate_limited"),
         new(CloseReasons.TagName, "overloaded"),
+        new(CloseReasons.TagName, "not_authorized"),
     ];
 
     /// <summary>The metric tag value (<c>reason="..."</c>) of <paramref name="reason"/>.</summary>

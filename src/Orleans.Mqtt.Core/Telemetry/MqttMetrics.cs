@@ -39,6 +39,8 @@ public sealed class MqttMetrics
         PublishesDelayed = _meter.CreateCounter<long>("mqtt.publishes.delayed", description: "MQTT 3.1.1 QoS 1/2 PUBLISH packets over their client's rate whose reading was paused until the rate allowed them, by reason.");
         SubscriptionsRefused = _meter.CreateCounter<long>("mqtt.subscriptions.refused", description: "SUBSCRIBE topic filters refused by a limit (SUBACK 0x97/0x8F in MQTT 5, 0x80 in 3.1.1), by reason.");
         SessionsInMemory = _meter.CreateUpDownCounter<long>("mqtt.sessions.in_memory", description: "Session grains activated in this silo; persistent sessions leave memory when idle (Mqtt:SessionIdleTimeout).");
+        AclDenied = _meter.CreateCounter<long>("mqtt.acl.denied", description: "Requests the ACL refused, by action (publish, subscribe, will); deliveries withheld count as mqtt.messages.dropped with reason not_authorized.");
+        AclReloads = _meter.CreateCounter<long>("mqtt.acl.reloads", description: "Reads of a changed ACL file (Mqtt:AclFile), by outcome (ok; error: the rules in force stay).");
     }
 
     /// <summary>Open MQTT connections.</summary>
@@ -103,6 +105,12 @@ public sealed class MqttMetrics
 
     /// <summary>Session grains activated in this silo.</summary>
     public UpDownCounter<long> SessionsInMemory { get; }
+
+    /// <summary>Publishes, subscriptions and wills the ACL refused, by action.</summary>
+    public Counter<long> AclDenied { get; }
+
+    /// <summary>Reloads of the ACL file, by outcome.</summary>
+    public Counter<long> AclReloads { get; }
 
     /// <summary>Background full collections started by the heap trimmer.</summary>
     public Counter<long> HeapTrims { get; }

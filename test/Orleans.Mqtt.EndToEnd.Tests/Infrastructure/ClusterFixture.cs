@@ -8,7 +8,8 @@ namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
 /// <summary>
 /// A real cluster on loopback, shared by a test collection: one etcd (membership and session ownership), three silo
 /// processes and two gateway processes, each gateway with its own MQTT/TCP and HTTP port (WebSocket off). Members can
-/// be killed with SIGKILL, restarted on the same ports and data directory, or added, for failure tests.
+/// be killed with SIGKILL, restarted on the same ports and data directory, or added, for failure tests. Every gateway
+/// reads the same ACL file (<see cref="AclFile"/>), which allows everything unless a test changes it.
 /// </summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
@@ -22,6 +23,12 @@ public sealed class ClusterFixture : IAsyncLifetime
     private readonly Lock _lock = new();
     private int _siloNumbers;
     private int _gatewayNumbers;
+
+    /// <summary>The ACL file every gateway is given (<c>Mqtt:AclFile</c>): <see cref="AllowAllRules"/> at start.</summary>
+    public const string AllowAllRules = "pattern readwrite #\npattern readwrite $SYS/#\n";
+
+    /// <summary>The path of the ACL file all gateways read (each watches it, as each pod would watch one ConfigMap).</summary>
+    public string AclFile => Path.Combine(_directory, "acl");
 
     /// <summary>The Orleans cluster id (and service id) every member runs with.</summary>
     public string ClusterId { get; } = "e2e-" + Guid.NewGuid().ToString("N")[..8];
@@ -69,6 +76,8 @@ public sealed class ClusterFixture : IAsyncLifetime
     {
         try
         {
+            Directory.CreateDirectory(_directory);
+            await File.WriteAllTextAsync(AclFile, AllowAllRules);
             await _etcd.InitializeAsync();
             _startup.Enqueue($"etcd {_clock.Elapsed.TotalSeconds:F1} s");
 
@@ -214,6 +223,8 @@ public sealed class ClusterFixture : IAsyncLifetime
         var gatewayId = $"gateway{number}-{ClusterId}";
         environment["Mqtt__GatewayId"] = gatewayId;
         environment["Mqtt__HeartbeatInterval"] = "00:00:00.500";
+        environment["Mqtt__AclFile"] = AclFile;
+        environment["Mqtt__Acl__ReloadCheckInterval"] = "00:00:01";
 
         // Orleans binds GatewayOptions from Orleans:Gateway: a short refresh lets a gateway started while silos join
         // (or after one died) see the current silo list within a second instead of a minute.
