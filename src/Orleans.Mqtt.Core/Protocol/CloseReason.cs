@@ -74,4 +74,10 @@ public enum CloseReason
 
     /// <summary>The client's session grain could not be reached at CONNECT.</summary>
     SessionUnavailable,
+
+    /// <summary>A WebSocket text frame: MQTT over WebSocket is binary frames only [MQTT-6.0.0-1].</summary>
+    WebSocketTextFrame,
+
+    /// <summary>A frame that breaks the WebSocket protocol (unmasked, an oversized control frame, an unknown opcode).</summary>
+    WebSocketFrameError,
 }

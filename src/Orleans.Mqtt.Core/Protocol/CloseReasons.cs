@@ -37,6 +37,8 @@ public static class CloseReasons
         new(CloseReason.NotAuthorized,              "not_authorized",                0x05,          0x87,      null,         "not authorized"),
         new(CloseReason.MaxConnections,             "max_connections",               0x03,          0x97,      null,         "connection quota exceeded"),
         new(CloseReason.SessionUnavailable,         "session_unavailable",           0x03,          0x88,      null,         "session not available"),
+        new(CloseReason.WebSocketTextFrame,         "websocket_text_frame",          null,          null,      null,         "WebSocket text frame"),
+        new(CloseReason.WebSocketFrameError,        "websocket_frame_error",         null,          null,      null,         "WebSocket frame error"),
     ];
 
     static CloseReasons()

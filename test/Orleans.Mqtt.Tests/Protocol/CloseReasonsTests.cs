@@ -30,6 +30,8 @@ public sealed class CloseReasonsTests
     [InlineData(CloseReason.NotAuthorized, "not_authorized")]
     [InlineData(CloseReason.MaxConnections, "max_connections")]
     [InlineData(CloseReason.SessionUnavailable, "session_unavailable")]
+    [InlineData(CloseReason.WebSocketTextFrame, "websocket_text_frame")]
+    [InlineData(CloseReason.WebSocketFrameError, "websocket_frame_error")]
     public void Close_reason_tags_stay_as_published(CloseReason reason, string tag)
     {
         Assert.Equal(tag, reason.Tag());
