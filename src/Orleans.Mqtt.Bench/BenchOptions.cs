@@ -27,6 +27,12 @@ internal sealed class BenchOptions
                              endpoint and, at its SUBACK, publish one QoS 1 message to it on the next
                              endpoint of --host; reports SUBACK->delivered and SUBSCRIBE->SUBACK latency
                              and misses (no delivery within --trial-timeout)
+          fuzz               socket-level fuzzing: --concurrency lanes send --packets mutated packets of
+                             both MQTT versions and every type (a mutated CONNECT alone, or others after a
+                             valid CONNECT, each followed by PINGREQ, until the broker closes); counts the
+                             broker's closes by reason and the accepted packets (PINGRESP came back) that
+                             the shared oracle finds forbidden, while a steady QoS 1 publisher and
+                             subscriber exchange messages at --rate (default 100 msg/s)
 
         connection
           --host <h[:p],...>        brokers, connections spread round robin (default 127.0.0.1)
@@ -68,19 +74,27 @@ internal sealed class BenchOptions
           --retained                publish a retained message first and, at its PUBACK, subscribe;
                                     reports PUBACK->retained delivered (the message is cleared after)
 
+        fuzz
+          --packets <n>             mutated packets to send (default 100000)
+          --seed <n>                seed of lane 0; lane i uses seed + i (default 20261206)
+          --settle <s>              wait before the last broker RSS sample (default 15)
+          (also --concurrency, default 8; --rate; --broker-pid for RSS and the crash check)
+
         output
           --json <path>             also write the result as JSON
 
         exit codes: 0 ok, 1 bad arguments, 2 connections failed, 3 clients dropped during the run,
-                    4 subroute trials missed or failed
+                    4 subroute trials missed or failed,
+                    5 fuzz: a forbidden packet accepted, a steady message lost, the broker gone
+                    or fewer packets sent than asked
         """;
 
     /// <summary>Connections per worker process when <c>--workers auto</c>: below the 20,000 open files a process may hold.</summary>
     public const int ConnectionsPerWorker = 18_000;
 
-    private static readonly string[] Scenarios = ["p2p", "pairs", "pub", "sub", "fanout", "fanin", "conn", "subroute"];
+    private static readonly string[] Scenarios = ["p2p", "pairs", "pub", "sub", "fanout", "fanin", "conn", "subroute", "fuzz"];
 
-    /// <summary>Scenario name: p2p (or its alias pairs), pub, sub, fanout, fanin, conn or subroute.</summary>
+    /// <summary>Scenario name: p2p (or its alias pairs), pub, sub, fanout, fanin, conn, subroute or fuzz.</summary>
     public string Scenario { get; set; } = "pairs";
 
     /// <summary>Brokers to connect to, in the order connections are spread over them.</summary>
@@ -148,6 +162,15 @@ internal sealed class BenchOptions
 
     /// <summary>subroute: measure retained delivery (publish retained, subscribe at PUBACK) instead of SUBACK to delivery.</summary>
     public bool Retained { get; set; }
+
+    /// <summary>fuzz: mutated packets to send.</summary>
+    public int FuzzPackets { get; set; } = 100_000;
+
+    /// <summary>fuzz: seed of the first lane's packets; lane <c>i</c> uses this plus <c>i</c>.</summary>
+    public int FuzzSeed { get; set; } = 20_261_206;
+
+    /// <summary>fuzz: wait after the run before the last broker RSS sample.</summary>
+    public TimeSpan Settle { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>Broker processes whose RSS growth (conn) or CPU use (other scenarios) is reported.</summary>
     public IReadOnlyList<int> BrokerPids { get; set; } = [];
@@ -263,6 +286,9 @@ internal sealed class BenchOptions
                 "--subscriptions" => TryInt(value, 0, 1, v => parsed.Subscriptions = v),
                 "--workers" => value == "auto" ? Set(value, _ => parsed.Workers = 0) : TryInt(value, 1, 1000, v => parsed.Workers = v),
                 "--broker-pid" => TryPids(value, parsed),
+                "--packets" => TryInt(value, 1, int.MaxValue - 1_000_000, v => parsed.FuzzPackets = v),
+                "--seed" => TryInt(value, 0, int.MaxValue - 100_000, v => parsed.FuzzSeed = v),
+                "--settle" => TryDouble(value, 0, v => parsed.Settle = TimeSpan.FromSeconds(v)),
                 "--trials" => TryInt(value, 1, int.MaxValue, v => parsed.Trials = v),
                 "--concurrency" => TryInt(value, 1, 10_000, v => parsed.Concurrency = v),
                 "--trial-timeout" => TryDouble(value, 0.001, v => parsed.TrialTimeout = TimeSpan.FromSeconds(v)),
@@ -326,6 +352,9 @@ internal sealed class BenchOptions
                 break;
             case "p2p":
                 parsed.Publishers = parsed.Subscribers = parsed.Pairs;
+                break;
+            case "fuzz":
+                parsed.Rate = parsed.Rate > 0 ? parsed.Rate : 100;
                 break;
         }
 

@@ -153,6 +153,70 @@ internal sealed class RouteResult
     public IReadOnlyList<long> MissedTrials { get; init; } = [];
 }
 
+/// <summary>What a fuzz run found.</summary>
+internal sealed class FuzzResult
+{
+    /// <summary>Mutated packets asked for.</summary>
+    public int Requested { get; init; }
+
+    /// <summary>Seed of lane 0.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Lanes sending at once.</summary>
+    public int Lanes { get; init; }
+
+    /// <summary>Mutated packets sent.</summary>
+    public long Sent { get; init; }
+
+    /// <summary>Connections opened by the lanes.</summary>
+    public long Connections { get; init; }
+
+    /// <summary>Mutated packets the broker took: the PINGRESP behind them came back.</summary>
+    public long Answered { get; init; }
+
+    /// <summary>Mutated packets after which the broker closed the connection.</summary>
+    public long Closed { get; init; }
+
+    /// <summary>Mutated packets after which neither a PINGRESP nor a close came within the timeout.</summary>
+    public long NoAnswer { get; init; }
+
+    /// <summary>Closes by the MQTT 5 DISCONNECT or CONNACK reason code the broker sent, or how the connection ended without one.</summary>
+    public IReadOnlyDictionary<string, long> CloseReasons { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>Accepted mutated packets that the oracle finds something forbidden in: each should have closed the connection.</summary>
+    public long AcceptedForbidden { get; init; }
+
+    /// <summary>The first of them (at most ten): version, first byte, body in hex, what is forbidden.</summary>
+    public IReadOnlyList<string> AcceptedForbiddenSamples { get; init; } = [];
+
+    /// <summary>Seconds the lanes ran.</summary>
+    public double Seconds { get; init; }
+
+    /// <summary>QoS 1 messages the steady publisher sent.</summary>
+    public long SteadySent { get; init; }
+
+    /// <summary>Of them, delivered to the steady subscriber within the timeout.</summary>
+    public long SteadyReceived { get; init; }
+
+    /// <summary>Of them, not delivered within the timeout (1 when the steady client could not even start).</summary>
+    public long SteadyLost { get; init; }
+
+    /// <summary>False when a broker process given with --broker-pid was gone at the end.</summary>
+    public bool BrokerAlive { get; init; }
+
+    /// <summary>RSS of the broker processes before the run, in bytes; 0 when not asked for.</summary>
+    public long BrokerRssBefore { get; init; }
+
+    /// <summary>Largest RSS sampled (every 100 ms) during the run, in bytes.</summary>
+    public long BrokerRssPeak { get; init; }
+
+    /// <summary>RSS after the run and <see cref="SettleSeconds"/>, in bytes.</summary>
+    public long BrokerRssAfter { get; init; }
+
+    /// <summary>Wait between the end of the run and <see cref="BrokerRssAfter"/>.</summary>
+    public double SettleSeconds { get; init; }
+}
+
 /// <summary>The outcome of one bench run, printed as a summary and optionally written as JSON.</summary>
 internal sealed class BenchResult
 {
@@ -276,6 +340,9 @@ internal sealed class BenchResult
     /// <summary>subroute only: what the trials measured.</summary>
     public RouteResult? Route { get; init; }
 
+    /// <summary>fuzz results; null for other scenarios.</summary>
+    public FuzzResult? Fuzz { get; init; }
+
     /// <summary>Process exit code the run ends with.</summary>
     public int ExitCode { get; init; }
 
@@ -318,6 +385,30 @@ internal sealed class BenchResult
 
             sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}");
         }
+        else if (Fuzz is { } fuzz)
+        {
+            sb.AppendLine(c, $"load         {fuzz.Requested:N0} mutated packets, MQTT 3.1.1 and 5, seed {fuzz.Seed}, {fuzz.Lanes} lanes; steady QoS 1 at {Rate:N0} msg/s");
+            sb.AppendLine(c, $"sent         {fuzz.Sent:N0} mutated packets over {fuzz.Connections:N0} connections in {fuzz.Seconds:F1} s = {fuzz.Sent / Math.Max(0.001, fuzz.Seconds):N0}/s");
+            sb.AppendLine(c, $"answers      accepted {fuzz.Answered:N0}  closed by the broker {fuzz.Closed:N0}  no answer {fuzz.NoAnswer:N0}");
+            foreach (var (reason, count) in fuzz.CloseReasons)
+            {
+                sb.AppendLine(c, $"  closed     {reason,-34} {count,10:N0}");
+            }
+
+            sb.AppendLine(c, $"forbidden    accepted although the oracle finds them forbidden: {fuzz.AcceptedForbidden:N0}");
+            foreach (var sample in fuzz.AcceptedForbiddenSamples)
+            {
+                sb.AppendLine(c, $"  accepted   {sample}");
+            }
+
+            sb.AppendLine(c, $"steady       sent {fuzz.SteadySent:N0}  received {fuzz.SteadyReceived:N0}  lost {fuzz.SteadyLost:N0}");
+            if (fuzz.BrokerRssBefore > 0)
+            {
+                sb.AppendLine(c, $"broker       {(fuzz.BrokerAlive ? "alive" : "GONE")}  rss {fuzz.BrokerRssBefore / 1048576.0:N1} MiB before, {fuzz.BrokerRssPeak / 1048576.0:N1} MiB peak, {fuzz.BrokerRssAfter / 1048576.0:N1} MiB {fuzz.SettleSeconds:F0} s after");
+            }
+
+            sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}");
+        }
         else
         {
             var rate = Rate > 0 ? Rate.ToString("N0", c) + " msg/s" : "closed loop";
@@ -337,12 +428,16 @@ internal sealed class BenchResult
         }
 
         var broker = BrokerCpuCores > 0 ? string.Create(c, $"  broker cpu {BrokerCpuCores:F2} cores") : "";
-        if (Connect is null && Route is null)
+        if (Connect is null && Route is null && Fuzz is null)
         {
             broker += string.Create(c, $"  tool allocated {ToolAllocatedBytesPerMessage:F1} B per message");
         }
 
-        sb.AppendLine(c, $"tool cpu     {ToolCpuCores:F2} cores{broker}");
+        if (Fuzz is null)
+        {
+            sb.AppendLine(c, $"tool cpu     {ToolCpuCores:F2} cores{broker}");
+        }
+
         foreach (var error in Errors)
         {
             sb.AppendLine(c, $"  error: {error}");

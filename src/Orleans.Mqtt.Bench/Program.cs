@@ -32,6 +32,7 @@ internal static class Program
         var result = options.ScenarioKind switch
         {
             "conn" => await new ConnScenario(options, args, Console.Error).RunAsync(cancel.Token),
+            "fuzz" => await new FuzzScenario(options, Console.Error).RunAsync(cancel.Token),
             "subroute" => await new SubrouteScenario(options, Console.Error).RunAsync(cancel.Token),
             _ => await new MessageScenario(options, Console.Error).RunAsync(cancel.Token),
         };

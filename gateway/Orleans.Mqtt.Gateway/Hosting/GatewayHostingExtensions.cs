@@ -2,11 +2,9 @@ using System.Net;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
-using MQTTnet.AspNetCore;
 using Orleans.Mqtt.Hosting;
 using Orleans.Mqtt.Telemetry;
 
@@ -35,8 +33,8 @@ public static class GatewayHostingExtensions
         services.AddSingleton<MqttGateway>();
         services.AddHostedService(sp => sp.GetRequiredService<MqttGateway>());
         services.AddSingleton<MqttConnectionHandler>();
+        services.AddSingleton<MqttWebSocketTransport>();
         services.AddHostedService<SysTopicsPublisher>();
-        services.AddConnections();
 
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
@@ -130,13 +128,9 @@ public static class GatewayHostingExtensions
     {
         var options = app.Services.GetRequiredService<IOptions<MqttGatewayOptions>>().Value;
         var gateway = app.Services.GetRequiredService<MqttGateway>();
+        var webSocket = app.Services.GetRequiredService<MqttWebSocketTransport>();
         app.UseWebSockets();
-        app.Use(RequireMqttSubProtocol(options.WebSocket.Path));
-        app.MapConnectionHandler<MqttConnectionHandler>(options.WebSocket.Path, o =>
-        {
-            o.Transports = HttpTransportType.WebSockets;
-            o.WebSockets.SubProtocolSelector = MqttSubProtocolSelector.SelectSubProtocol;
-        });
+        app.Map(options.WebSocket.Path, webSocket.HandleAsync);
         app.MapGet("/health/live", () => Results.Text("live"));
         app.MapGet("/health/ready", () => gateway.IsReady
             ? Results.Text("ready")
@@ -148,23 +142,4 @@ public static class GatewayHostingExtensions
         app.Lifetime.ApplicationStopping.Register(gateway.BeginDrain);
         return app;
     }
-
-    /// <summary>
-    /// Refuses, with HTTP 400, a WebSocket handshake on the MQTT path that does not offer the <c>mqtt</c> subprotocol:
-    /// MQTT over WebSocket is only that subprotocol [MQTT-6.0.0-3], [MQTT-6.0.0-4] (MQTT 5 section 6).
-    /// </summary>
-    private static Func<HttpContext, RequestDelegate, Task> RequireMqttSubProtocol(string path) => (context, next) =>
-    {
-        if (context.WebSockets.IsWebSocketRequest
-            && context.Request.Path.Equals(path, StringComparison.Ordinal)
-            && !context.WebSockets.WebSocketRequestedProtocols.Contains(MqttSubProtocol, StringComparer.Ordinal))
-        {
-            context.Response.StatusCode = StatusCodes.Status400BadRequest;
-            return context.Response.WriteAsync("MQTT over WebSocket needs the WebSocket subprotocol 'mqtt'.");
-        }
-
-        return next(context);
-    };
-
-    private const string MqttSubProtocol = "mqtt";
 }

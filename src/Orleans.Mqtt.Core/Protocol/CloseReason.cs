@@ -88,4 +88,9 @@ public enum CloseReason
     TopicTooManyLevels,
     /// <summary>The credentials the connection was accepted with ran out (a token's <c>exp</c>).</summary>
     CredentialsExpired,
+    /// <summary>A WebSocket text frame: MQTT over WebSocket is binary frames only [MQTT-6.0.0-1].</summary>
+    WebSocketTextFrame,
+
+    /// <summary>A frame that breaks the WebSocket protocol (unmasked, an oversized control frame, an unknown opcode).</summary>
+    WebSocketFrameError,
 }

@@ -42,6 +42,8 @@ public static class CloseReasons
         new(CloseReason.TopicTooLong,               "topic_too_long",                0x03,          0x90,      0x90,         "topic longer than Mqtt:Limits:MaxTopicLength"),
         new(CloseReason.TopicTooManyLevels,         "topic_too_many_levels",         0x03,          0x90,      0x90,         "topic with more levels than Mqtt:Limits:MaxTopicLevels"),
         new(CloseReason.CredentialsExpired,         "credentials_expired",           null,          null,      0xA0,         "credentials expired"),
+        new(CloseReason.WebSocketTextFrame,         "websocket_text_frame",          null,          null,      null,         "WebSocket text frame"),
+        new(CloseReason.WebSocketFrameError,        "websocket_frame_error",         null,          null,      null,         "WebSocket frame error"),
     ];
 
     static CloseReasons()

@@ -34,6 +34,8 @@ public sealed class CloseReasonsTests
     [InlineData(CloseReason.ServerBusy, "server_busy")]
     [InlineData(CloseReason.TopicTooLong, "topic_too_long")]
     [InlineData(CloseReason.TopicTooManyLevels, "topic_too_many_levels")]
+    [InlineData(CloseReason.WebSocketTextFrame, "websocket_text_frame")]
+    [InlineData(CloseReason.WebSocketFrameError, "websocket_frame_error")]
     public void Close_reason_tags_stay_as_published(CloseReason reason, string tag)
     {
         Assert.Equal(tag, reason.Tag());
