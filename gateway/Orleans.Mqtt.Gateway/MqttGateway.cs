@@ -48,6 +48,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         Metrics = metrics;
         TimeProvider = timeProvider;
         ConnectionLogger = loggerFactory.CreateLogger<MqttConnection>();
+        ConnectionLog = new ConnectionLogBudget(timeProvider);
         Id = string.IsNullOrEmpty(Options.GatewayId) ? $"{Environment.MachineName}-{Guid.NewGuid():N}"[..^24] : Options.GatewayId;
         _authenticator = new ConnectAuthenticator(Options, timeProvider, loggerFactory);
         Limits = new GatewayLimits(Options, metrics, timeProvider, _logger);
@@ -66,6 +67,9 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     /// <summary>The logger every connection writes to (one for all: a logger per connection costs memory per connection).</summary>
     public ILogger<MqttConnection> ConnectionLogger { get; }
+
+    /// <summary>The gateway-wide budget of the lines connections write once each (refused, closed, bad input).</summary>
+    public ConnectionLogBudget ConnectionLog { get; }
 
     public IGrainFactory GrainFactory => _grainFactory;
 

@@ -43,7 +43,10 @@ internal sealed partial class MqttConnection
         }
 
         _gateway.Metrics.ConnectionsClosed.Add(1, reason.MetricTag());
-        LogClosedByServer(_logger, _clientId, Remote, reason.Tag(), reason.LogText(), reasonCode, state);
+        if (WithinConnectionLogBudget())
+        {
+            LogClosedByServer(_logger, _clientId, Remote, reason.Tag(), reason.LogText(), reasonCode, state);
+        }
         _transport.Transport.Input.CancelPendingRead();
     }
 
@@ -117,7 +120,7 @@ internal sealed partial class MqttConnection
     private void CountRejected(CloseReason reason, string detail)
     {
         _gateway.Metrics.PacketsRejected.Add(1, reason.MetricTag());
-        if (ShouldLogBadInput())
+        if (ShouldLogBadInput() && WithinConnectionLogBudget())
         {
             LogRejected(_logger, _clientId, Remote, reason.Tag(), detail);
         }

@@ -217,7 +217,10 @@ internal sealed partial class MqttConnection
     {
         _closing = true;
         _gateway.Metrics.ConnectionsRefused.Add(1, reason.MetricTag());
-        LogRefused(_logger, Remote, reason.Tag(), detail);
+        if (WithinConnectionLogBudget())
+        {
+            LogRefused(_logger, Remote, reason.Tag(), detail);
+        }
         var connAck = ReplyPackets.ConnAckRefused(reason, _v5, _clientMaxPacketSize, detail);
         lock (_gate)
         {

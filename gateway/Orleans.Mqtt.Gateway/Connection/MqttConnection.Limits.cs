@@ -50,6 +50,25 @@ internal sealed partial class MqttConnection
         }
     }
 
+    /// <summary>
+    /// Whether a line this connection writes once (refused, closed, bad input) fits the gateway-wide budget; when lines
+    /// were held back before it, one line says how many.
+    /// </summary>
+    private bool WithinConnectionLogBudget()
+    {
+        if (!_gateway.ConnectionLog.TryWrite(out var heldBack))
+        {
+            return false;
+        }
+
+        if (heldBack > 0)
+        {
+            LogConnectionLinesHeldBack(_logger, heldBack, ConnectionLogBudget.LinesPerSecond);
+        }
+
+        return true;
+    }
+
     /// <summary>Whether a line about bad input from this client is logged now (at most one per interval).</summary>
     private bool ShouldLogBadInput() => Limiter(ref _inputLog).TryEnter(1, out _);
 

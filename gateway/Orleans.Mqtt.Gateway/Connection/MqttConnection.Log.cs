@@ -39,6 +39,9 @@ internal sealed partial class MqttConnection
     [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId} from {Remote}: {Count} more messages not sent since the last line (counted in mqtt.messages.dropped)")]
     private static partial void LogDeliveriesDroppedSummary(ILogger logger, string? clientId, string remote, long count);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} lines about refused, closed or misbehaving connections held back (over the gateway's budget of {PerSecond} lines a second; the events are counted in mqtt.connections.refused, mqtt.connections.closed and mqtt.packets.rejected)")]
+    private static partial void LogConnectionLinesHeldBack(ILogger logger, long count, double perSecond);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId} from {Remote}: {Count} more bad input lines held back since the last one (counted in mqtt.packets.rejected)")]
     private static partial void LogRejectedSummary(ILogger logger, string? clientId, string remote, long count);
 }
