@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using MQTTnet;
 using MQTTnet.Formatter;
+using MQTTnet.Protocol;
 using Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
 
 namespace Orleans.Mqtt.EndToEnd.Tests;
@@ -121,6 +122,71 @@ public sealed class JwtTests(JwtTests.Fixture fixture) : IClassFixture<JwtTests.
         var broken = new Dictionary<string, object> { ["acl"] = new Dictionary<string, object> { ["pub"] = "devices/#" } };
         var brokenToken = TestTokens.Create(TestTokens.Hmac(Fixture.Secret), "device-acl", clientId, extraClaims: broken);
         Assert.Equal(MqttClientConnectResultCode.BadUserNameOrPassword, await ConnectCodeAsync(clientId, brokenToken));
+    }
+
+    [Fact]
+    public async Task Acl_claims_confine_the_connection_to_its_topics_without_an_acl_file()
+    {
+        var device = "jwt-confined-" + Guid.NewGuid().ToString("N");
+        var other = "jwt-other-" + Guid.NewGuid().ToString("N");
+        var deviceToken = TestTokens.Create(TestTokens.Hmac(Fixture.Secret), "device-confined", device, extraClaims: new Dictionary<string, object>
+        {
+            ["acl"] = new Dictionary<string, object>
+            {
+                ["pub"] = new List<object> { "devices/%c/telemetry" },
+                ["sub"] = new List<object> { "devices/%c/cmd/#" },
+            },
+        });
+        var backend = "jwt-backend-" + Guid.NewGuid().ToString("N");
+        var backendToken = TestTokens.Create(TestTokens.Hmac(Fixture.Secret), "backend", backend, extraClaims: new Dictionary<string, object>
+        {
+            ["acl"] = new Dictionary<string, object> { ["pub"] = new List<object> { "devices/+/cmd/#" } },
+        });
+
+        using var deviceClient = new MqttClientFactory().CreateMqttClient();
+        var received = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var marker = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        deviceClient.ApplicationMessageReceivedAsync += e =>
+        {
+            received.Enqueue(e.ApplicationMessage.Topic);
+            if (e.ApplicationMessage.Topic.EndsWith("/marker", StringComparison.Ordinal))
+            {
+                marker.TrySetResult();
+            }
+
+            return Task.CompletedTask;
+        };
+        Assert.Equal(MqttClientConnectResultCode.Success, (await deviceClient.ConnectAsync(Options(device, deviceToken, MqttProtocolVersion.V500))).ResultCode);
+
+        // Its own commands: granted; another device's: 0x87; everything: granted, but only its own topics arrive.
+        var suback = await deviceClient.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
+            .WithTopicFilter($"devices/{device}/cmd/#", MqttQualityOfServiceLevel.AtLeastOnce)
+            .WithTopicFilter($"devices/{other}/cmd/#", MqttQualityOfServiceLevel.AtLeastOnce)
+            .WithTopicFilter("#", MqttQualityOfServiceLevel.AtLeastOnce)
+            .Build());
+        Assert.Equal(
+            [MqttClientSubscribeResultCode.GrantedQoS1, MqttClientSubscribeResultCode.NotAuthorized, MqttClientSubscribeResultCode.GrantedQoS1],
+            suback.Items.Select(i => i.ResultCode).ToArray());
+
+        // Its own telemetry only.
+        var own = await deviceClient.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{device}/telemetry").WithPayload("t").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        Assert.Equal(MqttClientPublishReasonCode.Success, own.ReasonCode);
+        var foreign = await deviceClient.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{other}/telemetry").WithPayload("t").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        Assert.Equal(MqttClientPublishReasonCode.NotAuthorized, foreign.ReasonCode);
+
+        using var backendClient = new MqttClientFactory().CreateMqttClient();
+        Assert.Equal(MqttClientConnectResultCode.Success, (await backendClient.ConnectAsync(Options(backend, backendToken, MqttProtocolVersion.V500))).ResultCode);
+        foreach (var topic in new[] { $"devices/{other}/cmd/secret", $"devices/{device}/cmd/reboot", $"devices/{device}/cmd/marker" })
+        {
+            var ack = await backendClient.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload("c").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+            Assert.Equal(MqttClientPublishReasonCode.Success, ack.ReasonCode);
+        }
+
+        await marker.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.DoesNotContain(received, t => !t.StartsWith($"devices/{device}/cmd/", StringComparison.Ordinal));
+        Assert.Contains($"devices/{device}/cmd/reboot", received);
+        await backendClient.DisconnectAsync();
+        await deviceClient.DisconnectAsync();
     }
 
     [Fact]
