@@ -10,6 +10,12 @@ if (UsersCommand.TryRun(args) is { } exitCode)
 // Storage:DataDirectory, no external service.
 // Settings files come from beside the program; data paths stay relative to the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+if (OrleansPorts.FindTaken(builder.Configuration) is { } portTaken)
+{
+    await Console.Error.WriteLineAsync(portTaken);
+    return 2;
+}
+
 builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
 builder.UseOrleans(silo => silo.AddMqttSilo(builder.Configuration));
 builder.AddMqttGateway();
