@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Configuration;
 using Orleans.Configuration;
+using Orleans.Mqtt.Clustering;
 
 namespace Orleans.Mqtt.Silo;
 
@@ -29,9 +30,10 @@ public static class OrleansPorts
             ("Orleans:SiloPort", configuration.GetValue("Orleans:SiloPort", EndpointOptions.DEFAULT_SILO_PORT)),
             ("Orleans:GatewayPort", configuration.GetValue("Orleans:GatewayPort", EndpointOptions.DEFAULT_GATEWAY_PORT)),
         ];
+        var address = ListenAddress(configuration);
         foreach (var (setting, port) in ports)
         {
-            if (port is > 0 and <= IPEndPoint.MaxPort && IsHeld(port))
+            if (port is > 0 and <= IPEndPoint.MaxPort && IsHeld(address, port))
             {
                 return $"Startup failed: port {port}: address already in use. Another process listens on that port (a second silo there would "
                     + $"silently share it); change {setting}={port}.";
@@ -41,9 +43,27 @@ public static class OrleansPorts
         return null;
     }
 
-    private static bool IsHeld(int port)
+    /// <summary>
+    /// Where the silo will listen (as <see cref="SiloHostingExtensions.AddMqttSilo"/> configures it): loopback with
+    /// localhost clustering, else the advertised address when it is a loopback one (several silos of one machine on
+    /// 127.0.0.x share port numbers), else every address.
+    /// </summary>
+    private static IPAddress ListenAddress(IConfiguration configuration)
     {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        // A bad provider is reported by the silo's own configuration, with its setting.
+        var provider = configuration[ClusteringProviderSetting.Key];
+        if (string.IsNullOrEmpty(provider) || provider.Equals(nameof(ClusteringProvider.Localhost), StringComparison.OrdinalIgnoreCase)
+            || configuration["Orleans:AdvertisedIPAddress"] is not { Length: > 0 } text)
+        {
+            return IPAddress.Loopback;
+        }
+
+        return IPAddress.TryParse(text, out var advertised) && IPAddress.IsLoopback(advertised) ? advertised : IPAddress.Any;
+    }
+
+    private static bool IsHeld(IPAddress address, int port)
+    {
+        using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         if (OperatingSystem.IsLinux())
         {
             socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
@@ -51,8 +71,8 @@ public static class OrleansPorts
 
         try
         {
-            // The wildcard address conflicts with a listener on any one address of the machine.
-            socket.Bind(new IPEndPoint(IPAddress.Any, port));
+            // A listener on the wildcard address conflicts with this one too.
+            socket.Bind(new IPEndPoint(address, port));
             return false;
         }
         catch (SocketException ex) when (ex.SocketErrorCode == SocketError.AddressAlreadyInUse)
