@@ -4,20 +4,12 @@ using P = Orleans.Mqtt.EndToEnd.Tests.Infrastructure.Mqtt5Properties;
 namespace Orleans.Mqtt.EndToEnd.Tests;
 
 /// <summary>A broker with small MQTT 5 limits: Mqtt:ReceiveMaximum 3, Mqtt:TopicAliasMaximum 2, Mqtt:MaxKeepAlive 1.</summary>
-public sealed class Mqtt5LimitsBroker : IAsyncLifetime
+public sealed class Mqtt5LimitsBroker() : ConfiguredBroker(new()
 {
-    public BrokerProcess Broker { get; private set; } = null!;
-
-    public async Task InitializeAsync() =>
-        Broker = await BrokerProcess.StartAsync(new Dictionary<string, string>
-        {
-            ["Mqtt__ReceiveMaximum"] = "3",
-            ["Mqtt__TopicAliasMaximum"] = "2",
-            ["Mqtt__MaxKeepAlive"] = "1",
-        });
-
-    public async Task DisposeAsync() => await Broker.DisposeAsync();
-}
+    ["Mqtt__ReceiveMaximum"] = "3",
+    ["Mqtt__TopicAliasMaximum"] = "2",
+    ["Mqtt__MaxKeepAlive"] = "1",
+});
 
 /// <summary>The MQTT 5 limits a broker advertises in CONNACK are the ones it holds clients to.</summary>
 public sealed class Mqtt5LimitsTests(Mqtt5LimitsBroker fixture) : IClassFixture<Mqtt5LimitsBroker>

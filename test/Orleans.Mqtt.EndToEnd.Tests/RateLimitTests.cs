@@ -8,24 +8,17 @@ namespace Orleans.Mqtt.EndToEnd.Tests;
 /// A broker with small per-client limits: 20 publishes per second with a burst of 5, 3 subscriptions per session,
 /// topics of at most 64 characters and 4 levels.
 /// </summary>
-public sealed class ClientLimitsBroker : IAsyncLifetime
+public sealed class ClientLimitsBroker() : ConfiguredBroker(new()
+{
+    ["Mqtt__Limits__MessagesPerSecond"] = Rate.ToString(),
+    ["Mqtt__Limits__MessageBurst"] = Burst.ToString(),
+    ["Mqtt__Limits__MaxSubscriptionsPerClient"] = "3",
+    ["Mqtt__Limits__MaxTopicLength"] = "64",
+    ["Mqtt__Limits__MaxTopicLevels"] = "4",
+})
 {
     public const int Rate = 20;
     public const int Burst = 5;
-
-    public BrokerProcess Broker { get; private set; } = null!;
-
-    public async Task InitializeAsync() =>
-        Broker = await BrokerProcess.StartAsync(new Dictionary<string, string>
-        {
-            ["Mqtt__Limits__MessagesPerSecond"] = Rate.ToString(),
-            ["Mqtt__Limits__MessageBurst"] = Burst.ToString(),
-            ["Mqtt__Limits__MaxSubscriptionsPerClient"] = "3",
-            ["Mqtt__Limits__MaxTopicLength"] = "64",
-            ["Mqtt__Limits__MaxTopicLevels"] = "4",
-        });
-
-    public async Task DisposeAsync() => await Broker.DisposeAsync();
 }
 
 /// <summary>Mqtt:Limits on the real process: each refusal with its reason code, and counted.</summary>
@@ -198,20 +191,12 @@ public sealed class RateLimitTests(ClientLimitsBroker fixture) : IClassFixture<C
 /// A broker that is overloaded from its first sample (a managed heap budget of one byte) and whose listeners accept 1
 /// connection per second with a burst of 2.
 /// </summary>
-public sealed class OverloadedBroker : IAsyncLifetime
+public sealed class OverloadedBroker() : ConfiguredBroker(new()
 {
-    public BrokerProcess Broker { get; private set; } = null!;
-
-    public async Task InitializeAsync() =>
-        Broker = await BrokerProcess.StartAsync(new Dictionary<string, string>
-        {
-            ["Mqtt__Overload__MemoryBudgetBytes"] = "1",
-            ["Mqtt__Limits__ConnectionsPerSecond"] = "1",
-            ["Mqtt__Limits__ConnectionBurst"] = "2",
-        });
-
-    public async Task DisposeAsync() => await Broker.DisposeAsync();
-}
+    ["Mqtt__Overload__MemoryBudgetBytes"] = "1",
+    ["Mqtt__Limits__ConnectionsPerSecond"] = "1",
+    ["Mqtt__Limits__ConnectionBurst"] = "2",
+});
 
 /// <summary>Mqtt:Overload and Mqtt:Limits:ConnectionsPerSecond on the real process.</summary>
 public sealed class OverloadTests(OverloadedBroker fixture) : IClassFixture<OverloadedBroker>
