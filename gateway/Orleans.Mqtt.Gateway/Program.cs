@@ -3,6 +3,7 @@ using Orleans.Mqtt.Clustering;
 using Orleans.Mqtt.Clustering.Consul;
 using Orleans.Mqtt.Clustering.Etcd;
 using Orleans.Mqtt.Gateway;
+using Orleans.Mqtt.Hosting;
 using Orleans.Mqtt.Ownership.Etcd;
 
 if (UsersCommand.TryRun(args) is { } exitCode)
@@ -14,6 +15,8 @@ if (UsersCommand.TryRun(args) is { } exitCode)
 // (Localhost on Orleans:GatewayPort, Etcd or Consul).
 // Settings files come from beside the program; data paths stay relative to the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+var shutdownTimeout = HostShutdownSetting.Parse(builder.Configuration[HostShutdownSetting.Key], TimeSpan.FromSeconds(30));
+builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = shutdownTimeout);
 var orleansGatewayPort = builder.Configuration.GetValue("Orleans:GatewayPort", 30000);
 var clusterId = builder.Configuration["Orleans:ClusterId"] ?? "orleans-mqtt";
 builder.UseOrleansClient(client =>

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Hosting;
+using Orleans.Mqtt.Hosting;
 using Orleans.Mqtt.Silo;
 
 // A silo on its own. Cluster membership providers come with the cluster; until then it runs localhost clustering.
@@ -11,6 +12,8 @@ if (OrleansPorts.FindTaken(builder.Configuration) is { } portTaken)
     return 2;
 }
 
+var shutdownTimeout = HostShutdownSetting.Parse(builder.Configuration[HostShutdownSetting.Key], TimeSpan.FromSeconds(30));
+builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = shutdownTimeout);
 builder.UseOrleans(silo => silo.AddMqttSilo(builder.Configuration));
 builder.AddMqttSiloHttp();
 var app = builder.Build();

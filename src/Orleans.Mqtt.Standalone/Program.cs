@@ -1,4 +1,5 @@
 using Orleans.Mqtt.Gateway;
+using Orleans.Mqtt.Hosting;
 using Orleans.Mqtt.Silo;
 
 if (UsersCommand.TryRun(args) is { } exitCode)
@@ -16,7 +17,8 @@ if (OrleansPorts.FindTaken(builder.Configuration) is { } portTaken)
     return 2;
 }
 
-builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+var shutdownTimeout = HostShutdownSetting.Parse(builder.Configuration[HostShutdownSetting.Key], TimeSpan.FromSeconds(20));
+builder.Host.ConfigureHostOptions(o => o.ShutdownTimeout = shutdownTimeout);
 builder.UseOrleans(silo => silo.AddMqttSilo(builder.Configuration));
 builder.AddMqttGateway();
 var app = builder.Build();

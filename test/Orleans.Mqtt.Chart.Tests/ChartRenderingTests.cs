@@ -69,6 +69,10 @@ public sealed class ChartRenderingTests
             Assert.NotNull(container.Resources.Requests);
             Assert.Matches("^[0-9a-f]{64}$", pod.Metadata.Annotations["checksum/config"]);
 
+            // The host finishes its hand-over or drain 10 s before the kubelet's SIGKILL.
+            var shutdown = TimeSpan.Parse(Env(container, "Host__ShutdownTimeout"), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(TimeSpan.FromSeconds(pod.Spec.TerminationGracePeriodSeconds!.Value - 10), shutdown);
+
             // Every variable names a documented configuration key.
             Assert.Empty(ConfigurationKeys.Unknown(ConfigurationKeys.VariableNames(container, manifests)));
         }

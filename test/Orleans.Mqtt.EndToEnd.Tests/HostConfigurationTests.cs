@@ -21,6 +21,7 @@ public sealed class HostConfigurationTests
     [InlineData("gateway", "Http__Port", "70000", "Http:Port must be between 0 and 65535")]
     [InlineData("silo", "Http__Port", "eighty", "Http:Port")]
     [InlineData("silo", "Mqtt__BindAddress", "not-an-address", "Mqtt:BindAddress must be an IP address")]
+    [InlineData("silo", "Host__ShutdownTimeout", "-00:00:05", "Host:ShutdownTimeout must be a positive time span")]
     public async Task A_bad_setting_stops_the_host_naming_the_setting(string host, string key, string value, string message)
     {
         var directory = BrokerProcess.TempDirectory();

@@ -94,3 +94,12 @@ affinity:
               {{- include "orleans-mqtt.selector" (list $root (index . 1)) | nindent 14 }}
 {{- end }}
 {{- end -}}
+
+{{/*
+Host:ShutdownTimeout as a time span, 10 s below a pod's grace period (at least 5 s), so the host finishes its
+hand-over or drain before the kubelet's SIGKILL. Argument: the grace period in seconds.
+*/}}
+{{- define "orleans-mqtt.shutdownTimeout" -}}
+{{- $seconds := max 5 (sub (int .) 10) -}}
+{{- printf "%02d:%02d:%02d" (div $seconds 3600) (div (mod $seconds 3600) 60) (mod $seconds 60) -}}
+{{- end -}}

@@ -47,6 +47,7 @@ public sealed partial class ConfigurationDocumentationTests
         "Orleans:AdvertisedIPAddress",
         "Orleans:Name",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "Host:ShutdownTimeout",
     ];
 
     /// <summary>
