@@ -14,4 +14,7 @@ public interface IGatewayDirectoryGrain : IGrainWithIntegerKey
 
     /// <summary>Of the given gateway ids, those that are dead (not heard from within the timeout).</summary>
     Task<string[]> FindDead(string[] gatewayIds);
+
+    /// <summary>The gateways known: those reporting in (alive unless silent longer than the timeout) and those declared dead or gone.</summary>
+    Task<GatewayStatus[]> List();
 }
