@@ -12,7 +12,7 @@ internal sealed record SubscribeRequest(SubscriptionRequest[]? Subscriptions);
 internal sealed record SubscriptionRequest(string? Filter, byte Qos = 0, bool NoLocal = false, bool RetainAsPublished = false, byte RetainHandling = 0);
 
 /// <summary>Per requested subscription, the granted QoS or an MQTT 5 SUBACK reason code.</summary>
-internal sealed record SubscribeResponse(byte[] ReasonCodes);
+internal sealed record SubscribeResponse(int[] ReasonCodes);
 
 /// <summary>Per filter named, whether the session had that subscription.</summary>
 internal sealed record UnsubscribeResponse(bool[] Removed);

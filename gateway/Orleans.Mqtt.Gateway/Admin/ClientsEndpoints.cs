@@ -92,7 +92,7 @@ internal static class ClientsEndpoints
         }
 
         audit.Record(context, "subscribe", clientId, string.Join(' ', subscriptions.Select(s => s.Filter)));
-        return TypedResults.Ok(new SubscribeResponse(codes));
+        return TypedResults.Ok(new SubscribeResponse([.. codes.Select(c => (int)c)]));
     }
 
     private static async Task<Results<Ok<UnsubscribeResponse>, ProblemHttpResult>> UnsubscribeAsync(
