@@ -40,6 +40,7 @@ public sealed class MqttMetrics
         SubscriptionsRefused = _meter.CreateCounter<long>("mqtt.subscriptions.refused", description: "SUBSCRIBE topic filters refused by a limit (SUBACK 0x97/0x8F in MQTT 5, 0x80 in 3.1.1), by reason.");
         SessionsInMemory = _meter.CreateUpDownCounter<long>("mqtt.sessions.in_memory", description: "Session grains activated in this silo; persistent sessions leave memory when idle (Mqtt:SessionIdleTimeout).");
         AclDenied = _meter.CreateCounter<long>("mqtt.acl.denied", description: "Requests the ACL refused, by action (publish, subscribe, will); deliveries withheld count as mqtt.messages.dropped with reason not_authorized.");
+        TraceContextsInvalid = _meter.CreateCounter<long>("mqtt.tracing.invalid_traceparent", description: "MQTT 5 PUBLISH packets whose traceparent user property is not a W3C trace context (ignored: the message is routed and traced as one without it).");
         AclReloads = _meter.CreateCounter<long>("mqtt.acl.reloads", description: "Reads of a changed ACL file (Mqtt:AclFile), by outcome (ok; error: the rules in force stay).");
     }
 
@@ -111,6 +112,9 @@ public sealed class MqttMetrics
 
     /// <summary>Reloads of the ACL file, by outcome.</summary>
     public Counter<long> AclReloads { get; }
+
+    /// <summary>PUBLISH packets whose <c>traceparent</c> user property did not parse.</summary>
+    public Counter<long> TraceContextsInvalid { get; }
 
     /// <summary>Background full collections started by the heap trimmer.</summary>
     public Counter<long> HeapTrims { get; }
