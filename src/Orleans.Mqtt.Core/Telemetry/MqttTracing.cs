@@ -13,8 +13,12 @@ public static class MqttTracing
     /// <summary>The name of the activity source the broker's own spans start on.</summary>
     public const string SourceName = "Orleans.Mqtt";
 
-    /// <summary>The activity source of Orleans' grain-call spans, which carry a trace from one process to the next.</summary>
-    public const string OrleansSourceName = "Microsoft.Orleans.Application";
+    /// <summary>
+    /// The activity sources of Orleans' grain-call spans, which carry a trace from one process to the next. Orleans
+    /// files calls to interfaces in a namespace starting with "Orleans" (this broker's grains among them) under its
+    /// runtime source, other grains under its application source.
+    /// </summary>
+    public static readonly string[] OrleansSourceNames = ["Microsoft.Orleans.Runtime", "Microsoft.Orleans.Application"];
 
     /// <summary>The source every span of the broker starts on. Starts nothing while no tracer listens.</summary>
     public static readonly ActivitySource Source = new(SourceName);

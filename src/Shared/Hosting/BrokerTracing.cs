@@ -42,7 +42,7 @@ internal static class BrokerTracing
             })
             .WithTracing(t =>
             {
-                t.AddSource(MqttTracing.SourceName, MqttTracing.OrleansSourceName).SetSampler(new BrokerSampler());
+                t.AddSource(MqttTracing.SourceName).AddSource(MqttTracing.OrleansSourceNames).SetSampler(new BrokerSampler());
                 if (!string.IsNullOrEmpty(options.OtlpEndpoint))
                 {
                     t.AddOtlpExporter(o => o.Endpoint = new Uri(options.OtlpEndpoint));
