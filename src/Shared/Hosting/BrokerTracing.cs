@@ -50,7 +50,8 @@ internal static class BrokerTracing
 
                 if (!string.IsNullOrEmpty(options.FilePath))
                 {
-                    t.AddProcessor(new SimpleActivityExportProcessor(new JsonLinesSpanExporter(options.FilePath, serviceName)));
+                    // Batches every 200 ms (a file opened per batch, not per span); beyond 8,192 waiting spans new ones are dropped.
+                    t.AddProcessor(new BatchActivityExportProcessor(new JsonLinesSpanExporter(options.FilePath, serviceName), maxQueueSize: 8192, scheduledDelayMilliseconds: 200, maxExportBatchSize: 2048));
                 }
             });
     }
