@@ -38,7 +38,8 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         MqttMetrics metrics,
         TimeProvider timeProvider,
         ILoggerFactory loggerFactory,
-        IGatewayLease? lease = null)
+        IGatewayLease? lease = null,
+        IOptions<TracingOptions>? tracing = null)
     {
         _lease = lease;
         _grainFactory = grainFactory;
@@ -53,9 +54,13 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         _authenticator = new ConnectAuthenticator(Options, timeProvider, loggerFactory);
         Limits = new GatewayLimits(Options, metrics, timeProvider, _logger);
         Access = new AccessControl(Options, metrics, loggerFactory.CreateLogger<AccessControl>(), timeProvider);
+        Tracing = tracing is null ? null : GatewayTracing.Create(tracing.Value, metrics, loggerFactory.CreateLogger<GatewayTracing>());
     }
 
     public string Id { get; }
+
+    /// <summary>The gateway's spans; null while <c>Tracing:Enabled</c> is false.</summary>
+    public GatewayTracing? Tracing { get; }
 
     public MqttGatewayOptions Options { get; }
 

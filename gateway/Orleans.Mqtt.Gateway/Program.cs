@@ -21,6 +21,12 @@ var orleansGatewayPort = builder.Configuration.GetValue("Orleans:GatewayPort", 3
 var clusterId = builder.Configuration["Orleans:ClusterId"] ?? "orleans-mqtt";
 builder.UseOrleansClient(client =>
 {
+    // Tracing: the current span goes with grain calls (Orleans' activity propagation), only when tracing is on.
+    if (BrokerTracing.IsEnabled(builder.Configuration))
+    {
+        client.AddActivityPropagation();
+    }
+
     switch (ClusteringProviderSetting.Of(builder.Configuration))
     {
         case ClusteringProvider.Localhost:

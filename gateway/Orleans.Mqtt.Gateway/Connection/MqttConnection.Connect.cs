@@ -1,9 +1,11 @@
+using System.Diagnostics;
 using MQTTnet.Adapter;
 using MQTTnet.Exceptions;
 using MQTTnet.Formatter;
 using MQTTnet.Packets;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Protocol;
+using Orleans.Mqtt.Telemetry;
 using Orleans.Mqtt.Topics;
 
 namespace Orleans.Mqtt.Gateway;
@@ -53,6 +55,25 @@ internal sealed partial class MqttConnection
 
     private async Task HandleConnectAsync(MqttConnectPacket connect)
     {
+        if (_gateway.Tracing?.StartConnect(connect.ClientId) is not { } span)
+        {
+            await ConnectAsync(connect);
+            return;
+        }
+
+        // Current while the CONNECT is handled, so the session's grain call (and its ownership commit) carry it.
+        using (span)
+        {
+            await ConnectAsync(connect);
+            if (!_open)
+            {
+                span.SetStatus(ActivityStatusCode.Error, "refused");
+            }
+        }
+    }
+
+    private async Task ConnectAsync(MqttConnectPacket connect)
+    {
         if (_v5)
         {
             // Known before any CONNACK, refusals included: nothing larger may be sent to this client [MQTT-3.2.2-19].
@@ -90,7 +111,12 @@ internal sealed partial class MqttConnection
             return;
         }
 
-        var identity = await _gateway.Authenticator.AuthenticateAsync(clientId, connect.Username, connect.Password, ClientCertificate);
+        ConnectIdentity identity;
+        using (MqttTracing.StartChild(MqttTracing.Operations.Authenticate, clientId))
+        {
+            identity = await _gateway.Authenticator.AuthenticateAsync(clientId, connect.Username, connect.Password, ClientCertificate);
+        }
+
         switch (identity.Result)
         {
             case AuthResult.BadCredentials:

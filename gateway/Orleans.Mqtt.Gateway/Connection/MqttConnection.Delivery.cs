@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.IO.Pipelines;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Protocol;
@@ -61,6 +62,13 @@ internal sealed partial class MqttConnection
         }
 
         var publish = MessageMapping.ToPublish(d, _v5, now);
+        var tracing = _gateway.Tracing;
+        using var send = tracing is null || d.Message.TraceParent is null ? null : GatewayTracing.StartSend(d, _clientId);
+        if (tracing is not null && _v5)
+        {
+            tracing.ApplyPropagation(publish, d, send);
+        }
+
         var newAlias = _outboundAliases?.Apply(publish) ?? 0;
         var formatter = Formatter;
         var buffer = formatter.Encode(publish);
@@ -68,6 +76,7 @@ internal sealed partial class MqttConnection
         {
             if (_clientMaxPacketSize > 0 && (uint)buffer.Length > _clientMaxPacketSize)
             {
+                send?.SetStatus(ActivityStatusCode.Error, "packet too large for the client");
                 DropDelivery(d, DropReason.PacketTooLargeForClient);
                 return;
             }
@@ -77,6 +86,11 @@ internal sealed partial class MqttConnection
         finally
         {
             formatter.Cleanup();
+        }
+
+        if (send is not null && d.Qos > 0)
+        {
+            RememberTracedSend(d.PacketId, send, d.Message.Topic);
         }
 
         if (newAlias != 0)

@@ -1,9 +1,11 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Text.Unicode;
 using MQTTnet.Packets;
 using MQTTnet.Protocol;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Protocol;
+using Orleans.Mqtt.Telemetry;
 using Orleans.Mqtt.Topics;
 
 namespace Orleans.Mqtt.Gateway;
@@ -74,6 +76,12 @@ internal sealed partial class MqttConnection
             ExpiresAtUtc = _v5 && publish.MessageExpiryInterval > 0 ? UtcNow.AddSeconds(publish.MessageExpiryInterval) : null,
         };
 
+        Activity? span = null;
+        if (_gateway.Tracing is { } tracing && (span = tracing.StartPublish(_clientId, topic, qos, payload.Length, message.Properties)) is not null)
+        {
+            message = message with { TraceParent = MqttTracing.TraceParentOf(span) };
+        }
+
         switch (qos)
         {
             case 0:
@@ -83,13 +91,15 @@ internal sealed partial class MqttConnection
                     _inboundQos1++;
                 }
 
-                await Batcher.AddPublishAsync(message, publish.PacketIdentifier);
+                await Batcher.AddPublishAsync(message, publish.PacketIdentifier, span);
                 break;
             default:
                 // Exactly once: a packet id already received and not yet released is not routed again.
                 if (!await _session!.IsInboundQos2Pending(publish.PacketIdentifier))
                 {
-                    if (await PublishAsync(message) < 0)
+                    var routed = await PublishAsync(message);
+                    GatewayTracing.EndPublish(span, routed);
+                    if (routed < 0)
                     {
                         if (_v5)
                         {
@@ -104,6 +114,11 @@ internal sealed partial class MqttConnection
                     }
 
                     await _session.AddInboundQos2(Id, publish.PacketIdentifier);
+                }
+
+                else
+                {
+                    span?.Stop();
                 }
 
                 (_inboundQos2 ??= []).Add(publish.PacketIdentifier);

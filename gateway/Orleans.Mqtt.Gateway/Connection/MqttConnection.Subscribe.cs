@@ -13,6 +13,13 @@ internal sealed partial class MqttConnection
 
     private async Task HandleSubscribeAsync(MqttSubscribePacket subscribe)
     {
+        // Current while the SUBSCRIBE is handled, so the session's grain call and the replication to the silos carry it.
+        using var span = _gateway.Tracing?.StartSubscribe(_clientId, subscribe.TopicFilters);
+        await SubscribeAsync(subscribe);
+    }
+
+    private async Task SubscribeAsync(MqttSubscribePacket subscribe)
+    {
         if (subscribe.TopicFilters.Count == 0)
         {
             Reject(CloseReason.ProtocolError, "SUBSCRIBE without topic filters");

@@ -221,13 +221,16 @@ internal sealed partial class MqttConnection
                 await HandlePublishAsync(publish, segment);
                 break;
             case MqttPubAckPacket ack:
+                SettleTracedSend(ack.PacketIdentifier);
                 await Batcher.AddAcknowledgementAsync(ack.PacketIdentifier, OutboundAck.PubAck);
                 break;
             case MqttPubRecPacket rec when CloseReasons.IsFailure((byte)rec.ReasonCode):
                 // A failing PUBREC ends the exchange: no PUBREL, and the message leaves the in-flight window (MQTT 5 section 4.3.3).
+                SettleTracedSend(rec.PacketIdentifier);
                 await Batcher.AddAcknowledgementAsync(rec.PacketIdentifier, OutboundAck.PubComp);
                 break;
             case MqttPubRecPacket rec:
+                SettleTracedSend(rec.PacketIdentifier);
                 Send(ReplyPackets.PubRel(rec.PacketIdentifier));
                 await Batcher.AddAcknowledgementAsync(rec.PacketIdentifier, OutboundAck.PubRec);
                 break;

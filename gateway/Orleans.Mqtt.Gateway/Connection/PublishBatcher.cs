@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Topics;
 
@@ -14,13 +15,13 @@ internal sealed class PublishBatcher(MqttConnection connection)
     /// <summary>Publishes or acknowledgements that make a batch go out before the read ends.</summary>
     public const int MaxBatch = 64;
 
-    private readonly List<(MqttMessage Message, ushort PacketId)> _publishes = [];
+    private readonly List<(MqttMessage Message, ushort PacketId, Activity? Span)> _publishes = [];
     private readonly List<OutboundAcknowledgement> _acknowledgements = [];
 
-    /// <summary>Adds a QoS 0/1 publish; a full batch is routed now.</summary>
-    public async Task AddPublishAsync(MqttMessage message, ushort packetId)
+    /// <summary>Adds a QoS 0/1 publish (with its span when traced, ended once routed); a full batch is routed now.</summary>
+    public async Task AddPublishAsync(MqttMessage message, ushort packetId, Activity? span = null)
     {
-        _publishes.Add((message, packetId));
+        _publishes.Add((message, packetId, span));
         if (_publishes.Count >= MaxBatch)
         {
             await FlushPublishesAsync();
@@ -92,11 +93,13 @@ internal sealed class PublishBatcher(MqttConnection connection)
 
         for (var i = 0; i < count; i++)
         {
-            var (message, packetId) = _publishes[i];
+            var (message, packetId, span) = _publishes[i];
             if (message.Qos == 1)
             {
                 connection.CompleteQos1(packetId, routed[i]);
             }
+
+            GatewayTracing.EndPublish(span, routed[i]);
         }
 
         _publishes.Clear();

@@ -28,6 +28,7 @@ public static class GatewayHostingExtensions
         services.AddOptions<MqttBrokerOptions>().BindConfiguration(MqttBrokerOptions.SectionName).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MqttBrokerOptions>, MqttBrokerOptionsValidator>());
         BrokerMetrics.Add(services, builder.Configuration);
+        BrokerTracing.Add(services, builder.Configuration, "orleans-mqtt-gateway");
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, HeapTrimmer>());
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<MqttGateway>();

@@ -28,6 +28,12 @@ public sealed record MqttMessage
     /// </summary>
     [Id(6)] public DateTime? ExpiresAtUtc { get; init; }
 
+    /// <summary>
+    /// The W3C <c>traceparent</c> of the broker's span that handled the message last (each hop of a traced message
+    /// replaces it with its own); null when the message is not traced.
+    /// </summary>
+    [Id(7)] public string? TraceParent { get; init; }
+
     /// <summary>Whether the message has expired at <paramref name="nowUtc"/>.</summary>
     public bool IsExpired(DateTime nowUtc) => ExpiresAtUtc is { } at && at <= nowUtc;
 

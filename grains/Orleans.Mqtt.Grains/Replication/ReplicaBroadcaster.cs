@@ -24,8 +24,12 @@ internal sealed partial class ReplicaBroadcaster(
     private readonly Dictionary<long, Task> _inflight = [];
     private long _nextId;
 
-    public Task Apply(ClientRoutes routes) =>
-        ForEachSilo(static (r, routes) => r.Apply(routes), static (w, routes) => w.ApplyAsync(routes), routes);
+    public async Task Apply(ClientRoutes routes)
+    {
+        // A traced SUBSCRIBE or CONNECT: the calls to the other silos' replicas are its children.
+        using var span = MqttTracing.StartChild(MqttTracing.Operations.Replicate, routes.ClientId);
+        await ForEachSilo(static (r, routes) => r.Apply(routes), static (w, routes) => w.ApplyAsync(routes), routes);
+    }
 
     public Task ApplyRetained(RetainedUpdate update) =>
         ForEachSilo(static (r, update) => r.ApplyRetained(update), static (w, update) => w.ApplyRetainedAsync(update), update);

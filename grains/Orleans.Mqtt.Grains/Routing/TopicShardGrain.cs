@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Orleans.Mqtt.Protocol;
 using Orleans.Mqtt.Telemetry;
@@ -32,9 +33,17 @@ internal sealed partial class TopicShardGrain(
         var matches = new List<SessionMatch>();
         Dictionary<string, (GatewayPresence Presence, List<Delivery> Items)>? direct = null;
         Dictionary<string, List<SessionDelivery>>? sessions = null;
+        List<Activity>? spans = null;
         for (var m = 0; m < messages.Length; m++)
         {
             var message = messages[m];
+            if (message.TraceParent is not null && StartRoute(message) is { } span)
+            {
+                // The copies carry this shard's span on to the sessions and gateways.
+                (spans ??= []).Add(span);
+                message = message with { TraceParent = MqttTracing.TraceParentOf(span) };
+            }
+
             if (message.Retain)
             {
                 await UpdateRetained(message);
@@ -96,13 +105,39 @@ internal sealed partial class TopicShardGrain(
             }
         }
 
-        if (calls is not null)
+        try
         {
-            await Task.WhenAll(calls);
+            if (calls is not null)
+            {
+                await Task.WhenAll(calls);
+            }
+        }
+        catch (Exception ex) when (spans is not null)
+        {
+            foreach (var span in spans)
+            {
+                span.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
+            }
+
+            throw;
+        }
+        finally
+        {
+            if (spans is not null)
+            {
+                foreach (var span in spans)
+                {
+                    span.Stop();
+                }
+            }
         }
 
         return routed;
     }
+
+    private static Activity? StartRoute(MqttMessage message) =>
+        MqttTracing.StartHop(message.TraceParent, MqttTracing.Operations.Route, MqttTracing.OperationTypes.Process, ActivityKind.Internal,
+            new MqttMessageTags(message.Topic, message.Qos, message.SenderClientId, message.Payload.Length));
 
     public async Task Redispatch(string shareKey, string leavingClientId, SessionDelivery[] deliveries)
     {

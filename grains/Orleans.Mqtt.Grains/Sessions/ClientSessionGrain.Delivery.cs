@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Orleans.Mqtt.Protocol;
+using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Grains;
 
@@ -17,19 +19,43 @@ internal sealed partial class ClientSessionGrain
         }
 
         var changed = false;
+        List<Activity>? spans = null;
         foreach (var d in deliveries)
         {
-            changed |= Enqueue(d);
+            var delivery = d;
+            if (d.Message.TraceParent is not null && StartDeliver(d) is { } span)
+            {
+                // The copy carries this session's span on to the subscriber's gateway.
+                (spans ??= []).Add(span);
+                delivery = d with { Message = d.Message with { TraceParent = MqttTracing.TraceParentOf(span) } };
+            }
+
+            changed |= Enqueue(delivery);
         }
 
-        if (!changed)
+        try
         {
-            return;
+            if (changed)
+            {
+                // Durable before the publisher is acknowledged.
+                await PumpSaveAndPushAsync();
+            }
         }
-
-        // Durable before the publisher is acknowledged.
-        await PumpSaveAndPushAsync();
+        finally
+        {
+            if (spans is not null)
+            {
+                foreach (var span in spans)
+                {
+                    span.Stop();
+                }
+            }
+        }
     }
+
+    private Activity? StartDeliver(SessionDelivery d) =>
+        MqttTracing.StartHop(d.Message.TraceParent, MqttTracing.Operations.Deliver, MqttTracing.OperationTypes.Process, ActivityKind.Internal,
+            new MqttMessageTags(d.Message.Topic, d.Qos, ClientId, d.Message.Payload.Length));
 
     public Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack) =>
         AcknowledgeBatch(connectionId, [new OutboundAcknowledgement(packetId, ack)]);

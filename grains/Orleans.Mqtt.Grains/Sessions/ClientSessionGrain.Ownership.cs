@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Orleans.Mqtt.Ownership;
 using Orleans.Mqtt.Protocol;
+using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Grains;
 
@@ -14,8 +15,10 @@ internal sealed partial class ClientSessionGrain
     /// </summary>
     private async Task CommitOwnerAsync(GatewayPresence presence)
     {
+        using var span = MqttTracing.StartChild(MqttTracing.Operations.OwnershipCommit, ClientId);
         for (var attempt = 0; ; attempt++)
         {
+            span?.SetTag(MqttTracing.Attributes.Attempts, attempt + 1);
             var owner = new SessionOwner(presence.GatewayId, presence.ConnectionId, S.OwnerEpoch + 1, presence.LeaseId);
             var commit = await ownership.CommitAsync(ClientId, owner, S.OwnerRevision);
             if (commit.Committed)

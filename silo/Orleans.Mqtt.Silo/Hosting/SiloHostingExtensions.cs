@@ -6,6 +6,7 @@ using Orleans.Mqtt.Clustering;
 using Orleans.Mqtt.Clustering.Consul;
 using Orleans.Mqtt.Clustering.Etcd;
 using Orleans.Mqtt.Grains;
+using Orleans.Mqtt.Hosting;
 using Orleans.Mqtt.Ownership.Etcd;
 using Orleans.Mqtt.Silo.Storage;
 
@@ -62,6 +63,13 @@ public static class SiloHostingExtensions
         // home by it, since a restarted silo has a new address.
         var configuredName = configuration["Orleans:Name"] is { Length: > 0 } n ? n : null;
         silo.Configure<SiloOptions>(o => o.SiloName = SiloNameFile.ReadOrCreate(dataDirectory, configuredName));
+
+        // Tracing: Orleans carries the current span across grain calls (a traced CONNECT's or SUBSCRIBE's calls to
+        // sessions and replicas). Added only when tracing is on, so calls pay nothing for it otherwise.
+        if (BrokerTracing.IsEnabled(configuration))
+        {
+            silo.AddActivityPropagation();
+        }
 
         silo.AddMqttGrains();
         silo.AddFasterGrainStorage(MqttGrainStorage.Name, o =>

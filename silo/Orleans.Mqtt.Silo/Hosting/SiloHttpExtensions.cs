@@ -25,6 +25,7 @@ public static class SiloHttpExtensions
     {
         var (address, port) = Endpoint(builder.Configuration);
         BrokerMetrics.Add(builder.Services, builder.Configuration);
+        BrokerTracing.Add(builder.Services, builder.Configuration, "orleans-mqtt-silo");
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, HeapTrimmer>());
         if (port > 0)
         {

@@ -42,6 +42,7 @@ public sealed class MqttMetrics
         AclDenied = _meter.CreateCounter<long>("mqtt.acl.denied", description: "Requests the ACL refused, by action (publish, subscribe, will); deliveries withheld count as mqtt.messages.dropped with reason not_authorized.");
         AdminRefused = _meter.CreateCounter<long>("mqtt.admin.refused", description: "Admin API calls refused, by reason (missing_key, bad_key, not_loopback).");
         AdminActions = _meter.CreateCounter<long>("mqtt.admin.actions", description: "Changes made through the admin API, by action (kick, subscribe, unsubscribe, publish, retained_delete).");
+        TraceContextsInvalid = _meter.CreateCounter<long>("mqtt.tracing.invalid_traceparent", description: "MQTT 5 PUBLISH packets whose traceparent user property is not a W3C trace context (ignored: the message is routed and traced as one without it).");
         AclReloads = _meter.CreateCounter<long>("mqtt.acl.reloads", description: "Reads of a changed ACL file (Mqtt:AclFile), by outcome (ok; error: the rules in force stay).");
     }
 
@@ -119,6 +120,9 @@ public sealed class MqttMetrics
 
     /// <summary>Reloads of the ACL file, by outcome.</summary>
     public Counter<long> AclReloads { get; }
+
+    /// <summary>PUBLISH packets whose <c>traceparent</c> user property did not parse.</summary>
+    public Counter<long> TraceContextsInvalid { get; }
 
     /// <summary>Background full collections started by the heap trimmer.</summary>
     public Counter<long> HeapTrims { get; }

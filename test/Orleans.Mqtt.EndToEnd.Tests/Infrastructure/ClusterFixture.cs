@@ -11,7 +11,9 @@ namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
 /// be killed with SIGKILL, restarted on the same ports and data directory, or added, for failure tests. Every gateway
 /// reads the same ACL file (<see cref="AclFile"/>), which allows everything unless a test changes it, and the same
 /// admin API key file (<see cref="ApiKeysFile"/>), which holds <see cref="AdminApiKey"/> under the name
-/// <see cref="AdminApiKeyName"/>.
+/// <see cref="AdminApiKeyName"/>. Tracing is on in every member, sampling only <see cref="TracedClientId"/>,
+/// <see cref="TracedTopicFilter"/> and sampled incoming contexts, each member writing its spans to
+/// <see cref="SpansFileName"/> in its working directory.
 /// </summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
@@ -211,6 +213,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         var gatewayPort = LoopbackPorts.Next();
         var httpPort = LoopbackPorts.Next();
         var environment = Common();
+        environment["Tracing__FilePath"] = Path.Combine(data, SpansFileName);
         environment["Orleans__SiloPort"] = siloPort.ToString();
         environment["Orleans__GatewayPort"] = gatewayPort.ToString();
         environment["Http__Port"] = httpPort.ToString();
@@ -229,6 +232,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         var mqttPort = LoopbackPorts.Next();
         var httpPort = LoopbackPorts.Next();
         var environment = Common();
+        environment["Tracing__FilePath"] = Path.Combine(_directory, $"gateway{number}", SpansFileName);
         environment["Mqtt__Tcp__Port"] = mqttPort.ToString();
         environment["Mqtt__WebSocket__Port"] = "0";
         environment["Http__Port"] = httpPort.ToString();
@@ -262,7 +266,24 @@ public sealed class ClusterFixture : IAsyncLifetime
         ["Membership__ProbeTimeout"] = "00:00:01",
         ["Membership__NumMissedProbesLimit"] = "2",
         ["Mqtt__GatewayTimeout"] = "00:00:03",
+
+        // Tracing on, as in production with a small ratio: nothing is sampled but what TracingTests marks (its client
+        // id, its topics, a sampled traceparent), so every other test runs with tracing on and unsampled.
+        ["Tracing__Enabled"] = "true",
+        ["Tracing__SamplingRatio"] = "0",
+        ["Tracing__AlwaysSampleClientIds__0"] = TracedClientId,
+        ["Tracing__AlwaysSampleTopicFilters__0"] = TracedTopicFilter,
+        ["Tracing__Propagation"] = "Replace",
     };
+
+    /// <summary>The name of the JSON-lines file each member writes its spans to (<c>Tracing:FilePath</c>), in its working directory.</summary>
+    public const string SpansFileName = "spans.jsonl";
+
+    /// <summary>A client id every member always traces (<c>Tracing:AlwaysSampleClientIds</c>).</summary>
+    public const string TracedClientId = "traced-client";
+
+    /// <summary>A topic filter every member always traces (<c>Tracing:AlwaysSampleTopicFilters</c>).</summary>
+    public const string TracedTopicFilter = "traced/#";
 
     private static async Task StartAsync(ClusterMember member)
     {

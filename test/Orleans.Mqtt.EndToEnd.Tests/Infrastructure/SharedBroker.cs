@@ -3,12 +3,18 @@ using System.Security.Cryptography.X509Certificates;
 
 namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
 
-/// <summary>One standalone broker shared by a test collection, with its TLS listener on (a self-signed certificate).</summary>
+/// <summary>
+/// One standalone broker shared by a test collection, with its TLS listener on (a self-signed certificate) and
+/// tracing on with <c>Tracing:Propagation</c> PassThrough.
+/// </summary>
 public sealed class SharedBroker : IAsyncLifetime
 {
     private string? _certificateDirectory;
 
     public BrokerProcess Broker { get; private set; } = null!;
+
+    /// <summary>The JSON-lines file the broker writes its spans to (<c>Tracing:FilePath</c>).</summary>
+    public string SpansFile => Path.Combine(_certificateDirectory!, ClusterFixture.SpansFileName);
 
     public async Task InitializeAsync()
     {
@@ -22,6 +28,14 @@ public sealed class SharedBroker : IAsyncLifetime
             // Short intervals so expiry and $SYS tests see the effect within a second or two.
             ["Mqtt__SessionSweepInterval"] = "00:00:00.200",
             ["Mqtt__SysInterval"] = "00:00:01",
+
+            // Tracing on with the publisher's traceparent passed through unchanged (the cluster replaces it); only
+            // sampled incoming contexts and the traced topics are recorded.
+            ["Tracing__Enabled"] = "true",
+            ["Tracing__SamplingRatio"] = "0",
+            ["Tracing__AlwaysSampleTopicFilters__0"] = ClusterFixture.TracedTopicFilter,
+            ["Tracing__Propagation"] = "PassThrough",
+            ["Tracing__FilePath"] = SpansFile,
         });
     }
 

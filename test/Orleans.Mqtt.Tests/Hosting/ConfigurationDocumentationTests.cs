@@ -35,6 +35,7 @@ public sealed partial class ConfigurationDocumentationTests
         [typeof(EtcdClusteringOptions)] = EtcdClusteringOptions.SectionName,
         [typeof(ConsulClusteringOptions)] = ConsulClusteringOptions.SectionName,
         [typeof(EtcdOwnershipOptions)] = EtcdOwnershipOptions.SectionName,
+        [typeof(Orleans.Mqtt.Telemetry.TracingOptions)] = Orleans.Mqtt.Telemetry.TracingOptions.SectionName,
     };
 
     /// <summary>Keys the hosts read from configuration themselves; each must appear as a string literal in their source.</summary>
