@@ -48,6 +48,7 @@ public sealed partial class ConfigurationDocumentationTests
         "Orleans:Name",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "Host:ShutdownTimeout",
+        "Orleans:Gateway:GatewayListRefreshPeriod",
     ];
 
     /// <summary>
