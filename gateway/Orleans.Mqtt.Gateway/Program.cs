@@ -45,6 +45,13 @@ builder.UseOrleansClient(client =>
         o.ClusterId = clusterId;
         o.ServiceId = clusterId;
     });
+
+    // Orleans reads the gateway list once a minute by default: a silo restarted after a crash would take that long to
+    // get connections from this gateway. Orleans:Gateway:GatewayListRefreshPeriod still sets it.
+    if (builder.Configuration["Orleans:Gateway:GatewayListRefreshPeriod"] is null)
+    {
+        client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
+    }
 });
 // The lease the silos put this gateway's ownership records on: registered first, so it is granted before the
 // gateway's own services start.

@@ -209,7 +209,7 @@ internal sealed partial class MqttConnection
         var shard = _gateway.Shard(MqttTopic.ShardOf(message.Topic, _gateway.TopicShards));
         try
         {
-            return await shard.Publish(message);
+            return await shard.Publish(message).WaitAsync(_gateway.Options.PublishTimeout);
         }
         catch (Exception ex)
         {

@@ -115,7 +115,7 @@ internal sealed class PublishBatcher(MqttConnection connection)
 
         try
         {
-            var counts = await connection.Gateway.Shard(shard).PublishBatch(messages);
+            var counts = await connection.Gateway.Shard(shard).PublishBatch(messages).WaitAsync(connection.Gateway.Options.PublishTimeout);
             for (var i = 0; i < indexes.Count; i++)
             {
                 routed[indexes[i]] = counts[i];

@@ -64,6 +64,14 @@ public sealed class MqttGatewayOptions
     /// </summary>
     public TimeSpan PacketReadTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long routing a publish may take before it counts as failed (<c>Mqtt:PublishTimeout</c>): the publisher gets
+    /// PUBACK (or PUBREC) 0x80, an MQTT 3.1.1 publisher's connection closes, and the client sends it again. A publish
+    /// caught in a silo that was killed would otherwise wait for Orleans' response timeout (30 s) while the rest of that
+    /// connection waits behind it. A publish that only was slow may still arrive, and arrive twice once re-sent.
+    /// </summary>
+    public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
     /// <summary>Most QoS 0 messages waiting to be written to one slow connection before newer ones are dropped.</summary>
     public int MaxPendingWrites { get; set; } = 10_000;
 

@@ -94,6 +94,11 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
             errors.Add($"Mqtt:PacketReadTimeout must be positive (was {o.PacketReadTimeout}).");
         }
 
+        if (o.PublishTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:PublishTimeout must be positive (was {o.PublishTimeout}).");
+        }
+
         if (o.HeartbeatInterval <= TimeSpan.Zero)
         {
             errors.Add($"Mqtt:HeartbeatInterval must be positive (was {o.HeartbeatInterval}).");

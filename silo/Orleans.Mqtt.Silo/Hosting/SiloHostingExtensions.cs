@@ -49,9 +49,11 @@ public static class SiloHostingExtensions
                 break;
         }
 
-        // Failure detection (probe timeout, missed probes, votes) from the Membership section: the defaults take tens
-        // of seconds to declare a killed silo dead; small clusters on a reliable network can afford less.
-        silo.Services.AddOptions<ClusterMembershipOptions>().Bind(configuration.GetSection("Membership"));
+        // Failure detection from the Membership section, over defaults that declare a killed silo dead within a few
+        // seconds (Orleans' own take tens of seconds, during which every call into that silo waits).
+        silo.Services.AddOptions<ClusterMembershipOptions>()
+            .Configure(FastFailureDetection.Apply)
+            .Bind(configuration.GetSection("Membership"));
 
         // Registered before the grains, whose in-memory store only fills the place when no other is set.
         if (OwnershipSetting.UsesEtcd(configuration))

@@ -205,6 +205,19 @@ public sealed class LimitsTests
         Assert.Contains("Mqtt:Overload:SampleInterval", result.FailureMessage, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    public void A_publish_timeout_that_is_not_positive_fails_at_startup_naming_the_setting(int seconds)
+    {
+        var options = new MqttGatewayOptions { PublishTimeout = TimeSpan.FromSeconds(seconds) };
+
+        var result = new MqttGatewayOptionsValidator().Validate(null, options);
+
+        Assert.True(result.Failed);
+        Assert.Contains("Mqtt:PublishTimeout", result.FailureMessage, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void The_default_limits_are_valid()
     {

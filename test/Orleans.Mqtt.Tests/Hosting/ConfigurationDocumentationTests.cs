@@ -49,6 +49,7 @@ public sealed partial class ConfigurationDocumentationTests
         "Orleans:Name",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "Host:ShutdownTimeout",
+        "Orleans:Gateway:GatewayListRefreshPeriod",
     ];
 
     /// <summary>
