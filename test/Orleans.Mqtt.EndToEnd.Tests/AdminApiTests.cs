@@ -320,6 +320,8 @@ public sealed class AdminApiTests(ClusterFixture cluster, ITestOutputHelper outp
             (HttpMethod.Post, "publish", new { topic = "a", qos = 3 }, HttpStatusCode.BadRequest),
             (HttpMethod.Post, "publish", new { topic = "a", payloadBase64 = "not base64!" }, HttpStatusCode.BadRequest),
             (HttpMethod.Get, "no-such-resource", null, HttpStatusCode.NotFound),
+            (HttpMethod.Post, "publish", "not an object", HttpStatusCode.BadRequest),
+            (HttpMethod.Get, "clients?limit=many", null, HttpStatusCode.BadRequest),
         ];
         foreach (var (method, path, body, status) in cases)
         {
