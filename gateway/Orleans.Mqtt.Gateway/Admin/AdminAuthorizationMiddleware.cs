@@ -8,8 +8,9 @@ namespace Orleans.Mqtt.Gateway;
 /// Runs before every endpoint under <see cref="AdminApi.Prefix"/>: lets in callers <see cref="AdminAccess.Decide"/>
 /// accepts and records who they are (<see cref="AdminCaller"/>), refuses the others with a problem (401/403), counts
 /// them (<c>mqtt.admin.refused</c>) and logs them at most once per interval per reason. It also turns what the
-/// endpoints do not answer themselves into problem details: an unknown path under the prefix (404) and a failed
-/// cluster call (503) or other error (500).
+/// endpoints do not answer themselves into problem details: an unknown path under the prefix (404), a request the
+/// framework refused before the endpoint ran (a body or query value that does not bind), and a failed cluster call
+/// (503) or other error (500).
 /// </summary>
 internal sealed partial class AdminAuthorizationMiddleware
 {
@@ -71,9 +72,20 @@ internal sealed partial class AdminAuthorizationMiddleware
         try
         {
             await _next(context);
-            if (context.Response.StatusCode == StatusCodes.Status404NotFound && !context.Response.HasStarted && context.GetEndpoint() is null)
+            if (context.Response.HasStarted || context.Response.StatusCode < 400)
             {
-                await WriteProblemAsync(context, StatusCodes.Status404NotFound, "No such endpoint", $"{context.Request.Method} {context.Request.Path} is not part of the admin API; see {AdminApi.OpenApiPath}.");
+                return;
+            }
+
+            if (context.GetEndpoint() is null)
+            {
+                await WriteProblemAsync(context, context.Response.StatusCode, "No such endpoint", $"{context.Request.Method} {context.Request.Path} is not part of the admin API; see {AdminApi.OpenApiPath}.");
+            }
+            else
+            {
+                // What the framework refused before the endpoint ran: a body that is not the JSON the endpoint takes, a
+                // query value that is not a number, a wrong content type.
+                await WriteProblemAsync(context, context.Response.StatusCode, "Invalid request", $"The request does not fit {context.Request.Method} {context.Request.Path}; see {AdminApi.OpenApiPath}.");
             }
         }
         catch (Exception ex) when (!context.Response.HasStarted && !context.RequestAborted.IsCancellationRequested)
