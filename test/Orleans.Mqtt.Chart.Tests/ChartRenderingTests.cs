@@ -96,6 +96,7 @@ public sealed class ChartRenderingTests
 
         // etcd compacts its own history, so the silos do not.
         var config = manifests.ConfigMap("mqtt-orleans-mqtt-config").Data;
+        Assert.False(config.ContainsKey("Tracing__Enabled"));
         Assert.Equal("00:00:00", config["Ownership__Etcd__CompactionInterval"]);
         Assert.Equal(3, config["Clustering__Etcd__ConnectionString"].Split(',').Length);
         Assert.Equal("LoadBalancer", manifests.Service("gateway").Spec.Type);
@@ -133,6 +134,12 @@ public sealed class ChartRenderingTests
         Assert.False(config.ContainsKey("Ownership__Etcd__CompactionInterval"));
         Assert.DoesNotContain("cluster.local", yaml, StringComparison.Ordinal);
         Assert.Contains("svc.k8s.example", yaml, StringComparison.Ordinal);
+
+        // Tracing values become the Tracing section of every silo and gateway.
+        Assert.Equal("true", config["Tracing__Enabled"]);
+        Assert.Equal("0.05", config["Tracing__SamplingRatio"]);
+        Assert.Equal("PassThrough", config["Tracing__Propagation"]);
+        Assert.Equal("http://otel-collector.monitoring:4317", config["Tracing__OtlpEndpoint"]);
     }
 
     [Fact]

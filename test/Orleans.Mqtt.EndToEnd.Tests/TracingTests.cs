@@ -187,10 +187,18 @@ public sealed class TracePropagationOffBroker() : ConfiguredBroker(new()
     ["Tracing__AlwaysSampleTopicFilters__0"] = ClusterFixture.TracedTopicFilter,
     ["Tracing__Propagation"] = "Off",
     ["Tracing__FilePath"] = SpansFile,
-})
+}), IAsyncLifetime
 {
-    /// <summary>The broker's span file.</summary>
+    /// <summary>The broker's span file, deleted with the broker.</summary>
     public static readonly string SpansFile = Path.Combine(Path.GetTempPath(), $"orleans-mqtt-spans-{Guid.NewGuid():N}.jsonl");
+
+    Task IAsyncLifetime.InitializeAsync() => InitializeAsync();
+
+    async Task IAsyncLifetime.DisposeAsync()
+    {
+        await DisposeAsync();
+        File.Delete(SpansFile);
+    }
 }
 
 /// <summary>The delivered <c>traceparent</c> under PassThrough (the shared standalone broker) and Off.</summary>
