@@ -28,6 +28,14 @@ public sealed class MqttBrokerOptions
     public TimeSpan GatewayTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// How long a takeover waits for the older connection's gateway to confirm it closed that connection before the
+    /// new connection gets its CONNACK. A live gateway answers in milliseconds; a killed one never does, and its
+    /// clients, reconnecting through another gateway, would each wait Orleans' response timeout for it. Ownership in
+    /// etcd already names the new connection, and the notice still goes out, only unawaited.
+    /// </summary>
+    public TimeSpan TakeoverNoticeTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// A persistent session that has had nothing to do for this long leaves the silo's memory, also while its client
     /// stays connected: its state is stored and its routes name the connection, so the next message, acknowledgement
     /// or subscribe loads it again on its home silo. Clean sessions stay in memory while connected.

@@ -94,26 +94,31 @@ internal sealed partial class MqttConnection
                 await Batcher.AddPublishAsync(message, publish.PacketIdentifier, span);
                 break;
             default:
-                // Exactly once: a packet id already received and not yet released is not routed again.
-                if (!await _session!.IsInboundQos2Pending(publish.PacketIdentifier))
+                // Exactly once: a packet id already received and not yet released is not routed again. The session
+                // calls are bounded like routing: a session caught in a killed silo fails the publish, not the connection.
+                bool pending;
+                try
+                {
+                    pending = await _session!.IsInboundQos2Pending(publish.PacketIdentifier).WaitAsync(_gateway.Options.PublishTimeout);
+                }
+                catch (Exception ex)
+                {
+                    PublishFailed(ex, topic, 1);
+                    RefuseQos2(publish.PacketIdentifier);
+                    return;
+                }
+
+                if (!pending)
                 {
                     var routed = await PublishAsync(message);
                     GatewayTracing.EndPublish(span, routed);
                     if (routed < 0)
                     {
-                        if (_v5)
-                        {
-                            Send(ReplyPackets.PubRec(publish.PacketIdentifier, MqttPubRecReasonCode.UnspecifiedError));
-                        }
-                        else
-                        {
-                            CloseByServer(CloseReason.PublishFailed);
-                        }
-
+                        RefuseQos2(publish.PacketIdentifier);
                         return;
                     }
 
-                    await _session.AddInboundQos2(Id, publish.PacketIdentifier);
+                    await _session.AddInboundQos2(Id, publish.PacketIdentifier).WaitAsync(_gateway.Options.PublishTimeout);
                 }
 
                 else
@@ -215,6 +220,19 @@ internal sealed partial class MqttConnection
         {
             PublishFailed(ex, message.Topic, 1);
             return -1;
+        }
+    }
+
+    /// <summary>A QoS 2 publish that could not be routed: PUBREC 0x80 in MQTT 5; MQTT 3.1.1 has none, so the connection closes.</summary>
+    private void RefuseQos2(ushort packetId)
+    {
+        if (_v5)
+        {
+            Send(ReplyPackets.PubRec(packetId, MqttPubRecReasonCode.UnspecifiedError));
+        }
+        else
+        {
+            CloseByServer(CloseReason.PublishFailed);
         }
     }
 

@@ -46,7 +46,9 @@ internal sealed class PublishBatcher(MqttConnection connection)
         {
             OutboundAcknowledgement[] acks = [.. _acknowledgements];
             _acknowledgements.Clear();
-            await session.AcknowledgeBatch(connection.Id, acks);
+            // Bounded as routing is: a session caught in a killed silo fails this connection (the client resumes and
+            // the unacknowledged messages come again) instead of holding its reads for Orleans' response timeout.
+            await session.AcknowledgeBatch(connection.Id, acks).WaitAsync(connection.Gateway.Options.PublishTimeout);
         }
     }
 

@@ -68,7 +68,9 @@ public sealed class MqttGatewayOptions
     /// How long routing a publish may take before it counts as failed (<c>Mqtt:PublishTimeout</c>): the publisher gets
     /// PUBACK (or PUBREC) 0x80, an MQTT 3.1.1 publisher's connection closes, and the client sends it again. A publish
     /// caught in a silo that was killed would otherwise wait for Orleans' response timeout (30 s) while the rest of that
-    /// connection waits behind it. A publish that only was slow may still arrive, and arrive twice once re-sent.
+    /// connection waits behind it. A publish that only was slow may still arrive, and arrive twice once re-sent. The
+    /// same bound holds for the session calls of QoS 1/2 flows (QoS 2 packet ids, acknowledgements of deliveries): one
+    /// that times out closes the connection, and the client resumes its session.
     /// </summary>
     public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(3);
 

@@ -17,9 +17,17 @@ internal sealed partial class ClientSessionGrain
             S.Will = null;
             _presence = null;
             LogTakeover(logger, ClientId, old.GatewayId, old.ConnectionId);
+            var notice = old.Gateway.Disconnect(old.ConnectionId, CloseReason.SessionTakenOver.DisconnectReasonCode());
             try
             {
-                await old.Gateway.Disconnect(old.ConnectionId, CloseReason.SessionTakenOver.DisconnectReasonCode());
+                await notice.WaitAsync(options.Value.TakeoverNoticeTimeout, timeProvider);
+            }
+            catch (TimeoutException)
+            {
+                // Its gateway is gone or stuck (a killed gateway's clients reconnect through another): do not hold the
+                // new connection for it. The notice goes on; ownership already names the new connection.
+                LogTakeoverNoticeUnanswered(logger, ClientId, old.GatewayId, options.Value.TakeoverNoticeTimeout);
+                _ = notice.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             }
             catch (Exception ex)
             {
@@ -122,6 +130,9 @@ internal sealed partial class ClientSessionGrain
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Client {ClientId} taken over from gateway {GatewayId} connection {ConnectionId}")]
     private static partial void LogTakeover(ILogger logger, string clientId, string gatewayId, long connectionId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway {GatewayId} did not confirm closing client {ClientId}'s older connection within {Timeout} (Mqtt:TakeoverNoticeTimeout); the new connection goes on")]
+    private static partial void LogTakeoverNoticeUnanswered(ILogger logger, string clientId, string gatewayId, TimeSpan timeout);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Call to gateway {GatewayId} for client {ClientId} failed")]
     private static partial void LogGatewayCallFailed(ILogger logger, Exception ex, string clientId, string gatewayId);

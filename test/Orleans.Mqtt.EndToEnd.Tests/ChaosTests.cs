@@ -1,0 +1,176 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Orleans.Mqtt.EndToEnd.Tests;
+
+/// <summary>
+/// Kills with SIGKILL in a real cluster (etcd, three silos, two gateways) while persistent QoS 1 and QoS 2 subscribers
+/// receive and publishers on both gateways publish to them (<see cref="ChaosRun"/>). The long version, with random
+/// kills for minutes, is <c>bench/chaos.sh</c>.
+/// </summary>
+public sealed class ChaosTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    // The bound for connected clients: a killed member stops nobody for longer than this.
+    private static readonly TimeSpan MaxStall = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan Progress = TimeSpan.FromSeconds(30);
+    private readonly ClusterFixture _cluster = new();
+
+    public Task InitializeAsync() => _cluster.InitializeAsync();
+
+    public Task DisposeAsync() => _cluster.DisposeAsync();
+
+    [Fact]
+    public async Task Connected_clients_lose_nothing_through_a_killed_gateway_and_wait_less_than_5_s_after_a_killed_silo()
+    {
+        // A gateway killed and restarted: its clients reconnect to the other; nothing acknowledged is lost.
+        await using (var run = new ChaosRun(_cluster))
+        {
+            await run.StartAsync(connectedSubscribers: 6, offlineSubscribers: 0, publishers: 4);
+            await run.WaitForProgressAsync(100, Progress);
+            await run.KillAsync(_cluster.Gateways[0], "connected subscribers, gateway killed, reconnect to the other");
+            await run.WaitForProgressAsync(100, Progress);
+            await _cluster.RestartAsync(_cluster.Gateways[0]);
+            await run.WaitForProgressAsync(50, Progress);
+            var report = await run.FinishAsync(TimeSpan.FromSeconds(30));
+            output.WriteLine(report.ToString());
+            AssertNothingLost(report);
+            AssertStallsBelow(report);
+        }
+
+        // A silo killed while publishing and restarted: connected clients go on within the bound. Messages that were
+        // queued or in flight in the sessions the silo held are lost until sessions are replicated (the offline and
+        // not-restarted cases are in the test below), so only the stall is asserted here; the loss is reported.
+        await using (var run = new ChaosRun(_cluster))
+        {
+            await run.StartAsync(connectedSubscribers: 6, offlineSubscribers: 0, publishers: 4);
+            await run.WaitForProgressAsync(100, Progress);
+            await run.KillAsync(_cluster.Silos[1], "connected subscribers, silo killed while publishing");
+            await run.WaitForProgressAsync(100, Progress);
+            await _cluster.RestartAsync(_cluster.Silos[1]);
+            await run.WaitForProgressAsync(50, Progress);
+            var report = await run.FinishAsync(TimeSpan.FromSeconds(30));
+            output.WriteLine(report.ToString());
+            AssertStallsBelow(report);
+        }
+    }
+
+    [Fact(Skip = "Needs replicated sessions: the queue of an offline session on a killed silo is lost until they merge")]
+    [Trait("Requires", "ReplicatedSessions")]
+    public async Task Nothing_acknowledged_is_lost_through_killed_silos_restarted_or_not_with_connected_and_offline_subscribers()
+    {
+        await using var run = new ChaosRun(_cluster);
+        await run.StartAsync(connectedSubscribers: 6, offlineSubscribers: 4, publishers: 4);
+        await run.WaitForProgressAsync(100, Progress);
+        await run.KillAsync(_cluster.Silos[1], "silo killed and restarted");
+        await run.WaitForProgressAsync(100, Progress);
+        await _cluster.RestartAsync(_cluster.Silos[1]);
+        await run.WaitForProgressAsync(50, Progress);
+        await run.KillAsync(_cluster.Gateways[1], "gateway killed, reconnect to the other");
+        await run.WaitForProgressAsync(100, Progress);
+        await _cluster.RestartAsync(_cluster.Gateways[1]);
+        await run.KillAsync(_cluster.Silos[2], "silo killed, never restarted");
+        await run.WaitForProgressAsync(100, Progress);
+        var report = await run.FinishAsync(TimeSpan.FromSeconds(30));
+        output.WriteLine(report.ToString());
+        AssertNothingLost(report);
+        AssertStallsBelow(report);
+    }
+
+    /// <summary>
+    /// The long run (<c>bench/chaos.sh</c>, <c>CHAOS_MINUTES</c>): every 20-40 s a random silo or gateway is killed and
+    /// restarted later, sometimes a second silo before the first is back, and once, past half-time, a silo is killed
+    /// for good; connected, slow and offline subscribers, publishers on both gateways. Needs replicated sessions to
+    /// pass (offline queues on killed silos); <c>CHAOS_SEED</c> repeats a run's choices.
+    /// </summary>
+    [SoakFact]
+    [Trait("Requires", "ReplicatedSessions")]
+    public async Task Random_kills_of_silos_and_gateways_lose_nothing_acknowledged_and_stall_connected_clients_less_than_5_s()
+    {
+        var length = TimeSpan.FromMinutes(double.Parse(Environment.GetEnvironmentVariable(SoakFactAttribute.Minutes)!, CultureInfo.InvariantCulture));
+        var seed = int.TryParse(Environment.GetEnvironmentVariable("CHAOS_SEED"), out var s) ? s : Environment.TickCount;
+        output.WriteLine($"CHAOS_SEED={seed}, {length.TotalMinutes} minutes");
+        var random = new Random(seed);
+        var clock = Stopwatch.StartNew();
+        var restarting = new ConcurrentDictionary<ClusterMember, Task>();
+        var killedForGood = false;
+
+        void RestartLater(ClusterMember member, TimeSpan after) =>
+            restarting[member] = Task.Run(async () =>
+            {
+                // The member stays down for this long: part of the scenario, not a wait for a condition.
+                await Task.Delay(after);
+                await _cluster.RestartAsync(member);
+            });
+
+        bool Up(ClusterMember m) => !m.HasExited && (!restarting.TryGetValue(m, out var r) || r.IsCompleted);
+
+        await using var run = new ChaosRun(_cluster);
+        await run.StartAsync(connectedSubscribers: 6, offlineSubscribers: 4, publishers: 4, slowSubscribers: 2);
+        await run.WaitForProgressAsync(100, Progress);
+        while (clock.Elapsed < length)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(random.Next(20, 41)));
+            var silos = _cluster.Silos.Where(Up).ToList();
+            var gateways = _cluster.Gateways.Where(Up).ToList();
+            var choice = random.Next(10);
+            if (choice < 3 && gateways.Count == _cluster.Gateways.Count)
+            {
+                var gateway = gateways[random.Next(gateways.Count)];
+                await run.KillAsync(gateway, "gateway killed, clients reconnect to the other");
+                RestartLater(gateway, TimeSpan.FromSeconds(random.Next(5, 16)));
+            }
+            else if (!killedForGood && clock.Elapsed > length / 2 && silos.Count >= 2)
+            {
+                await run.KillAsync(silos[random.Next(silos.Count)], "silo killed, never restarted");
+                killedForGood = true;
+            }
+            else if (silos.Count >= 3 && choice >= 7)
+            {
+                var first = silos[random.Next(silos.Count)];
+                var second = silos.First(x => x != first);
+                await run.KillAsync(first, "silo killed and restarted");
+                await Task.Delay(TimeSpan.FromSeconds(random.Next(2, 6)));
+                await run.KillAsync(second, "second silo killed before the first returned");
+                RestartLater(first, TimeSpan.FromSeconds(random.Next(5, 16)));
+                RestartLater(second, TimeSpan.FromSeconds(random.Next(10, 21)));
+            }
+            else if (silos.Count >= 2)
+            {
+                var silo = silos[random.Next(silos.Count)];
+                await run.KillAsync(silo, "silo killed and restarted");
+                RestartLater(silo, TimeSpan.FromSeconds(random.Next(5, 21)));
+            }
+        }
+
+        await Task.WhenAll(restarting.Values);
+        var report = await run.FinishAsync(TimeSpan.FromSeconds(60));
+        output.WriteLine(report.ToString());
+        if (Environment.GetEnvironmentVariable("CHAOS_REPORT") is { Length: > 0 } file)
+        {
+            await File.WriteAllTextAsync(file, $"CHAOS_SEED={seed}, {length.TotalMinutes} minutes\n\n{report}");
+        }
+
+        AssertNothingLost(report);
+        AssertStallsBelow(report);
+    }
+
+    private void AssertNothingLost(ChaosReport report)
+    {
+        Assert.True(report.Missing.Count == 0, $"acknowledged messages missing:\n{report}\n{_cluster.Logs()}");
+        Assert.True(report.Qos2Duplicates.Count == 0, $"QoS 2 duplicates:\n{report}");
+        Assert.True(report.OrderViolations.Count == 0, $"per-publisher order broken:\n{report}");
+    }
+
+    private void AssertStallsBelow(ChaosReport report)
+    {
+        // Offline subscribers wait by design; the bound is for connected ones (slow ones included) and publishers.
+        foreach (var kill in report.Kills)
+        {
+            var worst = KillStall.Percentile([.. kill.All], 1);
+            Assert.True(worst < MaxStall, $"after '{kill.Label}' a client waited {worst}:\n{report}\n{_cluster.Logs()}");
+        }
+    }
+}

@@ -1,0 +1,415 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using MQTTnet;
+using MQTTnet.Protocol;
+
+namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
+
+/// <summary>
+/// Clients of a cluster through kills: persistent QoS 1 and QoS 2 subscribers (connected ones reconnect to any live
+/// gateway when theirs goes, offline ones come back at the end) and publishers on every gateway that publish
+/// QoS 1/2 to them in sequence and re-send whatever was not acknowledged. It records every acknowledged publish
+/// (PUBACK or PUBCOMP received) and every delivery, and reports what is missing, QoS 2 duplicates, per-publisher order
+/// violations and, per kill, how long clients waited.
+/// </summary>
+public sealed class ChaosRun : IAsyncDisposable
+{
+    private static readonly TimeSpan PublishTimeout = TimeSpan.FromSeconds(10);
+    private readonly ClusterFixture _cluster;
+    private readonly string _prefix = "chaos/" + Guid.NewGuid().ToString("N")[..8];
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly List<Subscriber> _subscribers = [];
+    private readonly ConcurrentDictionary<string, Published> _acknowledged = new();
+    private readonly ConcurrentQueue<Kill> _kills = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _publishers = [];
+    private int _gatewayTurn;
+
+    public ChaosRun(ClusterFixture cluster)
+    {
+        _cluster = cluster;
+    }
+
+    /// <summary>Messages acknowledged to publishers so far.</summary>
+    public int Acknowledged => _acknowledged.Count;
+
+    /// <summary>
+    /// Connects the subscribers (alternating gateways) and starts the publishers. Slow subscribers are connected ones
+    /// with Receive Maximum 1 that acknowledge each message 150 ms late.
+    /// </summary>
+    public async Task StartAsync(int connectedSubscribers, int offlineSubscribers, int publishers, int slowSubscribers = 0)
+    {
+        var total = connectedSubscribers + slowSubscribers + offlineSubscribers;
+        for (var i = 0; i < total; i++)
+        {
+            var kind = i < connectedSubscribers ? SubscriberKind.Connected : i < connectedSubscribers + slowSubscribers ? SubscriberKind.Slow : SubscriberKind.Offline;
+            var subscriber = new Subscriber(this, i, qos: i % 2 == 0 ? 1 : 2, kind);
+            await subscriber.ConnectAsync();
+            await subscriber.Client.SubscribeAsync(Topic(i), subscriber.Qos == 1 ? MqttQualityOfServiceLevel.AtLeastOnce : MqttQualityOfServiceLevel.ExactlyOnce);
+            if (subscriber.Kind == SubscriberKind.Offline)
+            {
+                await subscriber.Client.DisconnectAsync();
+            }
+
+            _subscribers.Add(subscriber);
+        }
+
+        for (var p = 0; p < publishers; p++)
+        {
+            var publisher = p;
+            _publishers.Add(Task.Run(() => PublishAsync(publisher)));
+        }
+    }
+
+    /// <summary>Kills <paramref name="member"/> with SIGKILL and notes the time under <paramref name="label"/>.</summary>
+    public async Task KillAsync(ClusterMember member, string label)
+    {
+        _kills.Enqueue(new Kill(label, _clock.Elapsed));
+        await _cluster.KillAsync(member);
+    }
+
+    /// <summary>Waits until <paramref name="count"/> more messages were acknowledged to publishers.</summary>
+    public async Task WaitForProgressAsync(int count, TimeSpan timeout)
+    {
+        var target = Acknowledged + count;
+        var deadline = _clock.Elapsed + timeout;
+        while (Acknowledged < target)
+        {
+            if (_clock.Elapsed > deadline)
+            {
+                throw new TimeoutException($"{Acknowledged} of {target} messages acknowledged after {timeout}\n{_cluster.Logs()}");
+            }
+
+            // Progress is the publishers' acknowledgements, which have no event to wait on: polled.
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>
+    /// Stops the publishers, brings the offline subscribers back and waits up to <paramref name="drain"/> for every
+    /// acknowledged message to arrive; returns the result.
+    /// </summary>
+    public async Task<ChaosReport> FinishAsync(TimeSpan drain)
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_publishers);
+        foreach (var s in _subscribers.Where(s => s.Kind == SubscriberKind.Offline))
+        {
+            await s.ConnectAsync();
+        }
+
+        var deadline = _clock.Elapsed + drain;
+        while (_clock.Elapsed < deadline && Missing().Any())
+        {
+            // Deliveries are counted by the clients' handlers: polled.
+            await Task.Delay(100);
+        }
+
+        return Report();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_publishers);
+        foreach (var s in _subscribers)
+        {
+            s.Dispose();
+        }
+
+        _stop.Dispose();
+    }
+
+    private string Topic(int subscriber) => $"{_prefix}/s{subscriber}";
+
+    private int NextGatewayPort()
+    {
+        var live = _cluster.Gateways.Where(g => !g.HasExited).ToList();
+        return live.Count == 0 ? _cluster.Gateways[0].MqttPort : live[(int)((uint)Interlocked.Increment(ref _gatewayTurn) % live.Count)].MqttPort;
+    }
+
+    private async Task<IMqttClient> ConnectAsync(string clientId, bool persistent, Func<MqttApplicationMessageReceivedEventArgs, Task>? onMessage, int? port = null, ushort receiveMaximum = 0)
+    {
+        while (true)
+        {
+            var client = new MqttClientFactory().CreateMqttClient();
+            if (onMessage is not null)
+            {
+                client.ApplicationMessageReceivedAsync += onMessage;
+            }
+
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                var options = MqttClients.Options(port ?? NextGatewayPort(), clientId, cleanStart: !persistent, sessionExpiry: persistent ? 3600u : 0);
+                options.ReceiveMaximum = receiveMaximum;
+                await client.ConnectAsync(options, timeout.Token);
+                return client;
+            }
+            catch (Exception) when (persistent || !_stop.IsCancellationRequested)
+            {
+                // The gateway is down or its silos are not reachable yet: the next live gateway, after a pause.
+                client.Dispose();
+                port = null;
+                await Task.Delay(200);
+            }
+        }
+    }
+
+    private async Task PublishAsync(int publisher)
+    {
+        var clientId = $"{_prefix}-pub-{publisher}".Replace('/', '-');
+        var port = _cluster.Gateways[publisher % _cluster.Gateways.Count].MqttPort;
+        IMqttClient? client = null;
+        try
+        {
+            client = await ConnectAsync(clientId, persistent: false, onMessage: null, port);
+            for (var n = 0; !_stop.IsCancellationRequested; n++)
+            {
+                var target = n % _subscribers.Count;
+                var payload = $"{publisher}:{n}";
+                var firstAttempt = _clock.Elapsed;
+                for (var attempt = 1; ; attempt++)
+                {
+                    if (!client.IsConnected)
+                    {
+                        client.Dispose();
+                        client = await ConnectAsync(clientId, persistent: false, onMessage: null);
+                    }
+
+                    try
+                    {
+                        using var timeout = new CancellationTokenSource(PublishTimeout);
+                        var result = await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(Topic(target)).WithPayload(payload)
+                            .WithQualityOfServiceLevel((MqttQualityOfServiceLevel)_subscribers[target].Qos).Build(), timeout.Token);
+                        if (result.ReasonCode is MqttClientPublishReasonCode.Success or MqttClientPublishReasonCode.NoMatchingSubscribers)
+                        {
+                            _acknowledged[payload] = new Published(target, firstAttempt, _clock.Elapsed, attempt);
+                            break;
+                        }
+                    }
+                    catch (Exception) when (!_stop.IsCancellationRequested)
+                    {
+                        // Not acknowledged (connection lost, or no answer in time): sent again, after reconnecting if needed.
+                    }
+                    catch (Exception)
+                    {
+                        return;
+                    }
+                }
+
+                // Paced, so a 2-core machine running five processes is not saturated by the clients themselves.
+                await Task.Delay(5);
+            }
+        }
+        catch (Exception) when (_stop.IsCancellationRequested)
+        {
+            // Stopped while (re)connecting.
+        }
+        finally
+        {
+            client?.Dispose();
+        }
+    }
+
+    private IEnumerable<string> Missing() =>
+        _acknowledged.Where(a => !_subscribers[a.Value.Subscriber].Received.ContainsKey(a.Key)).Select(a => a.Key);
+
+    private ChaosReport Report()
+    {
+        var missing = Missing().ToList();
+        var qos2Duplicates = new List<string>();
+        var orderViolations = new List<string>();
+        foreach (var s in _subscribers)
+        {
+            if (s.Qos == 2)
+            {
+                // A publish sent twice by its publisher (after a failure) may arrive twice; one sent once must not.
+                qos2Duplicates.AddRange(s.Received.Where(r => r.Value > 1 && _acknowledged.TryGetValue(r.Key, out var a) && a.Attempts == 1).Select(r => r.Key));
+            }
+
+            // Per publisher, a message seen for the first time after a later one from the same publisher is out of order.
+            var highest = new Dictionary<int, long>();
+            var seen = new HashSet<string>();
+            foreach (var (payload, _) in s.Log)
+            {
+                var parts = payload.Split(':');
+                var (publisher, n) = (int.Parse(parts[0], CultureInfo.InvariantCulture), long.Parse(parts[1], CultureInfo.InvariantCulture));
+                if (!seen.Add(payload))
+                {
+                    continue;
+                }
+
+                if (highest.TryGetValue(publisher, out var max) && n < max)
+                {
+                    orderViolations.Add($"s{s.Index}: {payload} after {publisher}:{max}");
+                }
+
+                highest[publisher] = Math.Max(max, n);
+            }
+        }
+
+        // A missing message is counted against the last kill before it was first published (or none).
+        var kills = _kills.OrderBy(k => k.At).ToList();
+        var lostPerKill = new int[kills.Count];
+        var lostBeforeKills = 0;
+        foreach (var payload in missing)
+        {
+            var index = kills.FindLastIndex(k => k.At <= _acknowledged[payload].FirstAttempt);
+            if (index < 0)
+            {
+                lostBeforeKills++;
+            }
+            else
+            {
+                lostPerKill[index]++;
+            }
+        }
+
+        var stalls = kills.Select((k, i) => new KillStall(
+            k.Label, SubscriberStalls(k.At, SubscriberKind.Connected), SubscriberStalls(k.At, SubscriberKind.Slow), PublisherStalls(k.At), lostPerKill[i])).ToList();
+        return new ChaosReport(_acknowledged.Count, missing, lostBeforeKills, qos2Duplicates, orderViolations, stalls);
+    }
+
+    // For each subscriber of the kind: the time from the kill to its first delivery of a message first published after it.
+    private List<TimeSpan> SubscriberStalls(TimeSpan killedAt, SubscriberKind kind)
+    {
+        var stalls = new List<TimeSpan>();
+        foreach (var s in _subscribers.Where(s => s.Kind == kind))
+        {
+            var first = s.Log.Where(l => _acknowledged.TryGetValue(l.Payload, out var a) && a.FirstAttempt > killedAt).Select(l => l.At).DefaultIfEmpty(TimeSpan.MaxValue).Min();
+            stalls.Add(first == TimeSpan.MaxValue ? TimeSpan.MaxValue : first - killedAt);
+        }
+
+        return stalls;
+    }
+
+    // For each publisher: the time from the kill to the acknowledgement of its first message first sent after it.
+    private List<TimeSpan> PublisherStalls(TimeSpan killedAt) =>
+        [.. _acknowledged.GroupBy(a => a.Key.Split(':')[0])
+            .Select(g => g.Where(a => a.Value.FirstAttempt > killedAt).Select(a => a.Value.AcknowledgedAt).DefaultIfEmpty(TimeSpan.MaxValue).Min())
+            .Select(t => t == TimeSpan.MaxValue ? t : t - killedAt)];
+
+    private sealed record Published(int Subscriber, TimeSpan FirstAttempt, TimeSpan AcknowledgedAt, int Attempts);
+
+    private sealed record Kill(string Label, TimeSpan At);
+
+    private enum SubscriberKind
+    {
+        Connected,
+        Slow,
+        Offline,
+    }
+
+    private sealed class Subscriber(ChaosRun run, int index, int qos, SubscriberKind kind) : IDisposable
+    {
+        private static readonly TimeSpan SlowAcknowledgement = TimeSpan.FromMilliseconds(150);
+        private IMqttClient? _client;
+
+        public int Index => index;
+
+        public int Qos => qos;
+
+        public SubscriberKind Kind => kind;
+
+        public IMqttClient Client => _client!;
+
+        public ConcurrentDictionary<string, int> Received { get; } = new();
+
+        public ConcurrentQueue<(string Payload, TimeSpan At)> Log { get; } = new();
+
+        public async Task ConnectAsync()
+        {
+            var client = await run.ConnectAsync($"{run._prefix}-sub-{index}".Replace('/', '-'), persistent: true, OnMessageAsync, receiveMaximum: kind == SubscriberKind.Slow ? (ushort)1 : (ushort)0);
+            _client = client;
+            client.DisconnectedAsync += OnDisconnectedAsync;
+        }
+
+        public void Dispose()
+        {
+            if (_client is { } client)
+            {
+                client.DisconnectedAsync -= OnDisconnectedAsync;
+                client.Dispose();
+            }
+        }
+
+        private async Task OnMessageAsync(MqttApplicationMessageReceivedEventArgs e)
+        {
+            var payload = e.ApplicationMessage.ConvertPayloadToString();
+            Received.AddOrUpdate(payload, 1, (_, n) => n + 1);
+            Log.Enqueue((payload, run._clock.Elapsed));
+            if (kind == SubscriberKind.Slow)
+            {
+                // The acknowledgement comes late, as from a client that works on each message first.
+                e.AutoAcknowledge = false;
+                await Task.Delay(SlowAcknowledgement);
+                await e.AcknowledgeAsync(CancellationToken.None);
+            }
+        }
+
+        private async Task OnDisconnectedAsync(MqttClientDisconnectedEventArgs e)
+        {
+            if (kind == SubscriberKind.Offline && !run._stop.IsCancellationRequested || e.ClientWasConnected is false || _client is null)
+            {
+                return;
+            }
+
+            // Its gateway went (or closed the connection): the session continues on any live gateway.
+            var old = _client;
+            old.DisconnectedAsync -= OnDisconnectedAsync;
+            await ConnectAsync();
+            old.Dispose();
+        }
+    }
+}
+
+/// <summary>The outcome of a <see cref="ChaosRun"/>.</summary>
+public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing, int LostBeforeKills, IReadOnlyList<string> Qos2Duplicates, IReadOnlyList<string> OrderViolations, IReadOnlyList<KillStall> Kills)
+{
+    /// <summary>A table: one row per kill with the stalls of subscribers and publishers (p50 / max) and what was lost, then the totals.</summary>
+    public override string ToString()
+    {
+        var text = new StringBuilder();
+        text.AppendLine("| kill | connected subscribers p50 / max | slow subscribers p50 / max | publishers p50 / max | lost |");
+        text.AppendLine("|---|---|---|---|---|");
+        foreach (var k in Kills)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {k.Label} | {Range(k.Subscribers)} | {Range(k.SlowSubscribers)} | {Range(k.Publishers)} | {k.Lost} |");
+        }
+
+        text.AppendLine(CultureInfo.InvariantCulture, $"{Acknowledged} acknowledged, {Missing.Count} missing ({LostBeforeKills} before any kill), {Qos2Duplicates.Count} QoS 2 duplicates, {OrderViolations.Count} order violations");
+        foreach (var line in Missing.Take(5).Select(m => "missing " + m).Concat(Qos2Duplicates.Take(5).Select(d => "duplicate " + d)).Concat(OrderViolations.Take(5)))
+        {
+            text.AppendLine(line);
+        }
+
+        return text.ToString();
+    }
+
+    private static string Range(IReadOnlyList<TimeSpan> stalls) =>
+        stalls.Count == 0 ? "-" : $"{Format(KillStall.Percentile(stalls, 0.5))} / {Format(KillStall.Percentile(stalls, 1))}";
+
+    private static string Format(TimeSpan t) => t == TimeSpan.MaxValue ? "never" : $"{t.TotalSeconds:F2} s";
+}
+
+/// <summary>How long the connected and slow subscribers and the publishers waited after one kill, and what was lost after it.</summary>
+public sealed record KillStall(string Label, IReadOnlyList<TimeSpan> Subscribers, IReadOnlyList<TimeSpan> SlowSubscribers, IReadOnlyList<TimeSpan> Publishers, int Lost)
+{
+    /// <summary>Every stall of the kill: subscribers of both kinds and publishers.</summary>
+    public IEnumerable<TimeSpan> All => Subscribers.Concat(SlowSubscribers).Concat(Publishers);
+
+    /// <summary>The <paramref name="fraction"/> percentile (nearest rank) of <paramref name="stalls"/>; zero when empty.</summary>
+    public static TimeSpan Percentile(IReadOnlyList<TimeSpan> stalls, double fraction)
+    {
+        if (stalls.Count == 0)
+        {
+            return TimeSpan.Zero;
+        }
+
+        var sorted = stalls.Order().ToList();
+        return sorted[Math.Clamp((int)Math.Ceiling(fraction * sorted.Count) - 1, 0, sorted.Count - 1)];
+    }
+}
