@@ -8,7 +8,9 @@ namespace Orleans.Mqtt.Grains;
 /// interval lets a session whose stored state was lost with its silo be rebuilt from a replica. <c>Home</c> is the
 /// name of the silo whose local storage holds the session's state (null: nothing stored); the session is activated
 /// there. It is the silo's name, not its address: a silo restarted on the same storage comes back under a new address
-/// (a new generation, often a new IP) but keeps its name, which its data directory holds.
+/// (a new generation, often a new IP) but keeps its name, which its data directory holds. <c>StateBase</c> is the
+/// version of the session's state that was durable, on its home and its replica silos, when this change was made: a
+/// copy of the state at least that new holds everything the session acknowledged before it.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record ClientRoutes(
@@ -19,4 +21,5 @@ public sealed record ClientRoutes(
     [property: Id(4)] GatewayPresence? Presence,
     [property: Id(5)] DateTime? SweepAtUtc = null,
     [property: Id(6)] uint SessionExpiryInterval = 0,
-    [property: Id(8)] string? Home = null);
+    [property: Id(8)] string? Home = null,
+    [property: Id(9)] long StateBase = 0);
