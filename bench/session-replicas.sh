@@ -3,7 +3,7 @@
 # Mqtt:SessionReplicas=1 (each persistent session on its home silo only) and =2 (on its home and one more silo),
 # measured in one run, with mosquitto (persistence off) as the reference for the pairs scenario.
 #
-#   bench/session-replicas.sh        # PAIRS=50 SIZE=100 DURATION=20 WARMUP=3 WINDOW=10 CONNECTIONS=3000
+#   bench/session-replicas.sh        # PAIRS=50 SIZE=100 DURATION=20 WARMUP=3 WINDOW=10 CONNECTIONS=3000 ORDER="1 2"
 #
 # For each setting it starts a fresh cluster and runs
 #   Orleans.Mqtt.Bench pairs --pairs 50 --qos 1 --session-expiry 300 ...   (persistent subscribers: every message
@@ -71,7 +71,7 @@ pids+=("$mosquitto_pid")
 run_pairs mosquitto "$port"
 stop_all
 
-for replicas in 1 2; do
+for replicas in ${ORDER:-1 2}; do
   dir="$out/replicas$replicas"
   mkdir -p "$dir"
   client_port=$(free_port)
