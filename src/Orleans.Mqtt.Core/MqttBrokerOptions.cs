@@ -24,6 +24,15 @@ public sealed class MqttBrokerOptions
     /// <summary>How long a deletion is remembered in the replica (to reject late older changes); well above the repair interval.</summary>
     public TimeSpan ReplicaTombstoneLifetime { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// How many silos hold each persistent session's state (subscriptions, expiry, will, queue, in-flight messages,
+    /// inbound QoS 2 ids): its home and <c>SessionReplicas - 1</c> more, all written before anything that depends on
+    /// the state is acknowledged. Fewer when fewer silos are active (a single silo holds its sessions alone). 1 keeps
+    /// the state on the home silo only: a session whose home dies before it comes back is then lost, and its client is
+    /// told Session Present 0.
+    /// </summary>
+    public int SessionReplicas { get; set; } = 2;
+
     /// <summary>A gateway not heard from for this long is dead: its connections' sessions become offline and their wills go out.</summary>
     public TimeSpan GatewayTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -29,6 +29,11 @@ public sealed class MqttBrokerOptionsValidator : IValidateOptions<MqttBrokerOpti
             errors.Add($"Mqtt:SessionSweepInterval must be positive (was {options.SessionSweepInterval}).");
         }
 
+        if (options.SessionReplicas is < 1 or > 7)
+        {
+            errors.Add($"Mqtt:SessionReplicas must be between 1 and 7 (was {options.SessionReplicas}).");
+        }
+
         if (options.ReplicaRepairInterval <= TimeSpan.Zero)
         {
             errors.Add($"Mqtt:ReplicaRepairInterval must be positive (was {options.ReplicaRepairInterval}).");

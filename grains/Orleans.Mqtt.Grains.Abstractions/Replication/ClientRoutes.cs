@@ -11,6 +11,8 @@ namespace Orleans.Mqtt.Grains;
 /// (a new generation, often a new IP) but keeps its name, which its data directory holds. <c>ActiveOn</c> names the silo
 /// whose activation wrote these routes and <c>UserName</c> the user the client last connected as; the admin API's
 /// listing reads both (a session is listed by its home, or by the silo it is active on when it has none).
+/// <c>StateBase</c> is the version of the session's state that was durable, on its home and its replica silos, when
+/// this change was made: a copy of the state at least that new holds everything the session acknowledged before it.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record ClientRoutes(
@@ -23,4 +25,5 @@ public sealed record ClientRoutes(
     [property: Id(6)] uint SessionExpiryInterval = 0,
     [property: Id(8)] string? Home = null,
     [property: Id(9)] string? ActiveOn = null,
-    [property: Id(10)] string? UserName = null);
+    [property: Id(10)] string? UserName = null,
+    [property: Id(11)] long StateBase = 0);

@@ -47,6 +47,9 @@ public static class MqttGrainsExtensions
         services.AddSingleton<RouteTable>();
         services.AddSingleton(sp => new GrainRefs<IClientSessionGrain>(sp.GetRequiredService<IGrainFactory>()));
         services.AddSingleton(sp => new GrainRefs<IRouteReplicaGrain>(sp.GetRequiredService<IGrainFactory>()));
+        services.AddSingleton(sp => new GrainRefs<ISessionCopyGrain>(sp.GetRequiredService<IGrainFactory>()));
+        services.AddSingleton<SessionCopyStore>();
+        services.AddSingleton<SessionReplicator>();
         services.AddSingleton<ReplicaBroadcaster>();
         services.AddSingleton<ReplicaWriter>();
         services.AddSingleton<ReplicaLoader>();

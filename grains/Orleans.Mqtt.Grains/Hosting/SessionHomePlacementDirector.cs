@@ -20,9 +20,23 @@ internal sealed class SessionHomePlacementDirector(
 
         // A replica still loading does not know every home yet (the activation waits for it too).
         await routes.Ready;
-        if (routes.Get(target.GrainIdentity.Key.ToString()!)?.Home is { } home && ActiveSiloNamed(home, silos) is { } homeSilo)
+        var clientId = target.GrainIdentity.Key.ToString()!;
+        if (routes.Get(clientId)?.Home is { } home)
         {
-            return homeSilo;
+            if (ActiveSiloNamed(home, silos) is { } homeSilo)
+            {
+                return homeSilo;
+            }
+
+            // The home is lost: the first of its replica silos still active holds a copy, so the session recovers
+            // from its own disk there and makes it its new home.
+            foreach (var holder in SessionHolders.Rank(membership.CurrentSnapshot, clientId, home, exclude: null))
+            {
+                if (Array.IndexOf(silos, holder) >= 0)
+                {
+                    return holder;
+                }
+            }
         }
 
         return await directors.GetPlacementDirector(defaultStrategy).OnAddActivation(defaultStrategy, target, context);

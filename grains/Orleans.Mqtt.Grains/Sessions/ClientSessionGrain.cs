@@ -9,8 +9,9 @@ namespace Orleans.Mqtt.Grains;
 /// The MQTT session of one client id. It owns the subscriptions (the source of truth for the route replicas), the
 /// will, the queue of QoS 1/2 messages and their in-flight state, the inbound QoS 2 packet ids and the current
 /// owner connection. Sessions that outlive their connection are persisted on every change before the change is
-/// acknowledged to anyone, on the storage of the silo that hosts the grain: the session's home, named in its routes
-/// so that a later activation is placed there (<see cref="SessionHomePlacement"/>).
+/// acknowledged to anyone, on the storage of the silo that hosts the grain (the session's home, named in its routes
+/// so that a later activation is placed there, <see cref="SessionHomePlacement"/>) and on <c>Mqtt:SessionReplicas - 1</c>
+/// further silos (<see cref="SessionReplicator"/>), from which it is recovered when its home is lost.
 /// </summary>
 [SessionHomePlacement]
 internal sealed partial class ClientSessionGrain(
@@ -19,6 +20,7 @@ internal sealed partial class ClientSessionGrain(
     RouteTable routeTable,
     ISessionOwnershipStore ownership,
     HandoverTargets handoverTargets,
+    SessionReplicator sessionReplicator,
     GatewayOutbox outbox,
     IOptions<MqttBrokerOptions> options,
     ILocalSiloDetails localSilo,
@@ -55,13 +57,21 @@ internal sealed partial class ClientSessionGrain(
 
         await routeTable.Ready.WaitAsync(cancellationToken);
         var replicated = routeTable.Get(ClientId);
+        var recovered = false;
+        if (!_migratedIn && replicated is { Persistent: true } && replicated.Version > S.RouteVersion)
+        {
+            // The routes know a newer session than this silo's storage (none, or an older copy): its home was lost, or
+            // this silo was away while the session went on. The newest copy any silo holds is the session.
+            (replicated, recovered) = await RecoverAsync(replicated!);
+        }
+
         var droppedStaleCopy = replicated is not null && replicated.Version >= S.RouteVersion && RestoreFromReplica(replicated);
         if (S.PendingWill is not null)
         {
             ArmWillTimer();
         }
 
-        if (Persistent && _hasSession && (droppedStaleCopy || replicated?.Home != localSilo.Name))
+        if (Persistent && _hasSession && (recovered || droppedStaleCopy || replicated?.Home != localSilo.Name))
         {
             // Activated away from its home (handed over at a graceful shutdown, or rebuilt after its silo was lost),
             // or over a stale copy: this silo's storage holds the session from now on, and the routes say so before
@@ -93,7 +103,7 @@ internal sealed partial class ClientSessionGrain(
 
     private ClientRoutes CurrentRoutes() =>
         new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence, SweepAt(), S.SessionExpiryInterval,
-            Persistent && _hasSession ? localSilo.Name : null, localSilo.Name, S.UserName);
+            Persistent && _hasSession ? localSilo.Name : null, localSilo.Name, S.UserName, S.StateVersion);
 
     /// <summary>
     /// Stores the session and sends its routes to every silo's replica, both at once: the answer that follows (CONNACK,
@@ -108,21 +118,29 @@ internal sealed partial class ClientSessionGrain(
         return save.IsCompletedSuccessfully ? replicate : Task.WhenAll(save, replicate);
     }
 
+    /// <summary>
+    /// Stores a persistent session on this silo and on its replica silos, both at once, under a new state version;
+    /// returns when every copy is durable. A session that stopped being persistent is deleted from both.
+    /// </summary>
     private Task SaveAsync()
     {
         if (Persistent && _hasSession)
         {
-            return state.WriteStateAsync();
+            S.StateVersion = NextVersion(S.StateVersion);
+            var local = state.WriteStateAsync();
+            var copies = sessionReplicator.WriteAsync(new SessionCopy(ClientId, S.StateVersion, S));
+            return copies.IsCompletedSuccessfully ? local : Task.WhenAll(local, copies);
         }
 
         return state.RecordExists ? ClearKeepingMemoryAsync() : Task.CompletedTask;
     }
 
-    // The session went from persistent to ending with its connection: forget the stored copy, keep the live one.
+    // The session went from persistent to ending with its connection: forget the stored copies, keep the live one.
     private async Task ClearKeepingMemoryAsync()
     {
         var live = state.State;
-        await state.ClearStateAsync();
+        live.StateVersion = NextVersion(live.StateVersion);
+        await Task.WhenAll(state.ClearStateAsync(), sessionReplicator.WriteAsync(new SessionCopy(ClientId, live.StateVersion, null)));
         state.State = live;
     }
 

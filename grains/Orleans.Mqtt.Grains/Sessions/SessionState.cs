@@ -58,6 +58,12 @@ public sealed class SessionState
     /// <summary>The user name the client last connected as (null: anonymous), for the admin API.</summary>
     [Id(16)] public string? UserName { get; set; }
 
+    /// <summary>
+    /// Version of this state, from the clock of <see cref="RouteVersion"/>: higher on every save, also across homes
+    /// (a new home continues from the copy it adopted). Replica silos keep the highest version they saw.
+    /// </summary>
+    [Id(17)] public long StateVersion { get; set; }
+
     /// <summary>Whether the session has been disconnected for longer than its expiry interval at <paramref name="nowUtc"/>.</summary>
     public bool IsExpired(DateTime nowUtc) =>
         DisconnectedAtUtc is { } at

@@ -10,6 +10,9 @@ namespace Orleans.Mqtt.Grains;
 /// handed over at its shutdown, and of those another silo took on while it was down. Their routes name another home,
 /// with a newer version, or no longer exist and the copy says the session has expired. A stale copy is harmless to
 /// correctness (an activation here drops it, see <see cref="ClientSessionGrain"/>), but nothing else would delete it.
+/// The same goes for this silo's copies of other silos' sessions (<see cref="SessionCopyStore"/>): a copy older than
+/// its routes' <see cref="ClientRoutes.StateBase"/> misses something the session acknowledged while this silo was
+/// away, and a copy of a session that ended, is no longer persistent or is now homed here is of no use.
 /// </summary>
 /// <remarks>
 /// Runs once, when the silo has caught up with a complete peer's replica and before its own replica is ready: no
@@ -50,7 +53,51 @@ internal sealed partial class StaleSessionCopies(
             LogDropped(logger, dropped, candidates.Count);
         }
 
-        return dropped;
+        var copies = records.FindKeys(SessionCopyStore.StateName, grainType, static _ => true);
+        var droppedCopies = 0;
+        foreach (var chunk in copies.Chunk(ClearsInFlight))
+        {
+            var results = await Task.WhenAll(chunk.Select(clientId => DropCopyIfStaleAsync(storage, GrainId.Create(grainType, clientId), clientId)));
+            droppedCopies += results.Count(d => d);
+        }
+
+        if (droppedCopies > 0)
+        {
+            metrics.SessionsStaleCopiesDropped.Add(droppedCopies, new KeyValuePair<string, object?>("where", "replica"));
+            LogCopiesDropped(logger, droppedCopies, copies.Count);
+        }
+
+        return dropped + droppedCopies;
+    }
+
+    private async Task<bool> DropCopyIfStaleAsync(IGrainStorage storage, GrainId grainId, string clientId)
+    {
+        var stored = new GrainState<SessionState>();
+        await storage.ReadStateAsync(SessionCopyStore.StateName, grainId, stored);
+        if (!stored.RecordExists || stored.State is not { } copy)
+        {
+            return false;
+        }
+
+        var routes = table.Get(clientId);
+        var stale = routes is null
+            ? copy.IsExpired(timeProvider.GetUtcNow().UtcDateTime)
+            : !routes.Persistent || routes.Home == localSilo.Name || copy.StateVersion < routes.StateBase;
+        if (!stale)
+        {
+            return false;
+        }
+
+        try
+        {
+            await storage.ClearStateAsync(SessionCopyStore.StateName, grainId, stored);
+            return true;
+        }
+        catch (InconsistentStateException)
+        {
+            // Written since it was read: a home sent a newer copy just now.
+            return false;
+        }
     }
 
     private async Task<bool> DropIfStaleAsync(IGrainStorage storage, GrainId grainId, string clientId)
@@ -87,4 +134,7 @@ internal sealed partial class StaleSessionCopies(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Dropped {Dropped} stale session copies from this silo's storage ({Candidates} stored sessions whose routes name another home or none)")]
     private static partial void LogDropped(ILogger logger, int dropped, int candidates);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Dropped {Dropped} of the {Copies} copies of other silos' sessions on this silo's storage: older than what their sessions acknowledged since, or of sessions that ended or are homed here now")]
+    private static partial void LogCopiesDropped(ILogger logger, int dropped, int copies);
 }

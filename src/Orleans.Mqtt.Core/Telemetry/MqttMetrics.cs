@@ -33,6 +33,9 @@ public sealed class MqttMetrics
         GatewaysLost = _meter.CreateCounter<long>("mqtt.gateways.lost", description: "Gateways declared dead (not heard from within the timeout).");
         SessionsOwnerLost = _meter.CreateCounter<long>("mqtt.sessions.owner_lost", description: "Sessions set offline because their gateway died.");
         SessionsStaleCopiesDropped = _meter.CreateCounter<long>("mqtt.sessions.stale_copies_dropped", description: "Stored session copies found older than their routes and dropped, by where (start: the silo's check at its start; activation: an activation that found one).");
+        SessionsLost = _meter.CreateCounter<long>("mqtt.sessions.lost", description: "Persistent sessions whose state no surviving silo held (every copy lost with its silo): started afresh, their clients told Session Present 0.");
+        SessionsFailedOver = _meter.CreateCounter<long>("mqtt.sessions.failed_over", description: "Persistent sessions activated from a copy on another silo after their home silo was lost.");
+        SessionReplicaWriteFailures = _meter.CreateCounter<long>("mqtt.sessions.replica_write_failures", description: "Writes of a session's state to a replica silo that failed while the silo was still active (the save that needed it fails too).");
         HeapTrims = _meter.CreateCounter<long>("mqtt.heap.trims", description: "Background full collections started by the heap trimmer: once the heap grew and stopped growing, or after a while without one (Mqtt:HeapTrimInterval).");
         PendingWriteBytes = _meter.CreateUpDownCounter<long>("mqtt.connections.pending_write_bytes", description: "Payload and topic bytes of deliveries queued to this gateway's connections and not yet written (bounded per connection by Mqtt:MaxPendingWriteBytes).");
         PublishesRefused = _meter.CreateCounter<long>("mqtt.publishes.refused", description: "QoS 1/2 PUBLISH packets answered with a failing PUBACK/PUBREC because of a limit (MQTT 5: 0x97 over the rate, 0x90 topic over Mqtt:Limits), by reason.");
@@ -99,6 +102,15 @@ public sealed class MqttMetrics
 
     /// <summary>Stale session copies dropped from a silo's storage; tag <c>where</c> (<c>start</c> or <c>activation</c>).</summary>
     public Counter<long> SessionsStaleCopiesDropped { get; }
+
+    /// <summary>Persistent sessions found with no surviving copy of their state and started afresh (Session Present 0).</summary>
+    public Counter<long> SessionsLost { get; }
+
+    /// <summary>Persistent sessions activated from a replica copy after their home silo was lost.</summary>
+    public Counter<long> SessionsFailedOver { get; }
+
+    /// <summary>Failed writes of session state to an active replica silo.</summary>
+    public Counter<long> SessionReplicaWriteFailures { get; }
 
     /// <summary>Bytes of deliveries queued to connections and not yet written, summed over the gateway's connections.</summary>
     public UpDownCounter<long> PendingWriteBytes { get; }

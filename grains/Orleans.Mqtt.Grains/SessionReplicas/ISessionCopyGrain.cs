@@ -1,0 +1,16 @@
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// The copies of other silos' persistent sessions that one silo holds on its storage (the grain is pinned to the silo
+/// named by its key, see <see cref="SiloPinnedPlacement"/>).
+/// </summary>
+public interface ISessionCopyGrain : IGrainWithStringKey
+{
+    /// <summary>Stores every copy newer than the one held (a null state deletes it); durable when the call returns.</summary>
+    [ResponseTimeout("00:00:05")]
+    Task Store(SessionCopy[] copies);
+
+    /// <summary>The copy of <paramref name="clientId"/>'s session this silo holds, or null.</summary>
+    [ResponseTimeout("00:00:05")]
+    Task<SessionCopy?> Fetch(string clientId);
+}

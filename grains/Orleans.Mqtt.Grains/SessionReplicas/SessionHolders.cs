@@ -1,0 +1,66 @@
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// Which silos hold a session's copies: rendezvous hashing of (client id, silo name) over the active silos other than
+/// the home, highest score first. Silo names survive restarts, so a silo that comes back holds the same sessions as
+/// before; a silo that joins or leaves changes the holders of only the sessions it scores highest for (about one in N
+/// for N silos), and every silo computes the same order from the same membership view, so the placement of a session
+/// whose home died can pick the silo that already holds its state.
+/// </summary>
+internal static class SessionHolders
+{
+    /// <summary>
+    /// The active silos of <paramref name="snapshot"/> except the one named <paramref name="home"/> and the one at
+    /// <paramref name="exclude"/>, best holder first.
+    /// </summary>
+    public static List<SiloAddress> Rank(ClusterMembershipSnapshot snapshot, string clientId, string? home, SiloAddress? exclude)
+    {
+        var ranked = new List<(ulong Score, SiloAddress Silo)>(snapshot.Members.Count);
+        foreach (var member in snapshot.Members.Values)
+        {
+            if (member.Status != SiloStatus.Active
+                || member.SiloAddress.Equals(exclude)
+                || string.Equals(member.Name, home, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            ranked.Add((Score(clientId, member.Name ?? member.SiloAddress.ToParsableString()), member.SiloAddress));
+        }
+
+        // Highest score first; equal scores (practically never) by address, so every silo agrees.
+        ranked.Sort(static (a, b) => a.Score != b.Score ? b.Score.CompareTo(a.Score) : a.Silo.CompareTo(b.Silo));
+        var silos = new List<SiloAddress>(ranked.Count);
+        foreach (var (_, silo) in ranked)
+        {
+            silos.Add(silo);
+        }
+
+        return silos;
+    }
+
+    /// <summary>The score of <paramref name="siloName"/> for <paramref name="clientId"/>: stable across processes and runs.</summary>
+    public static ulong Score(string clientId, string siloName)
+    {
+        // FNV-1a over both strings (with a separator no client id or silo name can blur), then a 64-bit finalizer
+        // so that close inputs spread over the whole range.
+        var hash = 14695981039346656037UL;
+        foreach (var c in clientId)
+        {
+            hash = (hash ^ c) * 1099511628211UL;
+        }
+
+        hash = (hash ^ 0xFFFF) * 1099511628211UL;
+        foreach (var c in siloName)
+        {
+            hash = (hash ^ c) * 1099511628211UL;
+        }
+
+        hash ^= hash >> 33;
+        hash *= 0xFF51AFD7ED558CCDUL;
+        hash ^= hash >> 33;
+        hash *= 0xC4CEB9FE1A85EC53UL;
+        hash ^= hash >> 33;
+        return hash;
+    }
+}

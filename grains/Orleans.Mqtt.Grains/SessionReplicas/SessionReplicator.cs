@@ -1,0 +1,242 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Telemetry;
+
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// Writes the state of the persistent sessions homed on this silo to <c>Mqtt:SessionReplicas - 1</c> further silos
+/// (<see cref="SessionHolders"/>) and reads it back when a session must be activated away from a lost home. One lane
+/// per target silo sends the copies in the order they were handed over, merging whatever queued up meanwhile into
+/// one <see cref="ISessionCopyGrain.Store"/> call per round trip, as <see cref="GatewayOutbox"/> does for gateways.
+/// A holder that membership no longer lists as active is replaced by the next silo in rendezvous order; one that is
+/// active but fails is retried until it answers, membership drops it, or a time limit passes (then the save fails).
+/// </summary>
+internal sealed partial class SessionReplicator(
+    IClusterMembershipService membership,
+    GrainRefs<ISessionCopyGrain> copyRefs,
+    SessionCopyStore localCopies,
+    ILocalSiloDetails localSilo,
+    IOptions<MqttBrokerOptions> options,
+    TimeProvider timeProvider,
+    MqttMetrics metrics,
+    ILogger<SessionReplicator> logger) : IDisposable
+{
+    private readonly TimeProvider _timeProvider = timeProvider;
+    private readonly MqttMetrics _metrics = metrics;
+    private readonly ILogger _logger = logger;
+    private const int MaxBatch = 512;
+    private static readonly TimeSpan GiveUpAfter = TimeSpan.FromSeconds(30);
+    private readonly ConcurrentDictionary<SiloAddress, Lane> _lanes = new();
+    private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>How many silos besides the home hold a copy, at most.</summary>
+    private int Extra => options.Value.SessionReplicas - 1;
+
+    /// <summary>
+    /// Writes <paramref name="copy"/> to the session's holders (a null state deletes their copies); completes when every
+    /// holder has it on disk. Nothing to do with <c>Mqtt:SessionReplicas</c> 1 or no other active silo.
+    /// </summary>
+    public Task WriteAsync(SessionCopy copy)
+    {
+        if (Extra <= 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        var ranked = SessionHolders.Rank(membership.CurrentSnapshot, copy.ClientId, localSilo.Name, localSilo.SiloAddress);
+        if (ranked.Count == 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        var write = new HolderWrite(this, copy, ranked, Math.Min(Extra, ranked.Count));
+        return write.RunAsync();
+    }
+
+    /// <summary>
+    /// Every copy of <paramref name="clientId"/>'s session that an active silo holds (this one included): the holders
+    /// may have changed since the home wrote them, so all are asked. A silo that does not answer is skipped.
+    /// </summary>
+    public async Task<List<SessionCopy>> FetchAllAsync(string clientId)
+    {
+        var calls = new List<Task<SessionCopy?>> { localCopies.FetchAsync(clientId) };
+        foreach (var member in membership.CurrentSnapshot.Members.Values)
+        {
+            if (member.Status == SiloStatus.Active && !member.SiloAddress.Equals(localSilo.SiloAddress))
+            {
+                calls.Add(copyRefs.Get(member.SiloAddress.ToParsableString()).Fetch(clientId));
+            }
+        }
+
+        var copies = new List<SessionCopy>(calls.Count);
+        foreach (var call in calls)
+        {
+            try
+            {
+                if (await call is { } copy)
+                {
+                    copies.Add(copy);
+                }
+            }
+            catch (Exception ex)
+            {
+                LogFetchFailed(_logger, ex, clientId);
+            }
+        }
+
+        return copies;
+    }
+
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        _stopping.Dispose();
+    }
+
+    private bool IsActive(SiloAddress silo) =>
+        membership.CurrentSnapshot.Members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active;
+
+    private Task SendAsync(SiloAddress silo, SessionCopy copy)
+    {
+        var lane = _lanes.GetOrAdd(silo, static (target, replicator) => replicator.StartLane(target), this);
+        return lane.Enqueue(copy);
+    }
+
+    private Lane StartLane(SiloAddress silo)
+    {
+        var lane = new Lane(copyRefs.Get(silo.ToParsableString()));
+        _ = Task.Run(() => lane.RunAsync(_stopping.Token));
+        return lane;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Session copy of client {ClientId} to silo {Silo} failed (attempt {Attempt}: {Error}); retrying while the silo is active")]
+    private static partial void LogRetrying(ILogger logger, string clientId, SiloAddress silo, int attempt, string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Session copy of client {ClientId} to silo {Silo} still failing after {Attempts} attempts; the save fails")]
+    private static partial void LogGaveUp(ILogger logger, Exception ex, string clientId, SiloAddress silo, int attempts);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reading the session copies of client {ClientId} from a silo failed; that silo's copy is not considered")]
+    private static partial void LogFetchFailed(ILogger logger, Exception ex, string clientId);
+
+    // One save's writes to its holders; a holder that leaves membership hands its place to the next silo in rank.
+    private sealed class HolderWrite(SessionReplicator replicator, SessionCopy copy, List<SiloAddress> ranked, int count)
+    {
+        private readonly int _count = count;
+        private int _next = count;
+
+        public Task RunAsync()
+        {
+            if (_count == 1)
+            {
+                return WriteToAsync(ranked[0]);
+            }
+
+            var writes = new Task[_count];
+            for (var i = 0; i < _count; i++)
+            {
+                writes[i] = WriteToAsync(ranked[i]);
+            }
+
+            return Task.WhenAll(writes);
+        }
+
+        private async Task WriteToAsync(SiloAddress silo)
+        {
+            var started = replicator._timeProvider.GetTimestamp();
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await replicator.SendAsync(silo, copy);
+                    return;
+                }
+                catch (Exception ex) when (!replicator._stopping.IsCancellationRequested)
+                {
+                    if (!replicator.IsActive(silo))
+                    {
+                        // Gone: the next silo in rank holds the copy instead (none left: fewer silos than replicas).
+                        var next = Interlocked.Increment(ref _next) - 1;
+                        if (next >= ranked.Count)
+                        {
+                            return;
+                        }
+
+                        silo = ranked[next];
+                        attempt = 0;
+                        started = replicator._timeProvider.GetTimestamp();
+                        continue;
+                    }
+
+                    replicator._metrics.SessionReplicaWriteFailures.Add(1);
+                    if (replicator._timeProvider.GetElapsedTime(started) > GiveUpAfter)
+                    {
+                        LogGaveUp(replicator._logger, ex, copy.ClientId, silo, attempt);
+                        throw;
+                    }
+
+                    LogRetrying(replicator._logger, copy.ClientId, silo, attempt, ex.GetType().Name);
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)), replicator._timeProvider);
+                }
+            }
+        }
+    }
+
+    private sealed class Lane(ISessionCopyGrain target)
+    {
+        private readonly Channel<(SessionCopy Copy, TaskCompletionSource Done)> _queue =
+            Channel.CreateUnbounded<(SessionCopy, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
+
+        public Task Enqueue(SessionCopy copy)
+        {
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _queue.Writer.TryWrite((copy, done));
+            return done.Task;
+        }
+
+        public async Task RunAsync(CancellationToken cancellationToken)
+        {
+            var copies = new List<SessionCopy>();
+            var waiting = new List<TaskCompletionSource>();
+            var reader = _queue.Reader;
+            try
+            {
+                while (await reader.WaitToReadAsync(cancellationToken))
+                {
+                    copies.Clear();
+                    waiting.Clear();
+                    while (copies.Count < MaxBatch && reader.TryRead(out var item))
+                    {
+                        copies.Add(item.Copy);
+                        waiting.Add(item.Done);
+                    }
+
+                    try
+                    {
+                        await target.Store([.. copies]);
+                        foreach (var done in waiting)
+                        {
+                            done.TrySetResult();
+                        }
+                    }
+                    catch (Exception ex)
+                    {
+                        foreach (var done in waiting)
+                        {
+                            done.TrySetException(ex);
+                        }
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                while (reader.TryRead(out var item))
+                {
+                    item.Done.TrySetCanceled(cancellationToken);
+                }
+            }
+        }
+    }
+}

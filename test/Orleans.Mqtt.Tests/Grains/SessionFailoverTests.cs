@@ -1,0 +1,296 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
+using Orleans.Mqtt.Grains;
+using Orleans.Mqtt.Ownership;
+using Orleans.Mqtt.Telemetry;
+using Orleans.Mqtt.Tests.Storage;
+using Orleans.Runtime.Hosting;
+using Orleans.Serialization;
+using Orleans.TestingHost;
+using Xunit;
+
+namespace Orleans.Mqtt.Tests.Grains;
+
+/// <summary>
+/// A persistent session's state on its home silo and one replica silo (<c>Mqtt:SessionReplicas</c> 2): when the home
+/// is killed (not stopped: nothing is handed over), the session comes back on a replica silo with its queue, in-flight
+/// messages, inbound QoS 2 ids and will; a copy that went stale while its silo was away does not bring back what the
+/// client already acknowledged; and a session whose every copy is gone is started afresh with Session Present 0.
+/// Each test builds its own three-silo cluster, since it kills silos.
+/// </summary>
+public sealed class SessionFailoverTests : IAsyncLifetime
+{
+    private const int Shards = 8;
+    private const int MaxInflight = 2;
+    private static readonly InMemorySessionOwnershipStore SharedOwnership = new();
+
+    // Each silo's storage by silo name, kept past a kill: a silo restarted under its name finds its records again.
+    private readonly ConcurrentDictionary<string, SiloLocalGrainStorage> _storages = new();
+    private readonly List<RecordingGateway> _gateways = [];
+    private readonly MeterListener _listener = new();
+    private readonly ConcurrentDictionary<string, long> _counters = new();
+
+    // The meter factories of this cluster's silos: other test classes' clusters run in the same process.
+    private readonly ConcurrentDictionary<object, bool> _scopes = new();
+    private InProcessTestCluster _cluster = null!;
+
+    private IClusterClient Client => _cluster.Client;
+
+    // Calls start on the first silo, which is never killed: the test client would first have to notice that the
+    // gateway it used is gone.
+    private IGrainFactory Grains => _cluster.GetSiloServiceProvider(_cluster.Silos[0].SiloAddress).GetRequiredService<IGrainFactory>();
+
+    public async Task InitializeAsync()
+    {
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Name == MqttMetrics.MeterName && instrument.Name is "mqtt.sessions.failed_over" or "mqtt.sessions.lost")
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        {
+            if (instrument.Meter.Scope is { } scope && _scopes.ContainsKey(scope))
+            {
+                _counters.AddOrUpdate(instrument.Name, value, (_, n) => n + value);
+            }
+        });
+        _listener.Start();
+
+        var builder = new InProcessTestClusterBuilder(3);
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (services, _) =>
+            {
+                var copier = services.GetRequiredService<DeepCopier>();
+                return _storages.AddOrUpdate(services.GetRequiredService<ILocalSiloDetails>().Name, _ => new SiloLocalGrainStorage(copier), (_, previous) => new SiloLocalGrainStorage(copier, previous));
+            });
+            silo.AddMqttGrains(o =>
+            {
+                o.TopicShards = Shards;
+                o.MaxInflightMessages = MaxInflight;
+                o.SessionReplicas = 2;
+                o.GatewayTimeout = TimeSpan.FromHours(1);
+                o.ReplicaRepairInterval = TimeSpan.FromHours(1);
+                o.ReplicaTombstoneLifetime = TimeSpan.FromHours(4);
+            });
+            silo.Services.AddSingleton<ISessionOwnershipStore>(SharedOwnership);
+
+            // A killed silo is declared dead within a few seconds.
+            silo.Services.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = TimeSpan.FromSeconds(1);
+                o.NumMissedProbesLimit = 2;
+                o.NumVotesForDeathDeclaration = 1;
+                o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
+            });
+        });
+        _cluster = builder.Build();
+        await _cluster.DeployAsync();
+        foreach (var silo in _cluster.Silos)
+        {
+            _scopes[_cluster.GetSiloServiceProvider(silo.SiloAddress).GetRequiredService<IMeterFactory>()] = true;
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _cluster.StopAllSilosAsync();
+        await _cluster.DisposeAsync();
+        _listener.Dispose();
+    }
+
+    [Fact]
+    public async Task A_killed_home_silo_loses_no_queued_or_inflight_message_nor_inbound_qos2_id_nor_will()
+    {
+        var gateway = Gateway();
+        var home = _cluster.Silos[1];
+        var clientId = NewId("failover");
+        var topic = clientId + "/t";
+        var session = Grains.GetGrain<IClientSessionGrain>(clientId);
+        var presence = gateway.NewConnection();
+        var will = new MqttMessage { Topic = clientId + "/will", Payload = Encoding.UTF8.GetBytes("will"), Qos = 1 };
+        using (new PlacementHintScope(home.SiloAddress))
+        {
+            Assert.False((await session.Connect(new ConnectRequest(presence, false, 3600, will, 5, 0))).SessionPresent);
+        }
+
+        await session.Subscribe(presence.ConnectionId, [new Subscription(topic, 1)]);
+        Assert.Equal(home.Name, Table(0).Get(clientId)!.Home);
+
+        // Ten messages acknowledged to their publisher: two in flight to the client, eight queued behind them.
+        const int Count = 10;
+        for (var i = 0; i < Count; i++)
+        {
+            Assert.Equal(1, await Shard(topic).Publish(new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes($"m{i}"), Qos = 1 }));
+        }
+
+        await session.AddInboundQos2(presence.ConnectionId, 7);
+
+        await KillAsync(home);
+
+        // The connection is still there (its gateway is alive) and loses it now: the will survived with the session.
+        var lostWill = await session.Disconnect(presence.ConnectionId, DisconnectKind.ConnectionLost);
+        Assert.Equal("will", Encoding.UTF8.GetString(Assert.IsType<MqttMessage>(lostWill).Payload.Span));
+        Assert.Equal(1, _counters.GetValueOrDefault("mqtt.sessions.failed_over"));
+        var newHome = Table(0).Get(clientId)!.Home;
+        Assert.NotNull(newHome);
+        Assert.NotEqual(home.Name, newHome);
+
+        // The client's re-sent QoS 2 PUBLISH is known: it is not routed a second time.
+        Assert.True(await session.IsInboundQos2Pending(7));
+
+        // The client comes back for the messages, two at a time (its in-flight window): the two in flight when the home
+        // died again with DUP, then the queued ones in order. Each CONNECT re-sends what the last one pushed, so
+        // nothing here depends on a push reaching the test's gateway.
+        var received = new List<string>();
+        var first = true;
+        while (received.Count < Count)
+        {
+            var back = gateway.NewConnection();
+            var resumed = await session.Connect(new ConnectRequest(back, false, 3600, null, 5, 0));
+            Assert.True(resumed.SessionPresent);
+            Assert.Equal(MaxInflight, resumed.Resend.Length);
+            Assert.True(!first || resumed.Resend.All(d => d.Dup));
+            first = false;
+            foreach (var delivery in resumed.Resend)
+            {
+                received.Add(Encoding.UTF8.GetString(delivery.Message.Payload.Span));
+                await session.Acknowledge(back.ConnectionId, delivery.PacketId, OutboundAck.PubAck);
+            }
+
+            await session.Disconnect(back.ConnectionId, DisconnectKind.Normal);
+        }
+
+        Assert.Equal(Enumerable.Range(0, Count).Select(i => $"m{i}"), received);
+        Assert.Equal(0, _counters.GetValueOrDefault("mqtt.sessions.lost"));
+    }
+
+    [Fact]
+    public async Task A_session_whose_home_and_replica_silos_are_both_killed_is_started_afresh_with_session_present_0()
+    {
+        var gateway = Gateway();
+        var home = _cluster.Silos[1];
+        var holder = _cluster.Silos[2];
+        var clientId = ClientHeldBy(home, holder);
+        var topic = clientId + "/t";
+        var session = Grains.GetGrain<IClientSessionGrain>(clientId);
+        var presence = gateway.NewConnection();
+        using (new PlacementHintScope(home.SiloAddress))
+        {
+            await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
+        }
+
+        await session.Subscribe(presence.ConnectionId, [new Subscription(topic, 1)]);
+        await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
+        await Shard(topic).Publish(new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("gone"), Qos = 1 });
+        Assert.True(_storages[holder.Name].Contains(SessionCopyStore.StateName, session.GetGrainId()));
+
+        await KillAsync(home, holder);
+
+        var result = await session.Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
+        Assert.False(result.SessionPresent);
+        Assert.Empty(result.Resend);
+        Assert.Equal(1, _counters.GetValueOrDefault("mqtt.sessions.lost"));
+
+        // Session Present 0 tells the client to subscribe again: the old subscriptions are gone from the routes too.
+        Assert.Empty(Table(0).Get(clientId)!.Subscriptions);
+        Assert.Equal(0, await Shard(topic).Publish(new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("after"), Qos = 1 }));
+    }
+
+    [Fact]
+    public async Task A_replica_silo_that_returns_with_a_stale_copy_does_not_bring_back_acknowledged_messages()
+    {
+        var gateway = Gateway();
+        var home = _cluster.Silos[1];
+        var holder = _cluster.Silos[2];
+        var clientId = ClientHeldBy(home, holder);
+        var topic = clientId + "/t";
+        var session = Grains.GetGrain<IClientSessionGrain>(clientId);
+        var presence = gateway.NewConnection();
+        using (new PlacementHintScope(home.SiloAddress))
+        {
+            await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
+        }
+
+        await session.Subscribe(presence.ConnectionId, [new Subscription(topic, 1)]);
+        await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
+        await Shard(topic).Publish(new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("old"), Qos = 1 });
+        Assert.Single(_storages[holder.Name].Stored<SessionState>(SessionCopyStore.StateName, session.GetGrainId())!.Queue);
+
+        // The replica silo dies with the message in its copy; the session goes on, copied to the third silo instead:
+        // the client takes the message and leaves again.
+        await KillAsync(holder);
+        var back = gateway.NewConnection();
+        var resumed = await session.Connect(new ConnectRequest(back, false, 3600, null, 5, 0));
+        await session.Acknowledge(back.ConnectionId, Assert.Single(resumed.Resend).PacketId, OutboundAck.PubAck);
+        await session.Disconnect(back.ConnectionId, DisconnectKind.Normal);
+        Assert.True(_storages[_cluster.Silos[0].Name].Contains(SessionCopyStore.StateName, session.GetGrainId()));
+
+        // The replica silo comes back on its storage with the old copy. The routes say the session acknowledged more
+        // since (their state base is newer than the copy): the silo drops it before it serves anyone. Then the home
+        // dies; the returning silo is the first replica silo again, so the session is placed there, and takes the
+        // third silo's copy.
+        Assert.True(_storages[holder.Name].Contains(SessionCopyStore.StateName, session.GetGrainId()));
+        var returned = await _cluster.StartSiloAsync(holder.InstanceNumber, _cluster.Options);
+        Assert.Equal(holder.Name, returned.Name);
+        Assert.False(_storages[holder.Name].Contains(SessionCopyStore.StateName, session.GetGrainId()));
+        await KillAsync(home);
+
+        var result = await session.Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
+        Assert.True(result.SessionPresent);
+        Assert.Empty(result.Resend);
+        Assert.Equal(holder.Name, Table(0).Get(clientId)!.Home);
+        Assert.Equal(topic, Assert.Single(Table(0).Get(clientId)!.Subscriptions).Filter);
+    }
+
+    /// <summary>Kills the silos (no graceful stop, no hand-over) and waits until the others no longer count them active.</summary>
+    private async Task KillAsync(params InProcessSiloHandle[] silos)
+    {
+        foreach (var silo in silos)
+        {
+            await _cluster.KillSiloAsync(silo);
+        }
+
+        var membership = _cluster.GetSiloServiceProvider(_cluster.Silos[0].SiloAddress).GetRequiredService<IClusterMembershipService>();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await foreach (var snapshot in membership.MembershipUpdates.WithCancellation(timeout.Token))
+        {
+            if (silos.All(s => snapshot.GetSiloStatus(s.SiloAddress) != SiloStatus.Active))
+            {
+                break;
+            }
+        }
+    }
+
+    /// <summary>A client id whose first replica silo, with <paramref name="home"/> as its home, is <paramref name="holder"/>.</summary>
+    private string ClientHeldBy(InProcessSiloHandle home, InProcessSiloHandle holder)
+    {
+        var snapshot = _cluster.GetSiloServiceProvider(_cluster.Silos[0].SiloAddress).GetRequiredService<IClusterMembershipService>().CurrentSnapshot;
+        while (true)
+        {
+            var clientId = NewId("held");
+            if (SessionHolders.Rank(snapshot, clientId, home.Name, exclude: null)[0].Equals(holder.SiloAddress))
+            {
+                return clientId;
+            }
+        }
+    }
+
+    private RouteTable Table(int silo) => _cluster.GetSiloServiceProvider(_cluster.Silos[silo].SiloAddress).GetRequiredService<RouteTable>();
+
+    private ITopicShardGrain Shard(string topic) => Grains.GetGrain<ITopicShardGrain>(Orleans.Mqtt.Topics.MqttTopic.ShardOf(topic, Shards));
+
+    private RecordingGateway Gateway()
+    {
+        var gateway = new RecordingGateway(Client);
+        _gateways.Add(gateway);
+        return gateway;
+    }
+
+    private static string NewId(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..10];
+}
