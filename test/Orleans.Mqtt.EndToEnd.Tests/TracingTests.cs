@@ -100,6 +100,9 @@ public sealed class TracingTests(ClusterFixture cluster)
                 && s.Where(x => x.TraceId == subscribe.TraceId).Select(x => x.File).Intersect(liveSilos).Count() == liveSilos.Count;
         }, Timeout);
 
+        // Orleans' own calls outside a traced operation (heartbeats, sweeps, membership) start no trace.
+        Assert.DoesNotContain(spans, s => s.Source.StartsWith("Microsoft.Orleans.", StringComparison.Ordinal) && s.ParentSpanId is null);
+
         // CONNECT: authentication on the gateway; the ownership commit in the session's silo, below the connect span
         // through Orleans' grain-call spans.
         var connectTrace = spans.Where(s => s.TraceId == connect!.TraceId).ToList();
