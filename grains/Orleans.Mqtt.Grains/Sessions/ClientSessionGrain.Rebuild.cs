@@ -7,9 +7,10 @@ internal sealed partial class ClientSessionGrain
 {
     /// <summary>
     /// The replica is written before anything is acknowledged, so it knows at least what this grain last made
-    /// routable. A newer or equal copy there means this activation lost state (its silo crashed, or the session was
-    /// clean and kept only in memory): take the subscriptions and the live connection from it. The queue, in-flight
-    /// messages and the will of a crashed silo's session are not in the replica and are lost. A record this silo's
+    /// routable. A newer or equal copy there means this activation lost state: take the subscriptions and the live
+    /// connection from it. A persistent session's state was recovered from a replica silo's copy before this
+    /// (<see cref="RecoverAsync"/>), which leaves the versions equal; what is rebuilt here is a clean session kept
+    /// only in memory, or a session handed over at a graceful shutdown. A record this silo's
     /// storage holds but that is older than the routes is a stale copy: another silo has been the session's home
     /// since (this one crashed, or was away, while the session went on elsewhere). What it queued may have been
     /// delivered since, or belong to a session that ended in between, so it is dropped with the rest.
