@@ -44,6 +44,11 @@ public sealed class MqttBrokerOptionsValidator : IValidateOptions<MqttBrokerOpti
             errors.Add($"Mqtt:GatewayTimeout must be at least 1 second (was {options.GatewayTimeout}).");
         }
 
+        if (options.SysInterval < TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:SysInterval must be zero (off) or positive (was {options.SysInterval}).");
+        }
+
         if (options.HeapTrimInterval < TimeSpan.Zero)
         {
             errors.Add($"Mqtt:HeapTrimInterval must be zero (off) or positive (was {options.HeapTrimInterval}).");

@@ -34,7 +34,6 @@ public static class GatewayHostingExtensions
         services.AddHostedService(sp => sp.GetRequiredService<MqttGateway>());
         services.AddSingleton<MqttConnectionHandler>();
         services.AddSingleton<MqttWebSocketTransport>();
-        services.AddHostedService<SysTopicsPublisher>();
 
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {

@@ -179,8 +179,8 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         Assert.Equal(live.Id, (await SharedOwnership.ReadAsync(persistentId)).Owner!.GatewayId);
 
         // A gateway declared dead that reports in again is told to close its connections first.
-        Assert.False(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(dying.Id));
-        Assert.True(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(dying.Id));
+        Assert.False(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(new GatewayReport(dying.Id)));
+        Assert.True(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(new GatewayReport(dying.Id)));
     }
 
     [Fact]
@@ -502,7 +502,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         {
             while (!cancellationToken.IsCancellationRequested)
             {
-                await directory.Heartbeat(gatewayId);
+                await directory.Heartbeat(new GatewayReport(gatewayId));
                 await Task.Delay(200, CancellationToken.None);
             }
         }
