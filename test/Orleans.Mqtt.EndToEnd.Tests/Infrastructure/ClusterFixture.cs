@@ -249,6 +249,9 @@ public sealed class ClusterFixture : IAsyncLifetime
         ["Membership__ProbeTimeout"] = "00:00:01",
         ["Membership__NumMissedProbesLimit"] = "2",
         ["Mqtt__GatewayTimeout"] = "00:00:03",
+
+        // The cluster's $SYS topics every second (the silos publish them), so that tests see a change within a couple.
+        ["Mqtt__SysInterval"] = "00:00:01",
     };
 
     private static async Task StartAsync(ClusterMember member)
