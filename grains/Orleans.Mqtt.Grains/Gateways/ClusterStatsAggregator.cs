@@ -71,7 +71,10 @@ internal sealed class ClusterStatsAggregator(TimeProvider timeProvider, TimeSpan
             gateways.Add(new GatewayStats(id, r.StartedAtUtc, entry.LastSeen, r.ConnectedClients, counters));
             traffic += counters - entry.Credited;
             connected += r.ConnectedClients;
-            upSince = upSince is null || r.StartedAtUtc < upSince ? r.StartedAtUtc : upSince;
+            if (r.StartedAtUtc != default && (upSince is null || r.StartedAtUtc < upSince))
+            {
+                upSince = r.StartedAtUtc;
+            }
         }
 
         long sessions = 0, subscriptions = 0, retained = 0;
