@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 using Orleans.Mqtt.Testing;
 
@@ -21,8 +22,18 @@ public sealed class ClusterFixture : IAsyncLifetime
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly ConcurrentQueue<string> _startup = new();
     private readonly Lock _lock = new();
+    private readonly TimeSpan _sysInterval;
     private int _siloNumbers;
     private int _gatewayNumbers;
+
+    /// <summary>A cluster that publishes its <c>$SYS</c> topics every second, so that tests see a change within a couple.</summary>
+    public ClusterFixture()
+        : this(TimeSpan.FromSeconds(1))
+    {
+    }
+
+    /// <summary>A cluster that publishes its <c>$SYS</c> topics every <paramref name="sysInterval"/> (<c>Mqtt:SysInterval</c>).</summary>
+    internal ClusterFixture(TimeSpan sysInterval) => _sysInterval = sysInterval;
 
     /// <summary>The ACL file every gateway is given (<c>Mqtt:AclFile</c>): <see cref="AllowAllRules"/> at start.</summary>
     public const string AllowAllRules = "pattern readwrite #\npattern readwrite $SYS/#\n";
@@ -249,9 +260,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         ["Membership__ProbeTimeout"] = "00:00:01",
         ["Membership__NumMissedProbesLimit"] = "2",
         ["Mqtt__GatewayTimeout"] = "00:00:03",
-
-        // The cluster's $SYS topics every second (the silos publish them), so that tests see a change within a couple.
-        ["Mqtt__SysInterval"] = "00:00:01",
+        ["Mqtt__SysInterval"] = _sysInterval.ToString("c", CultureInfo.InvariantCulture),
     };
 
     private static async Task StartAsync(ClusterMember member)
