@@ -152,7 +152,8 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     {
         if (_connections.TryGetValue(connectionId, out var connection))
         {
-            connection.CloseByServer(CloseReason.SessionTakenOver, reasonCode);
+            var reason = reasonCode == CloseReason.AdministrativeAction.DisconnectReasonCode() ? CloseReason.AdministrativeAction : CloseReason.SessionTakenOver;
+            connection.CloseByServer(reason, reasonCode);
         }
 
         return Task.CompletedTask;

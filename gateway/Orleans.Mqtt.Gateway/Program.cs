@@ -6,7 +6,7 @@ using Orleans.Mqtt.Gateway;
 using Orleans.Mqtt.Hosting;
 using Orleans.Mqtt.Ownership.Etcd;
 
-if (UsersCommand.TryRun(args) is { } exitCode)
+if ((UsersCommand.TryRun(args) ?? ApiKeyCommand.TryRun(args)) is { } exitCode)
 {
     return exitCode;
 }

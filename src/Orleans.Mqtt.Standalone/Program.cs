@@ -2,7 +2,7 @@ using Orleans.Mqtt.Gateway;
 using Orleans.Mqtt.Hosting;
 using Orleans.Mqtt.Silo;
 
-if (UsersCommand.TryRun(args) is { } exitCode)
+if ((UsersCommand.TryRun(args) ?? ApiKeyCommand.TryRun(args)) is { } exitCode)
 {
     return exitCode;
 }

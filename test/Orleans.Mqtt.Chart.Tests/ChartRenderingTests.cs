@@ -161,6 +161,7 @@ public sealed class ChartRenderingTests
             ["Mqtt__Tls__CrlFile"] = "mqtt-client-crl",
             ["Mqtt__UsersFile"] = "mqtt-users",
             ["Mqtt__AclFile"] = "mqtt-acl",
+            ["Http__ApiKeysFile"] = "mqtt-admin-keys",
             ["Mqtt__Jwt__PublicKeyFile"] = "mqtt-jwt-key",
         };
         foreach (var (variable, secret) in secrets)

@@ -90,6 +90,18 @@ public sealed class ClusterSysTests(ClusterFixture cluster, ITestOutputHelper ou
             Assert.Equal(truth["$SYS/broker/sessions"], siloSessions.Sum(kv => long.Parse(kv.Value, CultureInfo.InvariantCulture)));
             Assert.Equal(truth["$SYS/broker/subscriptions/count"], latest.Where(kv => IsSiloFigure(kv.Key, "subscriptions/count")).Sum(kv => long.Parse(kv.Value, CultureInfo.InvariantCulture)));
 
+            // The admin API's statistics are the same figures, taken when asked.
+            using var api = AdminApiClient.For(cluster, cluster.Gateways[0]);
+            var stats = await api.GetAsync("stats");
+            var totals = stats.GetProperty("totals");
+            Assert.Equal(truth[Connected], totals.GetProperty("connectedClients").GetInt64());
+            Assert.Equal(truth["$SYS/broker/sessions"], totals.GetProperty("sessions").GetInt64());
+            Assert.Equal(truth["$SYS/broker/subscriptions/count"], totals.GetProperty("subscriptions").GetInt64());
+            Assert.Equal(truth["$SYS/broker/messages/received"], totals.GetProperty("traffic").GetProperty("messagesReceived").GetInt64());
+            Assert.Equal(truth["$SYS/broker/gateways/count"], stats.GetProperty("gateways").GetArrayLength());
+            Assert.Equal(truth["$SYS/broker/silos/count"], stats.GetProperty("silos").GetArrayLength());
+            Assert.Equal(truth["$SYS/broker/sessions"], stats.GetProperty("silos").EnumerateArray().Sum(s => s.GetProperty("sessions").GetInt64()));
+
             // Counters that move while the test reads (PUBLISHes to the reader, PINGREQs): between before and now.
             var after = await GatewayCountersAsync();
             foreach (var (topic, metric) in new[]

@@ -144,7 +144,8 @@ internal sealed partial class MqttConnection
                 will,
                 (byte)_protocolVersion,
                 connect.ReceiveMaximum,
-                _v5 ? connect.WillDelayInterval : 0));
+                _v5 ? connect.WillDelayInterval : 0,
+                UserName));
         }
         catch (Exception ex)
         {

@@ -34,6 +34,7 @@ public static class GatewayHostingExtensions
         services.AddHostedService(sp => sp.GetRequiredService<MqttGateway>());
         services.AddSingleton<MqttConnectionHandler>();
         services.AddSingleton<MqttWebSocketTransport>();
+        AdminApi.AddServices(services);
 
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
@@ -122,7 +123,7 @@ public static class GatewayHostingExtensions
         }
     }
 
-    /// <summary>Maps MQTT over WebSocket, <c>/health/live</c>, <c>/health/ready</c> and <c>/metrics</c>.</summary>
+    /// <summary>Maps MQTT over WebSocket, <c>/health/live</c>, <c>/health/ready</c>, <c>/metrics</c> and the admin API under <c>/api/v1</c>.</summary>
     public static WebApplication MapMqttGateway(this WebApplication app)
     {
         var options = app.Services.GetRequiredService<IOptions<MqttGatewayOptions>>().Value;
@@ -135,6 +136,7 @@ public static class GatewayHostingExtensions
             ? Results.Text("ready")
             : Results.Text("not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
         app.MapPrometheusScrapingEndpoint("/metrics");
+        AdminApi.Map(app);
 
         // Kestrel accepts once the host has started every hosted service, the silo or cluster client included.
         app.Lifetime.ApplicationStarted.Register(gateway.MarkStarted);

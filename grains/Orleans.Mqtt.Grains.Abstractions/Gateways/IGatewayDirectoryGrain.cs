@@ -19,6 +19,9 @@ public interface IGatewayDirectoryGrain : IGrainWithIntegerKey
     /// <summary>Of the given gateway ids, those that are dead (not heard from within the timeout).</summary>
     Task<string[]> FindDead(string[] gatewayIds);
 
+    /// <summary>The gateways known: those reporting in (alive unless silent longer than the timeout) and those declared dead or gone.</summary>
+    Task<GatewayStatus[]> List();
+
     /// <summary>The cluster's figures: totals, each live gateway's and each active silo's share.</summary>
     [ResponseTimeout("00:00:15")]
     Task<ClusterStats> GetClusterStats();

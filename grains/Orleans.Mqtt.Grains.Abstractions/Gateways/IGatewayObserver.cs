@@ -10,7 +10,7 @@ public interface IGatewayObserver : IGrainObserver
     [ResponseTimeout("00:00:05")]
     Task Deliver(Delivery[] deliveries);
 
-    /// <summary>Closes a connection because another connection took over its client id (MQTT 5: DISCONNECT with the reason code first).</summary>
+    /// <summary>Closes a connection because another connection took over its client id, or an administrator disconnected it (MQTT 5: DISCONNECT with the reason code first).</summary>
     [ResponseTimeout("00:00:05")]
     Task Disconnect(long connectionId, byte reasonCode);
 }

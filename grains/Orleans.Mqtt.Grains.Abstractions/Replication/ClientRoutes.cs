@@ -8,7 +8,9 @@ namespace Orleans.Mqtt.Grains;
 /// interval lets a session whose stored state was lost with its silo be rebuilt from a replica. <c>Home</c> is the
 /// name of the silo whose local storage holds the session's state (null: nothing stored); the session is activated
 /// there. It is the silo's name, not its address: a silo restarted on the same storage comes back under a new address
-/// (a new generation, often a new IP) but keeps its name, which its data directory holds.
+/// (a new generation, often a new IP) but keeps its name, which its data directory holds. <c>ActiveOn</c> names the silo
+/// whose activation wrote these routes and <c>UserName</c> the user the client last connected as; the admin API's
+/// listing reads both (a session is listed by its home, or by the silo it is active on when it has none).
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record ClientRoutes(
@@ -19,4 +21,6 @@ public sealed record ClientRoutes(
     [property: Id(4)] GatewayPresence? Presence,
     [property: Id(5)] DateTime? SweepAtUtc = null,
     [property: Id(6)] uint SessionExpiryInterval = 0,
-    [property: Id(8)] string? Home = null);
+    [property: Id(8)] string? Home = null,
+    [property: Id(9)] string? ActiveOn = null,
+    [property: Id(10)] string? UserName = null);

@@ -43,4 +43,27 @@ public interface IClientSessionGrain : IGrainWithStringKey
 
     /// <summary>PUBREL: forgets an inbound QoS 2 packet id.</summary>
     Task ReleaseInboundQos2(long connectionId, ushort packetId);
+
+    /// <summary>
+    /// For the admin API: the session as it is now, or null when the client id has no session (no session is created
+    /// for it). Changes nothing.
+    /// </summary>
+    Task<ClientDetails?> Describe();
+
+    /// <summary>
+    /// For the admin API: disconnects the client's connection, wherever it is (MQTT 5: DISCONNECT 0x98, administrative
+    /// action), as a connection lost (its will goes out); with <paramref name="discardSession"/> the session ends too.
+    /// False when the client id has no session.
+    /// </summary>
+    Task<bool> Kick(bool discardSession);
+
+    /// <summary>
+    /// For the admin API: adds subscriptions as <see cref="Subscribe"/> does for the live connection (routable on every
+    /// live silo when it returns; retained messages served), also to a session whose client is offline. Null when the
+    /// client id has no session.
+    /// </summary>
+    Task<byte[]?> AdminSubscribe(Subscription[] subscriptions);
+
+    /// <summary>For the admin API: removes subscriptions as <see cref="Unsubscribe"/> does; null when the client id has no session.</summary>
+    Task<bool[]?> AdminUnsubscribe(string[] filters);
 }

@@ -112,6 +112,25 @@ internal sealed partial class GatewayDirectoryGrain(
         return Task.FromResult(dead is null ? Array.Empty<string>() : [.. dead]);
     }
 
+    public Task<GatewayStatus[]> List()
+    {
+        var now = Now;
+        var timeout = options.Value.GatewayTimeout;
+        var gateways = new List<GatewayStatus>(_lastSeen.Count + _dead.Count);
+        foreach (var (id, seen) in _lastSeen)
+        {
+            gateways.Add(new GatewayStatus(id, seen, now - seen <= timeout));
+        }
+
+        foreach (var id in _dead.Keys)
+        {
+            gateways.Add(new GatewayStatus(id, null, false));
+        }
+
+        gateways.Sort(static (a, b) => string.CompareOrdinal(a.GatewayId, b.GatewayId));
+        return Task.FromResult(gateways.ToArray());
+    }
+
     public async Task<ClusterStats> GetClusterStats()
     {
         var active = new List<SiloAddress>();

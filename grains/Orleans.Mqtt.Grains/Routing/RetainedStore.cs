@@ -74,6 +74,38 @@ internal sealed class RetainedStore(TimeProvider timeProvider)
         }
     }
 
+    /// <summary>
+    /// Up to <paramref name="limit"/> retained messages, not expired, whose topic matches <paramref name="filter"/>, in
+    /// ordinal topic order after <paramref name="after"/> (null: from the first).
+    /// </summary>
+    public RetainedMessageInfo[] List(string filter, string? after, int limit)
+    {
+        var now = timeProvider.GetUtcNow().UtcDateTime;
+        var page = new SmallestKeys<RetainedUpdate>(limit);
+        using (_lock.Read())
+        {
+            foreach (var (topic, update) in _byTopic)
+            {
+                if ((after is null || string.CompareOrdinal(topic, after) > 0)
+                    && page.Wants(topic)
+                    && update.Message is { } message && !message.IsExpired(now)
+                    && Topics.MqttTopic.Matches(filter, topic))
+                {
+                    page.Offer(topic, update);
+                }
+            }
+        }
+
+        var kept = page.ToSortedArray();
+        var result = new RetainedMessageInfo[kept.Length];
+        for (var i = 0; i < kept.Length; i++)
+        {
+            result[i] = new RetainedMessageInfo(kept[i].Topic, kept[i].Message!, kept[i].Version);
+        }
+
+        return result;
+    }
+
     /// <summary>Adds each held message's (topic, version) hash to its bucket, at <paramref name="offset"/> in <paramref name="digest"/>.</summary>
     public void AddToDigest(long[] digest, int offset)
     {

@@ -234,6 +234,42 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         return purged + _retained.PurgeTombstones(olderThanUtc);
     }
 
+    /// <summary>
+    /// The page of the clients listed by silo <paramref name="siloName"/> (sessions homed on it, and memory-only sessions
+    /// active on it) that match <paramref name="query"/>, in ordinal client-id order after its cursor.
+    /// </summary>
+    public ClientSummary[] ListClients(string siloName, ClientQuery query)
+    {
+        var page = new SmallestKeys<ClientRoutes>(query.Limit);
+        using (_lock.Read())
+        {
+            foreach (var (clientId, routes) in _clients)
+            {
+                if ((routes.Home ?? routes.ActiveOn) == siloName
+                    && (query.After is null || string.CompareOrdinal(clientId, query.After) > 0)
+                    && (query.ClientIdPrefix is null || clientId.StartsWith(query.ClientIdPrefix, StringComparison.Ordinal))
+                    && (query.UserName is null || routes.UserName == query.UserName)
+                    && (query.GatewayId is null || routes.Presence?.GatewayId == query.GatewayId))
+                {
+                    page.Offer(clientId, routes);
+                }
+            }
+        }
+
+        var kept = page.ToSortedArray();
+        var result = new ClientSummary[kept.Length];
+        for (var i = 0; i < kept.Length; i++)
+        {
+            var r = kept[i];
+            result[i] = new ClientSummary(r.ClientId, r.Presence is not null, r.Presence?.GatewayId, r.UserName, r.Persistent, r.Subscriptions.Length, siloName);
+        }
+
+        return result;
+    }
+
+    /// <summary>The page of retained messages matching <paramref name="filter"/>, in ordinal topic order after <paramref name="after"/>.</summary>
+    public RetainedMessageInfo[] ListRetained(string filter, string? after, int limit) => _retained.List(filter, after, limit);
+
     /// <summary>Appends the clients connected through <paramref name="gatewayId"/> with their connection ids.</summary>
     public void CollectConnectedThrough(string gatewayId, List<(string ClientId, long ConnectionId)> results)
     {
@@ -263,7 +299,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         {
             foreach (var (clientId, routes) in _clients)
             {
-                if (share.Owns(clientId, routes.Home))
+                if (share.Owns(clientId, routes.Home ?? routes.ActiveOn))
                 {
                     sessions++;
                     subscriptions += routes.Subscriptions.Length;

@@ -2,10 +2,11 @@ namespace Orleans.Mqtt.Grains;
 
 /// <summary>
 /// Which sessions a silo counts as its own in the cluster's figures, so that every session is counted by exactly one
-/// active silo: the silo that is its home (the silo whose storage holds it, <see cref="ClientRoutes.Home"/>) and, for a
-/// session without a living home (a clean session, which has none, or one whose home silo is not active), the silo
-/// whose slice of the client ids holds it: the same stable hash over the active silos, ordered by name, for every
-/// silo. Needs nothing but the session's own routes, so it holds wherever those routes are kept.
+/// active silo: the silo the session lives on (its home, the silo whose storage holds it, <see cref="ClientRoutes.Home"/>;
+/// for a session kept in memory only, the silo it is active on, <see cref="ClientRoutes.ActiveOn"/>) and, for a session
+/// whose silo is not active (lost, or not yet known), the silo whose slice of the client ids holds it: the same stable
+/// hash over the active silos, ordered by name, for every silo. Needs nothing but the session's own routes, so it holds
+/// wherever those routes are kept.
 /// </summary>
 internal readonly struct SessionShare
 {
@@ -24,7 +25,7 @@ internal readonly struct SessionShare
         _mine = ordered.IndexOf(silo);
     }
 
-    /// <summary>Whether the session of <paramref name="clientId"/>, stored on <paramref name="home"/>, is this silo's to count.</summary>
+    /// <summary>Whether the session of <paramref name="clientId"/>, living on the silo named <paramref name="home"/>, is this silo's to count.</summary>
     public bool Owns(string clientId, string? home)
     {
         if (home is not null && _active.Contains(home))

@@ -48,6 +48,7 @@ internal sealed partial class ClientSessionGrain
         _presence = request.Presence;
         S.ReceiveMaximum = request.ReceiveMaximum == 0 ? ushort.MaxValue : request.ReceiveMaximum;
         S.Will = request.Will;
+        S.UserName = request.UserName;
         S.WillDelayInterval = request.WillDelayInterval;
         S.SessionExpiryInterval = request.SessionExpiryInterval;
         S.DisconnectedAtUtc = null;

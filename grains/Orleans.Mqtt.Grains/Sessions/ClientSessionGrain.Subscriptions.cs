@@ -5,15 +5,25 @@ namespace Orleans.Mqtt.Grains;
 // SUBSCRIBE and UNSUBSCRIBE, and the retained messages a new subscription is served.
 internal sealed partial class ClientSessionGrain
 {
-    public async Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions, int maxSubscriptions = 0)
+    public Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions, int maxSubscriptions = 0)
     {
-        var granted = new byte[subscriptions.Length];
         if (_presence?.ConnectionId != connectionId)
         {
-            Array.Fill(granted, SubscribeReasonCodes.Failure);
-            return new SubscribeResult(granted, []);
+            var failed = new byte[subscriptions.Length];
+            Array.Fill(failed, SubscribeReasonCodes.Failure);
+            return Task.FromResult(new SubscribeResult(failed, []));
         }
 
+        return SubscribeAsync(connectionId, subscriptions, maxSubscriptions);
+    }
+
+    public Task<bool[]> Unsubscribe(long connectionId, string[] filters) =>
+        _presence?.ConnectionId != connectionId ? Task.FromResult(new bool[filters.Length]) : UnsubscribeAsync(filters);
+
+    // The connection's check is done; connectionId addresses the retained QoS 0 copies (0 when the client is offline).
+    private async Task<SubscribeResult> SubscribeAsync(long connectionId, Subscription[] subscriptions, int maxSubscriptions)
+    {
+        var granted = new byte[subscriptions.Length];
         var isNew = new bool[subscriptions.Length];
         var changed = false;
         for (var i = 0; i < subscriptions.Length; i++)
@@ -82,14 +92,9 @@ internal sealed partial class ClientSessionGrain
         return new SubscribeResult(granted, [.. deliveries]);
     }
 
-    public async Task<bool[]> Unsubscribe(long connectionId, string[] filters)
+    private async Task<bool[]> UnsubscribeAsync(string[] filters)
     {
         var existed = new bool[filters.Length];
-        if (_presence?.ConnectionId != connectionId)
-        {
-            return existed;
-        }
-
         for (var i = 0; i < filters.Length; i++)
         {
             existed[i] = S.Subscriptions.Remove(filters[i]);

@@ -93,7 +93,7 @@ internal sealed partial class ClientSessionGrain(
 
     private ClientRoutes CurrentRoutes() =>
         new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence, SweepAt(), S.SessionExpiryInterval,
-            Persistent && _hasSession ? localSilo.Name : null);
+            Persistent && _hasSession ? localSilo.Name : null, localSilo.Name, S.UserName);
 
     /// <summary>
     /// Stores the session and sends its routes to every silo's replica, both at once: the answer that follows (CONNACK,

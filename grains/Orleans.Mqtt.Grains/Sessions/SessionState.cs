@@ -55,6 +55,9 @@ public sealed class SessionState
     /// <summary>The epoch of the ownership record as this session last wrote it.</summary>
     [Id(15)] public long OwnerEpoch { get; set; }
 
+    /// <summary>The user name the client last connected as (null: anonymous), for the admin API.</summary>
+    [Id(16)] public string? UserName { get; set; }
+
     /// <summary>Whether the session has been disconnected for longer than its expiry interval at <paramref name="nowUtc"/>.</summary>
     public bool IsExpired(DateTime nowUtc) =>
         DisconnectedAtUtc is { } at

@@ -93,4 +93,7 @@ public enum CloseReason
 
     /// <summary>A frame that breaks the WebSocket protocol (unmasked, an oversized control frame, an unknown opcode).</summary>
     WebSocketFrameError,
+
+    /// <summary>An operator disconnected the client through the admin API.</summary>
+    AdministrativeAction,
 }

@@ -44,6 +44,7 @@ public static class CloseReasons
         new(CloseReason.CredentialsExpired,         "credentials_expired",           null,          null,      0xA0,         "credentials expired"),
         new(CloseReason.WebSocketTextFrame,         "websocket_text_frame",          null,          null,      null,         "WebSocket text frame"),
         new(CloseReason.WebSocketFrameError,        "websocket_frame_error",         null,          null,      null,         "WebSocket frame error"),
+        new(CloseReason.AdministrativeAction,       "administrative_action",         null,          null,      0x98,         "disconnected by an administrator"),
     ];
 
     static CloseReasons()

@@ -41,8 +41,16 @@ public sealed class MqttMetrics
         SubscriptionsRefused = _meter.CreateCounter<long>("mqtt.subscriptions.refused", description: "SUBSCRIBE topic filters refused by a limit (SUBACK 0x97/0x8F in MQTT 5, 0x80 in 3.1.1), by reason.");
         SessionsInMemory = _meter.CreateUpDownCounter<long>("mqtt.sessions.in_memory", description: "Session grains activated in this silo; persistent sessions leave memory when idle (Mqtt:SessionIdleTimeout).");
         AclDenied = _meter.CreateCounter<long>("mqtt.acl.denied", description: "Requests the ACL refused, by action (publish, subscribe, will); deliveries withheld count as mqtt.messages.dropped with reason not_authorized.");
+        AdminRefused = _meter.CreateCounter<long>("mqtt.admin.refused", description: "Admin API calls refused, by reason (missing_key, bad_key, not_loopback).");
+        AdminActions = _meter.CreateCounter<long>("mqtt.admin.actions", description: "Changes made through the admin API, by action (kick, subscribe, unsubscribe, publish, retained_delete).");
         AclReloads = _meter.CreateCounter<long>("mqtt.acl.reloads", description: "Reads of a changed ACL file (Mqtt:AclFile), by outcome (ok; error: the rules in force stay).");
     }
+
+    /// <summary>Admin API calls refused; tag <c>reason</c>.</summary>
+    public Counter<long> AdminRefused { get; }
+
+    /// <summary>Changes made through the admin API; tag <c>action</c>.</summary>
+    public Counter<long> AdminActions { get; }
 
     /// <summary>Open MQTT connections.</summary>
     public UpDownCounter<long> ConnectionsActive { get; }

@@ -10,7 +10,9 @@ namespace Orleans.Mqtt.EndToEnd.Tests.Infrastructure;
 /// A real cluster on loopback, shared by a test collection: one etcd (membership and session ownership), three silo
 /// processes and two gateway processes, each gateway with its own MQTT/TCP and HTTP port (WebSocket off). Members can
 /// be killed with SIGKILL, restarted on the same ports and data directory, or added, for failure tests. Every gateway
-/// reads the same ACL file (<see cref="AclFile"/>), which allows everything unless a test changes it.
+/// reads the same ACL file (<see cref="AclFile"/>), which allows everything unless a test changes it, and the same
+/// admin API key file (<see cref="ApiKeysFile"/>), which holds <see cref="AdminApiKey"/> under the name
+/// <see cref="AdminApiKeyName"/>.
 /// </summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
@@ -40,6 +42,15 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     /// <summary>The path of the ACL file all gateways read (each watches it, as each pod would watch one ConfigMap).</summary>
     public string AclFile => Path.Combine(_directory, "acl");
+
+    /// <summary>The admin API key file every gateway is given (<c>Http:ApiKeysFile</c>), written by <c>api-key add</c>.</summary>
+    public string ApiKeysFile => Path.Combine(_directory, "api-keys");
+
+    /// <summary>The name of the one key in <see cref="ApiKeysFile"/>, as the gateways' audit lines name it.</summary>
+    public const string AdminApiKeyName = "e2e";
+
+    /// <summary>The key whose hash <see cref="ApiKeysFile"/> holds (set when the fixture starts).</summary>
+    public string AdminApiKey { get; private set; } = string.Empty;
 
     /// <summary>The Orleans cluster id (and service id) every member runs with.</summary>
     public string ClusterId { get; } = "e2e-" + Guid.NewGuid().ToString("N")[..8];
@@ -89,6 +100,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         {
             Directory.CreateDirectory(_directory);
             await File.WriteAllTextAsync(AclFile, AllowAllRules);
+            AdminApiKey = await ApiKeyTool.AddKeyAsync(ApiKeysFile, AdminApiKeyName);
             await _etcd.InitializeAsync();
             _startup.Enqueue($"etcd {_clock.Elapsed.TotalSeconds:F1} s");
 
@@ -236,6 +248,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         environment["Mqtt__HeartbeatInterval"] = "00:00:00.500";
         environment["Mqtt__AclFile"] = AclFile;
         environment["Mqtt__Acl__ReloadCheckInterval"] = "00:00:01";
+        environment["Http__ApiKeysFile"] = ApiKeysFile;
 
         // Orleans binds GatewayOptions from Orleans:Gateway: a short refresh lets a gateway started while silos join
         // (or after one died) see the current silo list within a second instead of a minute.
