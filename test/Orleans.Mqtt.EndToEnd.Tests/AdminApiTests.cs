@@ -97,16 +97,29 @@ public sealed class AdminApiTests(ClusterFixture cluster, ITestOutputHelper outp
 
         // Persistent MQTT 3.1.1 sessions (no expiry), half through each gateway: CONNECT, CONNACK, DISCONNECT.
         var created = Stopwatch.StartNew();
-        await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (id, _) =>
-        {
-            var port = id[^1] % 2 == 0 ? cluster.GatewayAMqttPort : cluster.GatewayBMqttPort;
-            await using var client = await RawMqttClient.ConnectAsync(port);
-            await client.SendAsync(RawMqttClient.Connect(4, id, cleanSession: false));
-            var (header, body) = await client.ReadPacketAsync() ?? throw new InvalidOperationException($"{id}: closed before CONNACK");
-            Assert.True(header >> 4 == 2 && body[1] == 0, $"{id}: CONNACK {body[1]}");
-            await client.SendAsync(RawMqttClient.Disconnect());
-        });
+        await ConnectAndLeaveAsync(ids, persistent: true);
         output.WriteLine($"{count} sessions created in {created.Elapsed.TotalSeconds:F1} s");
+        try
+        {
+            await PageThroughAsync(ids, prefix);
+        }
+        finally
+        {
+            // The cluster is shared: a clean-session CONNECT ends each session, so later tests (a silo's graceful stop
+            // hands its sessions over) do not carry these.
+            var removed = Stopwatch.StartNew();
+            await ConnectAndLeaveAsync(ids, persistent: false);
+            output.WriteLine($"{count} sessions ended in {removed.Elapsed.TotalSeconds:F1} s");
+        }
+
+        // Ended sessions leave the listing.
+        using var api = AdminApiClient.For(cluster, GatewayA);
+        Assert.Empty((await api.GetAsync($"clients?prefix={prefix}")).GetProperty("items").EnumerateArray());
+    }
+
+    private async Task PageThroughAsync(string[] ids, string prefix)
+    {
+        var count = ids.Length;
 
         // Each CONNACK followed the session's routes reaching every silo, so all are listed now.
         using var api = AdminApiClient.For(cluster, GatewayB);
@@ -348,6 +361,17 @@ public sealed class AdminApiTests(ClusterFixture cluster, ITestOutputHelper outp
         Assert.True(health.GetProperty("thisGatewayReady").GetBoolean());
         Assert.NotEqual("unavailable", health.GetProperty("status").GetString());
     }
+
+    private Task ConnectAndLeaveAsync(string[] ids, bool persistent) =>
+        Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (id, _) =>
+        {
+            var port = id[^1] % 2 == 0 ? cluster.GatewayAMqttPort : cluster.GatewayBMqttPort;
+            await using var client = await RawMqttClient.ConnectAsync(port);
+            await client.SendAsync(RawMqttClient.Connect(4, id, cleanSession: !persistent));
+            var (header, body) = await client.ReadPacketAsync() ?? throw new InvalidOperationException($"{id}: closed before CONNACK");
+            Assert.True(header >> 4 == 2 && body[1] == 0, $"{id}: CONNACK {body[1]}");
+            await client.SendAsync(RawMqttClient.Disconnect());
+        });
 
     private static string[] Ids(JsonElement page) =>
         [.. page.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("clientId").GetString()!)];
