@@ -55,6 +55,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         Limits = new GatewayLimits(Options, metrics, timeProvider, _logger);
         Access = new AccessControl(Options, metrics, loggerFactory.CreateLogger<AccessControl>(), timeProvider);
         Tracing = tracing is null ? null : GatewayTracing.Create(tracing.Value, metrics, loggerFactory.CreateLogger<GatewayTracing>());
+        Traffic = new GatewayTraffic(metrics, timeProvider);
     }
 
     public string Id { get; }
@@ -86,6 +87,9 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     /// <summary>The ACL file's rules and each connection's access (see <see cref="AccessControl"/>).</summary>
     public AccessControl Access { get; }
+
+    /// <summary>This gateway's counters, which every heartbeat carries to the cluster's figures.</summary>
+    public GatewayTraffic Traffic { get; }
 
     /// <summary>The session grain of <paramref name="clientId"/> (see <see cref="GrainRefs{TGrain}"/>).</summary>
     public IClientSessionGrain Session(string clientId) =>
@@ -224,10 +228,11 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         Limits.Dispose();
         _authenticator.Dispose();
         Access.Dispose();
+        Traffic.Dispose();
     }
 
     /// <summary>
-    /// Reports this gateway alive to the cluster. When the cluster already declared it dead (it was cut off for longer
+    /// Reports this gateway alive to the cluster, with its counters for the cluster's figures. When the cluster already declared it dead (it was cut off for longer
     /// than the gateway timeout), its sessions were set offline elsewhere, so every connection here is closed and
     /// the clients reconnect to a session that knows them.
     /// </summary>
@@ -240,7 +245,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
         try
         {
-            if (!await _grainFactory.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(Id))
+            if (!await _grainFactory.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(Traffic.Report(Id)))
             {
                 var open = _connections.Values.ToArray();
                 LogDeclaredDead(_logger, Id, open.Length);

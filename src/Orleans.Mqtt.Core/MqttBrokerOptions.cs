@@ -33,6 +33,12 @@ public sealed class MqttBrokerOptions
     /// </summary>
     public int SessionReplicas { get; set; } = 2;
 
+    /// <summary>
+    /// How often the cluster's <c>$SYS/broker/…</c> topics are published (<c>Mqtt:SysInterval</c>), once for the whole
+    /// cluster by the gateway directory grain; zero turns them off.
+    /// </summary>
+    public TimeSpan SysInterval { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>A gateway not heard from for this long is dead: its connections' sessions become offline and their wills go out.</summary>
     public TimeSpan GatewayTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

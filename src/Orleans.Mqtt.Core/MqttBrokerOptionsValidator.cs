@@ -54,6 +54,11 @@ public sealed class MqttBrokerOptionsValidator : IValidateOptions<MqttBrokerOpti
             errors.Add($"Mqtt:TakeoverNoticeTimeout must be positive (was {options.TakeoverNoticeTimeout}).");
         }
 
+        if (options.SysInterval < TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:SysInterval must be zero (off) or positive (was {options.SysInterval}).");
+        }
+
         if (options.HeapTrimInterval < TimeSpan.Zero)
         {
             errors.Add($"Mqtt:HeapTrimInterval must be zero (off) or positive (was {options.HeapTrimInterval}).");

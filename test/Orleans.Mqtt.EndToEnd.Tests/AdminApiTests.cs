@@ -33,6 +33,7 @@ public sealed class AdminApiTests(ClusterFixture cluster, ITestOutputHelper outp
         ("post", "/api/v1/publish"),
         ("get", "/api/v1/nodes"),
         ("get", "/api/v1/health"),
+        ("get", "/api/v1/stats"),
     ];
 
     private ClusterMember GatewayA => cluster.Gateways[0];

@@ -13,7 +13,8 @@ namespace Orleans.Mqtt.EndToEnd.Tests;
 /// </summary>
 public sealed class ClusterFailureTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    private readonly ClusterFixture _cluster = new();
+    // $SYS at its default period: these tests do not read it, and every publication is a replicated write.
+    private readonly ClusterFixture _cluster = new(TimeSpan.FromSeconds(10));
 
     public Task InitializeAsync() => _cluster.InitializeAsync();
 

@@ -55,5 +55,6 @@ internal static class AdminApi
         RetainedEndpoints.Map(api.MapGroup("/retained").WithTags("Retained messages"));
         PublishEndpoints.Map(api.MapGroup("/publish").WithTags("Publish"));
         NodesEndpoints.Map(api.MapGroup(string.Empty).WithTags("Nodes"));
+        StatsEndpoints.Map(api.MapGroup(string.Empty).WithTags("Statistics"));
     }
 }

@@ -35,7 +35,6 @@ public static class GatewayHostingExtensions
         services.AddHostedService(sp => sp.GetRequiredService<MqttGateway>());
         services.AddSingleton<MqttConnectionHandler>();
         services.AddSingleton<MqttWebSocketTransport>();
-        services.AddHostedService<SysTopicsPublisher>();
         AdminApi.AddServices(services);
 
         builder.WebHost.ConfigureKestrel((context, kestrel) =>

@@ -87,9 +87,6 @@ public sealed class MqttGatewayOptions
     /// </summary>
     public long MaxPendingWriteBytes { get; set; } = 1024 * 1024;
 
-    /// <summary>How often the <c>$SYS/broker/…</c> topics are published (<c>Mqtt:SysInterval</c>); zero turns them off.</summary>
-    public TimeSpan SysInterval { get; set; } = TimeSpan.FromSeconds(10);
-
     /// <summary>
     /// How often the gateway reports in to the cluster (<c>Mqtt:HeartbeatInterval</c>); keep it well below the silos'
     /// <c>Mqtt:GatewayTimeout</c> (default 10 s), after which a silent gateway is declared dead.

@@ -104,11 +104,6 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
             errors.Add($"Mqtt:HeartbeatInterval must be positive (was {o.HeartbeatInterval}).");
         }
 
-        if (o.SysInterval < TimeSpan.Zero)
-        {
-            errors.Add($"Mqtt:SysInterval must not be negative (was {o.SysInterval}).");
-        }
-
         if (o.MaxPendingWrites < 1)
         {
             errors.Add($"Mqtt:MaxPendingWrites must be at least 1 (was {o.MaxPendingWrites}).");

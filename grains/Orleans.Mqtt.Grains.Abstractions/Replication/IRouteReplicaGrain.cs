@@ -11,8 +11,9 @@ public interface IRouteReplicaGrain : IGrainWithStringKey
     [ResponseTimeout("00:00:05")]
     Task ApplyRetained(RetainedUpdate update);
 
-    /// <summary>Counts from this silo's replica (which holds the whole cluster's routes).</summary>
-    Task<ReplicaStats> GetStats();
+    /// <summary>This silo's share of the cluster's sessions and subscriptions, and its replica's retained count.</summary>
+    [ResponseTimeout("00:00:05")]
+    Task<SiloStats> GetStats();
 
     /// <summary>
     /// For a silo that just became active: returns once this silo sees membership at <paramref name="membershipVersion"/>

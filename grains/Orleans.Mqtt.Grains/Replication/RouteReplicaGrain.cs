@@ -5,14 +5,31 @@ namespace Orleans.Mqtt.Grains;
 /// <summary>Applies replicated route and retained changes to this silo's <see cref="RouteTable"/> and its durable copy.</summary>
 [SiloPinnedPlacement]
 [Reentrant]
-internal sealed class RouteReplicaGrain(RouteTable table, ReplicaWriter writer, ReplicaBroadcaster broadcaster) : Grain, IRouteReplicaGrain
+internal sealed class RouteReplicaGrain(
+    RouteTable table,
+    ReplicaWriter writer,
+    ReplicaBroadcaster broadcaster,
+    IClusterMembershipService membership,
+    ILocalSiloDetails localSilo) : Grain, IRouteReplicaGrain
 {
     public Task Apply(ClientRoutes routes) => writer.ApplyAsync(routes);
 
     public Task ApplyRetained(RetainedUpdate update) => writer.ApplyRetainedAsync(update);
 
-    public Task<ReplicaStats> GetStats() =>
-        Task.FromResult(new ReplicaStats(table.ClientCount, table.SubscriptionCount, table.RetainedCount));
+    public Task<SiloStats> GetStats()
+    {
+        var active = new List<string>();
+        foreach (var member in membership.CurrentSnapshot.Members.Values)
+        {
+            if (member.Status == SiloStatus.Active)
+            {
+                active.Add(member.Name);
+            }
+        }
+
+        var (sessions, subscriptions) = table.CountOwned(localSilo.Name, active);
+        return Task.FromResult(new SiloStats(localSilo.Name, localSilo.SiloAddress.ToParsableString(), sessions, subscriptions, table.RetainedCount, table.IsReady));
+    }
 
     public Task Barrier(long membershipVersion) => broadcaster.Barrier(new MembershipVersion(membershipVersion));
 

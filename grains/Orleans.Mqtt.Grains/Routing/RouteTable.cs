@@ -285,6 +285,31 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         }
     }
 
+    /// <summary>
+    /// Counts the sessions, and their subscriptions, that the silo named <paramref name="siloName"/> owns among the
+    /// active silos <paramref name="activeSilos"/> (ordered as <see cref="SessionShare.SliceOf"/> expects): see
+    /// <see cref="SessionShare.Owns"/>. The active silos' counts add up to the whole table's. Reads every client, under
+    /// the shared lock: for figures taken once in a while, not per message.
+    /// </summary>
+    public (long Sessions, long Subscriptions) CountOwned(string siloName, IReadOnlyList<string> activeSilos)
+    {
+        var share = new SessionShare(siloName, activeSilos);
+        long sessions = 0, subscriptions = 0;
+        using (_lock.Read())
+        {
+            foreach (var (clientId, routes) in _clients)
+            {
+                if (share.Owns(clientId, routes.Home ?? routes.ActiveOn))
+                {
+                    sessions++;
+                    subscriptions += routes.Subscriptions.Length;
+                }
+            }
+        }
+
+        return (sessions, subscriptions);
+    }
+
     /// <summary>Appends the ids of the gateways that hold connections, as the replica knows them.</summary>
     public void CollectGateways(HashSet<string> gatewayIds)
     {

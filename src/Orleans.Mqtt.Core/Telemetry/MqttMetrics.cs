@@ -17,6 +17,7 @@ public sealed class MqttMetrics
     public MqttMetrics(IMeterFactory meterFactory)
     {
         _meter = meterFactory.Create(MeterName);
+        Meter = _meter;
         ConnectionsActive = _meter.CreateUpDownCounter<long>("mqtt.connections.active", description: "Open MQTT connections (after CONNACK).");
         ConnectionsAccepted = _meter.CreateCounter<long>("mqtt.connections.accepted", description: "CONNECTs accepted.");
         ConnectionsRefused = _meter.CreateCounter<long>("mqtt.connections.refused", description: "Connections refused, by reason.");
@@ -117,6 +118,9 @@ public sealed class MqttMetrics
 
     /// <summary>QoS 1/2 publishes refused by a limit; tag <c>reason</c>.</summary>
     public Counter<long> PublishesRefused { get; }
+
+    /// <summary>The meter the instruments are created on (a listener tells this host's measurements from others' by it).</summary>
+    public Meter Meter { get; }
 
     /// <summary>MQTT 3.1.1 QoS 1/2 publishes paced to their client's rate; tag <c>reason</c>.</summary>
     public Counter<long> PublishesDelayed { get; }

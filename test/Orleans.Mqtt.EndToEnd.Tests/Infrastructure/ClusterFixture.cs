@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 using Orleans.Mqtt.Testing;
 
@@ -25,8 +26,18 @@ public sealed class ClusterFixture : IAsyncLifetime
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly ConcurrentQueue<string> _startup = new();
     private readonly Lock _lock = new();
+    private readonly TimeSpan _sysInterval;
     private int _siloNumbers;
     private int _gatewayNumbers;
+
+    /// <summary>A cluster that publishes its <c>$SYS</c> topics every second, so that tests see a change within a couple.</summary>
+    public ClusterFixture()
+        : this(TimeSpan.FromSeconds(1))
+    {
+    }
+
+    /// <summary>A cluster that publishes its <c>$SYS</c> topics every <paramref name="sysInterval"/> (<c>Mqtt:SysInterval</c>).</summary>
+    internal ClusterFixture(TimeSpan sysInterval) => _sysInterval = sysInterval;
 
     /// <summary>The ACL file every gateway is given (<c>Mqtt:AclFile</c>): <see cref="AllowAllRules"/> at start.</summary>
     public const string AllowAllRules = "pattern readwrite #\npattern readwrite $SYS/#\n";
@@ -272,6 +283,7 @@ public sealed class ClusterFixture : IAsyncLifetime
         ["Tracing__AlwaysSampleClientIds__0"] = TracedClientId,
         ["Tracing__AlwaysSampleTopicFilters__0"] = TracedTopicFilter,
         ["Tracing__Propagation"] = "Replace",
+        ["Mqtt__SysInterval"] = _sysInterval.ToString("c", CultureInfo.InvariantCulture),
     };
 
     /// <summary>The name of the JSON-lines file each member writes its spans to (<c>Tracing:FilePath</c>), in its working directory.</summary>

@@ -179,8 +179,8 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         Assert.Equal(live.Id, (await SharedOwnership.ReadAsync(persistentId)).Owner!.GatewayId);
 
         // A gateway declared dead that reports in again is told to close its connections first.
-        Assert.False(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(dying.Id));
-        Assert.True(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(dying.Id));
+        Assert.False(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(new GatewayReport(dying.Id)));
+        Assert.True(await Client.GetGrain<IGatewayDirectoryGrain>(0).Heartbeat(new GatewayReport(dying.Id)));
     }
 
     [Fact]
@@ -293,6 +293,53 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         {
             await _cluster.StopSiloAsync(back);
         }
+    }
+
+    [Fact]
+    public async Task The_cluster_statistics_add_up_the_gateways_reports_and_each_silos_share_also_after_a_silo_leaves()
+    {
+        var gateway = Gateway();
+        var prefix = NewId("stats");
+        for (var i = 0; i < 12; i++)
+        {
+            // Six persistent sessions offline, homed on each silo in turn, and six clean ones connected (no home).
+            var session = Client.GetGrain<IClientSessionGrain>($"{prefix}-{i}");
+            var presence = gateway.NewConnection();
+            using (new PlacementHintScope(_cluster.Silos[i / 2 % 2].SiloAddress))
+            {
+                await session.Connect(new ConnectRequest(presence, i % 2 == 1, i % 2 == 0 ? 3600u : 0u, null, 5, 0));
+            }
+
+            await session.Subscribe(presence.ConnectionId, [new Subscription($"{prefix}/{i}", 1), new Subscription($"{prefix}/all", 0)]);
+            if (i % 2 == 0)
+            {
+                await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
+            }
+        }
+
+        var directory = Client.GetGrain<IGatewayDirectoryGrain>(0);
+        var report = new GatewayReport(gateway.Id, 1, DateTime.UtcNow, 6, new TrafficCounters(40, 30, 2, 4000, 3000));
+        Assert.True(await directory.Heartbeat(report));
+        var stats = await directory.GetClusterStats();
+
+        Assert.Equal(12, stats.Totals.Sessions);
+        Assert.Equal(24, stats.Totals.Subscriptions);
+        Assert.Equal(Tables().First().ClientCount, stats.Totals.Sessions);
+        Assert.Equal(2, stats.Totals.Silos);
+        Assert.All(stats.Silos, s => Assert.True(s.Sessions > 0, $"{s.Silo} counts no session"));
+        Assert.Equal(6, stats.Totals.ConnectedClients);
+        Assert.Equal(report.Traffic, stats.Totals.Traffic);
+        Assert.Equal(gateway.Id, Assert.Single(stats.Gateways).GatewayId);
+
+        // One silo goes: its persistent sessions move to the other, which now counts every session.
+        await _cluster.StopSiloAsync(_cluster.Silos[1]);
+        Assert.True(await directory.Heartbeat(report with { Traffic = new TrafficCounters(41, 30, 2, 4100, 3000) }));
+        stats = await directory.GetClusterStats();
+
+        Assert.Equal(1, stats.Totals.Silos);
+        Assert.Equal(12, stats.Totals.Sessions);
+        Assert.Equal(24, stats.Totals.Subscriptions);
+        Assert.Equal(41, stats.Totals.Traffic.MessagesReceived);
     }
 
     [Fact]
@@ -502,7 +549,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         {
             while (!cancellationToken.IsCancellationRequested)
             {
-                await directory.Heartbeat(gatewayId);
+                await directory.Heartbeat(new GatewayReport(gatewayId));
                 await Task.Delay(200, CancellationToken.None);
             }
         }
