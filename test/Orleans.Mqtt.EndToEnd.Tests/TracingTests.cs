@@ -132,10 +132,13 @@ public sealed class TracingTests(ClusterFixture cluster)
     {
         var received = new TaskCompletionSource<MqttApplicationMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var subscriber = await MqttClients.ConnectAsync(subscriberPort, subscriberId);
-        subscriber.ApplicationMessageReceivedAsync += e =>
+        subscriber.ApplicationMessageReceivedAsync += async e =>
         {
+            // The PUBACK goes out before the test goes on and disconnects: otherwise the DISCONNECT can overtake it,
+            // and the gateway never sees the acknowledgement its settle span waits for.
+            e.AutoAcknowledge = false;
+            await e.AcknowledgeAsync(CancellationToken.None);
             received.TrySetResult(e.ApplicationMessage);
-            return Task.CompletedTask;
         };
         await subscriber.SubscribeAsync(filter, MqttQualityOfServiceLevel.AtLeastOnce);
 
