@@ -25,6 +25,7 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
     private TaskCompletionSource<byte>? _subAck;
     private TaskCompletionSource? _unsubAck;
     private long _subAckTimestamp;
+    private int _subAckCount = 1;
     private volatile bool _connected;
     private volatile bool _closing;
     private int _serverDisconnectReason = -1;
@@ -41,7 +42,7 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
     /// <summary>The server's Receive Maximum from CONNACK (65535 when it sent none, or for MQTT 3.1.1).</summary>
     public int ServerReceiveMaximum { get; private set; } = ushort.MaxValue;
 
-    /// <summary>Stopwatch timestamp at which the receive loop read the last SUBACK; set before <see cref="SubscribeAsync"/> completes.</summary>
+    /// <summary>Stopwatch timestamp at which the receive loop read the last SUBACK; set before a SUBSCRIBE call completes.</summary>
     public long SubAckTimestamp => Volatile.Read(ref _subAckTimestamp);
 
     /// <summary>Shared run state: error counts, measurement start.</summary>
@@ -72,11 +73,31 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
     }
 
     /// <summary>Subscribes one filter and returns the SUBACK reason code (granted QoS, or 0x80 and above for a refusal).</summary>
-    public async Task<byte> SubscribeAsync(string filter, int qos, TimeSpan timeout, CancellationToken cancellationToken)
+    public Task<byte> SubscribeAsync(string filter, int qos, TimeSpan timeout, CancellationToken cancellationToken) =>
+        SubscribeAsync(MqttWire.Subscribe(version, 1, filter, qos), timeout, cancellationToken);
+
+    /// <summary>
+    /// Subscribes several filters in one SUBSCRIBE and returns the highest of the SUBACK's reason codes: 0x80 and above
+    /// when any filter was refused (or the SUBACK carried fewer codes than filters), else the highest granted QoS.
+    /// </summary>
+    public Task<byte> SubscribeAsync(IReadOnlyList<string> filters, int qos, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        _subAckCount = filters.Count;
+        return SubscribeAsync(MqttWire.Subscribe(version, 1, filters, qos), timeout, cancellationToken);
+    }
+
+    private async Task<byte> SubscribeAsync(byte[] packet, TimeSpan timeout, CancellationToken cancellationToken)
     {
         _subAck = new TaskCompletionSource<byte>(TaskCreationOptions.RunContinuationsAsynchronously);
-        await SendAsync(MqttWire.Subscribe(version, 1, filter, qos)).ConfigureAwait(false);
-        return await _subAck.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+        await SendAsync(packet).ConfigureAwait(false);
+        try
+        {
+            return await _subAck.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _subAckCount = 1;
+        }
     }
 
     /// <summary>Unsubscribes one filter and waits for UNSUBACK.</summary>
@@ -314,7 +335,7 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
 
                 offset += properties;
                 Volatile.Write(ref _subAckTimestamp, Stopwatch.GetTimestamp());
-                _subAck?.TrySetResult(offset < body.Length ? body[offset] : (byte)0x80);
+                _subAck?.TrySetResult(HighestReasonCode(body[Math.Min(offset, body.Length)..], Volatile.Read(ref _subAckCount)));
                 break;
             case PacketType.UnsubAck:
                 _unsubAck?.TrySetResult();
@@ -323,6 +344,23 @@ internal abstract class BenchClient(RunState state, string name, byte version, i
                 _serverDisconnectReason = body.Length > 0 ? body[0] : 0;
                 break;
         }
+    }
+
+    // The SUBACK's worst answer: a refusal (0x80 and above) wins; fewer codes than filters count as a refusal.
+    internal static byte HighestReasonCode(ReadOnlySpan<byte> codes, int expected)
+    {
+        if (codes.Length < expected || codes.Length == 0)
+        {
+            return 0x80;
+        }
+
+        byte highest = 0;
+        foreach (var code in codes)
+        {
+            highest = Math.Max(highest, code);
+        }
+
+        return highest;
     }
 
     private void Answer(PacketType type, ushort packetId)

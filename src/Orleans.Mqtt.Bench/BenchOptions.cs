@@ -60,7 +60,16 @@ internal sealed class BenchOptions
         conn
           --connect-rate <n/s>      target connect rate, 0 = as fast as --inflight allows (default 1000)
           --inflight <n>            connects in progress at once (default 100)
-          --subscriptions <0|1>     subscribe one topic per connection, QoS 1 (default 0)
+          --subscriptions <n>       subscriptions per connection, QoS 1 (default 0)
+          --filter-pattern <p>      the filters: {prefix} = --topic, {c} = connection index in the run,
+                                    {i} = subscription index in the connection, {n} = c x n + i;
+                                    wildcards allowed (default {prefix}/c/{c}, or {prefix}/c/{c}/{i}
+                                    with more than one subscription)
+          --subscribe-batch <n>     filters per SUBSCRIBE packet (default 1)
+          --check <n>               route check once every connection is up: publish QoS 1 to a topic
+                                    of n sampled filters (wildcard levels as x) from a connection on the
+                                    next endpoint of --host, and wait for each delivery; a delivery
+                                    that does not come within --trial-timeout is a miss (exit code 4)
           --workers <n|auto>        worker processes, each with its share; auto = one per 18,000
                                     connections (default auto)
           --broker-pid <pid,...>    also report the broker processes' RSS growth per connection
@@ -84,7 +93,7 @@ internal sealed class BenchOptions
           --json <path>             also write the result as JSON
 
         exit codes: 0 ok, 1 bad arguments, 2 connections failed, 3 clients dropped during the run,
-                    4 subroute trials missed or failed,
+                    4 subroute trials or conn route checks missed or failed,
                     5 fuzz: a forbidden packet accepted, a steady message lost, the broker gone
                     or fewer packets sent than asked
         """;
@@ -145,8 +154,20 @@ internal sealed class BenchOptions
     /// <summary>conn: connects in progress at once.</summary>
     public int Inflight { get; set; } = 100;
 
-    /// <summary>conn: subscriptions per connection (0 or 1).</summary>
+    /// <summary>conn: subscriptions per connection.</summary>
     public int Subscriptions { get; set; }
+
+    /// <summary>conn: the filters' pattern (<see cref="Bench.FilterPattern"/>); null means <see cref="Bench.FilterPattern.Default"/>.</summary>
+    public string? FilterPattern { get; set; }
+
+    /// <summary>conn: filters per SUBSCRIBE packet.</summary>
+    public int SubscribeBatch { get; set; } = 1;
+
+    /// <summary>conn: sampled filters the route check publishes to once every connection is up; 0 = no check.</summary>
+    public int Check { get; set; }
+
+    /// <summary>The filter pattern in effect.</summary>
+    public string EffectiveFilterPattern => FilterPattern ?? Bench.FilterPattern.Default(Subscriptions);
 
     /// <summary>conn: worker processes; 0 means one per <see cref="ConnectionsPerWorker"/> connections.</summary>
     public int Workers { get; set; }
@@ -283,7 +304,10 @@ internal sealed class BenchOptions
                 "--rate" => TryDouble(value, 0, v => parsed.Rate = v),
                 "--connect-rate" => TryDouble(value, 0, v => parsed.ConnectRate = v),
                 "--inflight" => TryInt(value, 1, 100_000, v => parsed.Inflight = v),
-                "--subscriptions" => TryInt(value, 0, 1, v => parsed.Subscriptions = v),
+                "--subscriptions" => TryInt(value, 0, 10_000, v => parsed.Subscriptions = v),
+                "--filter-pattern" => Set(value, v => parsed.FilterPattern = v),
+                "--subscribe-batch" => TryInt(value, 1, 1_000, v => parsed.SubscribeBatch = v),
+                "--check" => TryInt(value, 0, 10_000_000, v => parsed.Check = v),
                 "--workers" => value == "auto" ? Set(value, _ => parsed.Workers = 0) : TryInt(value, 1, 1000, v => parsed.Workers = v),
                 "--broker-pid" => TryPids(value, parsed),
                 "--packets" => TryInt(value, 1, int.MaxValue - 1_000_000, v => parsed.FuzzPackets = v),
@@ -356,6 +380,18 @@ internal sealed class BenchOptions
             case "fuzz":
                 parsed.Rate = parsed.Rate > 0 ? parsed.Rate : 100;
                 break;
+        }
+
+        if (parsed.ScenarioKind == "conn" && parsed.Subscriptions > 0 && Bench.FilterPattern.Validate(parsed.EffectiveFilterPattern, parsed.Subscriptions) is { } reason)
+        {
+            error = $"invalid value '{parsed.EffectiveFilterPattern}' for --filter-pattern: {reason}";
+            return false;
+        }
+
+        if (parsed.Check > 0 && parsed.Subscriptions == 0)
+        {
+            error = "--check needs --subscriptions 1 or more (it publishes to the connections' filters)";
+            return false;
         }
 
         if (parsed.ScenarioKind == "fanout" && (long)parsed.Subscribers * parsed.Publishers >= 1 << 20)

@@ -108,6 +108,15 @@ internal sealed class ConnectResult
 
     /// <summary>RSS growth per connected connection at <see cref="BrokerRssEnd"/>, in bytes.</summary>
     public double BrokerBytesPerConnectionEnd { get; init; }
+
+    /// <summary>Route check: messages published to a topic of a sampled filter.</summary>
+    public int Checked { get; init; }
+
+    /// <summary>Route check: of those, delivered to the connection holding the filter within the trial timeout.</summary>
+    public int CheckDelivered { get; init; }
+
+    /// <summary>Route check: not delivered (or not published) in time.</summary>
+    public int CheckMissed { get; init; }
 }
 
 /// <summary>What a subroute run measured.</summary>
@@ -367,6 +376,11 @@ internal sealed class BenchResult
             {
                 sb.AppendLine(c, $"broker rss   {connect.BrokerRssBefore / 1048576.0:N1} MiB before, {connect.BrokerRssHeld / 1048576.0:N1} MiB held = {connect.BrokerBytesPerConnection:N0} bytes per connection");
                 sb.AppendLine(c, $"broker rss   {connect.BrokerRssEnd / 1048576.0:N1} MiB at the end of the hold = {connect.BrokerBytesPerConnectionEnd:N0} bytes per connection");
+            }
+
+            if (connect.Checked + connect.CheckMissed > 0)
+            {
+                sb.AppendLine(c, $"route check  {connect.Checked:N0} published  {connect.CheckDelivered:N0} delivered  {connect.CheckMissed:N0} missed");
             }
 
             sb.AppendLine(c, $"errors       connect {ConnectErrors}  disconnects {Disconnects}");

@@ -14,7 +14,7 @@ namespace Orleans.Mqtt.Bench;
 internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> args, TextWriter log)
 {
     // Options the parent sets itself for each worker.
-    private static readonly string[] ParentOnly = ["--workers", "--json", "--broker-pid", "--connections", "--connection-offset", "--run-id", "--connect-rate", "--inflight"];
+    private static readonly string[] ParentOnly = ["--workers", "--json", "--broker-pid", "--connections", "--connection-offset", "--run-id", "--connect-rate", "--inflight", "--check"];
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(2);
 
     private readonly RunState _state = new(log);
@@ -67,6 +67,14 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
 
         var connectSeconds = _connected > 0 ? Stopwatch.GetElapsedTime(start, Volatile.Read(ref _lastCompleted)).TotalSeconds : 0;
         var endUnix = startUnix + (long)(connectSeconds * 1000);
+        var check = options.Check > 0 && !cancellationToken.IsCancellationRequested
+            ? await CheckRoutesAsync(clients, endpoints, runId, prefix, cancellationToken).ConfigureAwait(false)
+            : (Checked: 0, Delivered: 0, Missed: 0);
+        if (options.Check > 0)
+        {
+            log.WriteLine($"{label}route check: {check.Checked:N0} published, {check.Delivered:N0} delivered, {check.Missed:N0} missed");
+        }
+
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{label}connected {_connected:N0}, failed {_failed:N0} in {connectSeconds:F2} s; holding"));
 
         long rssHeld = 0, rssEnd = 0;
@@ -122,8 +130,63 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             BrokerBytesPerConnection = PerConnection(rssHeld, rssBefore, _connected),
             BrokerRssEnd = rssEnd,
             BrokerBytesPerConnectionEnd = PerConnection(rssEnd, rssBefore, _connected),
+            Checked = check.Checked,
+            CheckDelivered = check.Delivered,
+            CheckMissed = check.Missed,
         };
         return Result(runId, connect, cpu, _state.ConnectErrors, _state.Disconnects, _state.ErrorSamples);
+    }
+
+    // Publishes one QoS 1 message to a topic of each of --check sampled filters, one at a time, from a connection on the
+    // endpoint after this process's first connection's, and waits for the subscribed connection to get it. The sample is
+    // drawn with a fixed seed per process, so a rerun checks the same filters.
+    private async Task<(int Checked, int Delivered, int Missed)> CheckRoutesAsync(
+        IdleClient[] clients, Endpoints endpoints, string runId, string prefix, CancellationToken cancellationToken)
+    {
+        var publisher = new RouteClient(0, "route checker", options, _state);
+        var connect = MqttWire.Connect(options.ProtocolLevel, $"bench-{runId}-check{options.WorkerIndex}", true, 0, options.KeepAlive, options.UserName, options.Password);
+        var first = options.ConnectionOffset;
+        if (await publisher.ConnectAsync(endpoints.Broker(first + 1), endpoints.Source(first + 1), connect, options.ConnectTimeout, cancellationToken).ConfigureAwait(false) != 0)
+        {
+            _state.Report("route check: the checking connection was refused");
+            return (0, 0, options.Check);
+        }
+
+        var random = new Random(options.ConnectionOffset + 1);
+        int published = 0, delivered = 0, missed = 0;
+        var pattern = options.EffectiveFilterPattern;
+        try
+        {
+            for (var trial = 0; trial < options.Check && !cancellationToken.IsCancellationRequested; trial++)
+            {
+                var client = clients[random.Next(clients.Length)];
+                var topic = FilterPattern.TopicFor(FilterPattern.Expand(pattern, prefix, client.Index, random.Next(options.Subscriptions), options.Subscriptions));
+                var delivery = client.ExpectDelivery(trial);
+                try
+                {
+                    var (reason, _) = await publisher.PublishAsync(topic, trial, retain: false, options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+                    published++;
+                    if (reason >= 0x80)
+                    {
+                        _state.Report($"route check: PUBACK 0x{reason:X2} for {topic}");
+                    }
+
+                    await delivery.WaitAsync(options.TrialTimeout, cancellationToken).ConfigureAwait(false);
+                    delivered++;
+                }
+                catch (Exception exception) when (exception is TimeoutException or IOException)
+                {
+                    missed++;
+                    _state.Report($"route check: nothing delivered on {topic} to connection {client.Index} ({exception.Message})");
+                }
+            }
+        }
+        finally
+        {
+            await publisher.CloseAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
+
+        return (published, delivered, missed);
     }
 
     private async Task ConnectAllAsync(IdleClient[] clients, Endpoints endpoints, string runId, string prefix, long start, CancellationToken cancellationToken)
@@ -168,9 +231,15 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
                 return;
             }
 
-            if (options.Subscriptions > 0)
+            for (var from = 0; from < options.Subscriptions; from += options.SubscribeBatch)
             {
-                var granted = await client.SubscribeAsync($"{prefix}/c/{index}", 1, options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+                var filters = new string[Math.Min(options.SubscribeBatch, options.Subscriptions - from)];
+                for (var f = 0; f < filters.Length; f++)
+                {
+                    filters[f] = FilterPattern.Expand(options.EffectiveFilterPattern, prefix, index, from + f, options.Subscriptions);
+                }
+
+                var granted = await client.SubscribeAsync(filters, 1, options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
                 if (granted >= 0x80)
                 {
                     Interlocked.Increment(ref _failed);
@@ -336,7 +405,8 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
                      "--worker", index.ToString(c), "--workers", "1", "--run-id", runId, "--json", json,
                      "--connections", connections.ToString(c), "--connection-offset", offset.ToString(c),
                      "--connect-rate", (options.ConnectRate / workers).ToString("R", c),
-                     "--inflight", Math.Max(1, options.Inflight / workers).ToString(c)])
+                     "--inflight", Math.Max(1, options.Inflight / workers).ToString(c),
+                     "--check", (options.Check / workers + (index < options.Check % workers ? 1 : 0)).ToString(c)])
         {
             start.ArgumentList.Add(extra);
         }
@@ -362,7 +432,7 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
     {
         var histogram = new LatencyHistogram();
         long start = long.MaxValue, end = 0;
-        int requested = 0, connected = 0, failed = 0, connectErrors = 0, disconnects = 0, sources = 0;
+        int requested = 0, connected = 0, failed = 0, connectErrors = 0, disconnects = 0, sources = 0, checkedCount = 0, checkDelivered = 0, checkMissed = 0;
         double cpu = 0;
         foreach (var result in results)
         {
@@ -371,6 +441,9 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             connected += connect.Connected;
             failed += connect.Failed;
             sources = Math.Max(sources, connect.SourceAddresses);
+            checkedCount += connect.Checked;
+            checkDelivered += connect.CheckDelivered;
+            checkMissed += connect.CheckMissed;
             connectErrors += result.ConnectErrors;
             disconnects += result.Disconnects;
             cpu += result.ToolCpuCores;
@@ -412,6 +485,9 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             BrokerBytesPerConnection = PerConnection(rss.Held, rss.Before, connected),
             BrokerRssEnd = rss.End,
             BrokerBytesPerConnectionEnd = PerConnection(rss.End, rss.Before, connected),
+            Checked = checkedCount,
+            CheckDelivered = checkDelivered,
+            CheckMissed = checkMissed,
         };
         if (results.Count < workers)
         {
@@ -439,7 +515,7 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             ConnectErrors = connectErrors,
             Disconnects = disconnects,
             ToolCpuCores = cpu,
-            ExitCode = connectErrors > 0 || connect.Connected == 0 ? 2 : disconnects > 0 ? 3 : 0,
+            ExitCode = connectErrors > 0 || connect.Connected == 0 ? 2 : disconnects > 0 ? 3 : connect.CheckMissed > 0 || connect.Checked < options.Check ? 4 : 0,
             Errors = errors,
         };
     }

@@ -195,17 +195,27 @@ internal static class MqttWire
 
     /// <summary>Writes a SUBSCRIBE packet for one filter into a new array.</summary>
     public static byte[] Subscribe(byte version, ushort packetId, string filter, int qos) =>
-        FilterPacket(PacketType.Subscribe, version, packetId, filter, (byte)qos);
+        FilterPacket(PacketType.Subscribe, version, packetId, [filter], (byte)qos);
+
+    /// <summary>Writes a SUBSCRIBE packet for several filters, all at <paramref name="qos"/>, into a new array.</summary>
+    public static byte[] Subscribe(byte version, ushort packetId, IReadOnlyList<string> filters, int qos) =>
+        FilterPacket(PacketType.Subscribe, version, packetId, filters, (byte)qos);
 
     /// <summary>Writes an UNSUBSCRIBE packet for one filter into a new array.</summary>
     public static byte[] Unsubscribe(byte version, ushort packetId, string filter) =>
-        FilterPacket(PacketType.Unsubscribe, version, packetId, filter, options: null);
+        FilterPacket(PacketType.Unsubscribe, version, packetId, [filter], options: null);
 
-    // SUBSCRIBE and UNSUBSCRIBE differ only in their type and in the options byte after a SUBSCRIBE's filter.
-    private static byte[] FilterPacket(PacketType type, byte version, ushort packetId, string filter, byte? options)
+    // SUBSCRIBE and UNSUBSCRIBE differ only in their type and in the options byte after each of a SUBSCRIBE's filters.
+    private static byte[] FilterPacket(PacketType type, byte version, ushort packetId, IReadOnlyList<string> filters, byte? options)
     {
-        var topic = EncodeString(filter);
-        var remaining = 2 + (version == Version5 ? 1 : 0) + topic.Length + (options is null ? 0 : 1);
+        var topics = new byte[filters.Count][];
+        var remaining = 2 + (version == Version5 ? 1 : 0);
+        for (var f = 0; f < filters.Count; f++)
+        {
+            topics[f] = EncodeString(filters[f]);
+            remaining += topics[f].Length + (options is null ? 0 : 1);
+        }
+
         var packet = new byte[1 + VarIntSize(remaining) + remaining];
         var span = packet.AsSpan();
         span[0] = (byte)(((byte)type << 4) | 0x02);
@@ -217,11 +227,14 @@ internal static class MqttWire
             span[i++] = 0;
         }
 
-        topic.CopyTo(span[i..]);
-        i += topic.Length;
-        if (options is { } o)
+        foreach (var topic in topics)
         {
-            span[i] = o;
+            topic.CopyTo(span[i..]);
+            i += topic.Length;
+            if (options is { } o)
+            {
+                span[i++] = o;
+            }
         }
 
         return packet;

@@ -142,7 +142,11 @@ public sealed class BenchOptionsTests
     [InlineData("pub", "--host", ",")]
     [InlineData("fanout", "--topic", "a/+/b")]
     [InlineData("fanout", "--subscribers", "100000", "--publishers", "11")]
-    [InlineData("conn", "--subscriptions", "2")]
+    [InlineData("conn", "--subscriptions", "2", "--filter-pattern", "{prefix}/c/{c}")]
+    [InlineData("conn", "--subscriptions", "1", "--filter-pattern", "a/#/{c}")]
+    [InlineData("conn", "--subscriptions", "20000")]
+    [InlineData("conn", "--subscribe-batch", "0")]
+    [InlineData("conn", "--check", "10")]
     [InlineData("conn", "--source", "somewhere")]
     [InlineData("conn", "--workers", "many")]
     [InlineData("conn", "--broker-pid", "x")]
@@ -155,5 +159,20 @@ public sealed class BenchOptionsTests
     {
         Assert.False(BenchOptions.TryParse(args, out _, out var error));
         Assert.False(string.IsNullOrEmpty(error));
+    }
+
+    [Fact]
+    public void ParsesTheFleetCommandLine()
+    {
+        Assert.True(BenchOptions.TryParse(
+            ["conn", "--connections", "100000", "--subscriptions", "10", "--subscribe-batch", "10", "--filter-pattern", "fleet/d/{c}/cmd/{i}", "--check", "1000"],
+            out var options, out var error), error);
+        Assert.Equal(10, options.Subscriptions);
+        Assert.Equal(10, options.SubscribeBatch);
+        Assert.Equal("fleet/d/{c}/cmd/{i}", options.EffectiveFilterPattern);
+        Assert.Equal(1000, options.Check);
+
+        Assert.False(BenchOptions.TryParse(["conn", "--subscriptions", "1", "--filter-pattern", "x/{q}/{c}"], out _, out error));
+        Assert.Contains("--filter-pattern", error, StringComparison.Ordinal);
     }
 }

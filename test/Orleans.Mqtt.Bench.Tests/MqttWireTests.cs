@@ -114,4 +114,27 @@ public sealed class MqttWireTests
         Assert.Equal(0, reason);
         Assert.Equal(100, receiveMaximum);
     }
+
+    [Fact]
+    public void SubscribeWithSeveralFiltersCarriesEachWithItsOptionsByte()
+    {
+        var packet = MqttWire.Subscribe(MqttWire.Version5, 1, ["a/b", "c"], qos: 1);
+
+        byte[] expected =
+        [
+            0x82, 13, 0, 1, 0,
+            0, 3, (byte)'a', (byte)'/', (byte)'b', 1,
+            0, 1, (byte)'c', 1,
+        ];
+        Assert.Equal(expected, packet);
+        Assert.Equal(MqttWire.Subscribe(MqttWire.Version311, 7, "a/b", 1), MqttWire.Subscribe(MqttWire.Version311, 7, ["a/b"], 1));
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 1, 1, 0 }, 3, 1)]
+    [InlineData(new byte[] { 1, 0x97, 0 }, 3, 0x97)]
+    [InlineData(new byte[] { 1, 1 }, 3, 0x80)]
+    [InlineData(new byte[0], 1, 0x80)]
+    public void TheSubAckOfSeveralFiltersAnswersWithItsWorstCode(byte[] codes, int filters, int expected) =>
+        Assert.Equal((byte)expected, BenchClient.HighestReasonCode(codes, filters));
 }

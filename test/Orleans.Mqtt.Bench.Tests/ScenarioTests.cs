@@ -122,6 +122,49 @@ public sealed class ScenarioTests
         Assert.Equal(254, connect.SourceAddresses);
     }
 
+    [Theory]
+    [InlineData("{prefix}/d/{c}/cmd/{i}")]
+    [InlineData("{prefix}/t/{n}/+/telemetry")]
+    public async Task ConnSubscribesSeveralFiltersEachAndTheRouteCheckGetsEverySampledMessage(string pattern)
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        Assert.True(BenchOptions.TryParse(
+            ["conn", "--port", $"{broker.Port}", "--connections", "40", "--connect-rate", "0", "--session-expiry", "60",
+             "--subscriptions", "5", "--subscribe-batch", "2", "--filter-pattern", pattern, "--check", "25", "--duration", "0.2"],
+            out var options, out var error), error);
+        var log = new StringWriter();
+
+        var result = await new ConnScenario(options, [], log).RunAsync(CancellationToken.None);
+
+        Assert.Equal(0, result.ExitCode);
+        var connect = Assert.IsType<ConnectResult>(result.Connect);
+        Assert.Equal(40, connect.Connected);
+        Assert.Equal(5, connect.Subscriptions);
+        Assert.Equal(25, connect.Checked);
+        Assert.Equal(25, connect.CheckDelivered);
+        Assert.Equal(0, connect.CheckMissed);
+        Assert.Contains("route check: 25 published, 25 delivered, 0 missed", log.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TheRouteCheckCountsAMessageNobodyGetsAsAMiss()
+    {
+        // Two unconnected brokers: the one connection subscribes on the first, the checker publishes on the second.
+        await using var first = await MosquittoBroker.StartAsync();
+        await using var second = await MosquittoBroker.StartAsync();
+        Assert.True(BenchOptions.TryParse(
+            ["conn", "--host", $"127.0.0.1:{first.Port},127.0.0.1:{second.Port}", "--connections", "1", "--connect-rate", "0",
+             "--subscriptions", "1", "--check", "2", "--trial-timeout", "0.3", "--duration", "0.1"],
+            out var options, out var error), error);
+
+        var result = await new ConnScenario(options, [], TextWriter.Null).RunAsync(CancellationToken.None);
+
+        Assert.Equal(4, result.ExitCode);
+        Assert.Equal(2, result.Connect!.Checked);
+        Assert.Equal(2, result.Connect.CheckMissed);
+        Assert.Equal(0, result.Connect.CheckDelivered);
+    }
+
     [Fact]
     public void WorkerResultsMergeIntoOneRun()
     {
