@@ -105,3 +105,128 @@ stop_standalone() {
   wait "$broker" 2>/dev/null || true
   rm -rf "$work"
 }
+
+# A cluster on loopback for the scale scripts: start_etcd DIR, then start_silo DIR NAME and start_gateway DIR NAME as
+# often as needed (each returns once the member is ready), stop_cluster at the end (members first, etcd last: a silo
+# stopping without etcd waits on its membership update). Each member's pid and HTTP port are kept in cluster_names,
+# cluster_pids and cluster_http ("etcd" has its client port there); cluster_spec prints them as snapshot.py wants
+# them. EXTRA_SILO_ARGS / EXTRA_GATEWAY_ARGS (e.g. --Mqtt:Routes:Sharding=Topic) go on the command lines.
+cluster_names=()
+cluster_pids=()
+cluster_http=()
+etcd_pid=""
+
+start_etcd() { # dir
+  etcd_bin=$(command -v etcd || echo /usr/bin/etcd)
+  [[ -x "$etcd_bin" ]] || { echo "etcd is not installed (apt-get install -y etcd-server)" >&2; exit 1; }
+  local client_port peer_port
+  client_port=$(free_port)
+  peer_port=$(free_port)
+  "$etcd_bin" --name bench --data-dir "$1/etcd" --quota-backend-bytes $((8 * 1024 * 1024 * 1024)) \
+    --listen-client-urls "http://127.0.0.1:$client_port" --advertise-client-urls "http://127.0.0.1:$client_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "bench=http://127.0.0.1:$peer_port" > "$1/etcd.log" 2>&1 &
+  etcd_pid=$!
+  wait_for_port "$client_port"
+  cluster_names+=(etcd)
+  cluster_pids+=("$etcd_pid")
+  cluster_http+=("$client_port")
+  cluster_env=(Clustering__Provider=Etcd Clustering__Etcd__ConnectionString="http://127.0.0.1:$client_port"
+    Orleans__ClusterId=scale)
+}
+
+wait_http_ready() { # port pid log
+  for _ in $(seq 1 360); do
+    curl -sf "http://127.0.0.1:$1/health/ready" > /dev/null && return 0
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "not ready; see $3" >&2
+  exit 1
+}
+
+start_silo() { # dir name
+  local http
+  http=$(free_port)
+  mkdir -p "$1/$2"
+  # shellcheck disable=SC2086 # EXTRA_SILO_ARGS is a list of arguments
+  (cd "$1/$2" && exec env "${cluster_env[@]}" Orleans__SiloPort="$(free_port)" Orleans__GatewayPort="$(free_port)" \
+    Http__Port="$http" Storage__DataDirectory="$1/$2/data" \
+    dotnet "$root/silo/Orleans.Mqtt.Silo/bin/Release/net10.0/Orleans.Mqtt.Silo.dll" ${EXTRA_SILO_ARGS:-} > "$1/$2.log" 2>&1) &
+  local pid=$!
+  cluster_names+=("$2")
+  cluster_pids+=("$pid")
+  cluster_http+=("$http")
+  wait_http_ready "$http" "$pid" "$1/$2.log"
+}
+
+start_gateway() { # dir name; sets gateway_port
+  local http
+  http=$(free_port)
+  gateway_port=$(free_port)
+  # shellcheck disable=SC2086
+  (cd "$1" && exec env "${cluster_env[@]}" Mqtt__Tcp__Port="$gateway_port" Mqtt__WebSocket__Port=0 Http__Port="$http" \
+    dotnet "$root/gateway/Orleans.Mqtt.Gateway/bin/Release/net10.0/Orleans.Mqtt.Gateway.dll" ${EXTRA_GATEWAY_ARGS:-} > "$1/$2.log" 2>&1) &
+  local pid=$!
+  cluster_names+=("$2")
+  cluster_pids+=("$pid")
+  cluster_http+=("$http")
+  wait_http_ready "$http" "$pid" "$1/$2.log"
+}
+
+# NAME:PID:METRICS_URL for every member (NAME:PID for one without an HTTP port), as snapshot.py takes them.
+cluster_spec() {
+  local i
+  for i in "${!cluster_names[@]}"; do
+    printf '%s:%s%s ' "${cluster_names[$i]}" "${cluster_pids[$i]}" "${cluster_http[$i]:+:http://127.0.0.1:${cluster_http[$i]}/metrics}"
+  done
+}
+
+# The members' pids, comma-separated (for the load tool's --broker-pid).
+cluster_pid_list() {
+  local IFS=,
+  echo "${cluster_pids[*]}"
+}
+
+stop_cluster() {
+  local members=()
+  local i
+  for i in "${!cluster_names[@]}"; do
+    [[ ${cluster_names[$i]} == etcd ]] || members+=("${cluster_pids[$i]}")
+  done
+  if [[ ${#members[@]} -gt 0 ]]; then
+    kill -TERM "${members[@]}" 2>/dev/null || true
+    wait "${members[@]}" 2>/dev/null || true
+  fi
+  if [[ -n "$etcd_pid" ]]; then
+    kill -TERM "$etcd_pid" 2>/dev/null || true
+    wait "$etcd_pid" 2>/dev/null || true
+  fi
+  cluster_names=()
+  cluster_pids=()
+  cluster_http=()
+  etcd_pid=""
+}
+
+# Runs the load tool (arguments after the log file) in the background and takes snapshot LABEL of the cluster once the
+# tool says it holds its connections (a second later, so the last acknowledgements' after-work is in), then waits for
+# the tool. The snapshot goes to $run_dir/LABEL.json.
+tool_with_held_snapshot() { # label log tool-args...
+  local label=$1 log=$2
+  shift 2
+  "${tool[@]}" "$@" > "$log" 2>&1 &
+  local pid=$!
+  until grep -qE "^(every worker has connected|connected ).*holding" "$log" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  sleep 1
+  # shellcheck disable=SC2046
+  python3 "$root/bench/snapshot.py" "$run_dir/$label.json" $(cluster_spec)
+  wait "$pid" || echo "load tool exit code $? (see $log)" >&2
+}
+
+snapshot() { # label
+  # shellcheck disable=SC2046
+  python3 "$root/bench/snapshot.py" "$run_dir/$1.json" $(cluster_spec)
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# What one connect, one subscribe, one message and one retained message cost, and how that grows with the number of
+# silos: for each silo count a fresh cluster (etcd, SILOS silos, GATEWAYS gateways on loopback) and the same fixed
+# workload, every process sampled from /proc (CPU seconds, RSS) and its /metrics (route replica counts, managed heap;
+# etcd's database size, puts and transactions) between the stages. mosquitto (persistence off) takes the connect and
+# message stages as the reference.
+#
+#   bench/scale-cost.sh      # SILOS="1 2 3 4" GATEWAYS=2 CONNECTIONS=5000 SUBSCRIPTIONS=4 RATE=500 DURATION=10
+#                            # RETAINED=5000 TRIALS=300 MOSQUITTO=1 EXTRA_SILO_ARGS=""
+#   SILOS="1 2" bench/scale-cost.sh; SILOS="3 4" MOSQUITTO=0 bench/scale-cost.sh     # the same in two stages
+#   EXTRA_SILO_ARGS="--Mqtt:Routes:Sharding=Topic" bench/scale-cost.sh              # extra broker settings
+#
+# After a warm-up (1,000 clean-session connects with a subscription, 2 s of the message load), the stages, each on a
+# fresh run id (new client ids):
+#   connect    conn --connections C --session-expiry 3600 --connect-rate 0 (persistent sessions, no subscription),
+#              sampled while the connections are held
+#   subscribe  the same with --subscriptions S (one filter per SUBSCRIBE): its cost minus the connect stage's is what
+#              the C x S subscriptions cost
+#   messages   pairs --pairs 20 --qos 1 --rate RATE --duration DURATION (half the pairs' publishers on each gateway)
+#   retained   RETAINED retained QoS 1 messages of 100 bytes on distinct topics (bench/publish-retained.py)
+#   subroute   subroute --host <gateways> --trials TRIALS: SUBSCRIBE->SUBACK and SUBACK->delivered
+# (before them, 5 idle seconds: the idle CPU of each process is taken out of the stages' figures)
+# and prints one table per silo count: per-unit costs summed over the processes and per silo, and the routes each silo
+# holds (mqtt_subscriptions), so a sharded build can be compared with the same command.
+# Needs etcd (apt-get install -y etcd-server), mosquitto, python3, curl, .NET SDK.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+silo_counts=${SILOS:-1 2 3 4}
+gateways=${GATEWAYS:-2}
+connections=${CONNECTIONS:-5000}
+subscriptions=${SUBSCRIPTIONS:-4}
+rate=${RATE:-500}
+duration=${DURATION:-10}
+retained=${RETAINED:-5000}
+trials=${TRIALS:-300}
+
+source "$root/bench/lib.sh"
+bench_prologue mqtt-scale
+echo "building the load tool, the silo and the gateway" >&2
+for project in src/Orleans.Mqtt.Bench silo/Orleans.Mqtt.Silo gateway/Orleans.Mqtt.Gateway; do
+  dotnet build "$root/$project" -c Release --nologo -v quiet >&2
+done
+tool=(dotnet "$root/src/Orleans.Mqtt.Bench/bin/Release/net10.0/Orleans.Mqtt.Bench.dll")
+trap stop_cluster EXIT
+
+conn_args=(conn --connections "$connections" --connect-rate 0 --inflight 100 --session-expiry 3600 --duration 3)
+pairs_args=(pairs --pairs 20 --qos 1 --rate "$rate" --duration "$duration" --warmup 1 --size 100)
+
+if [[ ${MOSQUITTO:-1} == 1 ]]; then
+  run_dir="$out/mosquitto"
+  mkdir -p "$run_dir"
+  port=$(free_port)
+  start_mosquitto "$port" "$run_dir/mosquitto"
+  cluster_names=(mosquitto)
+  cluster_pids=("$mosquitto_pid")
+  cluster_http=("")
+  echo "== mosquitto: connect, messages" >&2
+  snapshot idle
+  sleep 5
+  snapshot base
+  tool_with_held_snapshot connected "$run_dir/connect.log" "${conn_args[@]}" --host "127.0.0.1:$port" --json "$run_dir/connect.tool.json"
+  snapshot before-messages
+  "${tool[@]}" "${pairs_args[@]}" --host "127.0.0.1:$port" --json "$run_dir/messages.tool.json" > "$run_dir/messages.log" 2>&1 || true
+  snapshot after-messages
+  stop_cluster
+fi
+
+for silos in $silo_counts; do
+  run_dir="$out/silos$silos"
+  mkdir -p "$run_dir"
+  echo "== $silos silo(s), $gateways gateway(s): starting" >&2
+  start_etcd "$run_dir"
+  for i in $(seq 1 "$silos"); do
+    start_silo "$run_dir" "silo$i"
+  done
+  hosts=""
+  for i in $(seq 1 "$gateways"); do
+    start_gateway "$run_dir" "gateway$i"
+    hosts+="${hosts:+,}127.0.0.1:$gateway_port"
+  done
+  # A warm-up (clean sessions, gone when they disconnect) so that first-use costs (JIT, pools) stay out of the
+  # figures; then five idle seconds give each process's CPU use at rest, which the stages' figures leave out.
+  echo "== $silos silo(s): warm-up" >&2
+  "${tool[@]}" conn --connections 1000 --connect-rate 0 --subscriptions 1 --duration 1 --host "$hosts" > "$run_dir/warmup.log" 2>&1 || true
+  "${tool[@]}" "${pairs_args[@]}" --duration 2 --host "$hosts" > "$run_dir/warmup-pairs.log" 2>&1 || true
+  snapshot idle
+  sleep 5
+  snapshot base
+  echo "== $silos silo(s): connect" >&2
+  tool_with_held_snapshot connected "$run_dir/connect.log" "${conn_args[@]}" --host "$hosts" --json "$run_dir/connect.tool.json"
+  snapshot after-connect
+  echo "== $silos silo(s): subscribe" >&2
+  tool_with_held_snapshot subscribed "$run_dir/subscribe.log" "${conn_args[@]}" --subscriptions "$subscriptions" --host "$hosts" \
+    --json "$run_dir/subscribe.tool.json"
+  snapshot before-messages
+  echo "== $silos silo(s): messages" >&2
+  "${tool[@]}" "${pairs_args[@]}" --host "$hosts" --json "$run_dir/messages.tool.json" > "$run_dir/messages.log" 2>&1 || true
+  snapshot after-messages
+  echo "== $silos silo(s): retained" >&2
+  python3 "$root/bench/publish-retained.py" "${hosts%%,*}" "scale/retained" "$retained" 100 > "$run_dir/retained.log" 2>&1 || true
+  snapshot after-retained
+  echo "== $silos silo(s): subroute" >&2
+  "${tool[@]}" subroute --host "$hosts" --trials "$trials" --concurrency 8 --json "$run_dir/subroute.tool.json" > "$run_dir/subroute.log" 2>&1 || true
+  stop_cluster
+done
+
+python3 "$root/bench/scale-report.py" "$out" "$connections" "$subscriptions" "$retained" $silo_counts
+echo "results and logs: $out"
