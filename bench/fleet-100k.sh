@@ -77,11 +77,14 @@ snapshot base
 started=$(date +%s)
 
 echo "== $connections devices with $subscriptions subscriptions each" >&2
-"${tool[@]}" conn --host "$hosts" --connections "$connections" --session-expiry 3600 --subscriptions "$subscriptions" \
+# A background job of a script starts with SIGINT ignored, and .NET keeps it so; the device run is ended by SIGINT
+# (its summary and JSON are written then), so it gets the default disposition back before it starts.
+python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp(sys.argv[1], sys.argv[1:])' \
+  "${tool[@]}" conn --host "$hosts" --connections "$connections" --session-expiry 3600 --subscriptions "$subscriptions" \
   --subscribe-batch "$subscriptions" --filter-pattern 'fleet/d/{c}/cmd/{i}' --connect-rate 0 --inflight 200 \
   --keepalive 900 --check "$check" --duration 1800 --json "$run_dir/devices.tool.json" > "$run_dir/devices.log" 2>&1 &
 device_pid=$!
-until grep -q "^every worker has connected" "$run_dir/devices.log" 2>/dev/null; do
+until grep -qE "^(every worker has connected|connected ).*holding" "$run_dir/devices.log" 2>/dev/null; do
   kill -0 "$device_pid" 2>/dev/null || { echo "the device run ended early; see $run_dir/devices.log" >&2; tail -20 "$run_dir/devices.log" >&2; exit 1; }
   sleep 1
 done

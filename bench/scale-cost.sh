@@ -9,6 +9,7 @@
 #                            # RETAINED=5000 TRIALS=300 MOSQUITTO=1 EXTRA_SILO_ARGS=""
 #   SILOS="1 2" bench/scale-cost.sh; SILOS="3 4" MOSQUITTO=0 bench/scale-cost.sh     # the same in two stages
 #   EXTRA_SILO_ARGS="--Mqtt:Routes:Sharding=Topic" bench/scale-cost.sh              # extra broker settings
+#   STAGES="messages" RATE=4000 bench/scale-cost.sh                                   # only some stages
 #
 # After a warm-up (1,000 clean-session connects with a subscription, 2 s of the message load), the stages, each on a
 # fresh run id (new client ids):
@@ -34,6 +35,8 @@ rate=${RATE:-500}
 duration=${DURATION:-10}
 retained=${RETAINED:-5000}
 trials=${TRIALS:-300}
+stages=" ${STAGES:-connect subscribe messages retained subroute} "
+has() { [[ $stages == *" $1 "* ]]; }
 
 source "$root/bench/lib.sh"
 bench_prologue mqtt-scale
@@ -59,10 +62,14 @@ if [[ ${MOSQUITTO:-1} == 1 ]]; then
   snapshot idle
   sleep 5
   snapshot base
-  tool_with_held_snapshot connected "$run_dir/connect.log" "${conn_args[@]}" --host "127.0.0.1:$port" --json "$run_dir/connect.tool.json"
-  snapshot before-messages
-  "${tool[@]}" "${pairs_args[@]}" --host "127.0.0.1:$port" --json "$run_dir/messages.tool.json" > "$run_dir/messages.log" 2>&1 || true
-  snapshot after-messages
+  if has connect; then
+    tool_with_held_snapshot connected "$run_dir/connect.log" "${conn_args[@]}" --host "127.0.0.1:$port" --json "$run_dir/connect.tool.json"
+  fi
+  if has messages; then
+    snapshot before-messages
+    "${tool[@]}" "${pairs_args[@]}" --host "127.0.0.1:$port" --json "$run_dir/messages.tool.json" > "$run_dir/messages.log" 2>&1 || true
+    snapshot after-messages
+  fi
   stop_cluster
 fi
 
@@ -87,21 +94,32 @@ for silos in $silo_counts; do
   snapshot idle
   sleep 5
   snapshot base
-  echo "== $silos silo(s): connect" >&2
-  tool_with_held_snapshot connected "$run_dir/connect.log" "${conn_args[@]}" --host "$hosts" --json "$run_dir/connect.tool.json"
-  snapshot after-connect
-  echo "== $silos silo(s): subscribe" >&2
-  tool_with_held_snapshot subscribed "$run_dir/subscribe.log" "${conn_args[@]}" --subscriptions "$subscriptions" --host "$hosts" \
-    --json "$run_dir/subscribe.tool.json"
-  snapshot before-messages
-  echo "== $silos silo(s): messages" >&2
-  "${tool[@]}" "${pairs_args[@]}" --host "$hosts" --json "$run_dir/messages.tool.json" > "$run_dir/messages.log" 2>&1 || true
-  snapshot after-messages
-  echo "== $silos silo(s): retained" >&2
-  python3 "$root/bench/publish-retained.py" "${hosts%%,*}" "scale/retained" "$retained" 100 > "$run_dir/retained.log" 2>&1 || true
-  snapshot after-retained
-  echo "== $silos silo(s): subroute" >&2
-  "${tool[@]}" subroute --host "$hosts" --trials "$trials" --concurrency 8 --json "$run_dir/subroute.tool.json" > "$run_dir/subroute.log" 2>&1 || true
+  if has connect; then
+    echo "== $silos silo(s): connect" >&2
+    tool_with_held_snapshot connected "$run_dir/connect.log" "${conn_args[@]}" --host "$hosts" --json "$run_dir/connect.tool.json"
+    snapshot after-connect
+  fi
+  if has subscribe; then
+    echo "== $silos silo(s): subscribe" >&2
+    tool_with_held_snapshot subscribed "$run_dir/subscribe.log" "${conn_args[@]}" --subscriptions "$subscriptions" --host "$hosts" \
+      --json "$run_dir/subscribe.tool.json"
+  fi
+  if has messages; then
+    echo "== $silos silo(s): messages" >&2
+    snapshot before-messages
+    "${tool[@]}" "${pairs_args[@]}" --host "$hosts" --json "$run_dir/messages.tool.json" > "$run_dir/messages.log" 2>&1 || true
+    snapshot after-messages
+  fi
+  if has retained; then
+    echo "== $silos silo(s): retained" >&2
+    snapshot before-retained
+    python3 "$root/bench/publish-retained.py" "${hosts%%,*}" "scale/retained" "$retained" 100 > "$run_dir/retained.log" 2>&1 || true
+    snapshot after-retained
+  fi
+  if has subroute; then
+    echo "== $silos silo(s): subroute" >&2
+    "${tool[@]}" subroute --host "$hosts" --trials "$trials" --concurrency 8 --json "$run_dir/subroute.tool.json" > "$run_dir/subroute.log" 2>&1 || true
+  fi
   stop_cluster
 done
 

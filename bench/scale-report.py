@@ -96,6 +96,9 @@ for run in runs:
         ("delivery latency p99 ms", f(get(messages, "latencyMs", "p99"), "{:.1f}")),
         ("RSS bytes per connection, all processes", f(per(total_delta(run, "base", "connected", "", "rss"), c))),
         ("gateway RSS bytes per connection (sum of gateways)", f(per(total_delta(run, "base", "connected", "gateway", "rss"), c))),
+        ("bytes written per delivered message, all processes (sockets and files)", f(per(total_delta(run, "before-messages", "after-messages", "", "written"), delivered))),
+        ("bytes written per subscribe by the silos (stage 2, connects included)", f(per(total_delta(run, "after-connect", "subscribed", "silo", "written"), routes))),
+        ("bytes written per connect by the silos", f(per(total_delta(run, "base", "connected", "silo", "written"), c))),
         ("etcd DB bytes per session", f(per(total_delta(run, "base", "connected", "etcd", "db_bytes"), c))),
         ("etcd puts per session", f(per(total_delta(run, "base", "connected", "etcd", "puts"), c), "{:.2f}")),
         ("etcd txns per session", f(per(total_delta(run, "base", "connected", "etcd", "txns"), c), "{:.2f}")),
@@ -111,7 +114,7 @@ for run in runs:
             (f"{silo}: managed heap bytes per session (after last GC)", f(per(delta(run, "base", "connected", silo, "gc_heap_bytes"), c))),
             (f"{silo}: RSS bytes per route", f(route_rss)),
             (f"{silo}: routes held (mqtt_subscriptions) / sessions", f"{f(get(snap, silo, 'subscriptions'))} / {f(get(snap, silo, 'sessions'))}"),
-            (f"{silo}: RSS bytes per retained message", f(per(delta(run, "after-messages", "after-retained", silo, "rss"), retained))),
+            (f"{silo}: RSS bytes per retained message", f(per(delta(run, "before-retained", "after-retained", silo, "rss"), retained))),
             (f"{silo}: CPU ms per connect", f(per(cpu(run, "base", "connected", silo), c, 1000), "{:.2f}")),
             (f"{silo}: RSS MiB at the end", f(per(get(load(run, "after-retained"), silo, "rss"), 1048576))),
         ]

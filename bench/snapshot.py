@@ -3,7 +3,8 @@
 
     snapshot.py OUT.json NAME:PID[:METRICS_URL] ...
 
-For each process: CPU seconds so far (utime + stime from /proc/PID/stat), VmRSS (/proc/PID/status) and, when a
+For each process: CPU seconds so far (utime + stime from /proc/PID/stat), VmRSS (/proc/PID/status), bytes read and
+written through system calls, sockets included (rchar, wchar from /proc/PID/io) and, when a
 metrics URL is given, the figures the scripts compare from its Prometheus text: for a silo its route replica's
 sessions, subscriptions and retained messages and the managed heap after the last collection; for etcd its database
 size, puts, transactions and keys. The raw metrics text goes next to OUT.json (OUT.NAME.metrics) for later reading.
@@ -44,7 +45,15 @@ def proc(pid):
         for line in f:
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1]) * 1024
-    return cpu, rss
+    io = {}
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                key, value = line.split(":")
+                io[key] = int(value)
+    except OSError:
+        pass
+    return cpu, rss, io.get("rchar", 0), io.get("wchar", 0)
 
 
 def metrics(url):
@@ -74,11 +83,11 @@ def main():
     for spec in sys.argv[2:]:
         name, pid, *url = spec.split(":", 2)
         try:
-            cpu, rss = proc(int(pid))
+            cpu, rss, read, written = proc(int(pid))
         except OSError:
             sample[name] = {"pid": int(pid), "gone": True}
             continue
-        entry = {"pid": int(pid), "cpu": cpu, "rss": rss}
+        entry = {"pid": int(pid), "cpu": cpu, "rss": rss, "read": read, "written": written}
         if url:
             values, text = metrics(url[0])
             entry.update(values)
