@@ -149,6 +149,11 @@ if "etcd" in fleet:
     e, b = fleet["etcd"], base.get("etcd", {})
     rows.append(("etcd: RSS growth; DB size growth; keys", f"{mib(e['rss'] - b.get('rss', 0))}; {mib(e.get('db_bytes', 0) - b.get('db_bytes', 0))}; {e.get('keys', 0):,.0f}"))
     rows.append(("etcd: puts per connection", f"{(e.get('puts', 0) - b.get('puts', 0)) / max(held, 1):.2f}"))
+devices = load("devices")
+if devices and base:
+    cpu = sum(devices[n]["cpu"] - base[n]["cpu"] for n in names if n in devices and n in base and "cpu" in devices[n])
+    rows.append(("CPU per device (connect + one SUBSCRIBE of its filters), all broker processes", f"{cpu * 1000 / max(dc.get('connected', 1), 1):.2f} ms"))
+    rows.append(("loopback bytes per device (every hop)", f"{(devices.get('loopback_bytes', 0) - base.get('loopback_bytes', 0)) / max(dc.get('connected', 1), 1):,.0f}"))
 rows.append(("seconds from the start of the device run to every device connected", f"{connected_after:,}"))
 print(f"\n| {connections:,} devices x {subscriptions} exact filters, {wildcards:,} wildcard filters | measured |\n|---|---:|")
 for label, value in rows:

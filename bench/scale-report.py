@@ -53,6 +53,13 @@ def total_delta(run, a, b, prefix, key):
     return sum(values) if values else None
 
 
+def loopback(run, a, b):
+    sa, sb = load(run, a), load(run, b)
+    if not (sa and sb) or "loopback_bytes" not in sa or "loopback_bytes" not in sb:
+        return None
+    return sb["loopback_bytes"] - sa["loopback_bytes"]
+
+
 def get(r, *keys):
     for k in keys:
         if r is None:
@@ -96,9 +103,12 @@ for run in runs:
         ("delivery latency p99 ms", f(get(messages, "latencyMs", "p99"), "{:.1f}")),
         ("RSS bytes per connection, all processes", f(per(total_delta(run, "base", "connected", "", "rss"), c))),
         ("gateway RSS bytes per connection (sum of gateways)", f(per(total_delta(run, "base", "connected", "gateway", "rss"), c))),
-        ("bytes written per delivered message, all processes (sockets and files)", f(per(total_delta(run, "before-messages", "after-messages", "", "written"), delivered))),
-        ("bytes written per subscribe by the silos (stage 2, connects included)", f(per(total_delta(run, "after-connect", "subscribed", "silo", "written"), routes))),
-        ("bytes written per connect by the silos", f(per(total_delta(run, "base", "connected", "silo", "written"), c))),
+        ("loopback bytes per delivered message (every hop)", f(per(loopback(run, "before-messages", "after-messages"), delivered))),
+        ("loopback bytes per connect (every hop)", f(per(loopback(run, "base", "connected"), c))),
+        ("loopback bytes per subscribe (stage 2 minus its connects)", f(None if routes == 0 or loopback(run, "after-connect", "subscribed") is None or loopback(run, "base", "connected") is None
+                                                                       else (loopback(run, "after-connect", "subscribed") - loopback(run, "base", "connected") / c * c2) / routes)),
+        ("bytes the silos wrote to files per connect", f(per(total_delta(run, "base", "connected", "silo", "written"), c))),
+        ("bytes the silos wrote to files per subscribe (stage 2, its connects included)", f(per(total_delta(run, "after-connect", "subscribed", "silo", "written"), routes))),
         ("etcd DB bytes per session", f(per(total_delta(run, "base", "connected", "etcd", "db_bytes"), c))),
         ("etcd puts per session", f(per(total_delta(run, "base", "connected", "etcd", "puts"), c), "{:.2f}")),
         ("etcd txns per session", f(per(total_delta(run, "base", "connected", "etcd", "txns"), c), "{:.2f}")),

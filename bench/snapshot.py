@@ -4,7 +4,9 @@
     snapshot.py OUT.json NAME:PID[:METRICS_URL] ...
 
 For each process: CPU seconds so far (utime + stime from /proc/PID/stat), VmRSS (/proc/PID/status), bytes read and
-written through system calls, sockets included (rchar, wchar from /proc/PID/io) and, when a
+passed to read(2)/write(2) (rchar, wchar from /proc/PID/io: files and pipes; socket sends and receives through
+send(2)/recv(2) are not in them), once per sample the bytes sent over the loopback interface (/proc/net/dev: every hop
+between the processes on one machine, machine-wide) and, when a
 metrics URL is given, the figures the scripts compare from its Prometheus text: for a silo its route replica's
 sessions, subscriptions and retained messages and the managed heap after the last collection; for etcd its database
 size, puts, transactions and keys. The raw metrics text goes next to OUT.json (OUT.NAME.metrics) for later reading.
@@ -56,6 +58,19 @@ def proc(pid):
     return cpu, rss, io.get("rchar", 0), io.get("wchar", 0)
 
 
+def loopback_bytes():
+    """Bytes sent over the loopback interface so far (every hop between the processes and the load tool)."""
+    try:
+        with open("/proc/net/dev") as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                if name.strip() == "lo":
+                    return int(rest.split()[8])  # transmit bytes (on lo, equal to receive bytes)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def metrics(url):
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
@@ -79,7 +94,7 @@ def metrics(url):
 
 def main():
     out = sys.argv[1]
-    sample = {"time": time.time()}
+    sample = {"time": time.time(), "loopback_bytes": loopback_bytes()}
     for spec in sys.argv[2:]:
         name, pid, *url = spec.split(":", 2)
         try:
