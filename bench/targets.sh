@@ -10,6 +10,7 @@
 #   bench/targets.sh
 #
 # Settings (environment): SUBSCRIBERS=1000 CONNECTIONS=18000 PAIRS=50 DURATION=15 WARMUP=3 FANOUT_WINDOW=32
+# ONLY=<measurements to run, of "fanout conn p2p"; default all three>
 # OUT=<dir for the JSON results and broker logs; default a new temp dir>.
 # Needs mosquitto (apt-get install -y mosquitto), python3, curl and the .NET SDK.
 set -euo pipefail
@@ -21,6 +22,7 @@ pairs=${PAIRS:-50}
 duration=${DURATION:-15}
 warmup=${WARMUP:-3}
 fanout_window=${FANOUT_WINDOW:-32}
+only=" ${ONLY:-fanout conn p2p} "
 
 source "$root/bench/lib.sh"
 bench_prologue mqtt-targets
@@ -70,30 +72,38 @@ stop_broker() {
 }
 trap 'if [[ -n "$broker_pid" ]]; then stop_broker; fi' EXIT
 
+wants() { [[ $only == *" $1 "* ]]; }
+
 failed=0
 measure() { # kind label
   local kind=$1 label=$2
-  echo "== $label: fanout 1 -> $subscribers QoS 0" >&2
-  start_broker "$kind" "$label-fanout"
-  "${tool[@]}" fanout --port "$broker_port" --subscribers "$subscribers" --qos 0 --window "$fanout_window" \
-    --duration "$duration" --warmup "$warmup" --broker-pid "$broker_pid" --json "$out/$label-fanout.json" || failed=1
-  stop_broker
+  if wants fanout; then
+    echo "== $label: fanout 1 -> $subscribers QoS 0" >&2
+    start_broker "$kind" "$label-fanout"
+    "${tool[@]}" fanout --port "$broker_port" --subscribers "$subscribers" --qos 0 --window "$fanout_window" \
+      --duration "$duration" --warmup "$warmup" --broker-pid "$broker_pid" --json "$out/$label-fanout.json" || failed=1
+    stop_broker
+  fi
 
-  echo "== $label: conn $connections persistent sessions, 1 subscription each" >&2
-  start_broker "$kind" "$label-conn"
-  "${tool[@]}" conn --port "$broker_port" --connections "$connections" --connect-rate 0 --inflight 100 \
-    --session-expiry 300 --subscriptions 1 --duration 15 --broker-pid "$broker_pid" --json "$out/$label-conn.json" || failed=1
-  stop_broker
+  if wants conn; then
+    echo "== $label: conn $connections persistent sessions, 1 subscription each" >&2
+    start_broker "$kind" "$label-conn"
+    "${tool[@]}" conn --port "$broker_port" --connections "$connections" --connect-rate 0 --inflight 100 \
+      --session-expiry 300 --subscriptions 1 --duration 15 --broker-pid "$broker_pid" --json "$out/$label-conn.json" || failed=1
+    stop_broker
+  fi
 
-  echo "== $label: p2p $pairs pairs QoS 1, closed loop, then at half the rate" >&2
-  start_broker "$kind" "$label-p2p"
-  "${tool[@]}" p2p --port "$broker_port" --pairs "$pairs" --qos 1 --duration "$duration" --warmup "$warmup" \
-    --broker-pid "$broker_pid" --json "$out/$label-p2p-max.json" || failed=1
-  local half
-  half=$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["deliveredPerSecond"] / 2))' "$out/$label-p2p-max.json")
-  "${tool[@]}" p2p --port "$broker_port" --pairs "$pairs" --qos 1 --rate "$half" --window 20 --duration "$duration" \
-    --warmup "$warmup" --broker-pid "$broker_pid" --json "$out/$label-p2p-half.json" || failed=1
-  stop_broker
+  if wants p2p; then
+    echo "== $label: p2p $pairs pairs QoS 1, closed loop, then at half the rate" >&2
+    start_broker "$kind" "$label-p2p"
+    "${tool[@]}" p2p --port "$broker_port" --pairs "$pairs" --qos 1 --duration "$duration" --warmup "$warmup" \
+      --broker-pid "$broker_pid" --json "$out/$label-p2p-max.json" || failed=1
+    local half
+    half=$(python3 -c 'import json, sys; print(round(json.load(open(sys.argv[1]))["deliveredPerSecond"] / 2))' "$out/$label-p2p-max.json")
+    "${tool[@]}" p2p --port "$broker_port" --pairs "$pairs" --qos 1 --rate "$half" --window 20 --duration "$duration" \
+      --warmup "$warmup" --broker-pid "$broker_pid" --json "$out/$label-p2p-half.json" || failed=1
+    stop_broker
+  fi
 }
 
 echo "mosquitto $("$mosquitto_bin" -h 2>/dev/null | head -n1 | awk '{print $3}'); $(nproc) cores; $(date -u)" >&2
