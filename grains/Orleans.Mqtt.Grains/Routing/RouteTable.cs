@@ -115,9 +115,15 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     }
 
     // Two parts of one version of a client's routes: the union of their subscriptions, or null when the held part
-    // already has every subscription of the other.
+    // already has every subscription of the other. Whole routes (no SubscriptionTotal) of one version are the same
+    // routes: only a part can lack something.
     private static ClientRoutes? MergeParts(ClientRoutes held, ClientRoutes part)
     {
+        if (held.SubscriptionTotal is null)
+        {
+            return null;
+        }
+
         List<Subscription>? added = null;
         foreach (var s in part.Subscriptions)
         {
@@ -127,7 +133,13 @@ internal sealed class RouteTable(TimeProvider timeProvider)
             }
         }
 
-        return added is null ? null : held with { Subscriptions = [.. held.Subscriptions, .. added] };
+        if (added is null)
+        {
+            return null;
+        }
+
+        Subscription[] merged = [.. held.Subscriptions, .. added];
+        return held with { Subscriptions = merged, SubscriptionTotal = merged.Length >= held.SubscriptionTotal ? null : held.SubscriptionTotal };
     }
 
     /// <summary>

@@ -235,3 +235,30 @@ public sealed class RouteShardingTests : IAsyncLifetime
 
     private static string NewId(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..10];
 }
+
+/// <summary>The parts of one version of a client's routes that silos holding different topic shards receive.</summary>
+public sealed class RouteTablePartTests
+{
+    private static ClientRoutes Part(long version, int total, params string[] filters) =>
+        new("c", version, [.. filters.Select(f => new Subscription(f, 1))], true, null, SubscriptionTotal: total);
+
+    [Fact]
+    public void Parts_of_one_version_merge_in_any_order_and_a_newer_version_replaces_them()
+    {
+        var table = new RouteTable();
+        Assert.True(table.Apply(Part(5, 3, "w/+", "a/b")));
+        Assert.True(table.Apply(Part(5, 3, "w/+", "c/d")));
+        Assert.False(table.Apply(Part(5, 3, "w/+", "a/b")));
+        Assert.Equal(["w/+", "a/b", "c/d"], table.Get("c")!.Subscriptions.Select(s => s.Filter));
+        Assert.Null(table.Get("c")!.SubscriptionTotal);
+        Assert.Equal(3, table.SubscriptionCount);
+
+        // An older part adds nothing; the newer version (an unsubscribe of a/b) replaces everything held.
+        Assert.False(table.Apply(Part(4, 4, "w/+", "x/y")));
+        Assert.True(table.Apply(Part(6, 2, "w/+")));
+        Assert.Equal("w/+", Assert.Single(table.Get("c")!.Subscriptions).Filter);
+        Assert.Equal(2, table.Get("c")!.SubscriptionCount);
+        Assert.False(table.Apply(Part(5, 3, "w/+", "a/b")));
+        Assert.Equal(1, table.SubscriptionCount);
+    }
+}
