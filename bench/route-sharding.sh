@@ -9,10 +9,10 @@
 # For each setting it starts a fresh cluster and runs
 #   Orleans.Mqtt.Bench conn --connections N --session-expiry 300 --subscriptions 1 --connect-rate 0 --inflight 100
 #       (persistent sessions, one exact filter <prefix>/c/<i> each, kept after the tool disconnects)
-#   Orleans.Mqtt.Bench conn --connections WILDCARDS ... with wildcard filters is not a tool option: the wildcard
-#       subscriptions are made by mosquitto_sub -t 'w/<i>/+' ... kept open meanwhile (WILDCARDS of them)
-# then reads every silo's mqtt_subscriptions gauge from /metrics, its RSS, and, after a full collection the silo
-# makes on its own (Mqtt:HeapTrimInterval), its managed heap from /metrics; then runs
+#   WILDCARDS mosquitto_sub -t 'w/<i>/+' clients (the load tool subscribes exact filters only), connected first and
+#       kept open until the cluster stops
+# then, 20 s later (after the silos' own background full collection), reads every silo's mqtt_subscriptions and
+# mqtt_sessions gauges from /metrics and its RSS; then runs
 #   Orleans.Mqtt.Bench subroute --host <gateway1>,<gateway2> --trials TRIALS --concurrency 8
 #       (subscribe on one gateway, publish at SUBACK on the other: SUBSCRIBE->SUBACK and SUBACK->delivered)
 # Needs etcd (apt-get install -y etcd-server), mosquitto and mosquitto-clients, python3, curl, .NET SDK.
@@ -40,13 +40,14 @@ subs=()
 etcd_pid=""
 stop_all() {
   # Subscribers, then the brokers, etcd last: a silo stopping without etcd waits a minute on its membership update.
-  for list in subs pids; do
-    declare -n procs=$list
-    if [[ ${#procs[@]} -gt 0 ]]; then
-      kill -TERM "${procs[@]}" 2>/dev/null || true
-      wait "${procs[@]}" 2>/dev/null || true
-    fi
-  done
+  if [[ ${#subs[@]} -gt 0 ]]; then
+    kill -TERM "${subs[@]}" 2>/dev/null || true
+    wait "${subs[@]}" 2>/dev/null || true
+  fi
+  if [[ ${#pids[@]} -gt 0 ]]; then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
   if [[ -n "$etcd_pid" ]]; then
     kill -TERM "$etcd_pid" 2>/dev/null || true
     wait "$etcd_pid" 2>/dev/null || true
@@ -126,12 +127,12 @@ for mode in ${ORDER:-Off Topic}; do
     --connect-rate 0 --inflight 100 --session-expiry 300 --subscriptions 1 --duration 1 \
     --json "$dir/conn.json" > "$dir/conn.log" 2>&1 || true
 
-  # The heap figure after the silos' own background collection (a full one once the heap stops growing).
+  # RSS after the silos' own background full collection (Mqtt:HeapTrimInterval: once the heap stops growing).
   sleep 20
   {
     for i in 0 1 2; do
       pid=${silo_pids[$i]}
-      echo "silo$((i + 1)) subscriptions=$(gauge "${silo_http[$i]}" mqtt_subscriptions) sessions=$(gauge "${silo_http[$i]}" mqtt_sessions) rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status") idle_rss_kib=${idle_rss[$i]} heap_bytes=$(gauge "${silo_http[$i]}" dotnet_gc_heap_total_allocated_bytes)"
+      echo "silo$((i + 1)) subscriptions=$(gauge "${silo_http[$i]}" mqtt_subscriptions) sessions=$(gauge "${silo_http[$i]}" mqtt_sessions) rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status") idle_rss_kib=${idle_rss[$i]}"
     done
   } > "$dir/silos.txt"
   cat "$dir/silos.txt" >&2
@@ -179,9 +180,9 @@ for name in sorted(set(off) | set(topic)):
     print(f"| {name} | {cell(o)} | {cell(t)} |")
 
 mosq = load("mosquitto-subroute.json")
-rows = [("SUBSCRIBE->SUBACK p50 ms", ("subroute", "subAckMs", "p50")), ("SUBSCRIBE->SUBACK p99 ms", ("subroute", "subAckMs", "p99")),
-        ("SUBACK->delivered p50 ms", ("subroute", "deliveredMs", "p50")), ("SUBACK->delivered p99 ms", ("subroute", "deliveredMs", "p99")),
-        ("misses", ("subroute", "missed"))]
+rows = [("SUBSCRIBE->SUBACK p50 ms", ("route", "subAckMs", "p50")), ("SUBSCRIBE->SUBACK p99 ms", ("route", "subAckMs", "p99")),
+        ("SUBACK->delivered p50 ms", ("route", "routeMs", "p50")), ("SUBACK->delivered p99 ms", ("route", "routeMs", "p99")),
+        ("misses", ("route", "misses"))]
 runs = {m: load(os.path.join(m, "subroute.json")) for m in ("Off", "Topic")}
 cc = {m: load(os.path.join(m, "conn.json")) for m in ("Off", "Topic")}
 print("\n| metric | Off | Topic | Topic / Off | mosquitto |")
