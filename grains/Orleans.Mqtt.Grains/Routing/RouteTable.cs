@@ -26,6 +26,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     private readonly SweepSchedule _sweep = new();
     private readonly RetainedStore _retained = new(timeProvider);
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _exactCount;
 
     /// <summary>A table on the system clock.</summary>
     public RouteTable()
@@ -53,6 +54,12 @@ internal sealed class RouteTable(TimeProvider timeProvider)
 
     /// <summary>Subscriptions in the index.</summary>
     public long SubscriptionCount => _index.Count;
+
+    /// <summary>
+    /// Of <see cref="SubscriptionCount"/>, those without wildcards: with routes sharded by topic, the ones of the topic
+    /// shards this silo holds (each is held by <c>Mqtt:Routes:Copies</c> silos), while every silo holds every other.
+    /// </summary>
+    public long ExactSubscriptionCount => Volatile.Read(ref _exactCount);
 
     /// <summary>Retained messages held.</summary>
     public long RetainedCount => _retained.Count;
@@ -468,6 +475,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         foreach (var s in routes.Subscriptions)
         {
             var entry = RouteEntry.For(routes.ClientId, s);
+            _exactCount += IsExact(entry.IndexFilter) ? 1 : 0;
             _index.Add(entry.IndexFilter, entry);
             if (entry.ShareKey is not null)
             {
@@ -476,12 +484,15 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         }
     }
 
+    private static bool IsExact(string topicFilter) => topicFilter.AsSpan().IndexOfAny('+', '#') < 0;
+
     // Under the write lock: the reverse of Index.
     private void Unindex(ClientRoutes routes)
     {
         foreach (var s in routes.Subscriptions)
         {
             var entry = RouteEntry.For(routes.ClientId, s);
+            _exactCount -= IsExact(entry.IndexFilter) ? 1 : 0;
             _index.Remove(entry.IndexFilter, entry);
             if (entry.ShareKey is not null)
             {

@@ -152,8 +152,13 @@ public sealed class MqttMetrics
         _meter.CreateObservableGauge("mqtt.overload.state", state, description: "1 while the gateway is overloaded (Mqtt:Overload:*): new CONNECTs get Server busy and inbound QoS 0 publishes are dropped; 0 otherwise.");
 
     /// <summary>Registers the silo-side gauges (sessions, subscriptions, retained messages) read from the route replica.</summary>
-    public void ObserveReplica(Func<long> sessions, Func<long> subscriptions, Func<long> retained)
+    public void ObserveReplica(Func<long> sessions, Func<long> subscriptions, Func<long> retained, Func<long>? exactSubscriptions = null)
     {
+        if (exactSubscriptions is not null)
+        {
+            _meter.CreateObservableGauge("mqtt.subscriptions.exact", exactSubscriptions, description: "Of the subscriptions in the route replica, those without wildcards (with Mqtt:Routes:Sharding Topic: of the topic shards this silo holds).");
+        }
+
         _meter.CreateObservableGauge("mqtt.sessions", sessions, description: "Sessions known to the route replica (connected or persistent).");
         _meter.CreateObservableGauge("mqtt.subscriptions", subscriptions, description: "Subscriptions in the route replica.");
         _meter.CreateObservableGauge("mqtt.retained", retained, description: "Retained messages in the replica.");
