@@ -57,6 +57,9 @@ public sealed class MqttBrokerOptions
     /// </summary>
     public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>Where the route replica keeps each subscription (<c>Mqtt:Routes:*</c>).</summary>
+    public RoutesOptions Routes { get; set; } = new();
+
     /// <summary>
     /// How often each broker process checks whether its heap has grown by a quarter (32 MiB at least) since its last
     /// trim and stopped growing, or has gone twelve checks without a full collection, and if so starts a background

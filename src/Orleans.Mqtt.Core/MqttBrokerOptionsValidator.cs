@@ -69,6 +69,16 @@ public sealed class MqttBrokerOptionsValidator : IValidateOptions<MqttBrokerOpti
             errors.Add($"Mqtt:SessionIdleTimeout must be at least 2 seconds (was {options.SessionIdleTimeout}).");
         }
 
+        if (!Enum.IsDefined(options.Routes.Sharding))
+        {
+            errors.Add($"Mqtt:Routes:Sharding must be Off or Topic (was {options.Routes.Sharding}).");
+        }
+
+        if (options.Routes.Copies is < 1 or > 7)
+        {
+            errors.Add($"Mqtt:Routes:Copies must be between 1 and 7 (was {options.Routes.Copies}).");
+        }
+
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

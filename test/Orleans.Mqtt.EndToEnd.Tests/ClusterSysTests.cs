@@ -154,11 +154,32 @@ public sealed class ClusterSysTests(ClusterFixture cluster, ITestOutputHelper ou
         truth["$SYS/broker/messages/received"] = received;
         truth["$SYS/broker/messages/dropped"] = dropped;
         truth["$SYS/broker/sessions"] = (long)Metrics.Sum(replica, "mqtt_sessions");
-        truth["$SYS/broker/subscriptions/count"] = (long)Metrics.Sum(replica, "mqtt_subscriptions");
+        truth["$SYS/broker/subscriptions/count"] = await SubscriptionsAsync(silos, replica);
         truth["$SYS/broker/retained messages/count"] = (long)Metrics.Sum(replica, "mqtt_retained");
         truth["$SYS/broker/gateways/count"] = gateways.Count;
         truth["$SYS/broker/silos/count"] = silos.Count;
         return truth;
+    }
+
+    // One silo's replica holds every subscription, unless routes are sharded by topic (Mqtt__Routes__Sharding=Topic in
+    // the environment the silos inherit): then every silo holds the wildcard ones and each exact one is held by
+    // Mqtt:Routes:Copies (default 2) of the silos.
+    private static async Task<long> SubscriptionsAsync(List<ClusterMember> silos, string replica)
+    {
+        var all = (long)Metrics.Sum(replica, "mqtt_subscriptions");
+        if (!string.Equals(Environment.GetEnvironmentVariable("Mqtt__Routes__Sharding"), "Topic", StringComparison.OrdinalIgnoreCase))
+        {
+            return all;
+        }
+
+        var copies = int.TryParse(Environment.GetEnvironmentVariable("Mqtt__Routes__Copies"), CultureInfo.InvariantCulture, out var c) ? c : 2;
+        long exactHeld = 0;
+        foreach (var silo in silos)
+        {
+            exactHeld += (long)Metrics.Sum(await Metrics.ScrapeAsync(silo.HttpPort), "mqtt_subscriptions_exact");
+        }
+
+        return all - (long)Metrics.Sum(replica, "mqtt_subscriptions_exact") + (exactHeld / Math.Min(copies, silos.Count));
     }
 
     private async Task<Dictionary<string, long>> GatewayCountersAsync()

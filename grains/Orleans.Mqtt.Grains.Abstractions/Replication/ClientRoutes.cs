@@ -13,6 +13,8 @@ namespace Orleans.Mqtt.Grains;
 /// listing reads both (a session is listed by its home, or by the silo it is active on when it has none).
 /// <c>StateBase</c> is the version of the session's state that was durable, on its home and its replica silos, when
 /// this change was made: a copy of the state at least that new holds everything the session acknowledged before it.
+/// With routes sharded by topic (<c>Mqtt:Routes:Sharding</c>) a silo receives only the part it holds: the same entry
+/// and version with the wildcard filters and the exact filters of its shards; parts of one version merge.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record ClientRoutes(
@@ -26,4 +28,12 @@ public sealed record ClientRoutes(
     [property: Id(8)] string? Home = null,
     [property: Id(9)] string? ActiveOn = null,
     [property: Id(10)] string? UserName = null,
-    [property: Id(11)] long StateBase = 0);
+    [property: Id(11)] long StateBase = 0,
+    [property: Id(12)] int? SubscriptionTotal = null)
+{
+    /// <summary>
+    /// How many subscriptions the session has: with routes sharded by topic a silo holds only a part of them
+    /// (<c>SubscriptionTotal</c> is then the whole count), otherwise all.
+    /// </summary>
+    public int SubscriptionCount => SubscriptionTotal ?? Subscriptions.Length;
+}

@@ -25,9 +25,21 @@ public interface IRouteReplicaGrain : IGrainWithStringKey
     /// <summary>Whether this silo's replica is complete (loaded and caught up), so a peer may copy from it.</summary>
     Task<bool> IsReady();
 
-    /// <summary>The replica's digest: one hash sum per bucket (see the route table), for repair by comparison.</summary>
-    Task<long[]> Digest();
+    /// <summary>
+    /// The replica's digest: one hash sum per bucket (see the route table), for repair by comparison. With routes
+    /// sharded by topic, <paramref name="shards"/> names the topic shards whose exact subscriptions both silos should
+    /// hold (null: compare entries and versions only).
+    /// </summary>
+    Task<long[]> Digest(int[]? shards);
 
-    /// <summary>What the replica holds in the given digest buckets, deletions included.</summary>
-    Task<ReplicaChunk> Read(int[] buckets);
+    /// <summary>
+    /// What the replica holds in the given digest buckets, deletions included; with <paramref name="shards"/> (routes
+    /// sharded by topic), each client's part for a silo holding those shards, and with <paramref name="onlyWithShards"/>
+    /// only the clients with an exact filter in them.
+    /// </summary>
+    Task<ReplicaChunk> Read(int[] buckets, int[]? shards, bool onlyWithShards);
+
+    /// <summary>The part of a client's routes this replica holds, or null.</summary>
+    [ResponseTimeout("00:00:05")]
+    Task<ClientRoutes?> Get(string clientId);
 }

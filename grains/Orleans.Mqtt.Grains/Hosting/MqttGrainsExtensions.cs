@@ -45,6 +45,7 @@ public static class MqttGrainsExtensions
         services.TryAddSingleton<MqttMetrics>();
         services.TryAddSingleton<IReplicaStore, InMemoryReplicaStore>();
         services.AddSingleton<RouteTable>();
+        services.AddSingleton<RouteHolders>();
         services.AddSingleton(sp => new GrainRefs<IClientSessionGrain>(sp.GetRequiredService<IGrainFactory>()));
         services.AddSingleton(sp => new GrainRefs<IRouteReplicaGrain>(sp.GetRequiredService<IGrainFactory>()));
         services.AddSingleton(sp => new GrainRefs<ISessionCopyGrain>(sp.GetRequiredService<IGrainFactory>()));
@@ -67,6 +68,7 @@ public static class MqttGrainsExtensions
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SessionSweeper>());
         builder.AddPlacementDirector<SiloPinnedPlacement, SiloPinnedPlacementDirector>();
         builder.AddPlacementDirector<SessionHomePlacement, SessionHomePlacementDirector>();
+        builder.AddPlacementDirector<TopicShardPlacement, TopicShardPlacementDirector>();
         return builder;
     }
 }

@@ -15,6 +15,8 @@ internal sealed partial class ReplicaBroadcaster(
     IClusterMembershipService membership,
     GrainRefs<IRouteReplicaGrain> replicaRefs,
     ReplicaWriter localReplica,
+    RouteTable localTable,
+    RouteHolders holders,
     ILocalSiloDetails localSilo,
     TimeProvider timeProvider,
     MqttMetrics metrics,
@@ -28,11 +30,70 @@ internal sealed partial class ReplicaBroadcaster(
     {
         // A traced SUBSCRIBE or CONNECT: the calls to the other silos' replicas are its children.
         using var span = MqttTracing.StartChild(MqttTracing.Operations.Replicate, routes.ClientId);
-        await ForEachSilo(static (r, routes) => r.Apply(routes), static (w, routes) => w.ApplyAsync(routes), routes);
+        await ForEachSilo(static (r, routes) => r.Apply(routes), static (w, routes) => w.ApplyAsync(routes), routes, holders.Sharded ? PartFor : null);
     }
 
     public Task ApplyRetained(RetainedUpdate update) =>
-        ForEachSilo(static (r, update) => r.ApplyRetained(update), static (w, update) => w.ApplyRetainedAsync(update), update);
+        ForEachSilo(static (r, update) => r.ApplyRetained(update), static (w, update) => w.ApplyRetainedAsync(update), update, null);
+
+    /// <summary>
+    /// A client's whole routes as the active silos hold them: with routes sharded by topic each holds a part, and the
+    /// parts of the newest version are merged (a session rebuilt from the routes needs every subscription). Silos that
+    /// do not answer are left out; without sharding, this silo's replica.
+    /// </summary>
+    public async Task<ClientRoutes?> ReadWholeAsync(string clientId)
+    {
+        var whole = localTable.Get(clientId);
+        if (!holders.Sharded)
+        {
+            return whole;
+        }
+
+        var reads = new List<Task<ClientRoutes?>>();
+        foreach (var member in membership.CurrentSnapshot.Members.Values)
+        {
+            if (member.Status == SiloStatus.Active && !member.SiloAddress.Equals(localSilo.SiloAddress))
+            {
+                reads.Add(replicaRefs.Get(member.SiloAddress.ToParsableString()).Get(clientId));
+            }
+        }
+
+        foreach (var read in reads)
+        {
+            ClientRoutes? part;
+            try
+            {
+                part = await read;
+            }
+            catch (Exception ex)
+            {
+                LogReadFailed(logger, ex, clientId);
+                continue;
+            }
+
+            if (part is null || (whole is not null && part.Version < whole.Version))
+            {
+                continue;
+            }
+
+            if (whole is null || part.Version > whole.Version)
+            {
+                whole = part;
+                continue;
+            }
+
+            var added = part.Subscriptions.Where(s => Array.FindIndex(whole.Subscriptions, w => w.Filter == s.Filter) < 0).ToArray();
+            if (added.Length > 0)
+            {
+                whole = whole with { Subscriptions = [.. whole.Subscriptions, .. added] };
+            }
+        }
+
+        return whole is null ? null : whole with { SubscriptionTotal = null };
+    }
+
+    private ClientRoutes PartFor(SiloAddress silo, ClusterMembershipSnapshot view, ClientRoutes routes) =>
+        holders.PartFor(routes, holders.ShardsHeldBy(view, silo));
 
     /// <summary>
     /// Waits until this silo sees membership at <paramref name="version"/> or later, then until every change sent
@@ -62,7 +123,11 @@ internal sealed partial class ReplicaBroadcaster(
         }
     }
 
-    private async Task ForEachSilo<T>(Func<IRouteReplicaGrain, T, Task> action, Func<ReplicaWriter, T, Task> local, T change)
+    private async Task ForEachSilo<T>(
+        Func<IRouteReplicaGrain, T, Task> action,
+        Func<ReplicaWriter, T, Task> local,
+        T change,
+        Func<SiloAddress, ClusterMembershipSnapshot, T, T>? partFor)
     {
         long id;
         ClusterMembershipSnapshot view;
@@ -84,7 +149,10 @@ internal sealed partial class ReplicaBroadcaster(
             {
                 if (member.Status == SiloStatus.Active)
                 {
-                    tasks.Add(ApplyTo(member.SiloAddress, action, local, change));
+                    // Every active silo gets every version (the client's entry lives everywhere), each with the part it
+                    // holds: a silo that held a filter an unsubscribe removed gets the version without it.
+                    var part = partFor is null ? change : partFor(member.SiloAddress, view, change);
+                    tasks.Add(ApplyTo(member.SiloAddress, action, local, part));
                 }
             }
 
@@ -139,6 +207,9 @@ internal sealed partial class ReplicaBroadcaster(
 
     private bool IsActive(SiloAddress silo) =>
         membership.CurrentSnapshot.Members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reading the routes of client {ClientId} from a peer's replica failed; rebuilding from the parts the others hold")]
+    private static partial void LogReadFailed(ILogger logger, Exception ex, string clientId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Replica change to silo {Silo} failed (attempt {Attempt}: {Error}); retrying while it is active")]
     private static partial void LogRetrying(ILogger logger, SiloAddress silo, int attempt, string error);

@@ -23,7 +23,7 @@ internal sealed partial class ReplicaLoader(RouteTable table, IReplicaStore stor
             table.ApplyRetained(u);
         }
 
-        metrics.ObserveReplica(() => table.ClientCount, () => table.SubscriptionCount, () => table.RetainedCount);
+        metrics.ObserveReplica(() => table.ClientCount, () => table.SubscriptionCount, () => table.RetainedCount, () => table.ExactSubscriptionCount);
         LogLoaded(logger, routes.Count, retained.Count);
     }
 

@@ -12,6 +12,7 @@ namespace Orleans.Mqtt.Grains;
 /// </summary>
 internal sealed partial class ReplicaSync(
     RouteTable table,
+    RouteHolders holders,
     ReplicaWriter writer,
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
@@ -23,13 +24,19 @@ internal sealed partial class ReplicaSync(
     ILogger<ReplicaSync> logger) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
 {
     private const int BucketsPerRead = 32;
+    private readonly CancellationTokenSource _stopping = new();
     private ITimer? _timer;
     private int _running;
+    private bool[]? _held;
 
     public void Participate(ISiloLifecycle lifecycle) =>
         lifecycle.Subscribe(nameof(ReplicaSync), ServiceLifecycleStage.Active, CatchUpAsync, Stop);
 
-    public void Dispose() => _timer?.Dispose();
+    public void Dispose()
+    {
+        _timer?.Dispose();
+        _stopping.Dispose();
+    }
 
     /// <summary>Runs one digest comparison with a random ready peer now; returns the entries repaired.</summary>
     public async Task<int> RepairOnceAsync()
@@ -44,8 +51,11 @@ internal sealed partial class ReplicaSync(
                 continue;
             }
 
-            var theirs = await replica.Digest();
-            var mine = table.Digest();
+            // With routes sharded by topic, both hold every entry and the wildcard filters, and the exact filters of
+            // the shards both are holders of: only that is compared and copied.
+            var shared = SharedShards(peer);
+            var theirs = await replica.Digest(shared);
+            var mine = table.Digest(holders, RouteReplicaGrain.ShardSet(holders, shared));
             var differing = new List<int>();
             for (var i = 0; i < mine.Length && i < theirs.Length; i++)
             {
@@ -55,7 +65,7 @@ internal sealed partial class ReplicaSync(
                 }
             }
 
-            var repaired = differing.Count == 0 ? 0 : await CopyFromAsync(peer, differing);
+            var repaired = differing.Count == 0 ? 0 : await CopyFromAsync(peer, differing, shared, onlyWithShards: false);
             if (repaired > 0)
             {
                 metrics.ReplicaRepairs.Add(repaired, new KeyValuePair<string, object?>("kind", "digest"));
@@ -90,6 +100,146 @@ internal sealed partial class ReplicaSync(
 
         var interval = options.Value.ReplicaRepairInterval;
         _timer = timeProvider.CreateTimer(_ => _ = RepairRoundAsync(), null, interval, interval);
+        if (holders.Sharded)
+        {
+            _ = FollowMembershipAsync(_stopping.Token);
+        }
+    }
+
+    /// <summary>
+    /// Routes sharded by topic: on every membership change, the shards this silo came to hold are copied from the
+    /// silos that held them before (their shard grains wait meanwhile, <see cref="RouteHolders.WhenCaughtUp"/>), and
+    /// the exact routes of the shards it no longer holds are dropped from memory.
+    /// </summary>
+    private async Task FollowMembershipAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var snapshot in membership.MembershipUpdates.WithCancellation(cancellationToken))
+            {
+                try
+                {
+                    await FollowAsync(snapshot);
+                }
+                catch (Exception ex)
+                {
+                    // The digest repair copies what the catch-up missed.
+                    LogShardCatchUpFailed(logger, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    private async Task FollowAsync(ClusterMembershipSnapshot snapshot)
+    {
+        var held = holders.ShardsHeldBy(snapshot, localSilo.SiloAddress)!;
+        var before = _held;
+        _held = held;
+        if (before is null)
+        {
+            holders.MarkFollowed(snapshot.Version);
+            return;
+        }
+
+        var gained = new List<int>();
+        var lost = false;
+        for (var shard = 0; shard < held.Length; shard++)
+        {
+            if (held[shard] && !before[shard])
+            {
+                gained.Add(shard);
+            }
+
+            lost |= before[shard] && !held[shard];
+        }
+
+        if (lost)
+        {
+            var pruned = table.Prune(holders, held);
+            LogPruned(logger, pruned);
+        }
+
+        holders.MarkCatchingUp(gained);
+        holders.MarkFollowed(snapshot.Version);
+        if (gained.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            var started = timeProvider.GetTimestamp();
+            var peers = ActivePeers();
+
+            // After the barrier every peer has finished the changes it sent with a view in which this silo did not
+            // hold these shards, and sends the later ones here too: the former holders have everything.
+            await Task.WhenAll(peers.Select(p => BarrierAsync(p, snapshot.Version)));
+            var copied = 0;
+            foreach (var peer in peers)
+            {
+                try
+                {
+                    copied += await CopyFromAsync(peer, null, [.. gained], onlyWithShards: true);
+                }
+                catch (Exception ex)
+                {
+                    LogPeerUnavailable(logger, ex, peer);
+                }
+            }
+
+            metrics.ReplicaRepairs.Add(copied, new KeyValuePair<string, object?>("kind", "shard_catch_up"));
+            LogShardsCaughtUp(logger, gained.Count, copied, peers.Count, timeProvider.GetElapsedTime(started).TotalMilliseconds);
+        }
+        finally
+        {
+            holders.MarkCaughtUp(gained);
+        }
+    }
+
+    // The shards whose exact routes this silo and the peer both hold (null without sharding).
+    private int[]? SharedShards(SiloAddress peer)
+    {
+        var snapshot = membership.CurrentSnapshot;
+        var mine = holders.ShardsHeldBy(snapshot, localSilo.SiloAddress);
+        var theirs = holders.ShardsHeldBy(snapshot, peer);
+        if (mine is null || theirs is null)
+        {
+            return null;
+        }
+
+        var shared = new List<int>();
+        for (var shard = 0; shard < mine.Length; shard++)
+        {
+            if (mine[shard] && theirs[shard])
+            {
+                shared.Add(shard);
+            }
+        }
+
+        return [.. shared];
+    }
+
+    private int[]? MyShards(ClusterMembershipSnapshot snapshot)
+    {
+        if (holders.ShardsHeldBy(snapshot, localSilo.SiloAddress) is not { } held)
+        {
+            return null;
+        }
+
+        var shards = new List<int>();
+        for (var shard = 0; shard < held.Length; shard++)
+        {
+            if (held[shard])
+            {
+                shards.Add(shard);
+            }
+        }
+
+        return [.. shards];
     }
 
     private async Task DropStaleSessionCopiesAsync()
@@ -108,7 +258,16 @@ internal sealed partial class ReplicaSync(
     /// <summary>Returns whether the table now holds a complete peer's replica.</summary>
     private async Task<bool> CatchUpFromPeersAsync()
     {
-        var version = membership.CurrentSnapshot.Version;
+        var snapshot = membership.CurrentSnapshot;
+        var version = snapshot.Version;
+        _held = holders.ShardsHeldBy(snapshot, localSilo.SiloAddress);
+        holders.MarkFollowed(version);
+        if (_held is not null)
+        {
+            // What the durable replica brought back of shards other silos hold now.
+            table.Prune(holders, _held);
+        }
+
         var peers = ActivePeers();
         if (peers.Count == 0)
         {
@@ -133,7 +292,21 @@ internal sealed partial class ReplicaSync(
 
             if (ready)
             {
-                var copied = await CopyFromAsync(peer, null);
+                // Every entry, the wildcard filters and the retained messages from this peer; with routes sharded by
+                // topic, its part of the shards this silo holds, and the other parts from the other peers below.
+                var shards = MyShards(snapshot);
+                var copied = await CopyFromAsync(peer, null, shards, onlyWithShards: false);
+                if (shards is not null)
+                {
+                    foreach (var other in peers)
+                    {
+                        if (!other.Equals(peer))
+                        {
+                            copied += await CopyShardsFromAsync(other, shards);
+                        }
+                    }
+                }
+
                 metrics.ReplicaRepairs.Add(copied, new KeyValuePair<string, object?>("kind", "catch_up"));
                 LogCaughtUp(logger, copied, peer, table.ClientCount, table.RetainedCount, timeProvider.GetElapsedTime(started).TotalMilliseconds);
                 return true;
@@ -157,14 +330,28 @@ internal sealed partial class ReplicaSync(
         }
     }
 
-    private async Task<int> CopyFromAsync(SiloAddress peer, List<int>? buckets)
+    private async Task<int> CopyShardsFromAsync(SiloAddress peer, int[] shards)
     {
-        var all = buckets ?? [.. Enumerable.Range(0, RouteTable.DigestBuckets * 2)];
+        try
+        {
+            return await CopyFromAsync(peer, null, shards, onlyWithShards: true);
+        }
+        catch (Exception ex)
+        {
+            // The digest repair with that peer copies what is missing.
+            LogPeerUnavailable(logger, ex, peer);
+            return 0;
+        }
+    }
+
+    private async Task<int> CopyFromAsync(SiloAddress peer, List<int>? buckets, int[]? shards, bool onlyWithShards)
+    {
+        var all = buckets ?? [.. Enumerable.Range(0, onlyWithShards ? RouteTable.DigestBuckets : RouteTable.DigestBuckets * 2)];
         var replica = Replica(peer);
         var changed = 0;
         for (var i = 0; i < all.Count; i += BucketsPerRead)
         {
-            var chunk = await replica.Read([.. all.Skip(i).Take(BucketsPerRead)]);
+            var chunk = await replica.Read([.. all.Skip(i).Take(BucketsPerRead)], shards, onlyWithShards);
             foreach (var routes in chunk.Routes)
             {
                 changed += await writer.ApplyAsync(routes) ? 1 : 0;
@@ -204,6 +391,7 @@ internal sealed partial class ReplicaSync(
     private Task Stop(CancellationToken cancellationToken)
     {
         _timer?.Dispose();
+        _stopping.Cancel();
         return Task.CompletedTask;
     }
 
@@ -234,6 +422,15 @@ internal sealed partial class ReplicaSync(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Route replica repaired {Changed} entries in {Buckets} differing buckets from {Peer}")]
     private static partial void LogRepaired(ILogger logger, int changed, int buckets, SiloAddress peer);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Route replica: {Shards} topic shards now held here caught up ({Changed} entries applied from {Peers} peers, {Elapsed:F0} ms)")]
+    private static partial void LogShardsCaughtUp(ILogger logger, int shards, int changed, int peers, double elapsed);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Route replica: {Pruned} exact routes of topic shards no longer held here dropped from memory")]
+    private static partial void LogPruned(ILogger logger, int pruned);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Route replica: catching up the topic shards this silo came to hold failed; the digest repair fills in what is missing")]
+    private static partial void LogShardCatchUpFailed(ILogger logger, Exception ex);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Route replica digest repair failed; the next round retries")]
     private static partial void LogRepairFailed(ILogger logger, Exception ex);

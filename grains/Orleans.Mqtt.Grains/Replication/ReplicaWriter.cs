@@ -6,10 +6,13 @@ internal sealed class ReplicaWriter(RouteTable table, IReplicaStore store)
     /// <summary>Applies routes; true when they were newer than what the table held.</summary>
     public async Task<bool> ApplyAsync(ClientRoutes routes)
     {
-        if (!table.Apply(routes, out var replacedPersistent))
+        if (!table.Apply(routes, out var replacedPersistent, out var held))
         {
             return false;
         }
+
+        // Parts of one version (routes sharded by topic) merge: what the table holds now is what must survive.
+        routes = held;
 
         if (!routes.Persistent && !replacedPersistent)
         {

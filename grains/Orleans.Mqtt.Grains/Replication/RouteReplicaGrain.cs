@@ -9,6 +9,7 @@ internal sealed class RouteReplicaGrain(
     RouteTable table,
     ReplicaWriter writer,
     ReplicaBroadcaster broadcaster,
+    RouteHolders holders,
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo) : Grain, IRouteReplicaGrain
 {
@@ -35,11 +36,33 @@ internal sealed class RouteReplicaGrain(
 
     public Task<bool> IsReady() => Task.FromResult(table.IsReady);
 
-    public Task<long[]> Digest() => Task.FromResult(table.Digest());
+    public Task<long[]> Digest(int[]? shards) => Task.FromResult(table.Digest(holders, ShardSet(holders, shards)));
 
-    public Task<ReplicaChunk> Read(int[] buckets)
+    public Task<ReplicaChunk> Read(int[] buckets, int[]? shards, bool onlyWithShards)
     {
-        var (routes, retained) = table.Read(new HashSet<int>(buckets));
+        var (routes, retained) = table.Read(new HashSet<int>(buckets), holders, ShardSet(holders, shards), onlyWithShards);
         return Task.FromResult(new ReplicaChunk([.. routes], [.. retained]));
+    }
+
+    public Task<ClientRoutes?> Get(string clientId) => Task.FromResult(table.Get(clientId));
+
+    /// <summary>A list of topic shards as the flags <see cref="RouteTable"/> takes (null stays null).</summary>
+    internal static bool[]? ShardSet(RouteHolders holders, int[]? shards)
+    {
+        if (shards is null)
+        {
+            return null;
+        }
+
+        var set = new bool[holders.Shards];
+        foreach (var shard in shards)
+        {
+            if ((uint)shard < (uint)set.Length)
+            {
+                set[shard] = true;
+            }
+        }
+
+        return set;
     }
 }

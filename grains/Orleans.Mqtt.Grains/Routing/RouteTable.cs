@@ -26,6 +26,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     private readonly SweepSchedule _sweep = new();
     private readonly RetainedStore _retained = new(timeProvider);
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _exactCount;
 
     /// <summary>A table on the system clock.</summary>
     public RouteTable()
@@ -54,6 +55,12 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// <summary>Subscriptions in the index.</summary>
     public long SubscriptionCount => _index.Count;
 
+    /// <summary>
+    /// Of <see cref="SubscriptionCount"/>, those without wildcards: with routes sharded by topic, the ones of the topic
+    /// shards this silo holds (each is held by <c>Mqtt:Routes:Copies</c> silos), while every silo holds every other.
+    /// </summary>
+    public long ExactSubscriptionCount => Volatile.Read(ref _exactCount);
+
     /// <summary>Retained messages held.</summary>
     public long RetainedCount => _retained.Count;
 
@@ -64,9 +71,18 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// As <see cref="Apply(ClientRoutes)"/>; <paramref name="replacedPersistent"/> tells whether the routes it replaced
     /// were those of a persistent session (false when it replaced none, or a tombstone).
     /// </summary>
-    public bool Apply(ClientRoutes routes, out bool replacedPersistent)
+    public bool Apply(ClientRoutes routes, out bool replacedPersistent) => Apply(routes, out replacedPersistent, out _);
+
+    /// <summary>
+    /// As <see cref="Apply(ClientRoutes, out bool)"/>; <paramref name="held"/> is what the table holds for the client
+    /// afterwards when it changed. Routes sharded by topic arrive in parts: a part of the version held adds the
+    /// subscriptions the table lacks (a shard this silo came to hold, caught up from a peer), so parts of one version
+    /// merge in any order and a repeated part changes nothing.
+    /// </summary>
+    public bool Apply(ClientRoutes routes, out bool replacedPersistent, out ClientRoutes held)
     {
         replacedPersistent = false;
+        held = routes;
         using (_lock.Write())
         {
             if (_clientTombstones.Covers(routes.ClientId, routes.Version))
@@ -77,7 +93,11 @@ internal sealed class RouteTable(TimeProvider timeProvider)
             _clientTombstones.Remove(routes.ClientId);
             if (_clients.TryGetValue(routes.ClientId, out var old))
             {
-                if (old.Version >= routes.Version)
+                if (old.Version == routes.Version && MergeParts(old, routes) is { } merged)
+                {
+                    routes = held = merged;
+                }
+                else if (old.Version >= routes.Version)
                 {
                     return false;
                 }
@@ -99,6 +119,71 @@ internal sealed class RouteTable(TimeProvider timeProvider)
             Index(routes);
             return true;
         }
+    }
+
+    // Two parts of one version of a client's routes: the union of their subscriptions, or null when the held part
+    // already has every subscription of the other. Whole routes (no SubscriptionTotal) of one version are the same
+    // routes: only a part can lack something.
+    private static ClientRoutes? MergeParts(ClientRoutes held, ClientRoutes part)
+    {
+        if (held.SubscriptionTotal is null)
+        {
+            return null;
+        }
+
+        List<Subscription>? added = null;
+        foreach (var s in part.Subscriptions)
+        {
+            if (Array.FindIndex(held.Subscriptions, h => h.Filter == s.Filter) < 0)
+            {
+                (added ??= []).Add(s);
+            }
+        }
+
+        if (added is null)
+        {
+            return null;
+        }
+
+        Subscription[] merged = [.. held.Subscriptions, .. added];
+        return held with { Subscriptions = merged, SubscriptionTotal = merged.Length >= held.SubscriptionTotal ? null : held.SubscriptionTotal };
+    }
+
+    /// <summary>
+    /// Drops the exact subscriptions of the shards this silo no longer holds (<paramref name="held"/>, see
+    /// <see cref="RouteHolders"/>): their routes went to other silos with a membership change. Returns how many.
+    /// Nothing is written to disk: the durable replica keeps them until the client's next change, and a restart
+    /// prunes again.
+    /// </summary>
+    public int Prune(RouteHolders holders, bool[] held)
+    {
+        var pruned = 0;
+        using (_lock.Write())
+        {
+            List<ClientRoutes>? changed = null;
+            foreach (var routes in _clients.Values)
+            {
+                var part = holders.PartFor(routes, held);
+                if (!ReferenceEquals(part, routes))
+                {
+                    (changed ??= []).Add(part);
+                }
+            }
+
+            if (changed is not null)
+            {
+                foreach (var part in changed)
+                {
+                    var old = _clients[part.ClientId];
+                    pruned += old.Subscriptions.Length - part.Subscriptions.Length;
+                    Unindex(old);
+                    _clients[part.ClientId] = part;
+                    Index(part);
+                }
+            }
+        }
+
+        return pruned;
     }
 
     /// <summary>Appends the clients whose sweep time has come (a delayed will is due or the session expires).</summary>
@@ -175,14 +260,35 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// Deletions are not in the digest (their tombstones expire at different times on different silos), but the
     /// entries they removed are, so a missed deletion still shows.
     /// </summary>
-    public long[] Digest()
+    public long[] Digest() => Digest(null, null);
+
+    /// <summary>
+    /// As <see cref="Digest()"/>; with routes sharded by topic (<paramref name="shards"/> not null) it also covers each
+    /// subscription the two silos compared should both hold: the wildcard filters and the exact filters of the shards
+    /// set in <paramref name="shards"/>, so a part missing on one of them shows as a differing bucket.
+    /// </summary>
+    public long[] Digest(RouteHolders? holders, bool[]? shards)
     {
         var digest = new long[DigestBuckets * 2];
         using (_lock.Read())
         {
             foreach (var (clientId, routes) in _clients)
             {
-                digest[BucketOf(clientId)] += ReplicaDigest.Hash(clientId, routes.Version);
+                var hash = ReplicaDigest.Hash(clientId, routes.Version);
+                var sum = hash;
+                if (holders is not null && shards is not null)
+                {
+                    foreach (var s in routes.Subscriptions)
+                    {
+                        var shard = holders.ShardOf(s);
+                        if (shard < 0 || shards[shard])
+                        {
+                            sum += ReplicaDigest.Hash(s.Filter, hash);
+                        }
+                    }
+                }
+
+                digest[BucketOf(clientId)] += sum;
             }
         }
 
@@ -194,7 +300,15 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// Copies what the table holds in the given digest buckets (all when null), deletions included (as routes with
     /// nothing in them and as retained updates without a message), for a peer to catch up or repair from.
     /// </summary>
-    public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(ISet<int>? buckets)
+    public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(ISet<int>? buckets) => Read(buckets, null, null, false);
+
+    /// <summary>
+    /// As <see cref="Read(ISet{int})"/>, for a peer that holds the shards set in <paramref name="shards"/> (routes
+    /// sharded by topic; null: all): each client's part for that peer. With <paramref name="onlyWithShards"/>, only
+    /// the clients with an exact filter in those shards, and no retained messages or deletions: what a peer that
+    /// already has every entry from elsewhere still needs from this silo.
+    /// </summary>
+    public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(ISet<int>? buckets, RouteHolders? holders, bool[]? shards, bool onlyWithShards)
     {
         var routes = new List<ClientRoutes>();
         var deleted = new List<(string Key, long Version)>();
@@ -205,8 +319,17 @@ internal sealed class RouteTable(TimeProvider timeProvider)
             {
                 if (clientInBuckets(clientId))
                 {
-                    routes.Add(r);
+                    var part = holders is null ? r : holders.PartFor(r, shards);
+                    if (!onlyWithShards || HasExact(holders!, part))
+                    {
+                        routes.Add(part);
+                    }
                 }
+            }
+
+            if (onlyWithShards)
+            {
+                return (routes, []);
             }
 
             _clientTombstones.Collect(clientInBuckets, deleted);
@@ -220,6 +343,19 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         var retained = new List<RetainedUpdate>();
         _retained.Read(buckets is null ? static _ => true : topic => buckets.Contains(DigestBuckets + BucketOf(topic)), retained);
         return (routes, retained);
+    }
+
+    private static bool HasExact(RouteHolders holders, ClientRoutes routes)
+    {
+        foreach (var s in routes.Subscriptions)
+        {
+            if (holders.ShardOf(s) >= 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Forgets deletions older than <paramref name="olderThanUtc"/>; returns how many.</summary>
@@ -261,7 +397,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         for (var i = 0; i < kept.Length; i++)
         {
             var r = kept[i];
-            result[i] = new ClientSummary(r.ClientId, r.Presence is not null, r.Presence?.GatewayId, r.UserName, r.Persistent, r.Subscriptions.Length, siloName);
+            result[i] = new ClientSummary(r.ClientId, r.Presence is not null, r.Presence?.GatewayId, r.UserName, r.Persistent, r.SubscriptionCount, siloName);
         }
 
         return result;
@@ -302,7 +438,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
                 if (share.Owns(clientId, routes.Home ?? routes.ActiveOn))
                 {
                     sessions++;
-                    subscriptions += routes.Subscriptions.Length;
+                    subscriptions += routes.SubscriptionCount;
                 }
             }
         }
@@ -339,6 +475,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         foreach (var s in routes.Subscriptions)
         {
             var entry = RouteEntry.For(routes.ClientId, s);
+            _exactCount += IsExact(entry.IndexFilter) ? 1 : 0;
             _index.Add(entry.IndexFilter, entry);
             if (entry.ShareKey is not null)
             {
@@ -347,12 +484,15 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         }
     }
 
+    private static bool IsExact(string topicFilter) => topicFilter.AsSpan().IndexOfAny('+', '#') < 0;
+
     // Under the write lock: the reverse of Index.
     private void Unindex(ClientRoutes routes)
     {
         foreach (var s in routes.Subscriptions)
         {
             var entry = RouteEntry.For(routes.ClientId, s);
+            _exactCount -= IsExact(entry.IndexFilter) ? 1 : 0;
             _index.Remove(entry.IndexFilter, entry);
             if (entry.ShareKey is not null)
             {

@@ -8,10 +8,16 @@ namespace Orleans.Mqtt.Grains;
 /// <summary>
 /// One shard of the topic space. Publishes to a topic are handled one at a time here, which gives per-topic order.
 /// QoS 0 copies go straight to the subscriber's gateway (one push per gateway); QoS 1/2 copies go to the
-/// subscriber's session grain, which queues them durably and owns their acknowledgement.
+/// subscriber's session grain, which queues them durably and owns their acknowledgement. With routes sharded by topic
+/// (<c>Mqtt:Routes:Sharding</c>) it runs on the first route holder of its shard, whose replica holds the shard's exact
+/// subscriptions (<see cref="TopicShardPlacement"/>).
 /// </summary>
+[TopicShardPlacement]
 internal sealed partial class TopicShardGrain(
     RouteTable routes,
+    RouteHolders holders,
+    IClusterMembershipService membership,
+    ILocalSiloDetails localSilo,
     ReplicaBroadcaster replicas,
     DeadGateways deadGateways,
     GatewayOutbox outbox,
@@ -22,13 +28,41 @@ internal sealed partial class TopicShardGrain(
 {
     private long _lastRetainedVersion;
 
-    // Matching on a replica that is still catching up could miss subscriptions: wait until it is complete.
-    public override Task OnActivateAsync(CancellationToken cancellationToken) => routes.Ready.WaitAsync(cancellationToken);
+    private int Shard => (int)this.GetPrimaryKeyLong();
+
+    // Matching on a replica that is still catching up could miss subscriptions: wait until it is complete, and, with
+    // routes sharded by topic, until it holds this shard's routes (a shard this silo came to hold with a membership
+    // change is copied from its former holders first).
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        await routes.Ready.WaitAsync(cancellationToken);
+        if (holders.Sharded && (uint)Shard < (uint)holders.Shards)
+        {
+            var snapshot = membership.CurrentSnapshot;
+            if (Array.IndexOf(holders.HoldersOf(snapshot, Shard), localSilo.SiloAddress) < 0)
+            {
+                // Placed by a silo that already sees a newer membership than this one.
+                await membership.Refresh();
+                snapshot = membership.CurrentSnapshot;
+            }
+
+            await holders.WhenServable(Shard, snapshot.Version).WaitAsync(cancellationToken);
+        }
+    }
 
     public async Task<int> Publish(MqttMessage message) => (await PublishBatch([message]))[0];
 
     public async Task<int[]> PublishBatch(MqttMessage[] messages)
     {
+        if (holders.Sharded && (uint)Shard < (uint)holders.Shards && !IsFirstHolder())
+        {
+            // A membership change made another silo this shard's first holder: the next activation goes there. This
+            // batch is still matched here, on routes that miss only what was subscribed since the change, if this
+            // silo no longer holds the shard at all.
+            metrics.ShardHandoffs.Add(1);
+            DeactivateOnIdle();
+        }
+
         var routed = new int[messages.Length];
         var matches = new List<SessionMatch>();
         Dictionary<string, (GatewayPresence Presence, List<Delivery> Items)>? direct = null;
@@ -133,6 +167,12 @@ internal sealed partial class TopicShardGrain(
         }
 
         return routed;
+    }
+
+    private bool IsFirstHolder()
+    {
+        var first = holders.HoldersOf(membership.CurrentSnapshot, Shard);
+        return first.Length == 0 || first[0].Equals(localSilo.SiloAddress);
     }
 
     private static Activity? StartRoute(MqttMessage message) =>

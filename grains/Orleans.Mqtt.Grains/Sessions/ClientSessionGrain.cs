@@ -57,6 +57,12 @@ internal sealed partial class ClientSessionGrain(
 
         await routeTable.Ready.WaitAsync(cancellationToken);
         var replicated = routeTable.Get(ClientId);
+        if (replicated is { SubscriptionTotal: not null } && replicated.Version > S.RouteVersion)
+        {
+            // Routes sharded by topic: this silo holds only a part of them, and the session is rebuilt from them.
+            replicated = await replicas.ReadWholeAsync(ClientId) ?? replicated;
+        }
+
         var recovered = false;
         if (!_migratedIn && replicated is { Persistent: true } && replicated.Version > S.RouteVersion)
         {

@@ -31,6 +31,7 @@ public sealed class MqttMetrics
         BytesSent = _meter.CreateCounter<long>("mqtt.bytes.sent", unit: "By", description: "Bytes of MQTT packets sent.");
         ReplicaApplyFailures = _meter.CreateCounter<long>("mqtt.replica.apply_failures", description: "Replica changes a live silo did not take within the retry window (left to the digest repair).");
         ReplicaRepairs = _meter.CreateCounter<long>("mqtt.replica.repaired", description: "Replica entries changed by catch-up or digest repair, by kind.");
+        ShardHandoffs = _meter.CreateCounter<long>("mqtt.routes.shard_handoffs", description: "Topic shard activations that found another silo is now their shard's first route holder, and left for it.");
         GatewaysLost = _meter.CreateCounter<long>("mqtt.gateways.lost", description: "Gateways declared dead (not heard from within the timeout).");
         SessionsOwnerLost = _meter.CreateCounter<long>("mqtt.sessions.owner_lost", description: "Sessions set offline because their gateway died.");
         SessionsStaleCopiesDropped = _meter.CreateCounter<long>("mqtt.sessions.stale_copies_dropped", description: "Stored session copies found older than their routes and dropped, by where (start: the silo's check at its start; activation: an activation that found one).");
@@ -95,6 +96,9 @@ public sealed class MqttMetrics
     /// <summary>Replica entries changed by catch-up or digest repair; tag <c>kind</c>.</summary>
     public Counter<long> ReplicaRepairs { get; }
 
+    /// <summary>Topic shard activations that left for their shard's new first route holder (<c>Mqtt:Routes:Sharding</c> Topic).</summary>
+    public Counter<long> ShardHandoffs { get; }
+
     /// <summary>Gateways declared dead.</summary>
     public Counter<long> GatewaysLost { get; }
 
@@ -148,8 +152,13 @@ public sealed class MqttMetrics
         _meter.CreateObservableGauge("mqtt.overload.state", state, description: "1 while the gateway is overloaded (Mqtt:Overload:*): new CONNECTs get Server busy and inbound QoS 0 publishes are dropped; 0 otherwise.");
 
     /// <summary>Registers the silo-side gauges (sessions, subscriptions, retained messages) read from the route replica.</summary>
-    public void ObserveReplica(Func<long> sessions, Func<long> subscriptions, Func<long> retained)
+    public void ObserveReplica(Func<long> sessions, Func<long> subscriptions, Func<long> retained, Func<long>? exactSubscriptions = null)
     {
+        if (exactSubscriptions is not null)
+        {
+            _meter.CreateObservableGauge("mqtt.subscriptions.exact", exactSubscriptions, description: "Of the subscriptions in the route replica, those without wildcards (with Mqtt:Routes:Sharding Topic: of the topic shards this silo holds).");
+        }
+
         _meter.CreateObservableGauge("mqtt.sessions", sessions, description: "Sessions known to the route replica (connected or persistent).");
         _meter.CreateObservableGauge("mqtt.subscriptions", subscriptions, description: "Subscriptions in the route replica.");
         _meter.CreateObservableGauge("mqtt.retained", retained, description: "Retained messages in the replica.");

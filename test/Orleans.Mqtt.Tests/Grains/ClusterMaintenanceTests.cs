@@ -43,6 +43,7 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
             });
             silo.AddMqttGrains(o =>
             {
+                RouteShardingFromEnvironment.Apply(o);
                 o.TopicShards = Shards;
                 o.SessionSweepInterval = TimeSpan.FromMilliseconds(200);
                 o.GatewayTimeout = TimeSpan.FromSeconds(3);

@@ -31,6 +31,7 @@ public sealed class MqttClusterFixture : IAsyncLifetime
             silo.AddMemoryGrainStorage(MqttGrainStorage.Name);
             silo.AddMqttGrains(o =>
             {
+                RouteShardingFromEnvironment.Apply(o);
                 o.TopicShards = Shards;
                 o.MaxQueuedMessages = MaxQueued;
                 o.MaxInflightMessages = MaxInflight;

@@ -71,6 +71,7 @@ public sealed class SessionFailoverTests : IAsyncLifetime
             });
             silo.AddMqttGrains(o =>
             {
+                RouteShardingFromEnvironment.Apply(o);
                 o.TopicShards = Shards;
                 o.MaxInflightMessages = MaxInflight;
                 o.SessionReplicas = 2;

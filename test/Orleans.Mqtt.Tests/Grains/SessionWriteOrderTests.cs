@@ -27,7 +27,11 @@ public sealed class SessionWriteOrderTests : IAsyncLifetime
         builder.ConfigureSilo((_, silo) =>
         {
             silo.Services.AddGrainStorage(MqttGrainStorage.Name, (services, _) => new GatedGrainStorage(new SiloLocalGrainStorage(services.GetRequiredService<DeepCopier>()), gate));
-            silo.AddMqttGrains(o => o.TopicShards = Shards);
+            silo.AddMqttGrains(o =>
+            {
+                o.TopicShards = Shards;
+                RouteShardingFromEnvironment.Apply(o);
+            });
         });
         _cluster = builder.Build();
         await _cluster.DeployAsync();

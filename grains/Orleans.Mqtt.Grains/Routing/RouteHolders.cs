@@ -1,0 +1,253 @@
+using Microsoft.Extensions.Options;
+using Orleans.Mqtt.Topics;
+
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// Which silos hold which routes (<c>Mqtt:Routes:Sharding</c>). Off: every silo holds every subscription. Topic: a
+/// filter without wildcards (shared or not) is held by the route holders of its topic shard, the shard every publish
+/// to that topic goes to: the first <c>Mqtt:Routes:Copies</c> active silos ranked by rendezvous hashing of the shard
+/// and the silo name (<see cref="SessionHolders.Score"/>), so every silo computes the same holders from the same
+/// membership view and a joining or leaving silo moves about one shard in N. The shard grain runs on the first holder
+/// (<see cref="TopicShardPlacementDirector"/>). Wildcard filters, and every client's entry (home, expiry, presence,
+/// state base), stay on every silo.
+/// </summary>
+internal sealed class RouteHolders
+{
+    private readonly int _shards;
+    private readonly int _copies;
+    private readonly Dictionary<int, TaskCompletionSource> _catchingUp = [];
+    private TaskCompletionSource _followedChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private MembershipVersion _followed = MembershipVersion.MinValue;
+    private View? _view;
+
+    public RouteHolders(IOptions<MqttBrokerOptions> options)
+    {
+        _shards = options.Value.TopicShards;
+        _copies = options.Value.Routes.Copies;
+        Sharded = options.Value.Routes.Sharding == RouteSharding.Topic;
+    }
+
+    /// <summary>Whether exact filters are held by their shard's holders only.</summary>
+    public bool Sharded { get; }
+
+    /// <summary>The number of topic shards.</summary>
+    public int Shards => _shards;
+
+    /// <summary>The shard of a filter without wildcards (of its topic filter, for a shared one); -1 for a wildcard filter.</summary>
+    public int ShardOf(Subscription subscription) => ShardOf(subscription.Filter, _shards);
+
+    /// <inheritdoc cref="ShardOf(Subscription)"/>
+    public static int ShardOf(string filter, int shards)
+    {
+        var topicFilter = SharedSubscription.TryParse(filter, out _, out var inner) ? inner : filter;
+        return topicFilter.AsSpan().IndexOfAny('+', '#') >= 0 ? -1 : MqttTopic.ShardOf(topicFilter, shards);
+    }
+
+    /// <summary>The holders of <paramref name="shard"/> in <paramref name="snapshot"/>, first holder first.</summary>
+    public SiloAddress[] HoldersOf(ClusterMembershipSnapshot snapshot, int shard) => ViewOf(snapshot).Holders[shard];
+
+    /// <summary>
+    /// The shards <paramref name="silo"/> holds in <paramref name="snapshot"/> (null when not sharded: all of them).
+    /// </summary>
+    public bool[]? ShardsHeldBy(ClusterMembershipSnapshot snapshot, SiloAddress silo)
+    {
+        if (!Sharded)
+        {
+            return null;
+        }
+
+        var view = ViewOf(snapshot);
+        lock (view.Held)
+        {
+            if (!view.Held.TryGetValue(silo, out var held))
+            {
+                held = new bool[_shards];
+                for (var shard = 0; shard < _shards; shard++)
+                {
+                    held[shard] = Array.IndexOf(view.Holders[shard], silo) >= 0;
+                }
+
+                view.Held[silo] = held;
+            }
+
+            return held;
+        }
+    }
+
+    /// <summary>
+    /// The part of <paramref name="routes"/> a silo holding <paramref name="held"/> keeps: the client's entry with its
+    /// wildcard filters and its exact filters of those shards (all of them when <paramref name="held"/> is null).
+    /// </summary>
+    public ClientRoutes PartFor(ClientRoutes routes, bool[]? held)
+    {
+        if (held is null || routes.Subscriptions.Length == 0)
+        {
+            return routes;
+        }
+
+        List<Subscription>? kept = null;
+        var subscriptions = routes.Subscriptions;
+        for (var i = 0; i < subscriptions.Length; i++)
+        {
+            var shard = ShardOf(subscriptions[i]);
+            var keep = shard < 0 || held[shard];
+            if (!keep && kept is null)
+            {
+                kept = new List<Subscription>(subscriptions.Length);
+                for (var j = 0; j < i; j++)
+                {
+                    kept.Add(subscriptions[j]);
+                }
+            }
+            else if (keep && kept is not null)
+            {
+                kept.Add(subscriptions[i]);
+            }
+        }
+
+        return kept is null
+            ? routes
+            : routes with { Subscriptions = [.. kept], SubscriptionTotal = routes.SubscriptionTotal ?? subscriptions.Length };
+    }
+
+    /// <summary>
+    /// Completes when this silo holds every route of <paramref name="shard"/>: at once, unless the silo came to hold the
+    /// shard with a membership change and is still copying its routes from the previous holders.
+    /// </summary>
+    public Task WhenCaughtUp(int shard)
+    {
+        lock (_catchingUp)
+        {
+            return _catchingUp.TryGetValue(shard, out var pending) ? pending.Task : Task.CompletedTask;
+        }
+    }
+
+    /// <summary>
+    /// Completes when this silo's replica has taken in membership <paramref name="version"/> (marked the shards it came
+    /// to hold as catching up) and holds every route of <paramref name="shard"/>: what a shard grain waits for before
+    /// it matches.
+    /// </summary>
+    public async Task WhenServable(int shard, MembershipVersion version)
+    {
+        while (true)
+        {
+            Task changed;
+            lock (_catchingUp)
+            {
+                if (_followed >= version)
+                {
+                    break;
+                }
+
+                changed = _followedChanged.Task;
+            }
+
+            await changed;
+        }
+
+        await WhenCaughtUp(shard);
+    }
+
+    /// <summary>Records that the replica has taken in membership <paramref name="version"/> (see <see cref="WhenServable"/>).</summary>
+    public void MarkFollowed(MembershipVersion version)
+    {
+        TaskCompletionSource changed;
+        lock (_catchingUp)
+        {
+            if (version <= _followed)
+            {
+                return;
+            }
+
+            _followed = version;
+            changed = _followedChanged;
+            _followedChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        changed.TrySetResult();
+    }
+
+    /// <summary>Marks shards this silo came to hold as being caught up (see <see cref="WhenCaughtUp"/>).</summary>
+    public void MarkCatchingUp(IEnumerable<int> shards)
+    {
+        lock (_catchingUp)
+        {
+            foreach (var shard in shards)
+            {
+                if (!_catchingUp.ContainsKey(shard))
+                {
+                    _catchingUp[shard] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
+            }
+        }
+    }
+
+    /// <summary>Releases the shards marked by <see cref="MarkCatchingUp"/>.</summary>
+    public void MarkCaughtUp(IEnumerable<int> shards)
+    {
+        lock (_catchingUp)
+        {
+            foreach (var shard in shards)
+            {
+                if (_catchingUp.Remove(shard, out var pending))
+                {
+                    pending.TrySetResult();
+                }
+            }
+        }
+    }
+
+    private View ViewOf(ClusterMembershipSnapshot snapshot)
+    {
+        var view = _view;
+        if (view is not null && view.Version == snapshot.Version)
+        {
+            return view;
+        }
+
+        var active = new List<(string Name, SiloAddress Silo)>();
+        foreach (var member in snapshot.Members.Values)
+        {
+            if (member.Status == SiloStatus.Active)
+            {
+                active.Add((member.Name ?? member.SiloAddress.ToParsableString(), member.SiloAddress));
+            }
+        }
+
+        var holders = new SiloAddress[_shards][];
+        var ranked = new List<(ulong Score, SiloAddress Silo)>(active.Count);
+        for (var shard = 0; shard < _shards; shard++)
+        {
+            ranked.Clear();
+            var key = ShardKey(shard);
+            foreach (var (name, silo) in active)
+            {
+                ranked.Add((SessionHolders.Score(key, name), silo));
+            }
+
+            ranked.Sort(static (a, b) => a.Score != b.Score ? b.Score.CompareTo(a.Score) : a.Silo.CompareTo(b.Silo));
+            var count = Math.Min(_copies, ranked.Count);
+            var shardHolders = new SiloAddress[count];
+            for (var i = 0; i < count; i++)
+            {
+                shardHolders[i] = ranked[i].Silo;
+            }
+
+            holders[shard] = shardHolders;
+        }
+
+        view = new View(snapshot.Version, holders);
+        _view = view;
+        return view;
+    }
+
+    // Not a client id any MQTT client can have (the NUL character is not allowed in one), though the scores would not
+    // collide in a way that matters if it were.
+    private static string ShardKey(int shard) => "\0shard/" + shard.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private sealed record View(MembershipVersion Version, SiloAddress[][] Holders)
+    {
+        public Dictionary<SiloAddress, bool[]> Held { get; } = [];
+    }
+}
