@@ -298,7 +298,8 @@ public sealed class ChaosRun : IAsyncDisposable
             }
         }
 
-        // A missing message is counted against the last kill before it was first published (or none).
+        // A missing message is counted against the last kill before it was first published (or none): one published
+        // just before a kill and lost by it counts before that kill (CHAOS_KILLS=0 shows what is lost without kills).
         var kills = _kills.OrderBy(k => k.At).ToList();
         var lostPerKill = new int[kills.Count];
         var lostBeforeKills = 0;
@@ -454,7 +455,7 @@ public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing
             text.AppendLine(CultureInfo.InvariantCulture, $"| {k.Label} | {Range(k.Subscribers)} | {Range(k.SlowSubscribers)} | {Range(k.Publishers)} | {k.Lost} |");
         }
 
-        text.AppendLine(CultureInfo.InvariantCulture, $"{Acknowledged} acknowledged, {Missing.Count} missing ({LostBeforeKills} before any kill), {Qos2Duplicates.Count} QoS 2 duplicates ({Qos2ResentAfterReconnect} QoS 2 copies re-sent with DUP and the same packet id after a reconnect, not counted), {OrderViolations.Count} order violations");
+        text.AppendLine(CultureInfo.InvariantCulture, $"{Acknowledged} acknowledged, {Missing.Count} missing ({LostBeforeKills} of them first sent before the first kill), {Qos2Duplicates.Count} QoS 2 duplicates ({Qos2ResentAfterReconnect} QoS 2 copies re-sent with DUP and the same packet id after a reconnect, not counted), {OrderViolations.Count} order violations");
         text.AppendLine("dropped by the brokers (live members at the end): " + (Drops.Count == 0 ? "none" : string.Join(", ", Drops.Select(d => $"{d.Key} {d.Value}"))));
         foreach (var line in MissingBySubscriber.Concat(Missing.Take(5).Select(m => "missing " + m)).Concat(Qos2Duplicates.Take(5).Select(d => "duplicate " + d)).Concat(OrderViolations.Take(5)))
         {
