@@ -4,6 +4,7 @@
 # offline) receive and publishers on both gateways publish; prints the stall per kill and what was lost.
 #
 #   bench/chaos.sh [MINUTES]          CHAOS_SEED=n repeats a run's choices; OUT=dir keeps the report and log
+#   CHAOS_KILLS=0 runs the same load without kills (a loss there is not caused by a kill)
 #
 # The run is ChaosTests.Random_kills_… of the end-to-end tests (skipped there unless CHAOS_MINUTES is set); it fails
 # when an acknowledged message is missing, a QoS 2 message arrives twice, per-publisher order breaks or a connected

@@ -92,8 +92,16 @@ public sealed class ChaosTests(ITestOutputHelper output) : IAsyncLifetime
     {
         var length = TimeSpan.FromMinutes(double.Parse(Environment.GetEnvironmentVariable(SoakFactAttribute.Minutes)!, CultureInfo.InvariantCulture));
         var seed = int.TryParse(Environment.GetEnvironmentVariable("CHAOS_SEED"), out var s) ? s : Environment.TickCount;
-        output.WriteLine($"CHAOS_SEED={seed}, {length.TotalMinutes} minutes");
+        // CHAOS_KILLS=0: the same load without kills, which tells a loss caused by kills from one that is not.
+        var kills = Environment.GetEnvironmentVariable("CHAOS_KILLS") != "0";
+        output.WriteLine($"CHAOS_SEED={seed}, {length.TotalMinutes} minutes{(kills ? string.Empty : ", no kills")}");
         var random = new Random(seed);
+        if (Environment.GetEnvironmentVariable("CHAOS_REPORT") is { Length: > 0 } reportFile)
+        {
+            // Every member's whole output beside the report, for finding where a missing message went.
+            _cluster.LogDirectory = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(reportFile))!, "members");
+        }
+
         var clock = Stopwatch.StartNew();
         var restarting = new ConcurrentDictionary<ClusterMember, Task>();
         var killedForGood = false;
@@ -114,6 +122,11 @@ public sealed class ChaosTests(ITestOutputHelper output) : IAsyncLifetime
         while (clock.Elapsed < length)
         {
             await Task.Delay(TimeSpan.FromSeconds(random.Next(20, 41)));
+            if (!kills)
+            {
+                continue;
+            }
+
             var silos = _cluster.Silos.Where(Up).ToList();
             var gateways = _cluster.Gateways.Where(Up).ToList();
             var choice = random.Next(10);
@@ -148,10 +161,11 @@ public sealed class ChaosTests(ITestOutputHelper output) : IAsyncLifetime
 
         await Task.WhenAll(restarting.Values);
         var report = await run.FinishAsync(TimeSpan.FromSeconds(60));
+        await _cluster.SaveLogsAsync();
         output.WriteLine(report.ToString());
         if (Environment.GetEnvironmentVariable("CHAOS_REPORT") is { Length: > 0 } file)
         {
-            await File.WriteAllTextAsync(file, $"CHAOS_SEED={seed}, {length.TotalMinutes} minutes\n\n{report}");
+            await File.WriteAllTextAsync(file, $"CHAOS_SEED={seed}, {length.TotalMinutes} minutes{(kills ? string.Empty : ", no kills")}\n\n{report}");
         }
 
         AssertNothingLost(report, qos2ExactlyOnce: true);

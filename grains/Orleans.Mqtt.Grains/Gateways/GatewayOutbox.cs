@@ -8,10 +8,15 @@ namespace Orleans.Mqtt.Grains;
 
 /// <summary>
 /// The silo's pushes to gateways. Grains hand their deliveries over and go on with their next turn; one lane per
-/// gateway sends them in the order they were handed over, merging whatever queued up meanwhile into one push. So a
-/// slow or dead gateway holds up nobody but its own lane, and a busy silo pushes once per gateway per round trip,
-/// not once per message. Pushes to a gateway known dead are dropped (its QoS 1/2 messages stay in flight in their
-/// sessions and go out again when the clients resume elsewhere).
+/// gateway process (its observer reference) sends them in the order they were handed over, merging whatever queued up
+/// meanwhile into one push. So a slow or dead gateway holds up nobody but its own lane, and a busy silo pushes once per
+/// gateway per round trip, not once per message. A gateway restarted under the same id is a new process with a new
+/// reference and gets its own lane: deliveries for its connections never travel with (or wait behind) those still
+/// addressed to the process that died. Pushes to a gateway known dead are dropped (its QoS 1/2 messages stay in flight
+/// in their sessions and go out again when the clients resume elsewhere). A push that fails while the gateway is not
+/// known dead is sent again (QoS 1/2 only, with DUP set, a few times): its messages are in flight in their sessions,
+/// which send nothing more to a connected client until it acknowledges them, so one lost push would hold that client's
+/// window, with a full queue and dropped messages behind it, for as long as the connection lasts.
 /// </summary>
 internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetrics metrics, TimeProvider timeProvider, ILogger<GatewayOutbox> logger) : IDisposable
 {
@@ -24,7 +29,13 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
     public const int MaxQueuedQos0 = 100_000;
 
     private const int MaxPushSize = 4096;
-    private readonly ConcurrentDictionary<string, Lane> _lanes = new(StringComparer.Ordinal);
+
+    // A failed push is tried this many times in all before its QoS 1/2 messages are left to their sessions' resend on
+    // reconnect; with the push timeout (5 s) that is up to half a minute for a gateway that neither answers nor is
+    // declared dead (a killed process whose id another process has taken over).
+    private const int MaxPushAttempts = 5;
+    private static readonly TimeSpan RetryPause = TimeSpan.FromMilliseconds(200);
+    private readonly ConcurrentDictionary<IGatewayObserver, Lane> _lanes = new();
     private readonly CancellationTokenSource _stopping = new();
 
     /// <summary>Queues deliveries for one gateway; returns at once.</summary>
@@ -41,8 +52,8 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
             return;
         }
 
-        var lane = _lanes.GetOrAdd(presence.GatewayId, static (id, outbox) => outbox.StartLane(id), this);
-        lane.Enqueue(presence.Gateway, deliveries);
+        var lane = _lanes.GetOrAdd(presence.Gateway, static (gateway, state) => state.Outbox.StartLane(gateway, state.GatewayId), (Outbox: this, presence.GatewayId));
+        lane.Enqueue(deliveries);
     }
 
     public void Dispose()
@@ -51,9 +62,9 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
         _stopping.Dispose();
     }
 
-    private Lane StartLane(string gatewayId)
+    private Lane StartLane(IGatewayObserver gateway, string gatewayId)
     {
-        var lane = new Lane(gatewayId, this);
+        var lane = new Lane(gateway, gatewayId, this);
         _ = Task.Run(() => lane.RunAsync(_stopping.Token));
         return lane;
     }
@@ -78,20 +89,20 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Push of {Count} deliveries to gateway {GatewayId} failed")]
-    private static partial void LogPushFailed(ILogger logger, Exception ex, string gatewayId, int count);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Push of {Count} deliveries to gateway {GatewayId} failed (attempt {Attempt} of {MaxAttempts}; QoS 1/2 ones are sent again with DUP while attempts remain and the gateway is not known dead, then left to their sessions' resend on reconnect)")]
+    private static partial void LogPushFailed(ILogger logger, Exception ex, string gatewayId, int count, int attempt, int maxAttempts);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway {GatewayId} has {Count} QoS 0 deliveries queued; dropping newer ones until it catches up ({Suppressed} dropped since the last such line; one line per 10 s)")]
     private static partial void LogBacklog(ILogger logger, string gatewayId, int count, long suppressed);
 
-    private sealed class Lane(string gatewayId, GatewayOutbox outbox)
+    private sealed class Lane(IGatewayObserver gateway, string gatewayId, GatewayOutbox outbox)
     {
-        private readonly Channel<(IGatewayObserver Gateway, IReadOnlyList<Delivery> Items)> _queue =
-            Channel.CreateUnbounded<(IGatewayObserver, IReadOnlyList<Delivery>)>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly Channel<IReadOnlyList<Delivery>> _queue =
+            Channel.CreateUnbounded<IReadOnlyList<Delivery>>(new UnboundedChannelOptions { SingleReader = true });
         private readonly LogLimiter _backlogLog = new(outbox._timeProvider, LogLimiter.DefaultInterval);
         private int _queuedQos0;
 
-        public void Enqueue(IGatewayObserver gateway, IReadOnlyList<Delivery> deliveries)
+        public void Enqueue(IReadOnlyList<Delivery> deliveries)
         {
             var qos0 = CountQos0(deliveries);
             if (qos0 > 0 && Interlocked.Add(ref _queuedQos0, qos0) > MaxQueuedQos0)
@@ -114,7 +125,7 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
                 deliveries = [.. deliveries.Where(d => d.Qos > 0)];
             }
 
-            _queue.Writer.TryWrite((gateway, deliveries));
+            _queue.Writer.TryWrite(deliveries);
         }
 
         public async Task RunAsync(CancellationToken cancellationToken)
@@ -125,36 +136,71 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
             {
                 while (await reader.WaitToReadAsync(cancellationToken))
                 {
-                    IGatewayObserver? gateway = null;
                     batch.Clear();
-                    while (batch.Count < MaxPushSize && reader.TryRead(out var item))
+                    while (batch.Count < MaxPushSize && reader.TryRead(out var items))
                     {
-                        // The newest reference wins: a gateway re-registering gets a new observer under the same id.
-                        gateway = item.Gateway;
-                        batch.AddRange(item.Items);
+                        batch.AddRange(items);
                     }
 
                     Interlocked.Add(ref _queuedQos0, -CountQos0(batch));
-                    if (outbox._deadGateways.Contains(gatewayId))
-                    {
-                        outbox.Drop(batch, DropReason.GatewayDead);
-                        continue;
-                    }
-
-                    try
-                    {
-                        await gateway!.Deliver([.. batch]);
-                    }
-                    catch (Exception ex)
-                    {
-                        outbox.Drop(batch, DropReason.GatewayUnreachable);
-                        LogPushFailed(outbox._logger, ex, gatewayId, batch.Count);
-                    }
+                    await PushAsync(batch, cancellationToken);
                 }
             }
             catch (OperationCanceledException)
             {
             }
+        }
+
+        private async Task PushAsync(List<Delivery> batch, CancellationToken cancellationToken)
+        {
+            IReadOnlyList<Delivery> push = batch;
+            for (var attempt = 1; ; attempt++)
+            {
+                if (outbox._deadGateways.Contains(gatewayId))
+                {
+                    outbox.Drop(push, DropReason.GatewayDead);
+                    return;
+                }
+
+                try
+                {
+                    await gateway.Deliver([.. push]);
+                    return;
+                }
+                catch (Exception ex)
+                {
+                    LogPushFailed(outbox._logger, ex, gatewayId, push.Count, attempt, MaxPushAttempts);
+                    outbox.Drop(push, DropReason.GatewayUnreachable);
+                    if (attempt == MaxPushAttempts)
+                    {
+                        return;
+                    }
+
+                    // The gateway may have written them before the failure reached here: again, the client sees a
+                    // copy with DUP and the same packet id, which MQTT allows for QoS 1/2. QoS 0 is not sent twice.
+                    push = RetryCopies(push);
+                    if (push.Count == 0)
+                    {
+                        return;
+                    }
+                }
+
+                await Task.Delay(RetryPause, outbox._timeProvider, cancellationToken);
+            }
+        }
+
+        private static List<Delivery> RetryCopies(IReadOnlyList<Delivery> push)
+        {
+            var again = new List<Delivery>(push.Count);
+            foreach (var d in push)
+            {
+                if (d.Qos > 0)
+                {
+                    again.Add(d.Kind == DeliveryKind.Publish ? d with { Dup = true } : d);
+                }
+            }
+
+            return again;
         }
     }
 }

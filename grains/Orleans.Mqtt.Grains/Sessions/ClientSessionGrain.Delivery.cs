@@ -149,8 +149,9 @@ internal sealed partial class ClientSessionGrain
     private Delivery ToDelivery(InflightMessage m, bool dup) =>
         new(_presence!.ConnectionId, m.Delivery.Message, m.Delivery.Qos, m.Delivery.Retain, m.PacketId, dup, m.Delivery.SubscriptionIds);
 
-    // Handed to the silo's outbox, not awaited: the messages are in flight in this session's state already, and a
-    // push that fails is made good when the client resumes (they are re-sent with DUP).
+    // Handed to the silo's outbox, not awaited: the messages are in flight in this session's state already; the outbox
+    // sends a failed push again while the gateway lives, and what it gives up on goes out again (with DUP) when the
+    // client resumes.
     private Task PushAsync(List<Delivery> outgoing)
     {
         if (outgoing.Count > 0 && _presence is { } presence)

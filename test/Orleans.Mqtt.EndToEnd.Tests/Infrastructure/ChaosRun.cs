@@ -108,7 +108,41 @@ public sealed class ChaosRun : IAsyncDisposable
             await Task.Delay(100);
         }
 
-        return Report();
+        return Report(await DropsAsync());
+    }
+
+    // The brokers' own count of messages they dropped by design (mqtt.messages.dropped, by reason), summed over the
+    // members alive at the end (a killed member's counters went with it).
+    private async Task<IReadOnlyDictionary<string, long>> DropsAsync()
+    {
+        var drops = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        foreach (var member in _cluster.Silos.Concat(_cluster.Gateways).Where(m => !m.HasExited))
+        {
+            string text;
+            try
+            {
+                text = await Metrics.ScrapeAsync(member.HttpPort);
+            }
+            catch (HttpRequestException)
+            {
+                continue;
+            }
+
+            foreach (var line in text.Split('\n'))
+            {
+                const string Name = "mqtt_messages_dropped_total{";
+                var at = line.IndexOf("reason=\"", StringComparison.Ordinal);
+                if (!line.StartsWith(Name, StringComparison.Ordinal) || at < 0)
+                {
+                    continue;
+                }
+
+                var reason = line[(at + 8)..line.IndexOf('"', at + 8)];
+                drops[reason] = drops.GetValueOrDefault(reason) + (long)double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return drops;
     }
 
     public async ValueTask DisposeAsync()
@@ -194,7 +228,7 @@ public sealed class ChaosRun : IAsyncDisposable
                             .WithQualityOfServiceLevel((MqttQualityOfServiceLevel)_subscribers[target].Qos).Build(), timeout.Token);
                         if (result.ReasonCode is MqttClientPublishReasonCode.Success or MqttClientPublishReasonCode.NoMatchingSubscribers)
                         {
-                            _acknowledged[payload] = new Published(target, firstAttempt, _clock.Elapsed, attempt);
+                            _acknowledged[payload] = new Published(target, firstAttempt, _clock.Elapsed, attempt, result.ReasonCode == MqttClientPublishReasonCode.NoMatchingSubscribers);
                             break;
                         }
                     }
@@ -225,9 +259,14 @@ public sealed class ChaosRun : IAsyncDisposable
     private IEnumerable<string> Missing() =>
         _acknowledged.Where(a => !_subscribers[a.Value.Subscriber].Received.ContainsKey(a.Key)).Select(a => a.Key);
 
-    private ChaosReport Report()
+    private ChaosReport Report(IReadOnlyDictionary<string, long> drops)
     {
         var missing = Missing().ToList();
+
+        // Where the missing messages were headed, how they were acknowledged and when they were first sent: a loss
+        // spread over time points elsewhere than one in a window after a kill.
+        var perSubscriber = missing.Select(m => _acknowledged[m]).GroupBy(a => a.Subscriber).OrderBy(g => g.Key).Select(g =>
+            string.Create(CultureInfo.InvariantCulture, $"s{g.Key} ({_subscribers[g.Key].Kind}, QoS {_subscribers[g.Key].Qos}): {g.Count()} missing, {g.Count(a => a.NoMatchingSubscribers)} acknowledged as no matching subscribers, {g.Count(a => a.Attempts > 1)} sent more than once, first sent {g.Min(a => a.FirstAttempt).TotalSeconds:F1}-{g.Max(a => a.FirstAttempt).TotalSeconds:F1} s")).ToList();
         var qos2Duplicates = new List<string>();
         var orderViolations = new List<string>();
         foreach (var s in _subscribers)
@@ -259,7 +298,8 @@ public sealed class ChaosRun : IAsyncDisposable
             }
         }
 
-        // A missing message is counted against the last kill before it was first published (or none).
+        // A missing message is counted against the last kill before it was first published (or none): one published
+        // just before a kill and lost by it counts before that kill (CHAOS_KILLS=0 shows what is lost without kills).
         var kills = _kills.OrderBy(k => k.At).ToList();
         var lostPerKill = new int[kills.Count];
         var lostBeforeKills = 0;
@@ -278,7 +318,11 @@ public sealed class ChaosRun : IAsyncDisposable
 
         var stalls = kills.Select((k, i) => new KillStall(
             k.Label, SubscriberStalls(k.At, SubscriberKind.Connected), SubscriberStalls(k.At, SubscriberKind.Slow), PublisherStalls(k.At), lostPerKill[i])).ToList();
-        return new ChaosReport(_acknowledged.Count, missing, lostBeforeKills, qos2Duplicates, orderViolations, stalls, _subscribers.Sum(s => s.ResentAfterReconnect));
+        return new ChaosReport(_acknowledged.Count, missing, lostBeforeKills, qos2Duplicates, orderViolations, stalls, _subscribers.Sum(s => s.ResentAfterReconnect))
+        {
+            MissingBySubscriber = perSubscriber,
+            Drops = drops,
+        };
     }
 
     // For each subscriber of the kind: the time from the kill to its first delivery of a message first published after it.
@@ -300,7 +344,7 @@ public sealed class ChaosRun : IAsyncDisposable
             .Select(g => g.Where(a => a.Value.FirstAttempt > killedAt).Select(a => a.Value.AcknowledgedAt).DefaultIfEmpty(TimeSpan.MaxValue).Min())
             .Select(t => t == TimeSpan.MaxValue ? t : t - killedAt)];
 
-    private sealed record Published(int Subscriber, TimeSpan FirstAttempt, TimeSpan AcknowledgedAt, int Attempts);
+    private sealed record Published(int Subscriber, TimeSpan FirstAttempt, TimeSpan AcknowledgedAt, int Attempts, bool NoMatchingSubscribers);
 
     private sealed record Kill(string Label, TimeSpan At);
 
@@ -394,6 +438,12 @@ public sealed class ChaosRun : IAsyncDisposable
 /// <summary>The outcome of a <see cref="ChaosRun"/>.</summary>
 public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing, int LostBeforeKills, IReadOnlyList<string> Qos2Duplicates, IReadOnlyList<string> OrderViolations, IReadOnlyList<KillStall> Kills, int Qos2ResentAfterReconnect)
 {
+    /// <summary>Per subscriber with missing messages: its kind, how many, how they were acknowledged and when sent.</summary>
+    public IReadOnlyList<string> MissingBySubscriber { get; init; } = [];
+
+    /// <summary>Messages the live members counted as dropped at the end of the run (<c>mqtt_messages_dropped_total</c>), by reason.</summary>
+    public IReadOnlyDictionary<string, long> Drops { get; init; } = new Dictionary<string, long>();
+
     /// <summary>A table: one row per kill with the stalls of subscribers and publishers (p50 / max) and what was lost, then the totals.</summary>
     public override string ToString()
     {
@@ -405,8 +455,9 @@ public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing
             text.AppendLine(CultureInfo.InvariantCulture, $"| {k.Label} | {Range(k.Subscribers)} | {Range(k.SlowSubscribers)} | {Range(k.Publishers)} | {k.Lost} |");
         }
 
-        text.AppendLine(CultureInfo.InvariantCulture, $"{Acknowledged} acknowledged, {Missing.Count} missing ({LostBeforeKills} before any kill), {Qos2Duplicates.Count} QoS 2 duplicates ({Qos2ResentAfterReconnect} QoS 2 copies re-sent with DUP and the same packet id after a reconnect, not counted), {OrderViolations.Count} order violations");
-        foreach (var line in Missing.Take(5).Select(m => "missing " + m).Concat(Qos2Duplicates.Take(5).Select(d => "duplicate " + d)).Concat(OrderViolations.Take(5)))
+        text.AppendLine(CultureInfo.InvariantCulture, $"{Acknowledged} acknowledged, {Missing.Count} missing ({LostBeforeKills} of them first sent before the first kill), {Qos2Duplicates.Count} QoS 2 duplicates ({Qos2ResentAfterReconnect} QoS 2 copies re-sent with DUP and the same packet id after a reconnect, not counted), {OrderViolations.Count} order violations");
+        text.AppendLine("dropped by the brokers (live members at the end): " + (Drops.Count == 0 ? "none" : string.Join(", ", Drops.Select(d => $"{d.Key} {d.Value}"))));
+        foreach (var line in MissingBySubscriber.Concat(Missing.Take(5).Select(m => "missing " + m)).Concat(Qos2Duplicates.Take(5).Select(d => "duplicate " + d)).Concat(OrderViolations.Take(5)))
         {
             text.AppendLine(line);
         }

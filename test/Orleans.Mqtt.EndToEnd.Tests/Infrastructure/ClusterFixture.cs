@@ -164,9 +164,35 @@ public sealed class ClusterFixture : IAsyncLifetime
             throw new InvalidOperationException($"{member.Name} is still running; kill it first.");
         }
 
+        await SaveLogAsync(member);
         await member.Process.DisposeAsync();
         await StartAsync(member);
         _startup.Enqueue($"{member.Name} restarted {_clock.Elapsed.TotalSeconds:F1} s");
+    }
+
+    /// <summary>
+    /// A directory that keeps every member's whole output (<c>siloN.log</c>, <c>gatewayN.log</c>, each process of a
+    /// restarted member after the one before): written when a member is restarted and by <see cref="SaveLogsAsync"/>.
+    /// Null (the default): nothing is written.
+    /// </summary>
+    public string? LogDirectory { get; set; }
+
+    /// <summary>Appends the output of every member's current process to <see cref="LogDirectory"/>, if set.</summary>
+    public async Task SaveLogsAsync()
+    {
+        foreach (var member in Silos.Concat(Gateways))
+        {
+            await SaveLogAsync(member);
+        }
+    }
+
+    private async Task SaveLogAsync(ClusterMember member)
+    {
+        if (LogDirectory is { } directory)
+        {
+            Directory.CreateDirectory(directory);
+            await File.AppendAllLinesAsync(Path.Combine(directory, member.Name + ".log"), [$"--- {member.Name} process ---", .. member.Process.Lines]);
+        }
     }
 
     /// <summary>The last lines of every process, labelled, for assertion messages.</summary>
