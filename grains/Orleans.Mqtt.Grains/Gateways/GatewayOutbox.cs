@@ -30,10 +30,12 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
 
     private const int MaxPushSize = 4096;
 
-    // A failed push is tried this many times in all before its QoS 1/2 messages are left to their sessions' resend on
-    // reconnect; with the push timeout (5 s) that is up to half a minute for a gateway that neither answers nor is
-    // declared dead (a killed process whose id another process has taken over).
-    private const int MaxPushAttempts = 5;
+    // A failed push is tried again for this long before its QoS 1/2 messages are left to their sessions' resend on
+    // reconnect. A session sends a connected client nothing more until it acknowledges what is in flight, so a push
+    // given up while the client stays connected freezes that client: after a silo kill, pushes to a live gateway were
+    // seen failing for 30 s, longer than five attempts of the 5 s push timeout. The bound is for a gateway that
+    // neither answers nor is declared dead (a killed process whose id another process has taken over).
+    private static readonly TimeSpan MaxRetryTime = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan RetryPause = TimeSpan.FromMilliseconds(200);
     private readonly ConcurrentDictionary<IGatewayObserver, Lane> _lanes = new();
     private readonly CancellationTokenSource _stopping = new();
@@ -89,8 +91,8 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Push of {Count} deliveries to gateway {GatewayId} failed (attempt {Attempt} of {MaxAttempts}; QoS 1/2 ones are sent again with DUP while attempts remain and the gateway is not known dead, then left to their sessions' resend on reconnect)")]
-    private static partial void LogPushFailed(ILogger logger, Exception ex, string gatewayId, int count, int attempt, int maxAttempts);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Push of {Count} deliveries to gateway {GatewayId} failed (attempt {Attempt}; QoS 1/2 ones are sent again with DUP for up to {MaxRetryTime} while the gateway is not known dead, then left to their sessions' resend on reconnect)")]
+    private static partial void LogPushFailed(ILogger logger, Exception ex, string gatewayId, int count, int attempt, TimeSpan maxRetryTime);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway {GatewayId} has {Count} QoS 0 deliveries queued; dropping newer ones until it catches up ({Suppressed} dropped since the last such line; one line per 10 s)")]
     private static partial void LogBacklog(ILogger logger, string gatewayId, int count, long suppressed);
@@ -154,6 +156,7 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
         private async Task PushAsync(List<Delivery> batch, CancellationToken cancellationToken)
         {
             IReadOnlyList<Delivery> push = batch;
+            var started = outbox._timeProvider.GetTimestamp();
             for (var attempt = 1; ; attempt++)
             {
                 if (outbox._deadGateways.Contains(gatewayId))
@@ -169,9 +172,14 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
                 }
                 catch (Exception ex)
                 {
-                    LogPushFailed(outbox._logger, ex, gatewayId, push.Count, attempt, MaxPushAttempts);
+                    // The first failure and every tenth after it: a gateway refusing at once would log five lines a second.
+                    if (attempt % 10 == 1)
+                    {
+                        LogPushFailed(outbox._logger, ex, gatewayId, push.Count, attempt, MaxRetryTime);
+                    }
+
                     outbox.Drop(push, DropReason.GatewayUnreachable);
-                    if (attempt == MaxPushAttempts)
+                    if (outbox._timeProvider.GetElapsedTime(started) >= MaxRetryTime)
                     {
                         return;
                     }

@@ -55,6 +55,19 @@ public sealed class GatewayOutboxTests : IDisposable
     }
 
     [Fact]
+    public async Task A_push_that_keeps_failing_is_sent_again_until_the_gateway_answers()
+    {
+        // Pushes to a live gateway fail for a while after a silo kill; giving up would freeze the connected client's
+        // window until it reconnects.
+        var gateway = new Gateway(failures: 8);
+        _outbox.Send(new GatewayPresence(gateway, "gw", 1), [Publish(1, qos: 1)]);
+
+        var received = await gateway.WaitForAsync(1);
+        Assert.Equal([(1, true)], received.Select(d => ((int)d.PacketId, d.Dup)));
+        Assert.Equal(9, gateway.Attempts);
+    }
+
+    [Fact]
     public async Task A_gateway_known_dead_is_not_pushed_to_again()
     {
         var gateway = new Gateway(failures: int.MaxValue);
