@@ -58,7 +58,7 @@ internal sealed class RetainedStore(TimeProvider timeProvider)
         var now = timeProvider.GetUtcNow().UtcDateTime;
         using (_lock.Read())
         {
-            if (filter.AsSpan().IndexOfAny('+', '#') < 0)
+            if (!Topics.MqttTopic.HasWildcard(filter))
             {
                 if (_byTopic.TryGetValue(filter, out var exact) && exact.Message is { } message && !message.IsExpired(now))
                 {

@@ -41,7 +41,7 @@ internal sealed class RouteHolders
     public static int ShardOf(string filter, int shards)
     {
         var topicFilter = SharedSubscription.TryParse(filter, out _, out var inner) ? inner : filter;
-        return topicFilter.AsSpan().IndexOfAny('+', '#') >= 0 ? -1 : MqttTopic.ShardOf(topicFilter, shards);
+        return MqttTopic.HasWildcard(topicFilter) ? -1 : MqttTopic.ShardOf(topicFilter, shards);
     }
 
     /// <summary>The holders of <paramref name="shard"/> in <paramref name="snapshot"/>, first holder first.</summary>

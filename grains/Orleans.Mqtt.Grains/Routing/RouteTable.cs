@@ -475,7 +475,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         foreach (var s in routes.Subscriptions)
         {
             var entry = RouteEntry.For(routes.ClientId, s);
-            _exactCount += IsExact(entry.IndexFilter) ? 1 : 0;
+            _exactCount += MqttTopic.HasWildcard(entry.IndexFilter) ? 0 : 1;
             _index.Add(entry.IndexFilter, entry);
             if (entry.ShareKey is not null)
             {
@@ -484,7 +484,6 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         }
     }
 
-    private static bool IsExact(string topicFilter) => topicFilter.AsSpan().IndexOfAny('+', '#') < 0;
 
     // Under the write lock: the reverse of Index.
     private void Unindex(ClientRoutes routes)
@@ -492,7 +491,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         foreach (var s in routes.Subscriptions)
         {
             var entry = RouteEntry.For(routes.ClientId, s);
-            _exactCount -= IsExact(entry.IndexFilter) ? 1 : 0;
+            _exactCount -= MqttTopic.HasWildcard(entry.IndexFilter) ? 0 : 1;
             _index.Remove(entry.IndexFilter, entry);
             if (entry.ShareKey is not null)
             {

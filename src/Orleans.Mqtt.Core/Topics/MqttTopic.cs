@@ -15,6 +15,9 @@ public static class MqttTopic
     /// <summary>The multi-level wildcard, <c>'#'</c>.</summary>
     public const char MultiLevelWildcard = '#';
 
+    /// <summary>Whether <paramref name="filter"/> contains a wildcard, that is, can match more than one topic name.</summary>
+    public static bool HasWildcard(ReadOnlySpan<char> filter) => filter.IndexOfAny(SingleLevelWildcard, MultiLevelWildcard) >= 0;
+
     /// <summary>The largest UTF-8 length of a topic name or filter, in bytes.</summary>
     public const int MaxUtf8Length = 65535;
 

@@ -107,7 +107,7 @@ public sealed class TopicIndex<T>
         }
 
         bool added;
-        if (!HasWildcard(filter))
+        if (!MqttTopic.HasWildcard(filter))
         {
             ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_exact, filter, out _);
             added = slot.Add(value, _comparer);
@@ -143,7 +143,7 @@ public sealed class TopicIndex<T>
             return false;
         }
 
-        if (!HasWildcard(filter))
+        if (!MqttTopic.HasWildcard(filter))
         {
             ref var slot = ref CollectionsMarshal.GetValueRefOrNullRef(_exact, filter);
             if (Unsafe.IsNullRef(ref slot) || !slot.Remove(value, _comparer))
@@ -365,9 +365,6 @@ public sealed class TopicIndex<T>
 
         return true;
     }
-
-    private static bool HasWildcard(string filter) =>
-        filter.AsSpan().IndexOfAny(MqttTopic.SingleLevelWildcard, MqttTopic.MultiLevelWildcard) >= 0;
 
     private static bool IsLevel(ReadOnlySpan<char> level, char wildcard) => level.Length == 1 && level[0] == wildcard;
 
