@@ -93,7 +93,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
             _clientTombstones.Remove(routes.ClientId);
             if (_clients.TryGetValue(routes.ClientId, out var old))
             {
-                if (old.Version == routes.Version && MergeParts(old, routes) is { } merged)
+                if (old.Version == routes.Version && (MergeParts(old, routes) ?? AddPresence(old, routes)) is { } merged)
                 {
                     routes = held = merged;
                 }
@@ -146,8 +146,20 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         }
 
         Subscription[] merged = [.. held.Subscriptions, .. added];
-        return held with { Subscriptions = merged, SubscriptionTotal = merged.Length >= held.SubscriptionTotal ? null : held.SubscriptionTotal };
+        return held with
+        {
+            Subscriptions = merged,
+            SubscriptionTotal = merged.Length >= held.SubscriptionTotal ? null : held.SubscriptionTotal,
+            Presence = held.Presence ?? part.Presence,
+        };
     }
+
+    // One version of a client's routes held without its presence (read back from the durable replica, which never
+    // stores one) and the same version with it (a peer's copy, read while catching up): the live connection is added.
+    // Without it, a connected client's session that fails over to this silo would take the client for offline and
+    // queue its messages while the client waits on its open connection.
+    private static ClientRoutes? AddPresence(ClientRoutes held, ClientRoutes other) =>
+        held.Presence is null && other.Presence is not null ? held with { Presence = other.Presence } : null;
 
     /// <summary>
     /// Drops the exact subscriptions of the shards this silo no longer holds (<paramref name="held"/>, see

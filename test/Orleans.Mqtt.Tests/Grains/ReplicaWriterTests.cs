@@ -38,6 +38,42 @@ public sealed class ReplicaWriterTests
         Assert.Equal(2, store.Saves.Count);
     }
 
+    [Fact]
+    public async Task A_restarted_silo_learns_the_live_connection_of_unchanged_routes_from_the_peer_it_catches_up_from()
+    {
+        // A connected persistent session's routes reach two silos; the durable replica keeps them without presence.
+        var store = new RecordingStore();
+        var peer = new ReplicaWriter(new RouteTable(), new RecordingStore());
+        var connected = Routes("kept", 5, persistent: true, Connected, new Subscription("x", 1));
+        Assert.True(await new ReplicaWriter(new RouteTable(), store).ApplyAsync(connected));
+        Assert.True(await peer.ApplyAsync(connected));
+
+        // The first silo restarts: its table is read back from disk (no presence), then it copies the peer's entries,
+        // the same version with the connection. Without it a session failing over to this silo takes the client for offline.
+        var restarted = new RouteTable();
+        var writer = new ReplicaWriter(restarted, new RecordingStore());
+        Assert.True(restarted.Apply(Assert.Single(store.Saves).Routes!));
+        Assert.Null(restarted.Get("kept")!.Presence);
+        Assert.True(await writer.ApplyAsync(connected));
+        Assert.Equal(Connected, restarted.Get("kept")!.Presence);
+        Assert.Equal(["gw"], Gateways(restarted));
+
+        // A copy without presence never takes away one the table holds, and an older version adds none.
+        Assert.False(await writer.ApplyAsync(connected with { Presence = null }));
+        Assert.Equal(Connected, restarted.Get("kept")!.Presence);
+        var other = new RouteTable();
+        Assert.True(other.Apply(connected with { Presence = null }));
+        Assert.False(other.Apply(connected with { Version = 4 }));
+        Assert.Null(other.Get("kept")!.Presence);
+    }
+
+    private static List<string> Gateways(RouteTable table)
+    {
+        var gateways = new HashSet<string>(StringComparer.Ordinal);
+        table.CollectGateways(gateways);
+        return [.. gateways];
+    }
+
     private static ClientRoutes Routes(string client, long version, bool persistent, GatewayPresence? presence, params Subscription[] subs) =>
         new(client, version, subs, persistent, presence);
 
