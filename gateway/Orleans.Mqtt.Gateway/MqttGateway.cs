@@ -155,7 +155,16 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     public Task Disconnect(long connectionId, byte reasonCode)
     {
-        if (_connections.TryGetValue(connectionId, out var connection))
+        if (!_connections.TryGetValue(connectionId, out var connection))
+        {
+            return Task.CompletedTask;
+        }
+
+        if (reasonCode == CloseReason.SessionFailedOver.DisconnectReasonCode())
+        {
+            connection.CloseToResume();
+        }
+        else
         {
             var reason = reasonCode == CloseReason.AdministrativeAction.DisconnectReasonCode() ? CloseReason.AdministrativeAction : CloseReason.SessionTakenOver;
             connection.CloseByServer(reason, reasonCode);

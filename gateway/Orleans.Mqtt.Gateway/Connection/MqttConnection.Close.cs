@@ -11,6 +11,23 @@ internal sealed partial class MqttConnection
     /// <summary>Closes the connection from the server side; MQTT 5 clients get a DISCONNECT with the reason's code first.</summary>
     public void CloseByServer(CloseReason reason) => CloseByServer(reason, reason.DisconnectReasonCode());
 
+    /// <summary>
+    /// Closes the connection because its session failed over to another silo with messages in flight: the client
+    /// reconnects and gets them again. Nothing went wrong on the client's side, so its will is not published.
+    /// </summary>
+    public void CloseToResume()
+    {
+        lock (_gate)
+        {
+            if (!_closing)
+            {
+                _disconnectKind ??= DisconnectKind.Normal;
+            }
+        }
+
+        CloseByServer(CloseReason.SessionFailedOver);
+    }
+
     /// <summary>Closes the connection from the server side with the DISCONNECT reason code a silo chose.</summary>
     public void CloseByServer(CloseReason reason, byte reasonCode)
     {

@@ -41,7 +41,7 @@ internal sealed partial class ClientSessionGrain
             // The routes' presence and version are taken below (RestoreFromReplica), not their subscriptions.
             S.RouteVersion = replicated.Version;
             metrics.SessionsFailedOver.Add(1);
-            LogRecovered(logger, ClientId, replicated.Home, S.StateVersion, S.Queue.Count, S.Inflight.Count);
+            LogRecovered(logger, ClientId, replicated.Home, S.StateVersion, S.Queue.Count, S.Inflight.Count, replicated.Presence is { } p ? $"{p.GatewayId} {p.ConnectionId}" : "none");
             return (replicated, true);
         }
 
@@ -72,8 +72,29 @@ internal sealed partial class ClientSessionGrain
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} recovered from a copy after its home {Home} was lost (state version {StateVersion}, {Queued} queued, {Inflight} in flight); this silo is its home now")]
-    private static partial void LogRecovered(ILogger logger, string clientId, string? home, long stateVersion, int queued, int inflight);
+    /// <summary>
+    /// Asks the gateway to close the client's connection so that it reconnects and gets its in-flight messages again
+    /// (its gateway does not publish the will for it). The session keeps the connection as its presence until then:
+    /// should the request not arrive, the connection is still served, and its next CONNECT takes it over as usual.
+    /// </summary>
+    private async Task CloseToResumeAsync(GatewayPresence connected)
+    {
+        LogClosingToResume(logger, ClientId, S.Inflight.Count, connected.GatewayId, connected.ConnectionId);
+        try
+        {
+            await connected.Gateway.Disconnect(connected.ConnectionId, CloseReason.SessionFailedOver.DisconnectReasonCode());
+        }
+        catch (Exception ex)
+        {
+            LogGatewayCallFailed(logger, ex, ClientId, connected.GatewayId);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} failed over with {Inflight} messages in flight: its connection {ConnectionId} on gateway {GatewayId} is closed so that the client resumes and gets them again")]
+    private static partial void LogClosingToResume(ILogger logger, string clientId, int inflight, string gatewayId, long connectionId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} recovered from a copy after its home {Home} was lost (state version {StateVersion}, {Queued} queued, {Inflight} in flight, connection: {Connection}); this silo is its home now")]
+    private static partial void LogRecovered(ILogger logger, string clientId, string? home, long stateVersion, int queued, int inflight, string connection);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Session of client {ClientId} lost with its home {Home}: no surviving silo holds its state at version {StateBase} or newer (newest found: {Found}); it starts afresh and its client is told Session Present 0")]
     private static partial void LogSessionLost(ILogger logger, string clientId, string? home, long stateBase, long found);

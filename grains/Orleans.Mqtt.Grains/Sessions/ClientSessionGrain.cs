@@ -86,6 +86,14 @@ internal sealed partial class ClientSessionGrain(
             await SaveAndReplicateAsync();
         }
 
+        if (recovered && _presence is { } connected && S.Inflight.Count > 0)
+        {
+            // The home that died had pushed these to the client, or died before it could: nobody knows which, and MQTT
+            // sends them again only on a new connection [MQTT-4.4.0-1]. Left as they are, a lost push holds the client's
+            // window for as long as the connection lasts, with its queue filling behind it.
+            _ = CloseToResumeAsync(connected);
+        }
+
         metrics.SessionsInMemory.Add(1);
     }
 

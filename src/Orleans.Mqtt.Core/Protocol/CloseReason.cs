@@ -96,4 +96,10 @@ public enum CloseReason
 
     /// <summary>An operator disconnected the client through the admin API.</summary>
     AdministrativeAction,
+
+    /// <summary>
+    /// The client's session came back on another silo after its home silo died, with messages in flight the dead silo
+    /// had sent: closed so that the client reconnects and gets them again, which MQTT allows only on a new connection.
+    /// </summary>
+    SessionFailedOver,
 }

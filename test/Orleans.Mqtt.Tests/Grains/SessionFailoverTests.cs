@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Orleans.Configuration;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
+using Orleans.Mqtt.Protocol;
 using Orleans.Mqtt.Telemetry;
 using Orleans.Mqtt.Tests.Storage;
 using Orleans.Runtime.Hosting;
@@ -138,6 +139,10 @@ public sealed class SessionFailoverTests : IAsyncLifetime
         var lostWill = await session.Disconnect(presence.ConnectionId, DisconnectKind.ConnectionLost);
         Assert.Equal("will", Encoding.UTF8.GetString(Assert.IsType<MqttMessage>(lostWill).Payload.Span));
         Assert.Equal(1, _counters.GetValueOrDefault("mqtt.sessions.failed_over"));
+
+        // The dead home had pushed two messages, or died before it could: the session asked the gateway to close the
+        // connection it recovered with, so that the client resumes and gets them again rather than waiting for them.
+        Assert.Equal((presence.ConnectionId, CloseReason.SessionFailedOver.DisconnectReasonCode()), await gateway.NextDisconnectAsync());
         var newHome = Table(0).Get(clientId)!.Home;
         Assert.NotNull(newHome);
         Assert.NotEqual(home.Name, newHome);

@@ -36,6 +36,7 @@ public sealed class CloseReasonsTests
     [InlineData(CloseReason.TopicTooManyLevels, "topic_too_many_levels")]
     [InlineData(CloseReason.WebSocketTextFrame, "websocket_text_frame")]
     [InlineData(CloseReason.WebSocketFrameError, "websocket_frame_error")]
+    [InlineData(CloseReason.SessionFailedOver, "session_failed_over")]
     public void Close_reason_tags_stay_as_published(CloseReason reason, string tag)
     {
         Assert.Equal(tag, reason.Tag());
