@@ -225,8 +225,15 @@ internal sealed partial class SessionRereplicator(
         var drops = new Dictionary<string, DropCheck>(StringComparer.Ordinal);
         var counts = new Counts();
 
+        // A scan of the storage's log while it is written may list a key twice.
+        var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var clientId in records.FindKeys(ClientSessionGrain.StateName, sessionRefs.Type, id => table.Get(id) is { Persistent: true } r && r.Home == home))
         {
+            if (!seen.Add(clientId))
+            {
+                continue;
+            }
+
             var holders = SessionHolders.CopyHolders(view, clientId, home, replicas);
             if (previous is not null && SameSilos(holders, SessionHolders.CopyHolders(previous, clientId, home, replicas)))
             {
@@ -240,9 +247,10 @@ internal sealed partial class SessionRereplicator(
             }
         }
 
+        seen.Clear();
         foreach (var clientId in records.FindKeys(SessionCopyStore.StateName, sessionRefs.Type, id => table.Get(id) is { Persistent: true, Home: { } h } && h != home))
         {
-            if (table.Get(clientId)?.Home is not { } owner)
+            if (!seen.Add(clientId) || table.Get(clientId)?.Home is not { } owner)
             {
                 continue;
             }
