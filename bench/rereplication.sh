@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How long the background re-replication takes after a silo is killed: a three-silo cluster (etcd, 3 silos,
 # 1 gateway, all on loopback, Mqtt:SessionReplicas=2) with SESSIONS idle persistent sessions (connected once,
-# one subscription each, then offline), one silo killed with SIGKILL and not restarted. Each surviving silo then
+# one subscription each, then offline and out of memory), one silo killed with SIGKILL and not restarted. Each surviving silo then
 # writes the copies the killed silo held (of the sessions homed on the survivor, and of the killed silo's own
 # sessions whose one surviving copy it holds) to the other survivor; the script prints each survivor's pass log line
 # (sessions looked at, copies written, duration) and the time from the kill to that line.
@@ -63,11 +63,13 @@ peer_port=$(free_port)
 etcd_pid=$!
 wait_for_port "$client_port"
 common=(Clustering__Provider=Etcd Clustering__Etcd__ConnectionString="http://127.0.0.1:$client_port"
-  Orleans__ClusterId=rereplication Mqtt__SessionReplicas=2
+  Orleans__ClusterId=rereplication Mqtt__SessionReplicas=2 Mqtt__SessionIdleTimeout=00:00:05
   Mqtt__SessionRereplicationBatch="$batch" Mqtt__SessionRereplicationPause="$pause")
 silo_pids=()
+silo_http=()
 for i in 1 2 3; do
   http=$(free_port)
+  silo_http+=("$http")
   mkdir -p "$out/silo$i"
   (cd "$out/silo$i" && exec env "${common[@]}" Orleans__SiloPort=$(free_port) Orleans__GatewayPort=$(free_port) \
     Http__Port=$http Storage__DataDirectory="$out/silo$i/data" \
@@ -87,6 +89,22 @@ echo "== $sessions persistent sessions, connected once and left offline" >&2
 "${tool[@]}" conn --host 127.0.0.1 --port "$mqtt" --connections "$sessions" --connect-rate 0 --inflight 100 \
   --session-expiry 3600 --subscriptions 1 --duration 1 --json "$out/conn.json" > "$out/conn.log" 2>&1 || true
 
+# Idle means saved and out of memory (Mqtt:SessionIdleTimeout 5 s): no session is in the middle of a save when the
+# silo dies, so every copy the pass reports is one only the pass would have written.
+echo "== waiting until every session has left memory" >&2
+for _ in $(seq 1 240); do
+  in_memory=0
+  for port in "${silo_http[@]}"; do
+    body=$(curl -sf "http://127.0.0.1:$port/metrics" || true)
+    # A silo whose metric is missing (not answering) counts as not idle yet.
+    n=$(awk '/^mqtt_sessions_in_memory[{ ]/ {s += $NF; found = 1} END {print found ? s + 0 : 1}' <<< "$body")
+    in_memory=$((in_memory + ${n%.*}))
+  done
+  [[ $in_memory -eq 0 ]] && break
+  sleep 0.5
+done
+echo "sessions in memory before the kill: $in_memory" >&2
+
 pattern="Session re-replication pass over 2 active silos"
 echo "== kill -9 of silo 3" >&2
 killed_at=$(date +%s.%N)
@@ -104,4 +122,7 @@ echo "sessions: $sessions; batch: $batch; pause: $pause"
 grep -h "$pattern" "$out/silo1.log" "$out/silo2.log" || echo "no pass line within 120 s (found $found)"
 python3 -c "import sys; print(f'kill to the last pass line seen: {float(sys.argv[2]) - float(sys.argv[1]):.1f} s (polled every 0.2 s)')" \
   "$killed_at" "$done_at"
+for i in 1 2; do
+  echo "silo $i: $(curl -sf "http://127.0.0.1:${silo_http[$((i - 1))]}/metrics" | grep -E '^mqtt_sessions_(rereplicated|rereplication_failures)' | tr '\n' ' ')"
+done
 echo "logs: $out"
