@@ -34,6 +34,18 @@ public sealed class MqttBrokerOptions
     public int SessionReplicas { get; set; } = 2;
 
     /// <summary>
+    /// After a membership change each silo writes the copies a session's new holders lack (re-replication): at most
+    /// this many sessions per call to one silo (and at most 1 MiB of queued payloads).
+    /// </summary>
+    public int SessionRereplicationBatch { get; set; } = 128;
+
+    /// <summary>
+    /// The pause between two re-replication calls of one silo, so that a pass over many idle sessions leaves room for
+    /// live traffic; zero sends the batches back to back (still one at a time).
+    /// </summary>
+    public TimeSpan SessionRereplicationPause { get; set; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>
     /// How often the cluster's <c>$SYS/broker/…</c> topics are published (<c>Mqtt:SysInterval</c>), once for the whole
     /// cluster by the gateway directory grain; zero turns them off.
     /// </summary>

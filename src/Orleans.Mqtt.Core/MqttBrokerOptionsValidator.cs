@@ -34,6 +34,16 @@ public sealed class MqttBrokerOptionsValidator : IValidateOptions<MqttBrokerOpti
             errors.Add($"Mqtt:SessionReplicas must be between 1 and 7 (was {options.SessionReplicas}).");
         }
 
+        if (options.SessionRereplicationBatch is < 1 or > 10_000)
+        {
+            errors.Add($"Mqtt:SessionRereplicationBatch must be between 1 and 10000 (was {options.SessionRereplicationBatch}).");
+        }
+
+        if (options.SessionRereplicationPause < TimeSpan.Zero || options.SessionRereplicationPause > TimeSpan.FromMinutes(1))
+        {
+            errors.Add($"Mqtt:SessionRereplicationPause must be between 0 and 1 minute (was {options.SessionRereplicationPause}).");
+        }
+
         if (options.ReplicaRepairInterval <= TimeSpan.Zero)
         {
             errors.Add($"Mqtt:ReplicaRepairInterval must be positive (was {options.ReplicaRepairInterval}).");

@@ -51,6 +51,8 @@ public static class MqttGrainsExtensions
         services.AddSingleton(sp => new GrainRefs<ISessionCopyGrain>(sp.GetRequiredService<IGrainFactory>()));
         services.AddSingleton<SessionCopyStore>();
         services.AddSingleton<SessionReplicator>();
+        services.AddSingleton<SessionRereplicator>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SessionRereplicator>());
         services.AddSingleton<ReplicaBroadcaster>();
         services.AddSingleton<ReplicaWriter>();
         services.AddSingleton<ReplicaLoader>();

@@ -10,6 +10,10 @@ public interface ISessionCopyGrain : IGrainWithStringKey
     [ResponseTimeout("00:00:05")]
     Task Store(SessionCopy[] copies);
 
+    /// <summary>The version of the copy this silo holds of each of <paramref name="clientIds"/>' sessions (0: none).</summary>
+    [ResponseTimeout("00:00:05")]
+    Task<long[]> Versions(string[] clientIds);
+
     /// <summary>The copy of <paramref name="clientId"/>'s session this silo holds, or null.</summary>
     [ResponseTimeout("00:00:05")]
     Task<SessionCopy?> Fetch(string clientId);

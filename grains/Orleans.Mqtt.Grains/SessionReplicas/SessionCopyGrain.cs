@@ -12,5 +12,7 @@ internal sealed class SessionCopyGrain(SessionCopyStore store) : Grain, ISession
 {
     public Task Store(SessionCopy[] copies) => store.StoreAsync(copies);
 
+    public Task<long[]> Versions(string[] clientIds) => store.VersionsAsync(clientIds);
+
     public Task<SessionCopy?> Fetch(string clientId) => store.FetchAsync(clientId);
 }

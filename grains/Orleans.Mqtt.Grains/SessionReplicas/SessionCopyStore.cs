@@ -7,13 +7,18 @@ namespace Orleans.Mqtt.Grains;
 /// This silo's copies of sessions homed on other silos, in the silo's own grain storage (<see cref="MqttGrainStorage"/>)
 /// under the state name <see cref="StateName"/>, next to the sessions homed here (state name
 /// <see cref="ClientSessionGrain.StateName"/>) and durable in the same group commit. A copy is replaced only by a
-/// newer version, so a late or repeated write never takes a copy back.
+/// newer version, so a late or repeated write never takes a copy back. Writes of one client id's copy take turns
+/// (a lock stripe per client id): the storage's ETag check reads and then writes, so two batches carrying the same
+/// session (a save and a re-replication pass, or two saves merged into one batch) could otherwise both pass the
+/// check and the older land last.
 /// </summary>
 internal sealed class SessionCopyStore(IServiceProvider services, GrainRefs<IClientSessionGrain> sessionRefs)
 {
     /// <summary>The state name copies are stored under.</summary>
     internal const string StateName = "session-copy";
 
+    private const int Stripes = 64;
+    private readonly SemaphoreSlim[] _stripes = CreateStripes();
     private IGrainStorage? _storage;
 
     private IGrainStorage Storage => _storage ??= services.GetRequiredKeyedService<IGrainStorage>(MqttGrainStorage.Name);
@@ -43,7 +48,79 @@ internal sealed class SessionCopyStore(IServiceProvider services, GrainRefs<ICli
         return stored.RecordExists && stored.State is { } session ? new SessionCopy(clientId, session.StateVersion, session) : null;
     }
 
+    /// <summary>The version of the copy held for each of <paramref name="clientIds"/> (0: none).</summary>
+    public async Task<long[]> VersionsAsync(string[] clientIds)
+    {
+        var reads = new Task<SessionCopy?>[clientIds.Length];
+        for (var i = 0; i < clientIds.Length; i++)
+        {
+            reads[i] = FetchAsync(clientIds[i]);
+        }
+
+        var versions = new long[clientIds.Length];
+        for (var i = 0; i < reads.Length; i++)
+        {
+            versions[i] = (await reads[i])?.Version ?? 0;
+        }
+
+        return versions;
+    }
+
+    /// <summary>
+    /// Drops the copy held for <paramref name="clientId"/> if its version is at most <paramref name="version"/> (a newer
+    /// one arrived meanwhile: kept); returns whether it dropped one.
+    /// </summary>
+    public async Task<bool> DropAsync(string clientId, long version)
+    {
+        var grainId = GrainId.Create(sessionRefs.Type, clientId);
+        var stripe = Stripe(clientId);
+        await stripe.WaitAsync();
+        try
+        {
+            var stored = new GrainState<SessionState>();
+            await Storage.ReadStateAsync(StateName, grainId, stored);
+            if (!stored.RecordExists || stored.State is not { } held || held.StateVersion > version)
+            {
+                return false;
+            }
+
+            await Storage.ClearStateAsync(StateName, grainId, stored);
+            return true;
+        }
+        finally
+        {
+            stripe.Release();
+        }
+    }
+
+    private static SemaphoreSlim[] CreateStripes()
+    {
+        var stripes = new SemaphoreSlim[Stripes];
+        for (var i = 0; i < stripes.Length; i++)
+        {
+            stripes[i] = new SemaphoreSlim(1, 1);
+        }
+
+        return stripes;
+    }
+
+    private SemaphoreSlim Stripe(string clientId) => _stripes[(int)((uint)StringComparer.Ordinal.GetHashCode(clientId) % Stripes)];
+
     private async Task StoreAsync(SessionCopy copy)
+    {
+        var stripe = Stripe(copy.ClientId);
+        await stripe.WaitAsync();
+        try
+        {
+            await StoreLockedAsync(copy);
+        }
+        finally
+        {
+            stripe.Release();
+        }
+    }
+
+    private async Task StoreLockedAsync(SessionCopy copy)
     {
         var grainId = GrainId.Create(sessionRefs.Type, copy.ClientId);
         var stored = new GrainState<SessionState>();
@@ -74,8 +151,8 @@ internal sealed class SessionCopyStore(IServiceProvider services, GrainRefs<ICli
             }
             catch (InconsistentStateException) when (attempt < 2)
             {
-                // Written by another batch between the read and the write (the session moved to a new home that also
-                // replicates here): read again and let the newer version win.
+                // Written between the read and the write by something that does not take the stripe (the start check,
+                // StaleSessionCopies): read again and let the newer version win.
             }
         }
     }

@@ -39,6 +39,25 @@ internal static class SessionHolders
         return silos;
     }
 
+    /// <summary>
+    /// The silos that should hold a copy (in <see cref="SessionCopyStore"/>) of the session homed on the silo named
+    /// <paramref name="home"/> with <paramref name="replicas"/> copies in all, best first. With the home active: the
+    /// first <c>replicas - 1</c> of <see cref="Rank"/>, the ones its saves write to. With the home not active: the first
+    /// <paramref name="replicas"/>, since the first of them is where the session is placed when it is next needed
+    /// (<see cref="SessionHomePlacementDirector"/>), which then writes to the others as its holders.
+    /// </summary>
+    public static List<SiloAddress> CopyHolders(ClusterMembershipSnapshot snapshot, string clientId, string home, int replicas)
+    {
+        var ranked = Rank(snapshot, clientId, home, exclude: null);
+        var count = snapshot.ActiveSilosNamed(home).Any() ? replicas - 1 : replicas;
+        if (ranked.Count > count)
+        {
+            ranked.RemoveRange(count, ranked.Count - count);
+        }
+
+        return ranked;
+    }
+
     /// <summary>The score of <paramref name="siloName"/> for <paramref name="clientId"/>: stable across processes and runs.</summary>
     public static ulong Score(string clientId, string siloName)
     {

@@ -34,10 +34,12 @@ public sealed class MqttMetrics
         ShardHandoffs = _meter.CreateCounter<long>("mqtt.routes.shard_handoffs", description: "Topic shard activations that found another silo is now their shard's first route holder, and left for it.");
         GatewaysLost = _meter.CreateCounter<long>("mqtt.gateways.lost", description: "Gateways declared dead (not heard from within the timeout).");
         SessionsOwnerLost = _meter.CreateCounter<long>("mqtt.sessions.owner_lost", description: "Sessions set offline because their gateway died.");
-        SessionsStaleCopiesDropped = _meter.CreateCounter<long>("mqtt.sessions.stale_copies_dropped", description: "Stored session copies found older than their routes and dropped, by where (start: the silo's check at its start; activation: an activation that found one).");
+        SessionsStaleCopiesDropped = _meter.CreateCounter<long>("mqtt.sessions.stale_copies_dropped", description: "Stored session copies found older than their routes and dropped, by where (start: the silo's check at its start; activation: an activation that found one; not_holder: a copy on a silo no longer among its session's holders, dropped once the holders have it).");
         SessionsLost = _meter.CreateCounter<long>("mqtt.sessions.lost", description: "Persistent sessions whose state no surviving silo held (every copy lost with its silo): started afresh, their clients told Session Present 0.");
         SessionsFailedOver = _meter.CreateCounter<long>("mqtt.sessions.failed_over", description: "Persistent sessions activated from a copy on another silo after their home silo was lost.");
         SessionReplicaWriteFailures = _meter.CreateCounter<long>("mqtt.sessions.replica_write_failures", description: "Writes of a session's state to a replica silo that failed while the silo was still active (the save that needed it fails too).");
+        SessionsRereplicated = _meter.CreateCounter<long>("mqtt.sessions.rereplicated", description: "Session copies written to a silo that had become one of the session's holders and lacked them, after a membership change, by kind (home: by the session's home; orphan: by a surviving holder of a session whose home is not active).");
+        SessionRereplicationFailures = _meter.CreateCounter<long>("mqtt.sessions.rereplication_failures", description: "Re-replication calls to a silo that failed (the pass tries again later), by reason (versions: asking what it holds; store: writing the copies), counted per session.");
         HeapTrims = _meter.CreateCounter<long>("mqtt.heap.trims", description: "Background full collections started by the heap trimmer: once the heap grew and stopped growing, or after a while without one (Mqtt:HeapTrimInterval).");
         PendingWriteBytes = _meter.CreateUpDownCounter<long>("mqtt.connections.pending_write_bytes", description: "Payload and topic bytes of deliveries queued to this gateway's connections and not yet written (bounded per connection by Mqtt:MaxPendingWriteBytes).");
         PublishesRefused = _meter.CreateCounter<long>("mqtt.publishes.refused", description: "QoS 1/2 PUBLISH packets answered with a failing PUBACK/PUBREC because of a limit (MQTT 5: 0x97 over the rate, 0x90 topic over Mqtt:Limits), by reason.");
@@ -131,6 +133,12 @@ public sealed class MqttMetrics
 
     /// <summary>Topic filters refused by a limit; tag <c>reason</c>.</summary>
     public Counter<long> SubscriptionsRefused { get; }
+
+    /// <summary>Session copies written by re-replication after a membership change; tag <c>kind</c>.</summary>
+    public Counter<long> SessionsRereplicated { get; }
+
+    /// <summary>Sessions whose re-replication to a silo failed in a pass; tag <c>reason</c>.</summary>
+    public Counter<long> SessionRereplicationFailures { get; }
 
     /// <summary>Session grains activated in this silo.</summary>
     public UpDownCounter<long> SessionsInMemory { get; }

@@ -19,7 +19,9 @@ namespace Orleans.Mqtt.Tests.Grains;
 /// A persistent session's state on its home silo and one replica silo (<c>Mqtt:SessionReplicas</c> 2): when the home
 /// is killed (not stopped: nothing is handed over), the session comes back on a replica silo with its queue, in-flight
 /// messages, inbound QoS 2 ids and will; a copy that went stale while its silo was away does not bring back what the
-/// client already acknowledged; and a session whose every copy is gone is started afresh with Session Present 0.
+/// client already acknowledged; a session whose every copy is gone is started afresh with Session Present 0; and an idle
+/// session gets its lost copy back when the membership changes (<see cref="SessionRereplicator"/>), so it survives the
+/// loss of a second silo.
 /// Each test builds its own three-silo cluster, since it kills silos.
 /// </summary>
 public sealed class SessionFailoverTests : IAsyncLifetime
@@ -33,6 +35,9 @@ public sealed class SessionFailoverTests : IAsyncLifetime
     private readonly List<RecordingGateway> _gateways = [];
     private readonly MeterListener _listener = new();
     private readonly ConcurrentDictionary<string, long> _counters = new();
+
+    // Released at every counted measurement: a test waiting for something a counter announces looks again then.
+    private readonly SemaphoreSlim _counted = new(0);
 
     // The meter factories of this cluster's silos: other test classes' clusters run in the same process.
     private readonly ConcurrentDictionary<object, bool> _scopes = new();
@@ -48,7 +53,7 @@ public sealed class SessionFailoverTests : IAsyncLifetime
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == MqttMetrics.MeterName && instrument.Name is "mqtt.sessions.failed_over" or "mqtt.sessions.lost")
+            if (instrument.Meter.Name == MqttMetrics.MeterName && instrument.Name is "mqtt.sessions.failed_over" or "mqtt.sessions.lost" or "mqtt.sessions.rereplicated" or "mqtt.sessions.stale_copies_dropped")
             {
                 listener.EnableMeasurementEvents(instrument);
             }
@@ -58,6 +63,7 @@ public sealed class SessionFailoverTests : IAsyncLifetime
             if (instrument.Meter.Scope is { } scope && _scopes.ContainsKey(scope))
             {
                 _counters.AddOrUpdate(instrument.Name, value, (_, n) => n + value);
+                _counted.Release();
             }
         });
         _listener.Start();
@@ -104,6 +110,7 @@ public sealed class SessionFailoverTests : IAsyncLifetime
         await _cluster.StopAllSilosAsync();
         await _cluster.DisposeAsync();
         _listener.Dispose();
+        _counted.Dispose();
     }
 
     [Fact]
@@ -196,6 +203,9 @@ public sealed class SessionFailoverTests : IAsyncLifetime
         await Shard(topic).Publish(new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("gone"), Qos = 1 });
         Assert.True(_storages[holder.Name].Contains(SessionCopyStore.StateName, session.GetGrainId()));
 
+        // The third silo takes no copies: with a working disk, whichever of the two silos dies last would first have
+        // copied the session there (see the re-replication tests below), and it would survive.
+        _storages[_cluster.Silos[0].Name].RefuseWrites(SessionCopyStore.StateName);
         await KillAsync(home, holder);
 
         var result = await session.Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
@@ -252,6 +262,141 @@ public sealed class SessionFailoverTests : IAsyncLifetime
         Assert.Empty(result.Resend);
         Assert.Equal(holder.Name, Table(0).Get(clientId)!.Home);
         Assert.Equal(topic, Assert.Single(Table(0).Get(clientId)!.Subscriptions).Filter);
+    }
+
+    [Fact]
+    public async Task An_idle_session_whose_replica_silo_is_killed_is_copied_to_the_third_silo_and_survives_the_loss_of_its_home()
+    {
+        var gateway = Gateway();
+        var third = _cluster.Silos[0];
+        var home = _cluster.Silos[1];
+        var holder = _cluster.Silos[2];
+        var clientId = ClientHeldBy(home, holder);
+        var session = Grains.GetGrain<IClientSessionGrain>(clientId);
+        await QueueWhileOfflineAsync(gateway, session, home, clientId + "/t");
+        Assert.Equal(Queued, _storages[holder.Name].Stored<SessionState>(SessionCopyStore.StateName, session.GetGrainId())!.Queue.Count);
+        Assert.False(_storages[third.Name].Contains(SessionCopyStore.StateName, session.GetGrainId()));
+
+        // The replica silo dies while the session is idle: it saves nothing, so only the membership change can give it
+        // its second copy back. The home writes it to the third silo, its holder now.
+        await KillAsync(holder);
+        await WaitUntilAsync(() => _counters.GetValueOrDefault("mqtt.sessions.rereplicated") >= 1, "the home re-replicated the session");
+        Assert.Equal(Queued, _storages[third.Name].Stored<SessionState>(SessionCopyStore.StateName, session.GetGrainId())!.Queue.Count);
+
+        // Then the home dies: the session comes back on the third silo with every queued message.
+        await KillAsync(home);
+        Assert.Equal(Enumerable.Range(0, Queued).Select(i => $"m{i}"), await ReceiveAllAsync(gateway, session));
+        Assert.Equal(third.Name, Table(0).Get(clientId)!.Home);
+        Assert.Equal(0, _counters.GetValueOrDefault("mqtt.sessions.lost"));
+    }
+
+    [Fact]
+    public async Task The_surviving_holder_of_an_idle_session_whose_home_was_killed_copies_it_on_so_it_survives_losing_the_holder_too()
+    {
+        var gateway = Gateway();
+        var third = _cluster.Silos[0];
+        var home = _cluster.Silos[1];
+        var holder = _cluster.Silos[2];
+        var clientId = ClientHeldBy(home, holder);
+        var session = Grains.GetGrain<IClientSessionGrain>(clientId);
+        await QueueWhileOfflineAsync(gateway, session, home, clientId + "/t");
+
+        // The home dies and nothing calls the session: it stays unplaced, its one copy on the holder. The holder
+        // copies it to the third silo, the other silo the session now fails over to.
+        await KillAsync(home);
+        await WaitUntilAsync(() => _counters.GetValueOrDefault("mqtt.sessions.rereplicated") >= 1, "the surviving holder copied the session on");
+        Assert.Equal(Queued, _storages[third.Name].Stored<SessionState>(SessionCopyStore.StateName, session.GetGrainId())!.Queue.Count);
+
+        await KillAsync(holder);
+        Assert.Equal(Enumerable.Range(0, Queued).Select(i => $"m{i}"), await ReceiveAllAsync(gateway, session));
+        Assert.Equal(third.Name, Table(0).Get(clientId)!.Home);
+        Assert.Equal(0, _counters.GetValueOrDefault("mqtt.sessions.lost"));
+    }
+
+    [Fact]
+    public async Task A_silo_that_is_no_longer_a_holder_drops_its_copy_once_the_returned_holder_has_it()
+    {
+        var gateway = Gateway();
+        var third = _cluster.Silos[0];
+        var home = _cluster.Silos[1];
+        var holder = _cluster.Silos[2];
+        var clientId = ClientHeldBy(home, holder);
+        var session = Grains.GetGrain<IClientSessionGrain>(clientId);
+        await QueueWhileOfflineAsync(gateway, session, home, clientId + "/t");
+        await KillAsync(holder);
+        await WaitUntilAsync(() => _counters.GetValueOrDefault("mqtt.sessions.rereplicated") >= 1, "the home re-replicated the session");
+        Assert.True(_storages[third.Name].Contains(SessionCopyStore.StateName, session.GetGrainId()));
+
+        // The holder returns on its storage and is the session's holder again (rendezvous order does not change): the
+        // third silo's copy is one too many, and goes once the returned holder says it holds that version.
+        await _cluster.StartSiloAsync(holder.InstanceNumber, _cluster.Options);
+        await WaitUntilAsync(() => !_storages[third.Name].Contains(SessionCopyStore.StateName, session.GetGrainId()), "the third silo dropped its copy");
+        Assert.Equal(Queued, _storages[holder.Name].Stored<SessionState>(SessionCopyStore.StateName, session.GetGrainId())!.Queue.Count);
+
+        await KillAsync(home);
+        Assert.Equal(Enumerable.Range(0, Queued).Select(i => $"m{i}"), await ReceiveAllAsync(gateway, session));
+        Assert.Equal(holder.Name, Table(0).Get(clientId)!.Home);
+    }
+
+    private const int Queued = 5;
+
+    /// <summary>Connects a persistent session homed on <paramref name="home"/>, subscribes, leaves, and has messages queued.</summary>
+    private async Task QueueWhileOfflineAsync(RecordingGateway gateway, IClientSessionGrain session, InProcessSiloHandle home, string topic)
+    {
+        var presence = gateway.NewConnection();
+        using (new PlacementHintScope(home.SiloAddress))
+        {
+            Assert.False((await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0))).SessionPresent);
+        }
+
+        await session.Subscribe(presence.ConnectionId, [new Subscription(topic, 1)]);
+        await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
+        for (var i = 0; i < Queued; i++)
+        {
+            Assert.Equal(1, await Shard(topic).Publish(new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes($"m{i}"), Qos = 1 }));
+        }
+    }
+
+    /// <summary>
+    /// Reconnects until every queued message came back (the in-flight window lets two out per connection), asserting
+    /// Session Present each time; returns the payloads in the order received.
+    /// </summary>
+    private static async Task<List<string>> ReceiveAllAsync(RecordingGateway gateway, IClientSessionGrain session)
+    {
+        var received = new List<string>();
+        for (var round = 0; round <= Queued && received.Count < Queued; round++)
+        {
+            var back = gateway.NewConnection();
+            var resumed = await session.Connect(new ConnectRequest(back, false, 3600, null, 5, 0));
+            Assert.True(resumed.SessionPresent);
+            Assert.NotEmpty(resumed.Resend);
+            foreach (var delivery in resumed.Resend)
+            {
+                received.Add(Encoding.UTF8.GetString(delivery.Message.Payload.Span));
+                await session.Acknowledge(back.ConnectionId, delivery.PacketId, OutboundAck.PubAck);
+            }
+
+            await session.Disconnect(back.ConnectionId, DisconnectKind.Normal);
+        }
+
+        return received;
+    }
+
+    /// <summary>Waits until <paramref name="condition"/> holds, looking again at every counted measurement; fails after 30 s.</summary>
+    private async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!condition())
+        {
+            try
+            {
+                await _counted.WaitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"Timed out waiting until {what}.");
+            }
+        }
     }
 
     /// <summary>Kills the silos (no graceful stop, no hand-over) and waits until the others no longer count them active.</summary>

@@ -14,6 +14,16 @@ internal sealed class SiloLocalGrainStorage(DeepCopier copier, SiloLocalGrainSto
 {
     // A silo restarted on its storage gets the records of its previous run (the copier is the new silo's).
     private readonly Dictionary<string, (long Version, object State)> _records = previous?._records ?? [];
+    private readonly HashSet<string> _refused = [];
+
+    /// <summary>From now on, writes of state <paramref name="stateName"/> fail, as on a disk that went bad.</summary>
+    public void RefuseWrites(string stateName)
+    {
+        lock (_records)
+        {
+            _refused.Add(stateName);
+        }
+    }
 
     /// <summary>A copy of the stored state of a grain, or null.</summary>
     public T? Stored<T>(string stateName, GrainId grainId)
@@ -83,6 +93,11 @@ internal sealed class SiloLocalGrainStorage(DeepCopier copier, SiloLocalGrainSto
     {
         lock (_records)
         {
+            if (_refused.Contains(stateName))
+            {
+                throw new IOException($"Writes of state '{stateName}' are refused by this test's storage.");
+            }
+
             var key = Key(stateName, grainId);
             var version = Check(key, grainState.ETag) + 1;
             _records[key] = (version, copier.Copy(grainState.State)!);
