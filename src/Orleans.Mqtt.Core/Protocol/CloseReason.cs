@@ -96,4 +96,7 @@ public enum CloseReason
 
     /// <summary>An operator disconnected the client through the admin API.</summary>
     AdministrativeAction,
+
+    /// <summary>The client's session grain did not take the connection within <c>Mqtt:SessionConnectTimeout</c>.</summary>
+    SessionConnectTimeout,
 }

@@ -45,6 +45,7 @@ public static class CloseReasons
         new(CloseReason.WebSocketTextFrame,         "websocket_text_frame",          null,          null,      null,         "WebSocket text frame"),
         new(CloseReason.WebSocketFrameError,        "websocket_frame_error",         null,          null,      null,         "WebSocket frame error"),
         new(CloseReason.AdministrativeAction,       "administrative_action",         null,          null,      0x98,         "disconnected by an administrator"),
+        new(CloseReason.SessionConnectTimeout,      "session_connect_timeout",       0x03,          0x88,      null,         "session did not take the connection in time"),
     ];
 
     static CloseReasons()
