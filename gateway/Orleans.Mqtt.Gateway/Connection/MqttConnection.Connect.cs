@@ -162,7 +162,7 @@ internal sealed partial class MqttConnection
         var expiry = _v5 ? connect.SessionExpiryInterval : connect.CleanSession ? 0u : uint.MaxValue;
         ConnectResult result;
         var timeout = _gateway.Options.SessionConnectTimeout;
-        using var giveUp = new CancellationTokenSource(timeout, _gateway.TimeProvider);
+        var giveUp = new CancellationTokenSource();
         var call = _session.Connect(
             new ConnectRequest(
                 new GatewayPresence(_gateway.Reference, _gateway.Id, Id, _gateway.LeaseId),
@@ -178,7 +178,7 @@ internal sealed partial class MqttConnection
         {
             result = await call.WaitAsync(timeout, _gateway.TimeProvider);
         }
-        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException && giveUp.IsCancellationRequested)
+        catch (TimeoutException)
         {
             // Most likely the session's silo was killed and is not yet known dead: the client retries, and the retry
             // finds the session once it is. The call may still complete on the session: it must not stay connected.
@@ -191,10 +191,16 @@ internal sealed partial class MqttConnection
         }
         catch (Exception ex)
         {
+            // The session may have taken the connection before failing (its ownership commit or its write failed).
             LogSessionCallFailed(_logger, ex, clientId);
+            _ = EndAbandonedConnectAsync(_session, call, clientId);
             _session = null;
             RefuseConnect(CloseReason.SessionUnavailable, "session not available");
             return;
+        }
+        finally
+        {
+            giveUp.Dispose();
         }
 
         var options = _gateway.Options;
@@ -257,7 +263,7 @@ internal sealed partial class MqttConnection
     }
 
     /// <summary>
-    /// After the gateway refused the client because its session's <c>Connect</c> took too long: tells the session that
+    /// After the gateway refused the client because its session's <c>Connect</c> took too long or failed: tells the session that
     /// this connection is gone, once the call is over (a session that took the connection late would otherwise stay
     /// connected to a closed connection: no will, no expiry, until the next takeover). The session ignores it when the
     /// connection never took the session or a newer one already took it over; what it hands back (the will of a
