@@ -161,9 +161,10 @@ internal sealed partial class MqttConnection
         _session = _gateway.Session(clientId);
         var expiry = _v5 ? connect.SessionExpiryInterval : connect.CleanSession ? 0u : uint.MaxValue;
         ConnectResult result;
-        try
-        {
-            result = await _session.Connect(new ConnectRequest(
+        var timeout = _gateway.Options.SessionConnectTimeout;
+        var giveUp = new CancellationTokenSource();
+        var call = _session.Connect(
+            new ConnectRequest(
                 new GatewayPresence(_gateway.Reference, _gateway.Id, Id, _gateway.LeaseId),
                 connect.CleanSession,
                 expiry,
@@ -171,14 +172,35 @@ internal sealed partial class MqttConnection
                 (byte)_protocolVersion,
                 connect.ReceiveMaximum,
                 _v5 ? connect.WillDelayInterval : 0,
-                UserName));
+                UserName),
+            giveUp.Token);
+        try
+        {
+            result = await call.WaitAsync(timeout, _gateway.TimeProvider);
+        }
+        catch (TimeoutException)
+        {
+            // Most likely the session's silo was killed and is not yet known dead: the client retries, and the retry
+            // finds the session once it is. The call may still complete on the session: it must not stay connected.
+            LogSessionConnectTimedOut(_logger, clientId, Id, timeout);
+            await giveUp.CancelAsync();
+            _ = EndAbandonedConnectAsync(_session, call, clientId);
+            _session = null;
+            RefuseConnect(CloseReason.SessionConnectTimeout, $"the session did not take the connection within {timeout} (Mqtt:SessionConnectTimeout)");
+            return;
         }
         catch (Exception ex)
         {
+            // The session may have taken the connection before failing (its ownership commit or its write failed).
             LogSessionCallFailed(_logger, ex, clientId);
+            _ = EndAbandonedConnectAsync(_session, call, clientId);
             _session = null;
             RefuseConnect(CloseReason.SessionUnavailable, "session not available");
             return;
+        }
+        finally
+        {
+            giveUp.Dispose();
         }
 
         var options = _gateway.Options;
@@ -237,6 +259,42 @@ internal sealed partial class MqttConnection
         if (result.WillOfReplacedConnection is { } replacedWill)
         {
             await PublishAsync(replacedWill);
+        }
+    }
+
+    /// <summary>
+    /// After the gateway refused the client because its session's <c>Connect</c> took too long or failed: tells the session that
+    /// this connection is gone, once the call is over (a session that took the connection late would otherwise stay
+    /// connected to a closed connection: no will, no expiry, until the next takeover). The session ignores it when the
+    /// connection never took the session or a newer one already took it over; what it hands back (the will of a
+    /// connection the late one replaced, this connection's own will) is published as for any connection lost.
+    /// </summary>
+    private async Task EndAbandonedConnectAsync(IClientSessionGrain session, Task<ConnectResult> call, string clientId)
+    {
+        try
+        {
+            if ((await call).WillOfReplacedConnection is { } replacedWill)
+            {
+                await PublishAsync(replacedWill);
+            }
+        }
+        catch (Exception)
+        {
+            // Failed or cancelled: the session did not take the connection, or ended it itself when it saw the cancellation.
+        }
+
+        try
+        {
+            var will = await session.Disconnect(Id, DisconnectKind.ConnectionLost);
+            _gateway.Metrics.ConnectsAbandoned.Add(1);
+            if (will is not null)
+            {
+                await PublishAsync(will);
+            }
+        }
+        catch (Exception ex)
+        {
+            LogSessionCallFailed(_logger, ex, clientId);
         }
     }
 

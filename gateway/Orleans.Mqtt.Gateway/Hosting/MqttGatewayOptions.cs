@@ -74,6 +74,14 @@ public sealed class MqttGatewayOptions
     /// </summary>
     public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// How long the client's session may take to accept a CONNECT (<c>Mqtt:SessionConnectTimeout</c>) before the
+    /// client gets CONNACK 0x88 Server unavailable (MQTT 3.1.1: return code 3) and retries. A session caught in a silo
+    /// that was killed would otherwise hold the CONNECT for Orleans' response timeout (30 s). A session call that
+    /// completes after the refusal does not leave the session connected to the closed connection: it ends as lost.
+    /// </summary>
+    public TimeSpan SessionConnectTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
     /// <summary>Most QoS 0 messages waiting to be written to one slow connection before newer ones are dropped.</summary>
     public int MaxPendingWrites { get; set; } = 10_000;
 

@@ -99,6 +99,11 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
             errors.Add($"Mqtt:PublishTimeout must be positive (was {o.PublishTimeout}).");
         }
 
+        if (o.SessionConnectTimeout <= TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:SessionConnectTimeout must be positive (was {o.SessionConnectTimeout}).");
+        }
+
         if (o.HeartbeatInterval <= TimeSpan.Zero)
         {
             errors.Add($"Mqtt:HeartbeatInterval must be positive (was {o.HeartbeatInterval}).");

@@ -3,8 +3,13 @@ namespace Orleans.Mqtt.Grains;
 /// <summary>The MQTT session of one client id: subscriptions, will, offline queue, in-flight messages, owner connection.</summary>
 public interface IClientSessionGrain : IGrainWithStringKey
 {
-    /// <summary>Takes ownership of the session for a new connection; any older connection is disconnected with 0x8E.</summary>
-    Task<ConnectResult> Connect(ConnectRequest request);
+    /// <summary>
+    /// Takes ownership of the session for a new connection; any older connection is disconnected with 0x8E.
+    /// <paramref name="cancellationToken"/> is cancelled when the gateway gave up waiting (<c>Mqtt:SessionConnectTimeout</c>)
+    /// and refused the client: a call not started yet does nothing, and one that finishes after it ends the connection
+    /// it took as lost instead of leaving the session connected to it.
+    /// </summary>
+    Task<ConnectResult> Connect(ConnectRequest request, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// The connection ended. Returns the will message the caller must publish now, if any (a will with a delay is

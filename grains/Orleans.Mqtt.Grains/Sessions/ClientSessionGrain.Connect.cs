@@ -6,9 +6,13 @@ namespace Orleans.Mqtt.Grains;
 // A connection arrives (taking over an older one of the same client id) or ends.
 internal sealed partial class ClientSessionGrain
 {
-    public async Task<ConnectResult> Connect(ConnectRequest request)
+    public async Task<ConnectResult> Connect(ConnectRequest request, CancellationToken cancellationToken = default)
     {
+        // The gateway already refused the client (Mqtt:SessionConnectTimeout): taking the connection now would only
+        // take the session from a newer connection of the same client, or leave it connected to one that is closed.
+        cancellationToken.ThrowIfCancellationRequested();
         MqttMessage? replacedWill = null;
+        GatewayPresence? replaced = _presence;
         if (_presence is { } old)
         {
             // Takeover: the older connection goes first, wherever it is (MQTT 5: DISCONNECT 0x8E before closing).
@@ -72,9 +76,34 @@ internal sealed partial class ClientSessionGrain
         }
 
         Pump(resend);
-        await CommitOwnerAsync(request.Presence);
+        await CommitOwnerAsync(request.Presence, replaced);
         await SaveAndReplicateAsync();
+        if (cancellationToken.IsCancellationRequested)
+        {
+            await EndAbandonedConnectionAsync(request.Presence.ConnectionId, replacedWill);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
         return new ConnectResult(sessionPresent, [.. resend], replacedWill is null ? null : Stamp(replacedWill));
+    }
+
+    /// <summary>
+    /// The gateway gave up on this Connect while it ran and refused the client: the connection it took is closed, so
+    /// it ends here as a lost one (its will and the session expiry follow, as for any connection that dropped). The
+    /// gateway's own <see cref="Disconnect"/> for it, sent when it gave up, then finds nothing to do.
+    /// </summary>
+    private async Task EndAbandonedConnectionAsync(long connectionId, MqttMessage? replacedWill)
+    {
+        LogConnectAbandoned(logger, ClientId, connectionId);
+        if (replacedWill is not null)
+        {
+            PublishWill(Stamp(replacedWill));
+        }
+
+        if (await Disconnect(connectionId, DisconnectKind.ConnectionLost) is { } will)
+        {
+            PublishWill(will);
+        }
     }
 
     public async Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null)
@@ -133,6 +162,9 @@ internal sealed partial class ClientSessionGrain
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway {GatewayId} did not confirm closing client {ClientId}'s older connection within {Timeout} (Mqtt:TakeoverNoticeTimeout); the new connection goes on")]
     private static partial void LogTakeoverNoticeUnanswered(ILogger logger, string clientId, string gatewayId, TimeSpan timeout);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId}'s connection {ConnectionId} was refused by its gateway while the session took it (Mqtt:SessionConnectTimeout); it ends as lost")]
+    private static partial void LogConnectAbandoned(ILogger logger, string clientId, long connectionId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Call to gateway {GatewayId} for client {ClientId} failed")]
     private static partial void LogGatewayCallFailed(ILogger logger, Exception ex, string clientId, string gatewayId);

@@ -11,9 +11,10 @@ internal sealed partial class ClientSessionGrain
     /// <summary>
     /// Commits this connection as the client id's owner (compare-and-swap on the record's revision) before CONNACK.
     /// A conflict means the record changed behind this activation's back (a previous activation wrote it, or the
-    /// gateway's lease expired): the connection it names is told to go (0x8E) and the commit is retried on what was found.
+    /// gateway's lease expired): the connection it names is told to go (0x8E), unless it is <paramref name="replaced"/>,
+    /// which the takeover already told, and the commit is retried on what was found.
     /// </summary>
-    private async Task CommitOwnerAsync(GatewayPresence presence)
+    private async Task CommitOwnerAsync(GatewayPresence presence, GatewayPresence? replaced = null)
     {
         using var span = MqttTracing.StartChild(MqttTracing.Operations.OwnershipCommit, ClientId);
         for (var attempt = 0; ; attempt++)
@@ -32,7 +33,7 @@ internal sealed partial class ClientSessionGrain
             S.OwnerEpoch = Math.Max(S.OwnerEpoch, commit.Current?.Epoch ?? 0);
             if (commit.Current is { } other && (other.GatewayId != presence.GatewayId || other.ConnectionId != presence.ConnectionId))
             {
-                await EvictAsync(other);
+                await EvictAsync(other, alreadyTold: replaced is { } r && r.GatewayId == other.GatewayId && r.ConnectionId == other.ConnectionId);
             }
 
             if (attempt == 5)
@@ -42,19 +43,29 @@ internal sealed partial class ClientSessionGrain
         }
     }
 
-    private async Task EvictAsync(SessionOwner other)
+    private async Task EvictAsync(SessionOwner other, bool alreadyTold)
     {
         LogForeignOwner(logger, ClientId, other.GatewayId, other.ConnectionId, other.Epoch);
-        if (routeTable.Get(ClientId)?.Presence is { } p && p.GatewayId == other.GatewayId && p.ConnectionId == other.ConnectionId)
+        if (alreadyTold || routeTable.Get(ClientId)?.Presence is not { } p || p.GatewayId != other.GatewayId || p.ConnectionId != other.ConnectionId)
         {
-            try
-            {
-                await p.Gateway.Disconnect(p.ConnectionId, CloseReason.SessionTakenOver.DisconnectReasonCode());
-            }
-            catch (Exception ex)
-            {
-                LogGatewayCallFailed(logger, ex, ClientId, other.GatewayId);
-            }
+            return;
+        }
+
+        // Bounded as the takeover's notice is: the gateway may be the one that was killed (its clients reconnect
+        // through another), and waiting out Orleans' response timeout for it held each of them seconds after a kill.
+        var notice = p.Gateway.Disconnect(p.ConnectionId, CloseReason.SessionTakenOver.DisconnectReasonCode());
+        try
+        {
+            await notice.WaitAsync(options.Value.TakeoverNoticeTimeout, timeProvider);
+        }
+        catch (TimeoutException)
+        {
+            LogTakeoverNoticeUnanswered(logger, ClientId, other.GatewayId, options.Value.TakeoverNoticeTimeout);
+            _ = notice.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        }
+        catch (Exception ex)
+        {
+            LogGatewayCallFailed(logger, ex, ClientId, other.GatewayId);
         }
     }
 

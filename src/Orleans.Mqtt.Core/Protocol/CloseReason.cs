@@ -102,4 +102,6 @@ public enum CloseReason
     /// had sent: closed so that the client reconnects and gets them again, which MQTT allows only on a new connection.
     /// </summary>
     SessionFailedOver,
+    /// <summary>The client's session grain did not take the connection within <c>Mqtt:SessionConnectTimeout</c>.</summary>
+    SessionConnectTimeout,
 }

@@ -46,6 +46,7 @@ public static class CloseReasons
         new(CloseReason.WebSocketFrameError,        "websocket_frame_error",         null,          null,      null,         "WebSocket frame error"),
         new(CloseReason.AdministrativeAction,       "administrative_action",         null,          null,      0x98,         "disconnected by an administrator"),
         new(CloseReason.SessionFailedOver,          "session_failed_over",           null,          null,      0x8B,         "session failed over to another silo; the client resumes it"),
+        new(CloseReason.SessionConnectTimeout,      "session_connect_timeout",       0x03,          0x88,      null,         "session did not take the connection in time"),
     ];
 
     static CloseReasons()

@@ -22,6 +22,7 @@ public sealed class MqttMetrics
         ConnectionsAccepted = _meter.CreateCounter<long>("mqtt.connections.accepted", description: "CONNECTs accepted.");
         ConnectionsRefused = _meter.CreateCounter<long>("mqtt.connections.refused", description: "Connections refused, by reason.");
         ConnectionsClosed = _meter.CreateCounter<long>("mqtt.connections.closed", description: "Connections closed, by reason.");
+        ConnectsAbandoned = _meter.CreateCounter<long>("mqtt.connections.abandoned", description: "CONNECTs refused because their session's Connect call timed out (Mqtt:SessionConnectTimeout) or failed, whose session was then told the connection is gone once the call ended.");
         TlsHandshakesRefused = _meter.CreateCounter<long>("mqtt.tls.handshakes_refused", description: "TLS handshakes refused for their client certificate, by reason (untrusted, expired, revoked, revocation_unknown, no_certificate).");
         PacketsRejected = _meter.CreateCounter<long>("mqtt.packets.rejected", description: "Packets rejected as bad input, by reason.");
         MessagesReceived = _meter.CreateCounter<long>("mqtt.messages.received", description: "PUBLISH packets accepted from clients.");
@@ -67,6 +68,9 @@ public sealed class MqttMetrics
 
     /// <summary>Connections refused; tag <c>reason</c>.</summary>
     public Counter<long> ConnectionsRefused { get; }
+
+    /// <summary>CONNECTs refused because their session's <c>Connect</c> call timed out or failed, whose session was then told the connection is gone.</summary>
+    public Counter<long> ConnectsAbandoned { get; }
 
     /// <summary>Connections closed; tag <c>reason</c>.</summary>
     public Counter<long> ConnectionsClosed { get; }

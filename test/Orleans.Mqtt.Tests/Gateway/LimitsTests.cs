@@ -218,6 +218,19 @@ public sealed class LimitsTests
         Assert.Contains("Mqtt:PublishTimeout", result.FailureMessage, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    public void A_session_connect_timeout_that_is_not_positive_fails_at_startup_naming_the_setting(int seconds)
+    {
+        var options = new MqttGatewayOptions { SessionConnectTimeout = TimeSpan.FromSeconds(seconds) };
+
+        var result = new MqttGatewayOptionsValidator().Validate(null, options);
+
+        Assert.True(result.Failed);
+        Assert.Contains("Mqtt:SessionConnectTimeout", result.FailureMessage, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void The_default_limits_are_valid()
     {

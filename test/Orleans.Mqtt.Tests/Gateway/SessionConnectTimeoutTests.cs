@@ -1,0 +1,247 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using MQTTnet;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+using Orleans.Mqtt.Gateway;
+using Orleans.Mqtt.Grains;
+using Orleans.Mqtt.Ownership;
+using Orleans.Mqtt.Silo;
+using Xunit;
+
+namespace Orleans.Mqtt.Tests.Gateway;
+
+/// <summary>
+/// A session whose <c>Connect</c> takes longer than <c>Mqtt:SessionConnectTimeout</c> (here its ownership commit is held,
+/// as a session caught in a killed silo would hold it): the client gets CONNACK Server unavailable within the bound,
+/// the session does not stay connected to the refused connection once the call completes, and the client's retry
+/// gets the session. One broker (silo and gateway) in this process, as the standalone broker runs.
+/// </summary>
+public sealed class SessionConnectTimeoutTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+    private readonly HeldCommits _commits = new();
+    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "mqtt-connect-timeout-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly MeterListener _listener = new();
+    private long _abandoned;
+    private WebApplication _app = null!;
+    private int _port;
+
+    public async Task InitializeAsync()
+    {
+        _port = FreePort();
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Test" });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Orleans:ClusterId"] = "connect-timeout-" + Guid.NewGuid().ToString("N")[..8],
+            ["Orleans:SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Orleans:GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Storage:DataDirectory"] = _dataDirectory,
+            ["Mqtt:Tcp:Port"] = _port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Mqtt:WebSocket:Port"] = "0",
+            ["Http:Port"] = "0",
+            ["Mqtt:SessionConnectTimeout"] = Bound.ToString(),
+        });
+
+        // Registered before the silo's grains, whose in-memory ownership store only fills the place when none is set.
+        builder.Services.AddSingleton<ISessionOwnershipStore>(_commits);
+        builder.UseOrleans(silo => silo.AddMqttSilo(builder.Configuration));
+        builder.AddMqttGateway();
+        _app = builder.Build();
+        _app.MapMqttGateway();
+
+        var meters = _app.Services.GetRequiredService<IMeterFactory>();
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Scope == meters && instrument.Name == "mqtt.connections.abandoned")
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref _abandoned, value));
+        _listener.Start();
+
+        await _app.StartAsync();
+        var gateway = _app.Services.GetRequiredService<MqttGateway>();
+        await WaitUntilAsync(() => Task.FromResult(gateway.IsReady), "the gateway is ready");
+    }
+
+    public async Task DisposeAsync()
+    {
+        _commits.ReleaseAll();
+        _listener.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        try
+        {
+            Directory.Delete(_dataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: the OS cleans its temporary directory.
+        }
+    }
+
+    [Theory]
+    [InlineData(MqttProtocolVersion.V500)]
+    [InlineData(MqttProtocolVersion.V311)]
+    public async Task A_connect_the_session_takes_too_long_for_is_refused_with_server_unavailable_and_leaves_the_session_not_connected(MqttProtocolVersion version)
+    {
+        var clientId = "slow-" + version + "-" + Guid.NewGuid().ToString("N")[..8];
+        var willTopic = "will/" + clientId;
+        using var watcher = await ConnectAsync("watcher-" + clientId, MqttProtocolVersion.V500, cleanStart: true);
+        var wills = new ConcurrentQueue<string>();
+        watcher.ApplicationMessageReceivedAsync += e =>
+        {
+            wills.Enqueue(e.ApplicationMessage.Topic);
+            return Task.CompletedTask;
+        };
+        await watcher.SubscribeAsync(willTopic, MqttQualityOfServiceLevel.AtLeastOnce);
+
+        _commits.Hold(clientId);
+        using var client = new MqttClientFactory().CreateMqttClient();
+        var clock = Stopwatch.StartNew();
+        var refused = await client.ConnectAsync(Options(clientId, version, cleanStart: false, willTopic));
+        var waited = clock.Elapsed;
+
+        Assert.Equal(MqttClientConnectResultCode.ServerUnavailable, refused.ResultCode);
+        Assert.True(waited >= Bound - TimeSpan.FromMilliseconds(100) && waited < Bound + TimeSpan.FromSeconds(3), $"refused after {waited}, the bound is {Bound}");
+        Assert.True(_commits.Held(clientId).IsCompleted, "the session's Connect never reached its ownership commit: the late completion was not exercised");
+
+        // The session's Connect now completes, after the gateway gave up: the connection it took is closed, so the
+        // session ends it as lost: not connected, its expiry counting, the will out.
+        _commits.Release(clientId);
+        var session = _app.Services.GetRequiredService<IGrainFactory>().GetGrain<IClientSessionGrain>(clientId);
+        await WaitUntilAsync(async () => await session.Describe() is { Connected: false, DisconnectedAtUtc: not null }, "the session ends the refused connection");
+        await WaitUntilAsync(() => Task.FromResult(wills.Contains(willTopic)), "the refused connection's will is published");
+    }
+
+    [Fact]
+    public async Task The_clients_retry_after_a_refused_connect_gets_the_session_and_keeps_it()
+    {
+        var clientId = "retry-" + Guid.NewGuid().ToString("N")[..8];
+        _commits.Hold(clientId);
+        using (var first = new MqttClientFactory().CreateMqttClient())
+        {
+            var refused = await first.ConnectAsync(Options(clientId, MqttProtocolVersion.V500, cleanStart: false));
+            Assert.Equal(MqttClientConnectResultCode.ServerUnavailable, refused.ResultCode);
+        }
+
+        var abandonedBefore = Interlocked.Read(ref _abandoned);
+        _commits.Release(clientId);
+        using var client = await ConnectAsync(clientId, MqttProtocolVersion.V500, cleanStart: false);
+        var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.ApplicationMessageReceivedAsync += e =>
+        {
+            received.TrySetResult(e.ApplicationMessage.ConvertPayloadToString());
+            return Task.CompletedTask;
+        };
+
+        // The refused connection's end reached the session (before or after the retry took it over): it must not
+        // have ended the retry's connection.
+        await WaitUntilAsync(() => Task.FromResult(Interlocked.Read(ref _abandoned) > abandonedBefore), "the gateway told the session the refused connection is gone");
+        var details = await _app.Services.GetRequiredService<IGrainFactory>().GetGrain<IClientSessionGrain>(clientId).Describe();
+        Assert.True(details is { Connected: true }, "the retry's connection lost the session to the refused one's end");
+        Assert.True(client.IsConnected);
+
+        await client.SubscribeAsync("retry/" + clientId, MqttQualityOfServiceLevel.AtLeastOnce);
+        await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic("retry/" + clientId).WithPayload("after retry")
+            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        Assert.Equal("after retry", await received.Task.WaitAsync(Patience));
+    }
+
+    private MqttClientOptions Options(string clientId, MqttProtocolVersion version, bool cleanStart, string? willTopic = null)
+    {
+        var options = new MqttClientOptionsBuilder()
+            .WithTcpServer("127.0.0.1", _port)
+            .WithClientId(clientId)
+            .WithProtocolVersion(version)
+            .WithCleanSession(cleanStart)
+            .WithTimeout(Patience);
+        if (version == MqttProtocolVersion.V500)
+        {
+            options.WithSessionExpiryInterval(300);
+        }
+
+        if (willTopic is not null)
+        {
+            options.WithWillTopic(willTopic).WithWillPayload(Encoding.UTF8.GetBytes("gone")).WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce);
+        }
+
+        return options.Build();
+    }
+
+    private async Task<IMqttClient> ConnectAsync(string clientId, MqttProtocolVersion version, bool cleanStart)
+    {
+        var client = new MqttClientFactory().CreateMqttClient();
+        var result = await client.ConnectAsync(Options(clientId, version, cleanStart));
+        Assert.Equal(MqttClientConnectResultCode.Success, result.ResultCode);
+        return client;
+    }
+
+    // Polled: the session's state and the gateway's counter have no event to wait on from outside.
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(clock.Elapsed < Patience, $"not within {Patience}: {what}");
+            await Task.Delay(20);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>The in-memory ownership store, with the first commit of chosen client ids held until released.</summary>
+    private sealed class HeldCommits : ISessionOwnershipStore
+    {
+        private readonly InMemorySessionOwnershipStore _inner = new();
+        private readonly ConcurrentDictionary<string, (TaskCompletionSource Reached, TaskCompletionSource Release)> _held = new();
+
+        public void Hold(string clientId) =>
+            _held[clientId] = (new(TaskCreationOptions.RunContinuationsAsynchronously), new(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        public Task Held(string clientId) => _held[clientId].Reached.Task;
+
+        public void Release(string clientId) => _held[clientId].Release.TrySetResult();
+
+        public void ReleaseAll()
+        {
+            foreach (var held in _held.Values)
+            {
+                held.Release.TrySetResult();
+            }
+        }
+
+        public async ValueTask<OwnershipCommit> CommitAsync(string clientId, SessionOwner owner, long expectedRevision, CancellationToken cancellationToken = default)
+        {
+            // Only the first commit of a held client id waits: the retry's commit goes through once it is released.
+            if (_held.TryGetValue(clientId, out var held) && held.Reached.TrySetResult())
+            {
+                await held.Release.Task;
+            }
+
+            return await _inner.CommitAsync(clientId, owner, expectedRevision, cancellationToken);
+        }
+
+        public ValueTask<OwnershipCommit> ReleaseAsync(string clientId, long expectedRevision, CancellationToken cancellationToken = default) =>
+            _inner.ReleaseAsync(clientId, expectedRevision, cancellationToken);
+
+        public ValueTask<(SessionOwner? Owner, long Revision)> ReadAsync(string clientId, CancellationToken cancellationToken = default) =>
+            _inner.ReadAsync(clientId, cancellationToken);
+    }
+}
