@@ -70,7 +70,13 @@ internal sealed class SessionCopyStore(IServiceProvider services, GrainRefs<ICli
     /// Drops the copy held for <paramref name="clientId"/> if its version is at most <paramref name="version"/> (a newer
     /// one arrived meanwhile: kept); returns whether it dropped one.
     /// </summary>
-    public async Task<bool> DropAsync(string clientId, long version)
+    public Task<bool> DropAsync(string clientId, long version) => DropIfAsync(clientId, held => held.StateVersion <= version);
+
+    /// <summary>
+    /// Drops the copy held for <paramref name="clientId"/> if <paramref name="isStale"/> says so, taking turns with the
+    /// writes of that copy; returns whether it dropped one.
+    /// </summary>
+    public async Task<bool> DropIfAsync(string clientId, Func<SessionState, bool> isStale)
     {
         var grainId = GrainId.Create(sessionRefs.Type, clientId);
         var stripe = Stripe(clientId);
@@ -79,13 +85,18 @@ internal sealed class SessionCopyStore(IServiceProvider services, GrainRefs<ICli
         {
             var stored = new GrainState<SessionState>();
             await Storage.ReadStateAsync(StateName, grainId, stored);
-            if (!stored.RecordExists || stored.State is not { } held || held.StateVersion > version)
+            if (!stored.RecordExists || stored.State is not { } held || !isStale(held))
             {
                 return false;
             }
 
             await Storage.ClearStateAsync(StateName, grainId, stored);
             return true;
+        }
+        catch (InconsistentStateException)
+        {
+            // Written since it was read by something that does not take the stripe: whatever it wrote stays.
+            return false;
         }
         finally
         {
@@ -151,8 +162,8 @@ internal sealed class SessionCopyStore(IServiceProvider services, GrainRefs<ICli
             }
             catch (InconsistentStateException) when (attempt < 2)
             {
-                // Written between the read and the write by something that does not take the stripe (the start check,
-                // StaleSessionCopies): read again and let the newer version win.
+                // Written between the read and the write by something that does not take the stripe (nothing here does;
+                // kept for a storage shared with another writer): read again and let the newer version win.
             }
         }
     }

@@ -23,6 +23,7 @@ internal sealed partial class StaleSessionCopies(
     RouteTable table,
     ILocalSiloDetails localSilo,
     GrainRefs<IClientSessionGrain> sessionRefs,
+    SessionCopyStore sessionCopies,
     IServiceProvider services,
     TimeProvider timeProvider,
     MqttMetrics metrics,
@@ -57,7 +58,7 @@ internal sealed partial class StaleSessionCopies(
         var droppedCopies = 0;
         foreach (var chunk in copies.Chunk(ClearsInFlight))
         {
-            var results = await Task.WhenAll(chunk.Select(clientId => DropCopyIfStaleAsync(storage, GrainId.Create(grainType, clientId), clientId)));
+            var results = await Task.WhenAll(chunk.Select(DropCopyIfStaleAsync));
             droppedCopies += results.Count(d => d);
         }
 
@@ -70,35 +71,15 @@ internal sealed partial class StaleSessionCopies(
         return dropped + droppedCopies;
     }
 
-    private async Task<bool> DropCopyIfStaleAsync(IGrainStorage storage, GrainId grainId, string clientId)
-    {
-        var stored = new GrainState<SessionState>();
-        await storage.ReadStateAsync(SessionCopyStore.StateName, grainId, stored);
-        if (!stored.RecordExists || stored.State is not { } copy)
+    // Through the copy store, which lets this take turns with a copy a home or a re-replication pass writes meanwhile.
+    private Task<bool> DropCopyIfStaleAsync(string clientId) =>
+        sessionCopies.DropIfAsync(clientId, copy =>
         {
-            return false;
-        }
-
-        var routes = table.Get(clientId);
-        var stale = routes is null
-            ? copy.IsExpired(timeProvider.GetUtcNow().UtcDateTime)
-            : !routes.Persistent || routes.Home == localSilo.Name || copy.StateVersion < routes.StateBase;
-        if (!stale)
-        {
-            return false;
-        }
-
-        try
-        {
-            await storage.ClearStateAsync(SessionCopyStore.StateName, grainId, stored);
-            return true;
-        }
-        catch (InconsistentStateException)
-        {
-            // Written since it was read: a home sent a newer copy just now.
-            return false;
-        }
-    }
+            var routes = table.Get(clientId);
+            return routes is null
+                ? copy.IsExpired(timeProvider.GetUtcNow().UtcDateTime)
+                : !routes.Persistent || routes.Home == localSilo.Name || copy.StateVersion < routes.StateBase;
+        });
 
     private async Task<bool> DropIfStaleAsync(IGrainStorage storage, GrainId grainId, string clientId)
     {
