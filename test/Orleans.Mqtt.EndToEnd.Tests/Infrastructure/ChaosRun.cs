@@ -26,6 +26,7 @@ public sealed class ChaosRun : IAsyncDisposable
     private readonly ConcurrentQueue<Kill> _kills = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _publishers = [];
+    private readonly ConcurrentDictionary<string, int> _refusedConnects = new();
     private int _gatewayTurn;
 
     public ChaosRun(ClusterFixture cluster)
@@ -165,31 +166,37 @@ public sealed class ChaosRun : IAsyncDisposable
         return live.Count == 0 ? _cluster.Gateways[0].MqttPort : live[(int)((uint)Interlocked.Increment(ref _gatewayTurn) % live.Count)].MqttPort;
     }
 
-    private async Task<IMqttClient> ConnectAsync(string clientId, bool persistent, Func<MqttApplicationMessageReceivedEventArgs, Task>? onMessage, int? port = null, ushort receiveMaximum = 0)
+    // Connects a new client, retrying on the next live gateway until one accepts it. MQTTnet reports a CONNACK with an
+    // error reason code (for example 0x88 Server unavailable while a killed silo's sessions fail over) as a result, not
+    // an exception: such a client is not connected and is retried like a failed connection. configure runs on each
+    // new client before it connects, so its event handlers see everything that happens to its connection.
+    private async Task<IMqttClient> ConnectAsync(string clientId, bool persistent, Action<IMqttClient>? configure, int? port = null, ushort receiveMaximum = 0)
     {
         while (true)
         {
             var client = new MqttClientFactory().CreateMqttClient();
-            if (onMessage is not null)
-            {
-                client.ApplicationMessageReceivedAsync += onMessage;
-            }
-
+            configure?.Invoke(client);
             try
             {
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
                 var options = MqttClients.Options(port ?? NextGatewayPort(), clientId, cleanStart: !persistent, sessionExpiry: persistent ? 3600u : 0);
                 options.ReceiveMaximum = receiveMaximum;
-                await client.ConnectAsync(options, timeout.Token);
-                return client;
+                var result = await client.ConnectAsync(options, timeout.Token);
+                if (result.ResultCode == MqttClientConnectResultCode.Success)
+                {
+                    return client;
+                }
+
+                _refusedConnects.AddOrUpdate(result.ResultCode.ToString(), 1, (_, n) => n + 1);
             }
             catch (Exception) when (persistent || !_stop.IsCancellationRequested)
             {
                 // The gateway is down or its silos are not reachable yet: the next live gateway, after a pause.
-                client.Dispose();
-                port = null;
-                await Task.Delay(200);
             }
+
+            client.Dispose();
+            port = null;
+            await Task.Delay(200);
         }
     }
 
@@ -200,7 +207,7 @@ public sealed class ChaosRun : IAsyncDisposable
         IMqttClient? client = null;
         try
         {
-            client = await ConnectAsync(clientId, persistent: false, onMessage: null, port);
+            client = await ConnectAsync(clientId, persistent: false, configure: null, port);
             for (var n = 0; !_stop.IsCancellationRequested; n++)
             {
                 var target = n % _subscribers.Count;
@@ -218,7 +225,7 @@ public sealed class ChaosRun : IAsyncDisposable
                     if (!client.IsConnected)
                     {
                         client.Dispose();
-                        client = await ConnectAsync(clientId, persistent: false, onMessage: null);
+                        client = await ConnectAsync(clientId, persistent: false, configure: null);
                     }
 
                     try
@@ -322,6 +329,7 @@ public sealed class ChaosRun : IAsyncDisposable
         {
             MissingBySubscriber = perSubscriber,
             Drops = drops,
+            RefusedConnects = new SortedDictionary<string, int>(_refusedConnects, StringComparer.Ordinal),
         };
     }
 
@@ -361,6 +369,7 @@ public sealed class ChaosRun : IAsyncDisposable
         private readonly ConcurrentDictionary<string, ushort> _packetIds = new();
         private IMqttClient? _client;
         private int _resent;
+        private volatile bool _disposed;
 
         public int Index => index;
 
@@ -384,18 +393,20 @@ public sealed class ChaosRun : IAsyncDisposable
 
         public async Task ConnectAsync()
         {
-            var client = await run.ConnectAsync($"{run._prefix}-sub-{index}".Replace('/', '-'), persistent: true, OnMessageAsync, receiveMaximum: kind == SubscriberKind.Slow ? (ushort)1 : (ushort)0);
-            _client = client;
-            client.DisconnectedAsync += OnDisconnectedAsync;
+            // The handlers go on before the client connects, and it becomes this subscriber's client then: a
+            // connection that drops right after its CONNACK still starts a reconnect.
+            await run.ConnectAsync($"{run._prefix}-sub-{index}".Replace('/', '-'), persistent: true, configure: client =>
+            {
+                client.ApplicationMessageReceivedAsync += OnMessageAsync;
+                client.DisconnectedAsync += e => OnDisconnectedAsync(client, e);
+                Volatile.Write(ref _client, client);
+            }, receiveMaximum: kind == SubscriberKind.Slow ? (ushort)1 : (ushort)0);
         }
 
         public void Dispose()
         {
-            if (_client is { } client)
-            {
-                client.DisconnectedAsync -= OnDisconnectedAsync;
-                client.Dispose();
-            }
+            _disposed = true;
+            _client?.Dispose();
         }
 
         private async Task OnMessageAsync(MqttApplicationMessageReceivedEventArgs e)
@@ -412,25 +423,27 @@ public sealed class ChaosRun : IAsyncDisposable
             Log.Enqueue((payload, run._clock.Elapsed));
             if (kind == SubscriberKind.Slow)
             {
-                // The acknowledgement comes late, as from a client that works on each message first.
+                // The acknowledgement comes late, as from a client that works on each message first. MQTTnet runs this
+                // handler on its own task for received publishes; a dropped connection waits for it (the delay and a
+                // failed send at most) before raising DisconnectedAsync, so the reconnect is late by that, not lost.
                 e.AutoAcknowledge = false;
                 await Task.Delay(SlowAcknowledgement);
                 await e.AcknowledgeAsync(CancellationToken.None);
             }
         }
 
-        private async Task OnDisconnectedAsync(MqttClientDisconnectedEventArgs e)
+        private async Task OnDisconnectedAsync(IMqttClient client, MqttClientDisconnectedEventArgs e)
         {
-            if (kind == SubscriberKind.Offline && !run._stop.IsCancellationRequested || e.ClientWasConnected is false || _client is null)
+            // A connect attempt that failed (ClientWasConnected false) is retried by ConnectAsync itself; a client that
+            // was replaced already has its successor.
+            if (_disposed || kind == SubscriberKind.Offline && !run._stop.IsCancellationRequested || !e.ClientWasConnected || !ReferenceEquals(client, Volatile.Read(ref _client)))
             {
                 return;
             }
 
             // Its gateway went (or closed the connection): the session continues on any live gateway.
-            var old = _client;
-            old.DisconnectedAsync -= OnDisconnectedAsync;
             await ConnectAsync();
-            old.Dispose();
+            client.Dispose();
         }
     }
 }
@@ -443,6 +456,9 @@ public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing
 
     /// <summary>Messages the live members counted as dropped at the end of the run (<c>mqtt_messages_dropped_total</c>), by reason.</summary>
     public IReadOnlyDictionary<string, long> Drops { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>Client connects the brokers refused with a CONNACK reason code (the clients retried them), by code.</summary>
+    public IReadOnlyDictionary<string, int> RefusedConnects { get; init; } = new Dictionary<string, int>();
 
     /// <summary>A table: one row per kill with the stalls of subscribers and publishers (p50 / max) and what was lost, then the totals.</summary>
     public override string ToString()
@@ -457,6 +473,7 @@ public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing
 
         text.AppendLine(CultureInfo.InvariantCulture, $"{Acknowledged} acknowledged, {Missing.Count} missing ({LostBeforeKills} of them first sent before the first kill), {Qos2Duplicates.Count} QoS 2 duplicates ({Qos2ResentAfterReconnect} QoS 2 copies re-sent with DUP and the same packet id after a reconnect, not counted), {OrderViolations.Count} order violations");
         text.AppendLine("dropped by the brokers (live members at the end): " + (Drops.Count == 0 ? "none" : string.Join(", ", Drops.Select(d => $"{d.Key} {d.Value}"))));
+        text.AppendLine("connects refused with a CONNACK reason code (retried): " + (RefusedConnects.Count == 0 ? "none" : string.Join(", ", RefusedConnects.Select(r => $"{r.Key} {r.Value}"))));
         foreach (var line in MissingBySubscriber.Concat(Missing.Take(5).Select(m => "missing " + m)).Concat(Qos2Duplicates.Take(5).Select(d => "duplicate " + d)).Concat(OrderViolations.Take(5)))
         {
             text.AppendLine(line);
