@@ -49,7 +49,6 @@ public sealed class ChaosRun : IAsyncDisposable
             var kind = i < connectedSubscribers ? SubscriberKind.Connected : i < connectedSubscribers + slowSubscribers ? SubscriberKind.Slow : SubscriberKind.Offline;
             var subscriber = new Subscriber(this, i, qos: i % 2 == 0 ? 1 : 2, kind);
             await subscriber.ConnectAsync();
-            await subscriber.Client.SubscribeAsync(Topic(i), subscriber.Qos == 1 ? MqttQualityOfServiceLevel.AtLeastOnce : MqttQualityOfServiceLevel.ExactlyOnce);
             if (subscriber.Kind == SubscriberKind.Offline)
             {
                 await subscriber.Client.DisconnectAsync();
@@ -170,7 +169,7 @@ public sealed class ChaosRun : IAsyncDisposable
     // error reason code (for example 0x88 Server unavailable while a killed silo's sessions fail over) as a result, not
     // an exception: such a client is not connected and is retried like a failed connection. configure runs on each
     // new client before it connects, so its event handlers see everything that happens to its connection.
-    private async Task<IMqttClient> ConnectAsync(string clientId, bool persistent, Action<IMqttClient>? configure, int? port = null, ushort receiveMaximum = 0)
+    private async Task<(IMqttClient Client, bool SessionPresent)> ConnectAsync(string clientId, bool persistent, Action<IMqttClient>? configure, int? port = null, ushort receiveMaximum = 0)
     {
         while (true)
         {
@@ -184,7 +183,7 @@ public sealed class ChaosRun : IAsyncDisposable
                 var result = await client.ConnectAsync(options, timeout.Token);
                 if (result.ResultCode == MqttClientConnectResultCode.Success)
                 {
-                    return client;
+                    return (client, result.IsSessionPresent);
                 }
 
                 _refusedConnects.AddOrUpdate(result.ResultCode.ToString(), 1, (_, n) => n + 1);
@@ -207,7 +206,7 @@ public sealed class ChaosRun : IAsyncDisposable
         IMqttClient? client = null;
         try
         {
-            client = await ConnectAsync(clientId, persistent: false, configure: null, port);
+            (client, _) = await ConnectAsync(clientId, persistent: false, configure: null, port);
             for (var n = 0; !_stop.IsCancellationRequested; n++)
             {
                 var target = n % _subscribers.Count;
@@ -225,7 +224,7 @@ public sealed class ChaosRun : IAsyncDisposable
                     if (!client.IsConnected)
                     {
                         client.Dispose();
-                        client = await ConnectAsync(clientId, persistent: false, configure: null);
+                        (client, _) = await ConnectAsync(clientId, persistent: false, configure: null);
                     }
 
                     try
@@ -330,6 +329,7 @@ public sealed class ChaosRun : IAsyncDisposable
             MissingBySubscriber = perSubscriber,
             Drops = drops,
             RefusedConnects = new SortedDictionary<string, int>(_refusedConnects, StringComparer.Ordinal),
+            SessionsLost = _subscribers.Where(s => s.SessionsLost > 0).Select(s => $"s{s.Index} {s.SessionsLost}").ToList(),
         };
     }
 
@@ -370,6 +370,9 @@ public sealed class ChaosRun : IAsyncDisposable
         private IMqttClient? _client;
         private int _resent;
         private volatile bool _disposed;
+        private int _connects;
+        private volatile bool _subscribed;
+        private int _sessionsLost;
 
         public int Index => index;
 
@@ -391,16 +394,39 @@ public sealed class ChaosRun : IAsyncDisposable
 
         public ConcurrentQueue<(string Payload, TimeSpan At)> Log { get; } = new();
 
+        /// <summary>Reconnects the broker answered with Session Present 0 (its session was lost); subscribed again.</summary>
+        public int SessionsLost => Volatile.Read(ref _sessionsLost);
+
         public async Task ConnectAsync()
         {
             // The handlers go on before the client connects, and it becomes this subscriber's client then: a
             // connection that drops right after its CONNACK still starts a reconnect.
-            await run.ConnectAsync($"{run._prefix}-sub-{index}".Replace('/', '-'), persistent: true, configure: client =>
+            var (client, sessionPresent) = await run.ConnectAsync($"{run._prefix}-sub-{index}".Replace('/', '-'), persistent: true, configure: client =>
             {
                 client.ApplicationMessageReceivedAsync += OnMessageAsync;
                 client.DisconnectedAsync += e => OnDisconnectedAsync(client, e);
                 Volatile.Write(ref _client, client);
             }, receiveMaximum: kind == SubscriberKind.Slow ? (ushort)1 : (ushort)0);
+            if (!sessionPresent && Interlocked.Increment(ref _connects) > 1)
+            {
+                Interlocked.Increment(ref _sessionsLost);
+            }
+
+            if (!sessionPresent || !_subscribed)
+            {
+                // A new session (the first connect, or Session Present 0 after the broker lost it): subscribed again, as
+                // a device does; what was sent to it meanwhile stays missing.
+                _subscribed = false;
+                try
+                {
+                    await client.SubscribeAsync(run.Topic(index), qos == 1 ? MqttQualityOfServiceLevel.AtLeastOnce : MqttQualityOfServiceLevel.ExactlyOnce);
+                    _subscribed = true;
+                }
+                catch (Exception) when (!client.IsConnected)
+                {
+                    // The connection dropped before the SUBACK: the reconnect it starts subscribes again.
+                }
+            }
         }
 
         public void Dispose()
@@ -457,6 +483,9 @@ public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing
     /// <summary>Messages the live members counted as dropped at the end of the run (<c>mqtt_messages_dropped_total</c>), by reason.</summary>
     public IReadOnlyDictionary<string, long> Drops { get; init; } = new Dictionary<string, long>();
 
+    /// <summary>Subscribers told Session Present 0 on a reconnect (their session lost; they subscribed again), with how often.</summary>
+    public IReadOnlyList<string> SessionsLost { get; init; } = [];
+
     /// <summary>Client connects the brokers refused with a CONNACK reason code (the clients retried them), by code.</summary>
     public IReadOnlyDictionary<string, int> RefusedConnects { get; init; } = new Dictionary<string, int>();
 
@@ -473,6 +502,7 @@ public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing
 
         text.AppendLine(CultureInfo.InvariantCulture, $"{Acknowledged} acknowledged, {Missing.Count} missing ({LostBeforeKills} of them first sent before the first kill), {Qos2Duplicates.Count} QoS 2 duplicates ({Qos2ResentAfterReconnect} QoS 2 copies re-sent with DUP and the same packet id after a reconnect, not counted), {OrderViolations.Count} order violations");
         text.AppendLine("dropped by the brokers (live members at the end): " + (Drops.Count == 0 ? "none" : string.Join(", ", Drops.Select(d => $"{d.Key} {d.Value}"))));
+        text.AppendLine("subscribers told Session Present 0 on a reconnect (subscribed again): " + (SessionsLost.Count == 0 ? "none" : string.Join(", ", SessionsLost)));
         text.AppendLine("connects refused with a CONNACK reason code (retried): " + (RefusedConnects.Count == 0 ? "none" : string.Join(", ", RefusedConnects.Select(r => $"{r.Key} {r.Value}"))));
         foreach (var line in MissingBySubscriber.Concat(Missing.Take(5).Select(m => "missing " + m)).Concat(Qos2Duplicates.Take(5).Select(d => "duplicate " + d)).Concat(OrderViolations.Take(5)))
         {
