@@ -26,6 +26,7 @@ public sealed class ChaosRun : IAsyncDisposable
     private readonly ConcurrentQueue<Kill> _kills = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _publishers = [];
+    private readonly ConcurrentDictionary<string, int> _refusedConnects = new();
     private int _gatewayTurn;
 
     public ChaosRun(ClusterFixture cluster)
@@ -48,7 +49,6 @@ public sealed class ChaosRun : IAsyncDisposable
             var kind = i < connectedSubscribers ? SubscriberKind.Connected : i < connectedSubscribers + slowSubscribers ? SubscriberKind.Slow : SubscriberKind.Offline;
             var subscriber = new Subscriber(this, i, qos: i % 2 == 0 ? 1 : 2, kind);
             await subscriber.ConnectAsync();
-            await subscriber.Client.SubscribeAsync(Topic(i), subscriber.Qos == 1 ? MqttQualityOfServiceLevel.AtLeastOnce : MqttQualityOfServiceLevel.ExactlyOnce);
             if (subscriber.Kind == SubscriberKind.Offline)
             {
                 await subscriber.Client.DisconnectAsync();
@@ -165,31 +165,37 @@ public sealed class ChaosRun : IAsyncDisposable
         return live.Count == 0 ? _cluster.Gateways[0].MqttPort : live[(int)((uint)Interlocked.Increment(ref _gatewayTurn) % live.Count)].MqttPort;
     }
 
-    private async Task<IMqttClient> ConnectAsync(string clientId, bool persistent, Func<MqttApplicationMessageReceivedEventArgs, Task>? onMessage, int? port = null, ushort receiveMaximum = 0)
+    // Connects a new client, retrying on the next live gateway until one accepts it. MQTTnet reports a CONNACK with an
+    // error reason code (for example 0x88 Server unavailable while a killed silo's sessions fail over) as a result, not
+    // an exception: such a client is not connected and is retried like a failed connection. configure runs on each
+    // new client before it connects, so its event handlers see everything that happens to its connection.
+    private async Task<(IMqttClient Client, bool SessionPresent)> ConnectAsync(string clientId, bool persistent, Action<IMqttClient>? configure, int? port = null, ushort receiveMaximum = 0)
     {
         while (true)
         {
             var client = new MqttClientFactory().CreateMqttClient();
-            if (onMessage is not null)
-            {
-                client.ApplicationMessageReceivedAsync += onMessage;
-            }
-
+            configure?.Invoke(client);
             try
             {
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
                 var options = MqttClients.Options(port ?? NextGatewayPort(), clientId, cleanStart: !persistent, sessionExpiry: persistent ? 3600u : 0);
                 options.ReceiveMaximum = receiveMaximum;
-                await client.ConnectAsync(options, timeout.Token);
-                return client;
+                var result = await client.ConnectAsync(options, timeout.Token);
+                if (result.ResultCode == MqttClientConnectResultCode.Success)
+                {
+                    return (client, result.IsSessionPresent);
+                }
+
+                _refusedConnects.AddOrUpdate(result.ResultCode.ToString(), 1, (_, n) => n + 1);
             }
             catch (Exception) when (persistent || !_stop.IsCancellationRequested)
             {
                 // The gateway is down or its silos are not reachable yet: the next live gateway, after a pause.
-                client.Dispose();
-                port = null;
-                await Task.Delay(200);
             }
+
+            client.Dispose();
+            port = null;
+            await Task.Delay(200);
         }
     }
 
@@ -200,7 +206,7 @@ public sealed class ChaosRun : IAsyncDisposable
         IMqttClient? client = null;
         try
         {
-            client = await ConnectAsync(clientId, persistent: false, onMessage: null, port);
+            (client, _) = await ConnectAsync(clientId, persistent: false, configure: null, port);
             for (var n = 0; !_stop.IsCancellationRequested; n++)
             {
                 var target = n % _subscribers.Count;
@@ -218,7 +224,7 @@ public sealed class ChaosRun : IAsyncDisposable
                     if (!client.IsConnected)
                     {
                         client.Dispose();
-                        client = await ConnectAsync(clientId, persistent: false, onMessage: null);
+                        (client, _) = await ConnectAsync(clientId, persistent: false, configure: null);
                     }
 
                     try
@@ -322,6 +328,8 @@ public sealed class ChaosRun : IAsyncDisposable
         {
             MissingBySubscriber = perSubscriber,
             Drops = drops,
+            RefusedConnects = new SortedDictionary<string, int>(_refusedConnects, StringComparer.Ordinal),
+            SessionsLost = _subscribers.Where(s => s.SessionsLost > 0).Select(s => $"s{s.Index} {s.SessionsLost}").ToList(),
         };
     }
 
@@ -361,6 +369,10 @@ public sealed class ChaosRun : IAsyncDisposable
         private readonly ConcurrentDictionary<string, ushort> _packetIds = new();
         private IMqttClient? _client;
         private int _resent;
+        private volatile bool _disposed;
+        private int _connects;
+        private volatile bool _subscribed;
+        private int _sessionsLost;
 
         public int Index => index;
 
@@ -382,20 +394,45 @@ public sealed class ChaosRun : IAsyncDisposable
 
         public ConcurrentQueue<(string Payload, TimeSpan At)> Log { get; } = new();
 
+        /// <summary>Reconnects the broker answered with Session Present 0 (its session was lost); subscribed again.</summary>
+        public int SessionsLost => Volatile.Read(ref _sessionsLost);
+
         public async Task ConnectAsync()
         {
-            var client = await run.ConnectAsync($"{run._prefix}-sub-{index}".Replace('/', '-'), persistent: true, OnMessageAsync, receiveMaximum: kind == SubscriberKind.Slow ? (ushort)1 : (ushort)0);
-            _client = client;
-            client.DisconnectedAsync += OnDisconnectedAsync;
+            // The handlers go on before the client connects, and it becomes this subscriber's client then: a
+            // connection that drops right after its CONNACK still starts a reconnect.
+            var (client, sessionPresent) = await run.ConnectAsync($"{run._prefix}-sub-{index}".Replace('/', '-'), persistent: true, configure: client =>
+            {
+                client.ApplicationMessageReceivedAsync += OnMessageAsync;
+                client.DisconnectedAsync += e => OnDisconnectedAsync(client, e);
+                Volatile.Write(ref _client, client);
+            }, receiveMaximum: kind == SubscriberKind.Slow ? (ushort)1 : (ushort)0);
+            if (!sessionPresent && Interlocked.Increment(ref _connects) > 1)
+            {
+                Interlocked.Increment(ref _sessionsLost);
+            }
+
+            if (!sessionPresent || !_subscribed)
+            {
+                // A new session (the first connect, or Session Present 0 after the broker lost it): subscribed again, as
+                // a device does; what was sent to it meanwhile stays missing.
+                _subscribed = false;
+                try
+                {
+                    await client.SubscribeAsync(run.Topic(index), qos == 1 ? MqttQualityOfServiceLevel.AtLeastOnce : MqttQualityOfServiceLevel.ExactlyOnce);
+                    _subscribed = true;
+                }
+                catch (Exception) when (!client.IsConnected)
+                {
+                    // The connection dropped before the SUBACK: the reconnect it starts subscribes again.
+                }
+            }
         }
 
         public void Dispose()
         {
-            if (_client is { } client)
-            {
-                client.DisconnectedAsync -= OnDisconnectedAsync;
-                client.Dispose();
-            }
+            _disposed = true;
+            _client?.Dispose();
         }
 
         private async Task OnMessageAsync(MqttApplicationMessageReceivedEventArgs e)
@@ -412,25 +449,27 @@ public sealed class ChaosRun : IAsyncDisposable
             Log.Enqueue((payload, run._clock.Elapsed));
             if (kind == SubscriberKind.Slow)
             {
-                // The acknowledgement comes late, as from a client that works on each message first.
+                // The acknowledgement comes late, as from a client that works on each message first. MQTTnet runs this
+                // handler on its own task for received publishes; a dropped connection waits for it (the delay and a
+                // failed send at most) before raising DisconnectedAsync, so the reconnect is late by that, not lost.
                 e.AutoAcknowledge = false;
                 await Task.Delay(SlowAcknowledgement);
                 await e.AcknowledgeAsync(CancellationToken.None);
             }
         }
 
-        private async Task OnDisconnectedAsync(MqttClientDisconnectedEventArgs e)
+        private async Task OnDisconnectedAsync(IMqttClient client, MqttClientDisconnectedEventArgs e)
         {
-            if (kind == SubscriberKind.Offline && !run._stop.IsCancellationRequested || e.ClientWasConnected is false || _client is null)
+            // A connect attempt that failed (ClientWasConnected false) is retried by ConnectAsync itself; a client that
+            // was replaced already has its successor.
+            if (_disposed || kind == SubscriberKind.Offline && !run._stop.IsCancellationRequested || !e.ClientWasConnected || !ReferenceEquals(client, Volatile.Read(ref _client)))
             {
                 return;
             }
 
             // Its gateway went (or closed the connection): the session continues on any live gateway.
-            var old = _client;
-            old.DisconnectedAsync -= OnDisconnectedAsync;
             await ConnectAsync();
-            old.Dispose();
+            client.Dispose();
         }
     }
 }
@@ -443,6 +482,12 @@ public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing
 
     /// <summary>Messages the live members counted as dropped at the end of the run (<c>mqtt_messages_dropped_total</c>), by reason.</summary>
     public IReadOnlyDictionary<string, long> Drops { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>Subscribers told Session Present 0 on a reconnect (their session lost; they subscribed again), with how often.</summary>
+    public IReadOnlyList<string> SessionsLost { get; init; } = [];
+
+    /// <summary>Client connects the brokers refused with a CONNACK reason code (the clients retried them), by code.</summary>
+    public IReadOnlyDictionary<string, int> RefusedConnects { get; init; } = new Dictionary<string, int>();
 
     /// <summary>A table: one row per kill with the stalls of subscribers and publishers (p50 / max) and what was lost, then the totals.</summary>
     public override string ToString()
@@ -457,6 +502,8 @@ public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing
 
         text.AppendLine(CultureInfo.InvariantCulture, $"{Acknowledged} acknowledged, {Missing.Count} missing ({LostBeforeKills} of them first sent before the first kill), {Qos2Duplicates.Count} QoS 2 duplicates ({Qos2ResentAfterReconnect} QoS 2 copies re-sent with DUP and the same packet id after a reconnect, not counted), {OrderViolations.Count} order violations");
         text.AppendLine("dropped by the brokers (live members at the end): " + (Drops.Count == 0 ? "none" : string.Join(", ", Drops.Select(d => $"{d.Key} {d.Value}"))));
+        text.AppendLine("subscribers told Session Present 0 on a reconnect (subscribed again): " + (SessionsLost.Count == 0 ? "none" : string.Join(", ", SessionsLost)));
+        text.AppendLine("connects refused with a CONNACK reason code (retried): " + (RefusedConnects.Count == 0 ? "none" : string.Join(", ", RefusedConnects.Select(r => $"{r.Key} {r.Value}"))));
         foreach (var line in MissingBySubscriber.Concat(Missing.Take(5).Select(m => "missing " + m)).Concat(Qos2Duplicates.Take(5).Select(d => "duplicate " + d)).Concat(OrderViolations.Take(5)))
         {
             text.AppendLine(line);
