@@ -267,21 +267,47 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// subscription the two silos compared should both hold: the wildcard filters and the exact filters of the shards
     /// set in <paramref name="shards"/>, so a part missing on one of them shows as a differing bucket.
     /// </summary>
-    public long[] Digest(RouteHolders? holders, bool[]? shards)
+    public long[] Digest(RouteHolders? holders, bool[]? shards) => Digest(holders, shards, null);
+
+    /// <summary>
+    /// As <see cref="Digest(RouteHolders?, bool[])"/>; with <paramref name="bothEntryHolders"/> (routes sharded by topic)
+    /// a persistent session that the two silos do not both receive every presence change of — no wildcard filter, no
+    /// exact filter in <paramref name="shards"/>, and <paramref name="bothEntryHolders"/> false — counts by what every
+    /// silo holds of it alike (home, user name, expiry, subscription count), not by its version, which a change of only
+    /// the presence moves on some silos only (see <see cref="RouteHolders.PresenceHoldersOf"/>).
+    /// </summary>
+    public long[] Digest(RouteHolders? holders, bool[]? shards, Func<ClientRoutes, bool>? bothEntryHolders)
     {
         var digest = new long[DigestBuckets * 2];
         using (_lock.Read())
         {
             foreach (var (clientId, routes) in _clients)
             {
-                var hash = ReplicaDigest.Hash(clientId, routes.Version);
-                var sum = hash;
-                if (holders is not null && shards is not null)
+                var sharded = holders is not null && shards is not null;
+                var full = !sharded || bothEntryHolders is null || !routes.Persistent;
+                if (!full)
                 {
                     foreach (var s in routes.Subscriptions)
                     {
-                        var shard = holders.ShardOf(s);
-                        if (shard < 0 || shards[shard])
+                        var shard = holders!.ShardOf(s);
+                        if (shard < 0 || shards![shard])
+                        {
+                            full = true;
+                            break;
+                        }
+                    }
+
+                    full = full || bothEntryHolders!(routes);
+                }
+
+                var hash = ReplicaDigest.Hash(clientId, full ? routes.Version : EntryHash(routes));
+                var sum = hash;
+                if (sharded)
+                {
+                    foreach (var s in routes.Subscriptions)
+                    {
+                        var shard = holders!.ShardOf(s);
+                        if (shard < 0 || shards![shard])
                         {
                             sum += ReplicaDigest.Hash(s.Filter, hash);
                         }
@@ -296,6 +322,15 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         return digest;
     }
 
+    // What every silo holds of a persistent session alike whatever presence changes it missed.
+    private static long EntryHash(ClientRoutes routes)
+    {
+        var h = ReplicaDigest.Hash(routes.Home ?? string.Empty, routes.SessionExpiryInterval);
+        h = ReplicaDigest.Hash(routes.ActiveOn ?? string.Empty, h);
+        h = ReplicaDigest.Hash(routes.UserName ?? string.Empty, h);
+        return ReplicaDigest.Hash(string.Empty, h + routes.SubscriptionCount);
+    }
+
     /// <summary>
     /// Copies what the table holds in the given digest buckets (all when null), deletions included (as routes with
     /// nothing in them and as retained updates without a message), for a peer to catch up or repair from.
@@ -308,7 +343,16 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// the clients with an exact filter in those shards, and no retained messages or deletions: what a peer that
     /// already has every entry from elsewhere still needs from this silo.
     /// </summary>
-    public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(ISet<int>? buckets, RouteHolders? holders, bool[]? shards, bool onlyWithShards)
+    public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(ISet<int>? buckets, RouteHolders? holders, bool[]? shards, bool onlyWithShards) =>
+        Read(buckets, holders, shards, onlyWithShards, null);
+
+    /// <summary>
+    /// As <see cref="Read(ISet{int}, RouteHolders?, bool[], bool)"/>; with <paramref name="onlyWithShards"/>, also the
+    /// clients <paramref name="alsoEntries"/> picks (those the peer is an entry holder of, whose newest presence it
+    /// needs: <see cref="RouteHolders.IsEntryHolder"/>).
+    /// </summary>
+    public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(
+        ISet<int>? buckets, RouteHolders? holders, bool[]? shards, bool onlyWithShards, Func<ClientRoutes, bool>? alsoEntries)
     {
         var routes = new List<ClientRoutes>();
         var deleted = new List<(string Key, long Version)>();
@@ -320,7 +364,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
                 if (clientInBuckets(clientId))
                 {
                     var part = holders is null ? r : holders.PartFor(r, shards);
-                    if (!onlyWithShards || HasExact(holders!, part))
+                    if (!onlyWithShards || HasExact(holders!, part) || (alsoEntries is not null && alsoEntries(r)))
                     {
                         routes.Add(part);
                     }

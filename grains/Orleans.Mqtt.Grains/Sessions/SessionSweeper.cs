@@ -8,10 +8,14 @@ namespace Orleans.Mqtt.Grains;
 /// Ends expired sessions and publishes due delayed wills actively, not only when the client id comes back, and sets
 /// the sessions of dead gateways offline (their wills go out, persistent sessions keep queueing). Each silo handles
 /// its slice of the client ids (by a stable hash over the active silos), reading due times and connections from its
-/// route replica; a client a round misses (views of membership differ for a moment) is found again next round.
+/// route replica; a client a round misses (views of membership differ for a moment) is found again next round. With
+/// routes sharded by topic a change of only a persistent session's presence reaches only some silos, so a session is
+/// handled by the one that always has its newest routes: its home, or where it fails over when the home is lost
+/// (<see cref="RouteHolders.FirstEntryHolder"/>).
 /// </summary>
 internal sealed partial class SessionSweeper(
     RouteTable table,
+    RouteHolders holders,
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
     IGrainFactory grainFactory,
@@ -64,18 +68,19 @@ internal sealed partial class SessionSweeper(
                 return;
             }
 
+            var snapshot = membership.CurrentSnapshot;
             var calls = new List<Task>();
             var due = new List<string>();
             table.CollectDueForSweep(timeProvider.GetUtcNow().UtcDateTime, due, MaxPerRound);
             foreach (var clientId in due)
             {
-                if (Slice(clientId, silos.Count) == mine)
+                if (IsMine(snapshot, clientId, silos.Count, mine))
                 {
                     calls.Add(grainFactory.GetGrain<IClientSessionGrain>(clientId).ExpireIfDue());
                 }
             }
 
-            await OfflineSessionsOfDeadGatewaysAsync(silos.Count, mine, calls);
+            await OfflineSessionsOfDeadGatewaysAsync(snapshot, silos.Count, mine, calls);
             await Task.WhenAll(calls);
         }
         catch (Exception ex)
@@ -88,7 +93,7 @@ internal sealed partial class SessionSweeper(
         }
     }
 
-    private async Task OfflineSessionsOfDeadGatewaysAsync(int silos, int mine, List<Task> calls)
+    private async Task OfflineSessionsOfDeadGatewaysAsync(ClusterMembershipSnapshot snapshot, int silos, int mine, List<Task> calls)
     {
         var gateways = new HashSet<string>(StringComparer.Ordinal);
         table.CollectGateways(gateways);
@@ -106,7 +111,7 @@ internal sealed partial class SessionSweeper(
             table.CollectConnectedThrough(gatewayId, connections);
             foreach (var (clientId, connectionId) in connections)
             {
-                if (Slice(clientId, silos) == mine && calls.Count < MaxOfflinePerRound)
+                if (calls.Count < MaxOfflinePerRound && IsMine(snapshot, clientId, silos, mine))
                 {
                     calls.Add(SetOfflineAsync(clientId, connectionId, gatewayId));
                 }
@@ -125,6 +130,11 @@ internal sealed partial class SessionSweeper(
             await grainFactory.GetGrain<ITopicShardGrain>(Topics.MqttTopic.ShardOf(will.Topic, options.Value.TopicShards)).Publish(will);
         }
     }
+
+    private bool IsMine(ClusterMembershipSnapshot snapshot, string clientId, int silos, int mine) =>
+        holders.Sharded
+            ? localSilo.SiloAddress.Equals(RouteHolders.FirstEntryHolder(snapshot, clientId, table.Get(clientId)?.Home))
+            : Slice(clientId, silos) == mine;
 
     private static int Slice(string clientId, int silos) => Topics.MqttTopic.ShardOf(clientId, silos);
 
