@@ -181,6 +181,12 @@ internal sealed partial class ReplicaSync(
             return;
         }
 
+        if (membersChanged)
+        {
+            // Who sweeps which session changed with the active silos.
+            table.UnparkSweeps();
+        }
+
         try
         {
             var started = timeProvider.GetTimestamp();

@@ -195,6 +195,52 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         }
     }
 
+    /// <summary>
+    /// As <see cref="CollectDueForSweep(DateTime, List{string}, int)"/>, for the clients whose routes
+    /// <paramref name="mine"/> accepts (routes sharded by topic: those this silo sweeps); due clients it does not accept
+    /// are set aside until <see cref="UnparkSweeps"/>, so that an older sweep time this silo holds of a session another
+    /// silo sweeps is not looked at every round.
+    /// </summary>
+    public void CollectDueForSweep(DateTime nowUtc, List<string> clientIds, int max, Func<ClientRoutes, bool> mine)
+    {
+        using (_lock.Write())
+        {
+            _sweep.CollectDue(nowUtc, clientIds, max, clientId => _clients.TryGetValue(clientId, out var routes) && mine(routes));
+        }
+    }
+
+    /// <summary>
+    /// Forgets, in this table only and without a new version, that a client is connected through
+    /// <paramref name="gatewayId"/> as <paramref name="connectionId"/>: the gateway is dead. For a session another silo
+    /// sets offline (routes sharded by topic), whose change of presence this silo may never be sent; otherwise its dead
+    /// gateway would stay in <see cref="CollectGateways"/> for good. Returns whether the presence was held.
+    /// </summary>
+    public bool ForgetPresence(string clientId, string gatewayId, long connectionId)
+    {
+        using (_lock.Write())
+        {
+            if (!_clients.TryGetValue(clientId, out var routes) || routes.Presence is not { } p || p.GatewayId != gatewayId || p.ConnectionId != connectionId)
+            {
+                return false;
+            }
+
+            Unindex(routes);
+            routes = routes with { Presence = null };
+            _clients[clientId] = routes;
+            Index(routes);
+            return true;
+        }
+    }
+
+    /// <summary>Puts the clients set aside by the sweep back in its schedule: the active silos changed, and with them who sweeps what.</summary>
+    public void UnparkSweeps()
+    {
+        using (_lock.Write())
+        {
+            _sweep.Unpark();
+        }
+    }
+
     /// <summary>Returns the routes held for a client, or null.</summary>
     public ClientRoutes? Get(string clientId)
     {

@@ -71,10 +71,18 @@ internal sealed partial class SessionSweeper(
             var snapshot = membership.CurrentSnapshot;
             var calls = new List<Task>();
             var due = new List<string>();
-            table.CollectDueForSweep(timeProvider.GetUtcNow().UtcDateTime, due, MaxPerRound);
+            if (holders.Sharded)
+            {
+                table.CollectDueForSweep(timeProvider.GetUtcNow().UtcDateTime, due, MaxPerRound, routes => IsFirstEntryHolder(snapshot, routes));
+            }
+            else
+            {
+                table.CollectDueForSweep(timeProvider.GetUtcNow().UtcDateTime, due, MaxPerRound);
+            }
+
             foreach (var clientId in due)
             {
-                if (IsMine(snapshot, clientId, silos.Count, mine))
+                if (holders.Sharded || Slice(clientId, silos.Count) == mine)
                 {
                     calls.Add(grainFactory.GetGrain<IClientSessionGrain>(clientId).ExpireIfDue());
                 }
@@ -111,9 +119,18 @@ internal sealed partial class SessionSweeper(
             table.CollectConnectedThrough(gatewayId, connections);
             foreach (var (clientId, connectionId) in connections)
             {
-                if (calls.Count < MaxOfflinePerRound && IsMine(snapshot, clientId, silos, mine))
+                if (IsMine(snapshot, clientId, silos, mine))
                 {
-                    calls.Add(SetOfflineAsync(clientId, connectionId, gatewayId));
+                    if (calls.Count < MaxOfflinePerRound)
+                    {
+                        calls.Add(SetOfflineAsync(clientId, connectionId, gatewayId));
+                    }
+                }
+                else if (holders.Sharded)
+                {
+                    // Its home (or failover silo) sets it offline; the change of presence that follows may not be sent
+                    // here, so this silo's copy forgets the dead connection itself.
+                    table.ForgetPresence(clientId, gatewayId, connectionId);
                 }
             }
         }
@@ -135,6 +152,9 @@ internal sealed partial class SessionSweeper(
         holders.Sharded
             ? localSilo.SiloAddress.Equals(RouteHolders.FirstEntryHolder(snapshot, clientId, table.Get(clientId)?.Home))
             : Slice(clientId, silos) == mine;
+
+    private bool IsFirstEntryHolder(ClusterMembershipSnapshot snapshot, ClientRoutes routes) =>
+        localSilo.SiloAddress.Equals(RouteHolders.FirstEntryHolder(snapshot, routes.ClientId, routes.Home));
 
     private static int Slice(string clientId, int silos) => Topics.MqttTopic.ShardOf(clientId, silos);
 
