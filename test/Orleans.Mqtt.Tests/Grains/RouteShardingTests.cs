@@ -41,12 +41,13 @@ public sealed class RouteShardingTests : IAsyncLifetime
                 _storages.GetOrAdd(services.GetRequiredService<ILocalSiloDetails>().Name, _ => new SiloLocalGrainStorage(services.GetRequiredService<DeepCopier>())));
             silo.Services.AddSingleton<ISessionOwnershipStore>(_ownership);
 
-            // A killed silo is declared dead within a few seconds.
+            // A killed silo is declared dead within seconds, by both others: one slow silo on a loaded machine does not
+            // declare a live one dead, which would change every shard's holders under the tests that count them.
             silo.Services.Configure<ClusterMembershipOptions>(o =>
             {
                 o.ProbeTimeout = TimeSpan.FromSeconds(1);
-                o.NumMissedProbesLimit = 2;
-                o.NumVotesForDeathDeclaration = 1;
+                o.NumMissedProbesLimit = 3;
+                o.NumVotesForDeathDeclaration = 2;
                 o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
             });
             silo.AddMqttGrains(o =>
