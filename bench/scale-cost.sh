@@ -10,6 +10,7 @@
 #   SILOS="1 2" bench/scale-cost.sh; SILOS="3 4" MOSQUITTO=0 bench/scale-cost.sh     # the same in two stages
 #   EXTRA_SILO_ARGS="--Mqtt:Routes:Sharding=Topic" bench/scale-cost.sh              # extra broker settings
 #   STAGES="messages" RATE=4000 bench/scale-cost.sh                                   # only some stages
+#   STAGES="connect reconnect" SILOS="3 4" bench/scale-cost.sh                         # a persistent session's reconnect
 #
 # After a warm-up (1,000 clean-session connects with a subscription, 2 s of the message load), the stages, each on a
 # fresh run id (new client ids):
@@ -20,6 +21,8 @@
 #   messages   pairs --pairs 20 --qos 1 --rate RATE --duration DURATION (half the pairs' publishers on each gateway)
 #   retained   RETAINED retained QoS 1 messages of 100 bytes on distinct topics (bench/publish-retained.py)
 #   subroute   subroute --host <gateways> --trials TRIALS: SUBSCRIBE->SUBACK and SUBACK->delivered
+#   reconnect  (only when named in STAGES, after the others) the connect stage's C clients again, same client ids:
+#              persistent sessions that exist, so each CONNECT changes only the session's presence
 # (before them, 5 idle seconds: the idle CPU of each process is taken out of the stages' figures)
 # and prints one table per silo count: per-unit costs summed over the processes and per silo, and the routes each silo
 # holds (mqtt_subscriptions), so a sharded build can be compared with the same command.
@@ -96,7 +99,8 @@ for silos in $silo_counts; do
   snapshot base
   if has connect; then
     echo "== $silos silo(s): connect" >&2
-    tool_with_held_snapshot connected "$run_dir/connect.log" "${conn_args[@]}" --host "$hosts" --json "$run_dir/connect.tool.json"
+    tool_with_held_snapshot connected "$run_dir/connect.log" "${conn_args[@]}" --run-id "scale$silos-connect" --host "$hosts" \
+      --json "$run_dir/connect.tool.json"
     snapshot after-connect
   fi
   if has subscribe; then
@@ -119,6 +123,12 @@ for silos in $silo_counts; do
   if has subroute; then
     echo "== $silos silo(s): subroute" >&2
     "${tool[@]}" subroute --host "$hosts" --trials "$trials" --concurrency 8 --json "$run_dir/subroute.tool.json" > "$run_dir/subroute.log" 2>&1 || true
+  fi
+  if has reconnect && has connect; then
+    echo "== $silos silo(s): reconnect" >&2
+    snapshot before-reconnect
+    tool_with_held_snapshot reconnected "$run_dir/reconnect.log" "${conn_args[@]}" --run-id "scale$silos-connect" --host "$hosts" \
+      --json "$run_dir/reconnect.tool.json"
   fi
   stop_cluster
 done

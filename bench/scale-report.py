@@ -128,6 +128,15 @@ for run in runs:
             (f"{silo}: CPU ms per connect", f(per(cpu(run, "base", "connected", silo), c, 1000), "{:.2f}")),
             (f"{silo}: RSS MiB at the end", f(per(get(load(run, "after-retained"), silo, "rss"), 1048576))),
         ]
+    reconnect = load(run, "reconnect.tool")
+    if reconnect:
+        r = get(reconnect, "connect", "connected") or 0
+        rows += [
+            ("reconnects/s (persistent sessions that exist)", f(get(reconnect, "connect", "achievedRate"))),
+            ("CPU ms per reconnect, all processes", f(per(cpu(run, "before-reconnect", "reconnected"), r, 1000), "{:.2f}")),
+            ("loopback bytes per reconnect (every hop)", f(per(loopback(run, "before-reconnect", "reconnected"), r))),
+        ]
+        rows += [(f"{silo}: CPU ms per reconnect", f(per(cpu(run, "before-reconnect", "reconnected", silo), r, 1000), "{:.2f}")) for silo in silos]
     if subroute:
         rows += [
             ("SUBSCRIBE→SUBACK p50 / p99 ms", f"{f(get(subroute, 'route', 'subAckMs', 'p50'), '{:.1f}')} / {f(get(subroute, 'route', 'subAckMs', 'p99'), '{:.1f}')}"),

@@ -28,16 +28,19 @@ public interface IRouteReplicaGrain : IGrainWithStringKey
     /// <summary>
     /// The replica's digest: one hash sum per bucket (see the route table), for repair by comparison. With routes
     /// sharded by topic, <paramref name="shards"/> names the topic shards whose exact subscriptions both silos should
-    /// hold (null: compare entries and versions only).
+    /// hold (null: compare entries and versions only), and <paramref name="peer"/> the silo comparing (its address as
+    /// <c>SiloAddress.ToParsableString</c>): of a persistent session that not both receive every presence change of,
+    /// only what both hold alike is compared.
     /// </summary>
-    Task<long[]> Digest(int[]? shards);
+    Task<long[]> Digest(int[]? shards, string? peer);
 
     /// <summary>
     /// What the replica holds in the given digest buckets, deletions included; with <paramref name="shards"/> (routes
     /// sharded by topic), each client's part for a silo holding those shards, and with <paramref name="onlyWithShards"/>
-    /// only the clients with an exact filter in them.
+    /// only the clients with an exact filter in them and, with <paramref name="entriesFor"/> (a silo's address as
+    /// <c>SiloAddress.ToParsableString</c>), those that silo is an entry holder of (it needs their newest presence).
     /// </summary>
-    Task<ReplicaChunk> Read(int[] buckets, int[]? shards, bool onlyWithShards);
+    Task<ReplicaChunk> Read(int[] buckets, int[]? shards, bool onlyWithShards, string? entriesFor);
 
     /// <summary>The part of a client's routes this replica holds, or null.</summary>
     [ResponseTimeout("00:00:05")]

@@ -5,7 +5,8 @@ namespace Orleans.Mqtt.Grains;
 
 /// <summary>
 /// Sends a change to the route replica of every active silo and waits for all of them: a SUBACK or a retained PUBACK
-/// that follows means the change is routable on every live silo. A silo that does not answer is retried until it
+/// that follows means the change is routable on every live silo. With routes sharded by topic a change of only a
+/// persistent session's presence goes to the silos that use it (<see cref="RouteHolders.PresenceHoldersOf"/>). A silo that does not answer is retried until it
 /// answers or membership no longer lists it as active (a silo that comes back catches up from a peer). This silo's
 /// own replica is written directly, not through its replica grain: the grain would only forward the change to the same
 /// <see cref="ReplicaWriter"/>, at the price of a call (a message, a hand-off to the grain and one back) on every
@@ -26,15 +27,37 @@ internal sealed partial class ReplicaBroadcaster(
     private readonly Dictionary<long, Task> _inflight = [];
     private long _nextId;
 
-    public async Task Apply(ClientRoutes routes)
+    /// <summary>Whether routes are sharded by topic (<c>Mqtt:Routes:Sharding</c> Topic).</summary>
+    public bool Sharded => holders.Sharded;
+
+    /// <summary>
+    /// Sends <paramref name="routes"/> to every active silo, or, with routes sharded by topic and
+    /// <paramref name="previous"/> (the version this session last sent, all of it acknowledged) differing from it only
+    /// in the presence (<see cref="RouteHolders.OnlyPresenceChanged"/>), to the silos that use the presence
+    /// (<see cref="RouteHolders.PresenceHoldersOf"/>): the others keep the older version, which says the same but for
+    /// the presence.
+    /// </summary>
+    public async Task Apply(ClientRoutes routes, ClientRoutes? previous = null)
     {
         // A traced SUBSCRIBE or CONNECT: the calls to the other silos' replicas are its children.
         using var span = MqttTracing.StartChild(MqttTracing.Operations.Replicate, routes.ClientId);
-        await ForEachSilo(static (r, routes) => r.Apply(routes), static (w, routes) => w.ApplyAsync(routes), routes, holders.Sharded ? PartFor : null);
+        if (!holders.Sharded)
+        {
+            await ForEachSilo(static (r, routes) => r.Apply(routes), static (w, routes) => w.ApplyAsync(routes), routes, null, null);
+            return;
+        }
+
+        var presenceOnly = previous is not null && RouteHolders.OnlyPresenceChanged(previous, routes);
+        await ForEachSilo(
+            static (r, routes) => r.Apply(routes),
+            static (w, routes) => w.ApplyAsync(routes),
+            routes,
+            PartFor,
+            presenceOnly ? holders.PresenceHoldersOf : null);
     }
 
     public Task ApplyRetained(RetainedUpdate update) =>
-        ForEachSilo(static (r, update) => r.ApplyRetained(update), static (w, update) => w.ApplyRetainedAsync(update), update, null);
+        ForEachSilo(static (r, update) => r.ApplyRetained(update), static (w, update) => w.ApplyRetainedAsync(update), update, null, null);
 
     /// <summary>
     /// A client's whole routes as the active silos hold them: with routes sharded by topic each holds a part, and the
@@ -127,7 +150,8 @@ internal sealed partial class ReplicaBroadcaster(
         Func<IRouteReplicaGrain, T, Task> action,
         Func<ReplicaWriter, T, Task> local,
         T change,
-        Func<SiloAddress, ClusterMembershipSnapshot, T, T>? partFor)
+        Func<SiloAddress, ClusterMembershipSnapshot, T, T>? partFor,
+        Func<ClusterMembershipSnapshot, T, HashSet<SiloAddress>?>? onlyTo)
     {
         long id;
         ClusterMembershipSnapshot view;
@@ -145,15 +169,23 @@ internal sealed partial class ReplicaBroadcaster(
         try
         {
             var tasks = new List<Task>(view.Members.Count);
+            var targets = onlyTo?.Invoke(view, change);
             foreach (var member in view.Members.Values)
             {
-                if (member.Status == SiloStatus.Active)
+                // Every active silo gets every version that changes more than the presence (the client's entry lives
+                // everywhere), each with the part it holds: a silo that held a filter an unsubscribe removed gets the
+                // version without it. This silo always does: the session reads its own routes here.
+                if (member.Status == SiloStatus.Active
+                    && (targets is null || targets.Contains(member.SiloAddress) || member.SiloAddress.Equals(localSilo.SiloAddress)))
                 {
-                    // Every active silo gets every version (the client's entry lives everywhere), each with the part it
-                    // holds: a silo that held a filter an unsubscribe removed gets the version without it.
                     var part = partFor is null ? change : partFor(member.SiloAddress, view, change);
                     tasks.Add(ApplyTo(member.SiloAddress, action, local, part));
                 }
+            }
+
+            if (change is ClientRoutes)
+            {
+                metrics.ReplicaWrites.Add(tasks.Count, new KeyValuePair<string, object?>("kind", targets is null ? "all" : "presence"));
             }
 
             await Task.WhenAll(tasks);

@@ -28,6 +28,7 @@ internal sealed partial class ReplicaSync(
     private ITimer? _timer;
     private int _running;
     private bool[]? _held;
+    private HashSet<SiloAddress>? _active;
 
     public void Participate(ISiloLifecycle lifecycle) =>
         lifecycle.Subscribe(nameof(ReplicaSync), ServiceLifecycleStage.Active, CatchUpAsync, Stop);
@@ -54,8 +55,11 @@ internal sealed partial class ReplicaSync(
             // With routes sharded by topic, both hold every entry and the wildcard filters, and the exact filters of
             // the shards both are holders of: only that is compared and copied.
             var shared = SharedShards(peer);
-            var theirs = await replica.Digest(shared);
-            var mine = table.Digest(holders, RouteReplicaGrain.ShardSet(holders, shared));
+            var theirs = await replica.Digest(shared, localSilo.SiloAddress.ToParsableString());
+            var mine = table.Digest(
+                holders,
+                RouteReplicaGrain.ShardSet(holders, shared),
+                RouteReplicaGrain.BothEntryHolders(holders, membership.CurrentSnapshot, localSilo.SiloAddress, peer.ToParsableString()));
             var differing = new List<int>();
             for (var i = 0; i < mine.Length && i < theirs.Length; i++)
             {
@@ -139,6 +143,9 @@ internal sealed partial class ReplicaSync(
         var held = holders.ShardsHeldBy(snapshot, localSilo.SiloAddress)!;
         var before = _held;
         _held = held;
+        var active = ActiveSilos(snapshot);
+        var membersChanged = _active is not null && !_active.SetEquals(active);
+        _active = active;
         if (before is null)
         {
             holders.MarkFollowed(snapshot.Version);
@@ -165,9 +172,19 @@ internal sealed partial class ReplicaSync(
 
         holders.MarkCatchingUp(gained);
         holders.MarkFollowed(snapshot.Version);
-        if (gained.Count == 0)
+
+        // A change of only a persistent session's presence reaches its entry holders, not every silo: a silo that has
+        // become one (a holder left, or this silo joined the ranking's top) copies the newest versions of those
+        // sessions as well, so that a sweep or a failover here does not act on an older presence.
+        if (gained.Count == 0 && !membersChanged)
         {
             return;
+        }
+
+        if (membersChanged)
+        {
+            // Who sweeps which session changed with the active silos.
+            table.UnparkSweeps();
         }
 
         try
@@ -199,6 +216,9 @@ internal sealed partial class ReplicaSync(
             holders.MarkCaughtUp(gained);
         }
     }
+
+    private static HashSet<SiloAddress> ActiveSilos(ClusterMembershipSnapshot snapshot) =>
+        [.. snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress)];
 
     // The shards whose exact routes this silo and the peer both hold (null without sharding).
     private int[]? SharedShards(SiloAddress peer)
@@ -261,6 +281,7 @@ internal sealed partial class ReplicaSync(
         var snapshot = membership.CurrentSnapshot;
         var version = snapshot.Version;
         _held = holders.ShardsHeldBy(snapshot, localSilo.SiloAddress);
+        _active = ActiveSilos(snapshot);
         holders.MarkFollowed(version);
         if (_held is not null)
         {
@@ -351,7 +372,7 @@ internal sealed partial class ReplicaSync(
         var changed = 0;
         for (var i = 0; i < all.Count; i += BucketsPerRead)
         {
-            var chunk = await replica.Read([.. all.Skip(i).Take(BucketsPerRead)], shards, onlyWithShards);
+            var chunk = await replica.Read([.. all.Skip(i).Take(BucketsPerRead)], shards, onlyWithShards, onlyWithShards ? localSilo.SiloAddress.ToParsableString() : null);
             foreach (var routes in chunk.Routes)
             {
                 changed += await writer.ApplyAsync(routes) ? 1 : 0;

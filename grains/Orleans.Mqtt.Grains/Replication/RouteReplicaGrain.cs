@@ -36,12 +36,37 @@ internal sealed class RouteReplicaGrain(
 
     public Task<bool> IsReady() => Task.FromResult(table.IsReady);
 
-    public Task<long[]> Digest(int[]? shards) => Task.FromResult(table.Digest(holders, ShardSet(holders, shards)));
+    public Task<long[]> Digest(int[]? shards, string? peer) =>
+        Task.FromResult(table.Digest(holders, ShardSet(holders, shards), BothEntryHolders(holders, membership.CurrentSnapshot, localSilo.SiloAddress, peer)));
 
-    public Task<ReplicaChunk> Read(int[] buckets, int[]? shards, bool onlyWithShards)
+    public Task<ReplicaChunk> Read(int[] buckets, int[]? shards, bool onlyWithShards, string? entriesFor)
     {
-        var (routes, retained) = table.Read(new HashSet<int>(buckets), holders, ShardSet(holders, shards), onlyWithShards);
+        Func<ClientRoutes, bool>? alsoEntries = null;
+        if (holders.Sharded && entriesFor is not null)
+        {
+            var snapshot = membership.CurrentSnapshot;
+            var silo = SiloAddress.FromParsableString(entriesFor);
+            alsoEntries = r => r.Persistent && holders.IsEntryHolder(snapshot, r.ClientId, r.Home, silo);
+        }
+
+        var (routes, retained) = table.Read(new HashSet<int>(buckets), holders, ShardSet(holders, shards), onlyWithShards, alsoEntries);
         return Task.FromResult(new ReplicaChunk([.. routes], [.. retained]));
+    }
+
+    /// <summary>
+    /// With routes sharded by topic, whether <paramref name="self"/> and <paramref name="peer"/> both get every presence
+    /// change of a client as its entry holders (see <see cref="RouteTable.Digest(RouteHolders?, bool[], Func{ClientRoutes, bool}?)"/>);
+    /// null otherwise.
+    /// </summary>
+    internal static Func<ClientRoutes, bool>? BothEntryHolders(RouteHolders holders, ClusterMembershipSnapshot snapshot, SiloAddress self, string? peer)
+    {
+        if (!holders.Sharded || peer is null)
+        {
+            return null;
+        }
+
+        var other = SiloAddress.FromParsableString(peer);
+        return r => holders.IsEntryHolder(snapshot, r.ClientId, r.Home, self) && holders.IsEntryHolder(snapshot, r.ClientId, r.Home, other);
     }
 
     public Task<ClientRoutes?> Get(string clientId) => Task.FromResult(table.Get(clientId));

@@ -10,7 +10,8 @@ namespace Orleans.Mqtt.Grains;
 /// and the silo name (<see cref="SessionHolders.Score"/>), so every silo computes the same holders from the same
 /// membership view and a joining or leaving silo moves about one shard in N. The shard grain runs on the first holder
 /// (<see cref="TopicShardPlacementDirector"/>). Wildcard filters, and every client's entry (home, expiry, presence,
-/// state base), stay on every silo.
+/// state base), stay on every silo; a change of only a persistent session's presence goes to the silos that use it
+/// (<see cref="PresenceHoldersOf"/>), and the others keep the older version.
 /// </summary>
 internal sealed class RouteHolders
 {
@@ -112,6 +113,130 @@ internal sealed class RouteHolders
     }
 
     /// <summary>
+    /// How many silos besides its home hold the fresh presence of a persistent session (<see cref="IsEntryHolder"/>):
+    /// <c>Copies</c> - 1, at least one, so that the home's loss leaves one.
+    /// </summary>
+    public int EntryCopies => Math.Max(1, _copies - 1);
+
+    /// <summary>
+    /// Whether <paramref name="silo"/> is one of the entry holders of a client in <paramref name="snapshot"/>: its home
+    /// (the active silo named <paramref name="home"/>) or one of the first <see cref="EntryCopies"/> other active silos
+    /// ranked by <see cref="SessionHolders.Rank"/> (the order the session's copies and its failover follow). These get
+    /// every version of a persistent session's routes, also those that change only its presence.
+    /// </summary>
+    public bool IsEntryHolder(ClusterMembershipSnapshot snapshot, string clientId, string? home, SiloAddress silo)
+    {
+        if (!snapshot.Members.TryGetValue(silo, out var member) || member.Status != SiloStatus.Active)
+        {
+            return false;
+        }
+
+        var name = NameOf(member);
+        if (string.Equals(name, home, StringComparison.Ordinal))
+        {
+            return true;
+        }
+
+        var score = SessionHolders.Score(clientId, name);
+        var ahead = 0;
+        foreach (var other in snapshot.Members.Values)
+        {
+            if (other.Status != SiloStatus.Active || other.SiloAddress.Equals(silo) || string.Equals(NameOf(other), home, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var otherScore = SessionHolders.Score(clientId, NameOf(other));
+            if (otherScore > score || (otherScore == score && other.SiloAddress.CompareTo(silo) < 0))
+            {
+                ahead++;
+            }
+        }
+
+        return ahead < EntryCopies;
+    }
+
+    /// <summary>
+    /// The silo that acts for a client's session where only one must (the sweep, the dead-gateway pass): its home when
+    /// active, otherwise the first silo of its holder ranking, where its session fails over. Both are entry holders.
+    /// </summary>
+    public static SiloAddress? FirstEntryHolder(ClusterMembershipSnapshot snapshot, string clientId, string? home)
+    {
+        SiloAddress? best = null;
+        var bestScore = 0UL;
+        foreach (var member in snapshot.Members.Values)
+        {
+            if (member.Status != SiloStatus.Active)
+            {
+                continue;
+            }
+
+            var name = NameOf(member);
+            if (string.Equals(name, home, StringComparison.Ordinal))
+            {
+                return member.SiloAddress;
+            }
+
+            var score = SessionHolders.Score(clientId, name);
+            if (best is null || score > bestScore || (score == bestScore && member.SiloAddress.CompareTo(best) < 0))
+            {
+                best = member.SiloAddress;
+                bestScore = score;
+            }
+        }
+
+        return best;
+    }
+
+    /// <summary>
+    /// The silos a change of <paramref name="routes"/> that leaves everything but its presence as it was (the gateway
+    /// and connection, the sweep time, the state base, the version) must reach, as every silo still holds the older
+    /// version otherwise: its entry holders (<see cref="IsEntryHolder"/>) and the route holders of the shards of its
+    /// exact filters, whose shard grains push to its connection. Null when it has a wildcard filter: every silo matches
+    /// those, so every silo needs its presence.
+    /// </summary>
+    public HashSet<SiloAddress>? PresenceHoldersOf(ClusterMembershipSnapshot snapshot, ClientRoutes routes)
+    {
+        var silos = new HashSet<SiloAddress>();
+        foreach (var s in routes.Subscriptions)
+        {
+            var shard = ShardOf(s);
+            if (shard < 0)
+            {
+                return null;
+            }
+
+            silos.UnionWith(HoldersOf(snapshot, shard));
+        }
+
+        foreach (var member in snapshot.Members.Values)
+        {
+            if (IsEntryHolder(snapshot, routes.ClientId, routes.Home, member.SiloAddress))
+            {
+                silos.Add(member.SiloAddress);
+            }
+        }
+
+        return silos;
+    }
+
+    /// <summary>
+    /// Whether a change from <paramref name="previous"/> to <paramref name="next"/> changes only the presence of a
+    /// persistent session (a reconnect, a disconnect, a save that moves the state base): same home, subscriptions,
+    /// user name and expiry, so every silo's older version still says everything but the presence.
+    /// </summary>
+    public static bool OnlyPresenceChanged(ClientRoutes previous, ClientRoutes next) =>
+        previous.Persistent && next.Persistent
+        && previous.Version < next.Version
+        && string.Equals(previous.ClientId, next.ClientId, StringComparison.Ordinal)
+        && string.Equals(previous.Home, next.Home, StringComparison.Ordinal)
+        && string.Equals(previous.ActiveOn, next.ActiveOn, StringComparison.Ordinal)
+        && string.Equals(previous.UserName, next.UserName, StringComparison.Ordinal)
+        && previous.SessionExpiryInterval == next.SessionExpiryInterval
+        && previous.SubscriptionTotal is null && next.SubscriptionTotal is null
+        && previous.Subscriptions.AsSpan().SequenceEqual(next.Subscriptions);
+
+    /// <summary>
     /// Completes when this silo holds every route of <paramref name="shard"/>: at once, unless the silo came to hold the
     /// shard with a membership change and is still copying its routes from the previous holders.
     /// </summary>
@@ -211,7 +336,7 @@ internal sealed class RouteHolders
         {
             if (member.Status == SiloStatus.Active)
             {
-                active.Add((member.Name ?? member.SiloAddress.ToParsableString(), member.SiloAddress));
+                active.Add((NameOf(member), member.SiloAddress));
             }
         }
 
@@ -241,6 +366,8 @@ internal sealed class RouteHolders
         _view = view;
         return view;
     }
+
+    private static string NameOf(ClusterMember member) => member.Name ?? member.SiloAddress.ToParsableString();
 
     // Not a client id any MQTT client can have (the NUL character is not allowed in one), though the scores would not
     // collide in a way that matters if it were.

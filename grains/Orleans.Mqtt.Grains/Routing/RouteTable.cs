@@ -207,6 +207,52 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         }
     }
 
+    /// <summary>
+    /// As <see cref="CollectDueForSweep(DateTime, List{string}, int)"/>, for the clients whose routes
+    /// <paramref name="mine"/> accepts (routes sharded by topic: those this silo sweeps); due clients it does not accept
+    /// are set aside until <see cref="UnparkSweeps"/>, so that an older sweep time this silo holds of a session another
+    /// silo sweeps is not looked at every round.
+    /// </summary>
+    public void CollectDueForSweep(DateTime nowUtc, List<string> clientIds, int max, Func<ClientRoutes, bool> mine)
+    {
+        using (_lock.Write())
+        {
+            _sweep.CollectDue(nowUtc, clientIds, max, clientId => _clients.TryGetValue(clientId, out var routes) && mine(routes));
+        }
+    }
+
+    /// <summary>
+    /// Forgets, in this table only and without a new version, that a client is connected through
+    /// <paramref name="gatewayId"/> as <paramref name="connectionId"/>: the gateway is dead. For a session another silo
+    /// sets offline (routes sharded by topic), whose change of presence this silo may never be sent; otherwise its dead
+    /// gateway would stay in <see cref="CollectGateways"/> for good. Returns whether the presence was held.
+    /// </summary>
+    public bool ForgetPresence(string clientId, string gatewayId, long connectionId)
+    {
+        using (_lock.Write())
+        {
+            if (!_clients.TryGetValue(clientId, out var routes) || routes.Presence is not { } p || p.GatewayId != gatewayId || p.ConnectionId != connectionId)
+            {
+                return false;
+            }
+
+            Unindex(routes);
+            routes = routes with { Presence = null };
+            _clients[clientId] = routes;
+            Index(routes);
+            return true;
+        }
+    }
+
+    /// <summary>Puts the clients set aside by the sweep back in its schedule: the active silos changed, and with them who sweeps what.</summary>
+    public void UnparkSweeps()
+    {
+        using (_lock.Write())
+        {
+            _sweep.Unpark();
+        }
+    }
+
     /// <summary>Returns the routes held for a client, or null.</summary>
     public ClientRoutes? Get(string clientId)
     {
@@ -279,21 +325,47 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// subscription the two silos compared should both hold: the wildcard filters and the exact filters of the shards
     /// set in <paramref name="shards"/>, so a part missing on one of them shows as a differing bucket.
     /// </summary>
-    public long[] Digest(RouteHolders? holders, bool[]? shards)
+    public long[] Digest(RouteHolders? holders, bool[]? shards) => Digest(holders, shards, null);
+
+    /// <summary>
+    /// As <see cref="Digest(RouteHolders?, bool[])"/>; with <paramref name="bothEntryHolders"/> (routes sharded by topic)
+    /// a persistent session that the two silos do not both receive every presence change of — no wildcard filter, no
+    /// exact filter in <paramref name="shards"/>, and <paramref name="bothEntryHolders"/> false — counts by what every
+    /// silo holds of it alike (home, user name, expiry, subscription count), not by its version, which a change of only
+    /// the presence moves on some silos only (see <see cref="RouteHolders.PresenceHoldersOf"/>).
+    /// </summary>
+    public long[] Digest(RouteHolders? holders, bool[]? shards, Func<ClientRoutes, bool>? bothEntryHolders)
     {
         var digest = new long[DigestBuckets * 2];
         using (_lock.Read())
         {
             foreach (var (clientId, routes) in _clients)
             {
-                var hash = ReplicaDigest.Hash(clientId, routes.Version);
-                var sum = hash;
-                if (holders is not null && shards is not null)
+                var sharded = holders is not null && shards is not null;
+                var full = !sharded || bothEntryHolders is null || !routes.Persistent;
+                if (!full)
                 {
                     foreach (var s in routes.Subscriptions)
                     {
-                        var shard = holders.ShardOf(s);
-                        if (shard < 0 || shards[shard])
+                        var shard = holders!.ShardOf(s);
+                        if (shard < 0 || shards![shard])
+                        {
+                            full = true;
+                            break;
+                        }
+                    }
+
+                    full = full || bothEntryHolders!(routes);
+                }
+
+                var hash = ReplicaDigest.Hash(clientId, full ? routes.Version : EntryHash(routes));
+                var sum = hash;
+                if (sharded)
+                {
+                    foreach (var s in routes.Subscriptions)
+                    {
+                        var shard = holders!.ShardOf(s);
+                        if (shard < 0 || shards![shard])
                         {
                             sum += ReplicaDigest.Hash(s.Filter, hash);
                         }
@@ -308,6 +380,15 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         return digest;
     }
 
+    // What every silo holds of a persistent session alike whatever presence changes it missed.
+    private static long EntryHash(ClientRoutes routes)
+    {
+        var h = ReplicaDigest.Hash(routes.Home ?? string.Empty, routes.SessionExpiryInterval);
+        h = ReplicaDigest.Hash(routes.ActiveOn ?? string.Empty, h);
+        h = ReplicaDigest.Hash(routes.UserName ?? string.Empty, h);
+        return ReplicaDigest.Hash(string.Empty, h + routes.SubscriptionCount);
+    }
+
     /// <summary>
     /// Copies what the table holds in the given digest buckets (all when null), deletions included (as routes with
     /// nothing in them and as retained updates without a message), for a peer to catch up or repair from.
@@ -320,7 +401,16 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// the clients with an exact filter in those shards, and no retained messages or deletions: what a peer that
     /// already has every entry from elsewhere still needs from this silo.
     /// </summary>
-    public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(ISet<int>? buckets, RouteHolders? holders, bool[]? shards, bool onlyWithShards)
+    public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(ISet<int>? buckets, RouteHolders? holders, bool[]? shards, bool onlyWithShards) =>
+        Read(buckets, holders, shards, onlyWithShards, null);
+
+    /// <summary>
+    /// As <see cref="Read(ISet{int}, RouteHolders?, bool[], bool)"/>; with <paramref name="onlyWithShards"/>, also the
+    /// clients <paramref name="alsoEntries"/> picks (those the peer is an entry holder of, whose newest presence it
+    /// needs: <see cref="RouteHolders.IsEntryHolder"/>).
+    /// </summary>
+    public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(
+        ISet<int>? buckets, RouteHolders? holders, bool[]? shards, bool onlyWithShards, Func<ClientRoutes, bool>? alsoEntries)
     {
         var routes = new List<ClientRoutes>();
         var deleted = new List<(string Key, long Version)>();
@@ -332,7 +422,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
                 if (clientInBuckets(clientId))
                 {
                     var part = holders is null ? r : holders.PartFor(r, shards);
-                    if (!onlyWithShards || HasExact(holders!, part))
+                    if (!onlyWithShards || HasExact(holders!, part) || (alsoEntries is not null && alsoEntries(r)))
                     {
                         routes.Add(part);
                     }

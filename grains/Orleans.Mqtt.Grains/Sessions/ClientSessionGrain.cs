@@ -36,6 +36,11 @@ internal sealed partial class ClientSessionGrain(
     private IGrainTimer? _willTimer;
     private bool _migratedIn;
 
+    // The routes this activation last sent, all of it acknowledged (or, right after activation, the version its own
+    // silo holds and its state was saved with): a change of only the presence from these goes to fewer silos when
+    // routes are sharded by topic (ReplicaBroadcaster.Apply). Null when unknown: the next change goes to every silo.
+    private ClientRoutes? _replicated;
+
     private SessionState S => state.State;
 
     private bool Persistent => S.SessionExpiryInterval > 0;
@@ -57,9 +62,11 @@ internal sealed partial class ClientSessionGrain(
 
         await routeTable.Ready.WaitAsync(cancellationToken);
         var replicated = routeTable.Get(ClientId);
-        if (replicated is { SubscriptionTotal: not null } && replicated.Version > S.RouteVersion)
+        if (replicated is not null && (replicated.SubscriptionTotal is not null || replicas.Sharded) && replicated.Version > S.RouteVersion)
         {
-            // Routes sharded by topic: this silo holds only a part of them, and the session is rebuilt from them.
+            // Routes sharded by topic: this silo holds only a part of them, and the session is rebuilt from them; and a
+            // change of only the presence reached only the silos that use it, so this silo's version may be older
+            // than the newest (whose state base recovery checks copies against).
             replicated = await replicas.ReadWholeAsync(ClientId) ?? replicated;
         }
 
@@ -84,6 +91,12 @@ internal sealed partial class ClientSessionGrain(
             // anyone is answered.
             S.RouteVersion = NextVersion(S.RouteVersion);
             await SaveAndReplicateAsync();
+        }
+        else if (replicated is not null && replicated.Version == S.RouteVersion && Persistent && _hasSession && replicated.Home == localSilo.Name)
+        {
+            // The version this silo holds is the one the stored state was saved with: what every silo holds but for
+            // the presence (a later presence-only change went to this silo too, as the session's home).
+            _replicated = CurrentRoutes();
         }
 
         if (recovered && _presence is { } connected && S.Inflight.Count > 0)
@@ -128,8 +141,16 @@ internal sealed partial class ClientSessionGrain(
     {
         var routes = CurrentRoutes();
         var save = SaveAsync();
-        var replicate = replicas.Apply(routes);
+        var replicate = ReplicateAsync(routes);
         return save.IsCompletedSuccessfully ? replicate : Task.WhenAll(save, replicate);
+    }
+
+    private async Task ReplicateAsync(ClientRoutes routes)
+    {
+        var previous = _replicated;
+        _replicated = null;
+        await replicas.Apply(routes, previous);
+        _replicated = routes;
     }
 
     /// <summary>

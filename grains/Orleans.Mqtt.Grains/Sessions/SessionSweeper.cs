@@ -8,10 +8,14 @@ namespace Orleans.Mqtt.Grains;
 /// Ends expired sessions and publishes due delayed wills actively, not only when the client id comes back, and sets
 /// the sessions of dead gateways offline (their wills go out, persistent sessions keep queueing). Each silo handles
 /// its slice of the client ids (by a stable hash over the active silos), reading due times and connections from its
-/// route replica; a client a round misses (views of membership differ for a moment) is found again next round.
+/// route replica; a client a round misses (views of membership differ for a moment) is found again next round. With
+/// routes sharded by topic a change of only a persistent session's presence reaches only some silos, so a session is
+/// handled by the one that always has its newest routes: its home, or where it fails over when the home is lost
+/// (<see cref="RouteHolders.FirstEntryHolder"/>).
 /// </summary>
 internal sealed partial class SessionSweeper(
     RouteTable table,
+    RouteHolders holders,
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
     IGrainFactory grainFactory,
@@ -64,18 +68,27 @@ internal sealed partial class SessionSweeper(
                 return;
             }
 
+            var snapshot = membership.CurrentSnapshot;
             var calls = new List<Task>();
             var due = new List<string>();
-            table.CollectDueForSweep(timeProvider.GetUtcNow().UtcDateTime, due, MaxPerRound);
+            if (holders.Sharded)
+            {
+                table.CollectDueForSweep(timeProvider.GetUtcNow().UtcDateTime, due, MaxPerRound, routes => IsFirstEntryHolder(snapshot, routes));
+            }
+            else
+            {
+                table.CollectDueForSweep(timeProvider.GetUtcNow().UtcDateTime, due, MaxPerRound);
+            }
+
             foreach (var clientId in due)
             {
-                if (Slice(clientId, silos.Count) == mine)
+                if (holders.Sharded || Slice(clientId, silos.Count) == mine)
                 {
                     calls.Add(grainFactory.GetGrain<IClientSessionGrain>(clientId).ExpireIfDue());
                 }
             }
 
-            await OfflineSessionsOfDeadGatewaysAsync(silos.Count, mine, calls);
+            await OfflineSessionsOfDeadGatewaysAsync(snapshot, silos.Count, mine, calls);
             await Task.WhenAll(calls);
         }
         catch (Exception ex)
@@ -88,7 +101,7 @@ internal sealed partial class SessionSweeper(
         }
     }
 
-    private async Task OfflineSessionsOfDeadGatewaysAsync(int silos, int mine, List<Task> calls)
+    private async Task OfflineSessionsOfDeadGatewaysAsync(ClusterMembershipSnapshot snapshot, int silos, int mine, List<Task> calls)
     {
         var gateways = new HashSet<string>(StringComparer.Ordinal);
         table.CollectGateways(gateways);
@@ -106,9 +119,18 @@ internal sealed partial class SessionSweeper(
             table.CollectConnectedThrough(gatewayId, connections);
             foreach (var (clientId, connectionId) in connections)
             {
-                if (Slice(clientId, silos) == mine && calls.Count < MaxOfflinePerRound)
+                if (IsMine(snapshot, clientId, silos, mine))
                 {
-                    calls.Add(SetOfflineAsync(clientId, connectionId, gatewayId));
+                    if (calls.Count < MaxOfflinePerRound)
+                    {
+                        calls.Add(SetOfflineAsync(clientId, connectionId, gatewayId));
+                    }
+                }
+                else if (holders.Sharded)
+                {
+                    // Its home (or failover silo) sets it offline; the change of presence that follows may not be sent
+                    // here, so this silo's copy forgets the dead connection itself.
+                    table.ForgetPresence(clientId, gatewayId, connectionId);
                 }
             }
         }
@@ -125,6 +147,14 @@ internal sealed partial class SessionSweeper(
             await grainFactory.GetGrain<ITopicShardGrain>(Topics.MqttTopic.ShardOf(will.Topic, options.Value.TopicShards)).Publish(will);
         }
     }
+
+    private bool IsMine(ClusterMembershipSnapshot snapshot, string clientId, int silos, int mine) =>
+        holders.Sharded
+            ? localSilo.SiloAddress.Equals(RouteHolders.FirstEntryHolder(snapshot, clientId, table.Get(clientId)?.Home))
+            : Slice(clientId, silos) == mine;
+
+    private bool IsFirstEntryHolder(ClusterMembershipSnapshot snapshot, ClientRoutes routes) =>
+        localSilo.SiloAddress.Equals(RouteHolders.FirstEntryHolder(snapshot, routes.ClientId, routes.Home));
 
     private static int Slice(string clientId, int silos) => Topics.MqttTopic.ShardOf(clientId, silos);
 

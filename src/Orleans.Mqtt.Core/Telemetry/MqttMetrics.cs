@@ -32,6 +32,7 @@ public sealed class MqttMetrics
         BytesSent = _meter.CreateCounter<long>("mqtt.bytes.sent", unit: "By", description: "Bytes of MQTT packets sent.");
         ReplicaApplyFailures = _meter.CreateCounter<long>("mqtt.replica.apply_failures", description: "Replica changes a live silo did not take within the retry window (left to the digest repair).");
         ReplicaRepairs = _meter.CreateCounter<long>("mqtt.replica.repaired", description: "Replica entries changed by catch-up or digest repair, by kind.");
+        ReplicaWrites = _meter.CreateCounter<long>("mqtt.replica.writes", description: "Route replica writes of sessions' routes sent, one per silo written (this one included), by kind (all: every active silo; presence: a presence-only change sent only to the silos that hold the client's presence).");
         ShardHandoffs = _meter.CreateCounter<long>("mqtt.routes.shard_handoffs", description: "Topic shard activations that found another silo is now their shard's first route holder, and left for it.");
         GatewaysLost = _meter.CreateCounter<long>("mqtt.gateways.lost", description: "Gateways declared dead (not heard from within the timeout).");
         SessionsOwnerLost = _meter.CreateCounter<long>("mqtt.sessions.owner_lost", description: "Sessions set offline because their gateway died.");
@@ -101,6 +102,9 @@ public sealed class MqttMetrics
 
     /// <summary>Replica entries changed by catch-up or digest repair; tag <c>kind</c>.</summary>
     public Counter<long> ReplicaRepairs { get; }
+
+    /// <summary>Route replica writes sent, one per silo written; tag <c>kind</c> (<c>all</c> or <c>presence</c>).</summary>
+    public Counter<long> ReplicaWrites { get; }
 
     /// <summary>Topic shard activations that left for their shard's new first route holder (<c>Mqtt:Routes:Sharding</c> Topic).</summary>
     public Counter<long> ShardHandoffs { get; }

@@ -1,7 +1,12 @@
 using Xunit;
+using System.Collections.Concurrent;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
 using Orleans.Mqtt.Grains;
+using Orleans.Mqtt.Ownership;
+using Orleans.Runtime.Hosting;
+using Orleans.Serialization;
 using Orleans.TestingHost;
 
 namespace Orleans.Mqtt.Tests.Grains;
@@ -16,16 +21,35 @@ public sealed class RouteShardingTests : IAsyncLifetime
     private const int Shards = 16;
     private const int Copies = 2;
     private readonly List<RecordingGateway> _gateways = [];
+
+    // Each silo's own storage, so a killed silo's sessions survive only in the copies on the others.
+    private readonly ConcurrentDictionary<string, SiloLocalGrainStorage> _storages = new();
+    private readonly InMemorySessionOwnershipStore _ownership = new();
     private InProcessTestCluster _cluster = null!;
 
     private IClusterClient Client => _cluster.Client;
+
+    // Calls that must outlive a killed silo start on the first silo, which is never killed.
+    private IGrainFactory Grains => _cluster.GetSiloServiceProvider(_cluster.Silos[0].SiloAddress).GetRequiredService<IGrainFactory>();
 
     public async Task InitializeAsync()
     {
         var builder = new InProcessTestClusterBuilder(3);
         builder.ConfigureSilo((_, silo) =>
         {
-            silo.AddMemoryGrainStorage(MqttGrainStorage.Name);
+            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (services, _) =>
+                _storages.GetOrAdd(services.GetRequiredService<ILocalSiloDetails>().Name, _ => new SiloLocalGrainStorage(services.GetRequiredService<DeepCopier>())));
+            silo.Services.AddSingleton<ISessionOwnershipStore>(_ownership);
+
+            // A killed silo is declared dead within seconds, by both others: one slow silo on a loaded machine does not
+            // declare a live one dead, which would change every shard's holders under the tests that count them.
+            silo.Services.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = TimeSpan.FromSeconds(1);
+                o.NumMissedProbesLimit = 3;
+                o.NumVotesForDeathDeclaration = 2;
+                o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
+            });
             silo.AddMqttGrains(o =>
             {
                 o.TopicShards = Shards;
@@ -38,6 +62,9 @@ public sealed class RouteShardingTests : IAsyncLifetime
         });
         _cluster = builder.Build();
         await _cluster.DeployAsync();
+
+        // Every silo sees the three of them before a test computes holders from a silo's view.
+        await AllCaughtUpAsync();
     }
 
     public async Task DisposeAsync()
@@ -146,6 +173,112 @@ public sealed class RouteShardingTests : IAsyncLifetime
         await late.Connect(new ConnectRequest(presence, true, 0, null, 5, 0));
         await late.Subscribe(presence.ConnectionId, [new Subscription(prefix + "/late", 0)]);
         Assert.Equal(1, await PublishAsync(prefix + "/late"));
+    }
+
+    [Fact]
+    public async Task A_change_of_only_the_presence_reaches_the_silos_that_use_it_and_no_other()
+    {
+        var gateway = Gateway();
+        var clientId = NewId("presence");
+        var session = Client.GetGrain<IClientSessionGrain>(clientId);
+
+        // The first change of an activation goes to every silo.
+        var first = gateway.NewConnection();
+        await session.Connect(new ConnectRequest(first, false, 3600, null, 5, 0));
+        Assert.All(Tables(), t => Assert.Equal(first.ConnectionId, t.Table.Get(clientId)!.Presence!.ConnectionId));
+        var home = Tables().First().Table.Get(clientId)!.Home;
+        Assert.NotNull(home);
+
+        // A reconnect changes only the presence: the home and the next entry holder get it; the third silo keeps the
+        // older version, which it was never sent.
+        var second = gateway.NewConnection();
+        await session.Connect(new ConnectRequest(second, false, 3600, null, 5, 0));
+        var holders = Tables().Where(t => t.Holders.IsEntryHolder(t.Snapshot, clientId, home, t.Silo)).Select(t => t.Silo).ToList();
+        Assert.Equal(2, holders.Count);
+        AssertPresence(clientId, second, first, holders);
+
+        // A subscription changes more than the presence: every silo. The next reconnect reaches the entry holders and
+        // the shard's route holders: with a topic whose shard grain runs on the silo that is no entry holder, every
+        // silo; and a message to the topic, matched there, goes to the newest connection.
+        var (_, _, routeHolders, view) = Tables()[0];
+        var other = _cluster.Silos.Select(s => s.SiloAddress).Single(s => !holders.Contains(s));
+        var topic = Enumerable.Range(0, 1000).Select(i => $"{clientId}/t{i}").First(t => routeHolders.HoldersOf(view, Shard(t))[0].Equals(other));
+        await session.Subscribe(second.ConnectionId, [new Subscription(topic, 0)]);
+        Assert.All(Tables(), t => Assert.Equal(second.ConnectionId, t.Table.Get(clientId)!.Presence!.ConnectionId));
+        var third = gateway.NewConnection();
+        await session.Connect(new ConnectRequest(third, false, 3600, null, 5, 0));
+        Assert.All(Tables(), t => Assert.Equal(third.ConnectionId, t.Table.Get(clientId)!.Presence!.ConnectionId));
+        Assert.Equal(1, await PublishAsync(topic));
+        Assert.Equal(third.ConnectionId, (await gateway.NextDeliveryAsync()).ConnectionId);
+
+        // With a wildcard filter every silo matches the client, so every silo gets its presence.
+        await session.Subscribe(third.ConnectionId, [new Subscription(clientId + "/+", 0)]);
+        var fourth = gateway.NewConnection();
+        await session.Connect(new ConnectRequest(fourth, false, 3600, null, 5, 0));
+        Assert.All(Tables(), t => Assert.Equal(fourth.ConnectionId, t.Table.Get(clientId)!.Presence!.ConnectionId));
+
+        // The digest repair compares what both silos must hold alike: the silo that kept an older version of a
+        // session it is no entry holder of does not count as differing, and nothing is copied.
+        var idleId = NewId("presence-idle");
+        var idle = Client.GetGrain<IClientSessionGrain>(idleId);
+        await idle.Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
+        var latest = gateway.NewConnection();
+        await idle.Connect(new ConnectRequest(latest, false, 3600, null, 5, 0));
+        var stale = Tables().Single(t => t.Table.Get(idleId)!.Presence!.ConnectionId != latest.ConnectionId);
+        var services = _cluster.GetSiloServiceProvider(stale.Silo);
+        Assert.Equal(0, await services.GetRequiredService<ReplicaSync>().RepairOnceAsync());
+        Assert.NotEqual(latest.ConnectionId, stale.Table.Get(idleId)!.Presence!.ConnectionId);
+    }
+
+    [Fact]
+    public async Task A_session_whose_home_is_killed_fails_over_with_its_newest_presence()
+    {
+        var gateway = Gateway();
+        string clientId;
+        IClientSessionGrain session;
+        GatewayPresence first;
+        InProcessSiloHandle homeSilo;
+        do
+        {
+            // The first silo stays (calls start there): a session placed on it is connected again under another id.
+            clientId = NewId("failover");
+            session = Grains.GetGrain<IClientSessionGrain>(clientId);
+            first = gateway.NewConnection();
+            await session.Connect(new ConnectRequest(first, false, 3600, null, 5, 0));
+            var home = Tables().First().Table.Get(clientId)!.Home;
+            homeSilo = _cluster.Silos.Single(s => s.Name == home);
+        }
+        while (ReferenceEquals(homeSilo, _cluster.Silos[0]));
+
+        // A topic whose shard's holders are the session's entry holders, so that the third silo keeps the older
+        // presence: the failover must not take it from there.
+        var (_, _, holders, snapshot) = Tables()[0];
+        var entryHolders = _cluster.Silos.Select(s => s.SiloAddress).Where(s => holders.IsEntryHolder(snapshot, clientId, homeSilo.Name, s)).ToList();
+        var topic = Enumerable.Range(0, 1000).Select(i => $"{clientId}/t{i}").First(t => holders.HoldersOf(snapshot, Shard(t)).All(entryHolders.Contains));
+        await session.Subscribe(first.ConnectionId, [new Subscription(topic, 1)]);
+        var second = gateway.NewConnection();
+        await session.Connect(new ConnectRequest(second, false, 3600, null, 5, 0));
+        Assert.Single(Tables(), t => t.Table.Get(clientId)!.Presence!.ConnectionId == first.ConnectionId);
+
+        await _cluster.KillSiloAsync(homeSilo);
+        await AllCaughtUpAsync();
+
+        // The next message activates the session on the first silo of its ranking, which has its newest routes.
+        var message = new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("m"), Qos = 1 };
+        Assert.Equal(1, await Grains.GetGrain<ITopicShardGrain>(Shard(topic)).Publish(message));
+        var delivery = await gateway.NextDeliveryAsync();
+        Assert.Equal(second.ConnectionId, delivery.ConnectionId);
+        Assert.Equal(topic, delivery.Message.Topic);
+    }
+
+    private void AssertPresence(string clientId, GatewayPresence newest, GatewayPresence older, IReadOnlyCollection<SiloAddress> reached)
+    {
+        Assert.NotEqual(_cluster.Silos.Count, reached.Count);
+        foreach (var (silo, table, _, _) in Tables())
+        {
+            var expected = reached.Contains(silo) ? newest.ConnectionId : older.ConnectionId;
+            Assert.True(expected == table.Get(clientId)!.Presence!.ConnectionId, $"silo {silo}: expected connection {expected}, holds {table.Get(clientId)!.Presence!.ConnectionId}");
+        }
     }
 
     // Waits, on every silo, until its replica has taken in the membership it sees and holds every route of its shards.
@@ -259,6 +392,54 @@ public sealed class RouteTablePartTests
         Assert.Equal("w/+", Assert.Single(table.Get("c")!.Subscriptions).Filter);
         Assert.Equal(2, table.Get("c")!.SubscriptionCount);
         Assert.False(table.Apply(Part(5, 3, "w/+", "a/b")));
+        Assert.Equal(1, table.SubscriptionCount);
+    }
+
+    [Fact]
+    public void Due_sessions_another_silo_sweeps_are_set_aside_until_the_active_silos_change()
+    {
+        var table = new RouteTable();
+        var now = new DateTime(2026, 12, 7, 1, 0, 0, DateTimeKind.Utc);
+        table.Apply(new ClientRoutes("a", 1, [], true, null, SweepAtUtc: now.AddSeconds(-3)));
+        table.Apply(new ClientRoutes("b", 1, [], true, null, SweepAtUtc: now.AddSeconds(-2)));
+        table.Apply(new ClientRoutes("c", 1, [], true, null, SweepAtUtc: now.AddSeconds(-1)));
+
+        var due = new List<string>();
+        table.CollectDueForSweep(now, due, 10, r => r.ClientId == "b");
+        Assert.Equal(["b"], due);
+
+        // Set aside: not looked at again, also when this silo would now take them, until the active silos change.
+        due.Clear();
+        table.CollectDueForSweep(now, due, 10, _ => true);
+        Assert.Equal(["b"], due);
+
+        // A newer version of a set-aside session replaces its sweep time (a reconnect: none).
+        table.Apply(new ClientRoutes("c", 2, [], true, null));
+        table.UnparkSweeps();
+        due.Clear();
+        table.CollectDueForSweep(now, due, 10, _ => true);
+        Assert.Equal(["a", "b"], due);
+    }
+
+    [Fact]
+    public void A_connection_through_a_dead_gateway_is_forgotten_locally_without_a_new_version()
+    {
+        var table = new RouteTable();
+        table.Apply(new ClientRoutes("c", 7, [new Subscription("a/b", 1)], true, new GatewayPresence(null!, "g1", 5)));
+        var gateways = new HashSet<string>();
+        table.CollectGateways(gateways);
+        Assert.Equal(["g1"], gateways);
+
+        Assert.False(table.ForgetPresence("c", "g1", 4));
+        Assert.False(table.ForgetPresence("c", "g2", 5));
+        Assert.True(table.ForgetPresence("c", "g1", 5));
+
+        gateways.Clear();
+        table.CollectGateways(gateways);
+        Assert.Empty(gateways);
+        var routes = table.Get("c")!;
+        Assert.Null(routes.Presence);
+        Assert.Equal(7, routes.Version);
         Assert.Equal(1, table.SubscriptionCount);
     }
 }
