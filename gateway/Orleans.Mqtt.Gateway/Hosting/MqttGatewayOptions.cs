@@ -79,8 +79,10 @@ public sealed class MqttGatewayOptions
     /// client gets CONNACK 0x88 Server unavailable (MQTT 3.1.1: return code 3) and retries. A session caught in a silo
     /// that was killed would otherwise hold the CONNECT for Orleans' response timeout (30 s). A session call that
     /// completes after the refusal does not leave the session connected to the closed connection: it ends as lost.
+    /// Not lower by default: a first connect on a loaded silo, or many connects of one client id waiting their turn at
+    /// its session, can take seconds, and a call abandoned after it took the session over ends the connection it replaced.
     /// </summary>
-    public TimeSpan SessionConnectTimeout { get; set; } = TimeSpan.FromSeconds(3);
+    public TimeSpan SessionConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Most QoS 0 messages waiting to be written to one slow connection before newer ones are dropped.</summary>
     public int MaxPendingWrites { get; set; } = 10_000;
