@@ -21,22 +21,7 @@ internal sealed partial class ClientSessionGrain
             S.Will = null;
             _presence = null;
             LogTakeover(logger, ClientId, old.GatewayId, old.ConnectionId);
-            var notice = old.Gateway.Disconnect(old.ConnectionId, CloseReason.SessionTakenOver.DisconnectReasonCode());
-            try
-            {
-                await notice.WaitAsync(options.Value.TakeoverNoticeTimeout, timeProvider);
-            }
-            catch (TimeoutException)
-            {
-                // Its gateway is gone or stuck (a killed gateway's clients reconnect through another): do not hold the
-                // new connection for it. The notice goes on; ownership already names the new connection.
-                LogTakeoverNoticeUnanswered(logger, ClientId, old.GatewayId, options.Value.TakeoverNoticeTimeout);
-                _ = notice.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-            }
-            catch (Exception ex)
-            {
-                LogGatewayCallFailed(logger, ex, ClientId, old.GatewayId);
-            }
+            await TellTakenOverAsync(old);
         }
         else if (_hasSession && IsExpired())
         {
@@ -85,6 +70,30 @@ internal sealed partial class ClientSessionGrain
         }
 
         return new ConnectResult(sessionPresent, [.. resend], replacedWill is null ? null : Stamp(replacedWill));
+    }
+
+    /// <summary>
+    /// Tells the gateway of a connection that another took the session over (MQTT 5: DISCONNECT 0x8E before closing),
+    /// waiting at most <c>Mqtt:TakeoverNoticeTimeout</c>: its gateway may be gone or stuck (a killed gateway's clients
+    /// reconnect through another), and waiting out Orleans' response timeout for it would hold the new connection. The
+    /// notice goes on unawaited; ownership already names the new connection.
+    /// </summary>
+    private async Task TellTakenOverAsync(GatewayPresence old)
+    {
+        var notice = old.Gateway.Disconnect(old.ConnectionId, CloseReason.SessionTakenOver.DisconnectReasonCode());
+        try
+        {
+            await notice.WaitAsync(options.Value.TakeoverNoticeTimeout, timeProvider);
+        }
+        catch (TimeoutException)
+        {
+            LogTakeoverNoticeUnanswered(logger, ClientId, old.GatewayId, options.Value.TakeoverNoticeTimeout);
+            _ = notice.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        }
+        catch (Exception ex)
+        {
+            LogGatewayCallFailed(logger, ex, ClientId, old.GatewayId);
+        }
     }
 
     /// <summary>

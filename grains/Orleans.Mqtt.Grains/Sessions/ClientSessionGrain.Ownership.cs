@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Orleans.Mqtt.Ownership;
-using Orleans.Mqtt.Protocol;
 using Orleans.Mqtt.Telemetry;
 
 namespace Orleans.Mqtt.Grains;
@@ -51,22 +50,7 @@ internal sealed partial class ClientSessionGrain
             return;
         }
 
-        // Bounded as the takeover's notice is: the gateway may be the one that was killed (its clients reconnect
-        // through another), and waiting out Orleans' response timeout for it held each of them seconds after a kill.
-        var notice = p.Gateway.Disconnect(p.ConnectionId, CloseReason.SessionTakenOver.DisconnectReasonCode());
-        try
-        {
-            await notice.WaitAsync(options.Value.TakeoverNoticeTimeout, timeProvider);
-        }
-        catch (TimeoutException)
-        {
-            LogTakeoverNoticeUnanswered(logger, ClientId, other.GatewayId, options.Value.TakeoverNoticeTimeout);
-            _ = notice.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-        }
-        catch (Exception ex)
-        {
-            LogGatewayCallFailed(logger, ex, ClientId, other.GatewayId);
-        }
+        await TellTakenOverAsync(p);
     }
 
     private async Task ReleaseOwnerAsync()
