@@ -87,7 +87,6 @@ public sealed class RouteShardingTests : IAsyncLifetime
             var (table, holders, snapshot) = Replica(silo.SiloAddress);
             var held = Enumerable.Range(0, exact).Count(i => holders.HoldersOf(snapshot, Shard(Topic(prefix, i))).Contains(silo.SiloAddress));
             Assert.Equal(held + wildcards, table.SubscriptionCount);
-            Assert.True(held < exact, $"silo {silo.Name} holds all {exact} exact routes");
             total += table.SubscriptionCount;
 
             // Every silo knows every client (home, expiry, presence), also those whose filters it does not hold.
