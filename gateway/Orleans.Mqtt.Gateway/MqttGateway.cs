@@ -278,10 +278,14 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         }
     }
 
-    private void Sweep()
+    /// <summary>Closes the connections past their keep alive, connect timeout or partial-packet timeout (once a second).</summary>
+    internal void Sweep()
     {
         var now = TimeProvider.GetTimestamp();
-        foreach (var connection in _connections.Values)
+        // The dictionary's own enumerator, not Values: Values takes every lock of the dictionary and copies it into a
+        // new list, which at 16,000 connections is a 128 KB array on the large object heap every second. Nothing
+        // collects those until a full collection, so an idle gateway's memory grew by about that much a second.
+        foreach (var (_, connection) in _connections)
         {
             connection.CheckTimeouts(now);
         }
