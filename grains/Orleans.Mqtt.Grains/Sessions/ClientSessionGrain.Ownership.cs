@@ -72,6 +72,37 @@ internal sealed partial class ClientSessionGrain
         }
     }
 
+    /// <summary>
+    /// A session rebuilt from its routes (a clean session's state lived only in the memory of its dead silo) or recovered
+    /// from a copy saved before its last ownership commit does not know the revision of the record that names its live
+    /// connection. Taken from the record, so that the connection's end releases it and the next commit expects it;
+    /// left alone, the end released nothing (revision 0) and the next CONNECT met a record naming a connection long
+    /// gone. A record naming another connection is left to <see cref="CommitOwnerAsync"/>, as is a failed read.
+    /// </summary>
+    private async Task AdoptOwnerRecordAsync(GatewayPresence connected)
+    {
+        try
+        {
+            var (owner, revision) = await ownership.ReadAsync(ClientId);
+            if (owner is not null && owner.GatewayId == connected.GatewayId && owner.ConnectionId == connected.ConnectionId && revision != S.OwnerRevision)
+            {
+                LogOwnerRecordAdopted(logger, ClientId, S.OwnerRevision, revision);
+                S.OwnerRevision = revision;
+                S.OwnerEpoch = Math.Max(S.OwnerEpoch, owner.Epoch);
+            }
+        }
+        catch (Exception ex)
+        {
+            LogOwnerReadFailed(logger, ex, ClientId);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Session of client {ClientId} took its ownership record's revision {Revision} (it knew {Known}): the record names its live connection")]
+    private static partial void LogOwnerRecordAdopted(ILogger logger, string clientId, long known, long revision);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reading the ownership record of client {ClientId} failed; its next commit finds the revision")]
+    private static partial void LogOwnerReadFailed(ILogger logger, Exception ex, string clientId);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ownership record of client {ClientId} names gateway {GatewayId} connection {ConnectionId} (epoch {Epoch}); taking over")]
     private static partial void LogForeignOwner(ILogger logger, string clientId, string gatewayId, long connectionId, long epoch);
 
