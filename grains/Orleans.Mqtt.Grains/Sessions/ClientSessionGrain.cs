@@ -78,12 +78,7 @@ internal sealed partial class ClientSessionGrain(
             (replicated, recovered) = await RecoverAsync(replicated!);
         }
 
-        var rebuilt = recovered || (replicated is not null && replicated.Version > S.RouteVersion);
         var droppedStaleCopy = replicated is not null && replicated.Version >= S.RouteVersion && RestoreFromReplica(replicated);
-        if (rebuilt && _presence is { } owner)
-        {
-            await AdoptOwnerRecordAsync(owner);
-        }
 
         if (S.PendingWill is not null)
         {
