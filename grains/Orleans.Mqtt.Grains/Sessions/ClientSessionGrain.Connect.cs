@@ -122,8 +122,9 @@ internal sealed partial class ClientSessionGrain
             return null;
         }
 
+        var ending = _presence;
         _presence = null;
-        await ReleaseOwnerAsync();
+        await ReleaseOwnerAsync(ending);
         if (sessionExpiryInterval is { } expiry)
         {
             S.SessionExpiryInterval = expiry;

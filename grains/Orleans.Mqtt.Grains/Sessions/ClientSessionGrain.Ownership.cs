@@ -53,16 +53,26 @@ internal sealed partial class ClientSessionGrain
         await TellTakenOverAsync(p);
     }
 
-    private async Task ReleaseOwnerAsync()
+    /// <summary>
+    /// Deletes the record of the connection that ended. The revision this activation knows can be behind the record
+    /// that names <paramref name="ending"/>: a clean session rebuilt from its routes after its silo died knows none (its
+    /// state lived only in that silo's memory), a persistent one recovered from a copy saved before its last ownership
+    /// commit knows an older one. The refused delete returns the record: when it names the connection that ended, it
+    /// is deleted at the revision found. Left alone, the record would stay until the gateway's lease ends and the next
+    /// CONNECT would meet a connection long gone. A record naming another connection is left alone.
+    /// </summary>
+    private async Task ReleaseOwnerAsync(GatewayPresence ending)
     {
-        if (S.OwnerRevision == 0)
-        {
-            return;
-        }
-
         try
         {
             var release = await ownership.ReleaseAsync(ClientId, S.OwnerRevision);
+            if (!release.Committed && release.Current is { } current && current.GatewayId == ending.GatewayId && current.ConnectionId == ending.ConnectionId)
+            {
+                LogOwnerRecordBehind(logger, ClientId, S.OwnerRevision, release.Revision);
+                S.OwnerEpoch = Math.Max(S.OwnerEpoch, current.Epoch);
+                release = await ownership.ReleaseAsync(ClientId, release.Revision);
+            }
+
             S.OwnerRevision = release.Committed ? 0 : release.Revision;
         }
         catch (Exception ex)
@@ -71,6 +81,9 @@ internal sealed partial class ClientSessionGrain
             LogReleaseFailed(logger, ex, ClientId);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Session of client {ClientId} knew ownership revision {Known}, the record of its ended connection is at {Revision}; deleted there")]
+    private static partial void LogOwnerRecordBehind(ILogger logger, string clientId, long known, long revision);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Ownership record of client {ClientId} names gateway {GatewayId} connection {ConnectionId} (epoch {Epoch}); taking over")]
     private static partial void LogForeignOwner(ILogger logger, string clientId, string gatewayId, long connectionId, long epoch);

@@ -79,6 +79,7 @@ internal sealed partial class ClientSessionGrain(
         }
 
         var droppedStaleCopy = replicated is not null && replicated.Version >= S.RouteVersion && RestoreFromReplica(replicated);
+
         if (S.PendingWill is not null)
         {
             ArmWillTimer();

@@ -184,6 +184,32 @@ public sealed class SessionFailoverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_clean_session_rebuilt_after_its_silo_was_killed_releases_the_ownership_record_of_its_connection()
+    {
+        var gateway = Gateway();
+        var home = _cluster.Silos[1];
+        var clientId = NewId("clean");
+        var session = Grains.GetGrain<IClientSessionGrain>(clientId);
+        var presence = gateway.NewConnection();
+        using (new PlacementHintScope(home.SiloAddress))
+        {
+            await session.Connect(new ConnectRequest(presence, true, 0, null, 5, 0));
+        }
+
+        var (owner, revision) = await SharedOwnership.ReadAsync(clientId);
+        Assert.Equal(presence.ConnectionId, owner?.ConnectionId);
+        Assert.NotEqual(0, revision);
+
+        // A clean session's state, its owner revision with it, lived only in the killed silo's memory: the next call
+        // rebuilds it elsewhere from its routes, which name the connection. Its normal end releases the record.
+        await KillAsync(home);
+        await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
+        var (after, afterRevision) = await SharedOwnership.ReadAsync(clientId);
+        Assert.Null(after);
+        Assert.Equal(0, afterRevision);
+    }
+
+    [Fact]
     public async Task A_session_whose_home_and_replica_silos_are_both_killed_is_started_afresh_with_session_present_0()
     {
         var gateway = Gateway();
