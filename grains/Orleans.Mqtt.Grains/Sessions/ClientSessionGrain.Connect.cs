@@ -115,7 +115,7 @@ internal sealed partial class ClientSessionGrain
         }
     }
 
-    public async Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null)
+    public async Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null, CancellationToken cancellationToken = default)
     {
         if (_presence?.ConnectionId != connectionId)
         {
