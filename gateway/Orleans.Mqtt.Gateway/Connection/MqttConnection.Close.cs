@@ -161,18 +161,18 @@ internal sealed partial class MqttConnection
             _gateway.Metrics.ConnectionsActive.Add(-1);
         }
 
+        // Bounded and asked once more (a second Disconnect of this connection finds it gone and does nothing); a
+        // session that never answers keeps the connection as its own until the next CONNECT of the client or the
+        // sweep of dead gateways.
         var kind = _disconnectKind ?? DisconnectKind.ConnectionLost;
-        try
+        var (_, will) = await CallBoundedAsync(
+            GrainCall.Disconnect,
+            (_session, Id, kind, _disconnectSessionExpiry),
+            static (s, cancellationToken) => s._session.Disconnect(s.Id, s.kind, s._disconnectSessionExpiry, cancellationToken),
+            retry: true);
+        if (will is not null)
         {
-            var will = await _session.Disconnect(Id, kind, _disconnectSessionExpiry);
-            if (will is not null)
-            {
-                await PublishAsync(will);
-            }
-        }
-        catch (Exception ex)
-        {
-            LogSessionCallFailed(_logger, ex, _clientId ?? "?");
+            await PublishAsync(will);
         }
 
         LogDisconnected(_logger, _clientId, Remote, kind, _disconnectSessionExpiry?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unchanged");

@@ -33,9 +33,6 @@ internal sealed partial class MqttConnection
     [LoggerMessage(Level = LogLevel.Error, Message = "Session call for client {ClientId} failed")]
     private static partial void LogSessionCallFailed(ILogger logger, Exception ex, string clientId);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Publish of client {ClientId} to {Topic} failed")]
-    private static partial void LogPublishFailed(ILogger logger, Exception ex, string? clientId, string topic);
-
     [LoggerMessage(Level = LogLevel.Warning, Message = "Message to {Topic} (QoS {Qos}) for client {ClientId} from {Remote} not sent: {Reason} ({Suppressed} more not sent since the last such line; one line per 10 s)")]
     private static partial void LogDeliveryDropped(ILogger logger, string? clientId, string remote, string topic, byte qos, string reason, long suppressed);
 

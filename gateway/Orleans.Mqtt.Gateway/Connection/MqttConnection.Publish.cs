@@ -95,15 +95,17 @@ internal sealed partial class MqttConnection
                 break;
             default:
                 // Exactly once: a packet id already received and not yet released is not routed again. The session
-                // calls are bounded like routing: a session caught in a killed silo fails the publish, not the connection.
-                bool pending;
-                try
+                // calls are bounded like routing (and asked twice, they change nothing): a session caught in a killed
+                // silo fails the publish, not the connection.
+                var (asked, pending) = await CallBoundedAsync(
+                    GrainCall.Qos2Pending,
+                    (_session!, publish.PacketIdentifier),
+                    static (s, cancellationToken) => s.Item1.IsInboundQos2Pending(s.PacketIdentifier, cancellationToken),
+                    retry: true);
+                if (!asked)
                 {
-                    pending = await _session!.IsInboundQos2Pending(publish.PacketIdentifier).WaitAsync(_gateway.Options.PublishTimeout);
-                }
-                catch (Exception ex)
-                {
-                    PublishFailed(ex, topic, 1);
+                    span?.Stop();
+                    PublishFailed(1);
                     RefuseQos2(publish.PacketIdentifier);
                     return;
                 }
@@ -118,7 +120,13 @@ internal sealed partial class MqttConnection
                         return;
                     }
 
-                    await _session.AddInboundQos2(Id, publish.PacketIdentifier).WaitAsync(_gateway.Options.PublishTimeout);
+                    // The message is routed: PUBREC follows even when the id could not be recorded (logged and counted
+                    // by CallBoundedAsync). Closing instead would make the client send it again, and route it twice.
+                    await CallBoundedAsync(
+                        GrainCall.Qos2Record,
+                        (_session!, Id, publish.PacketIdentifier),
+                        static (s, cancellationToken) => s.Item1.AddInboundQos2(s.Id, s.PacketIdentifier, cancellationToken),
+                        retry: true);
                 }
 
                 else
@@ -211,16 +219,21 @@ internal sealed partial class MqttConnection
     /// <summary>Routes a message through its topic shard; returns the number of sessions it reached, or -1 on failure.</summary>
     public async Task<int> PublishAsync(MqttMessage message)
     {
+        // QoS 0 and 1 are routed once more after a failure (a subscriber may get a duplicate, which they allow);
+        // QoS 2 is not, since the first attempt may still have reached the subscribers.
         var shard = _gateway.Shard(MqttTopic.ShardOf(message.Topic, _gateway.TopicShards));
-        try
+        var (ok, routed) = await CallBoundedAsync(
+            GrainCall.Publish,
+            (shard, message),
+            static (s, cancellationToken) => s.shard.Publish(s.message, cancellationToken),
+            retry: message.Qos < 2);
+        if (ok)
         {
-            return await shard.Publish(message).WaitAsync(_gateway.Options.PublishTimeout);
+            return routed;
         }
-        catch (Exception ex)
-        {
-            PublishFailed(ex, message.Topic, 1);
-            return -1;
-        }
+
+        PublishFailed(1);
+        return -1;
     }
 
     /// <summary>A QoS 2 publish that could not be routed: PUBREC 0x80 in MQTT 5; MQTT 3.1.1 has none, so the connection closes.</summary>
@@ -236,12 +249,8 @@ internal sealed partial class MqttConnection
         }
     }
 
-    /// <summary>Counts and logs <paramref name="count"/> messages to <paramref name="topic"/> (the first, for a batch) that could not be routed.</summary>
-    public void PublishFailed(Exception ex, string topic, int count)
-    {
-        _gateway.Metrics.CountDrop(DropReason.PublishFailed, count);
-        LogPublishFailed(_logger, ex, _clientId, topic);
-    }
+    /// <summary>Counts <paramref name="count"/> messages that could not be routed (the failed call itself is logged by <see cref="CallBoundedAsync{TState, T}"/>).</summary>
+    public void PublishFailed(int count) => _gateway.Metrics.CountDrop(DropReason.PublishFailed, count);
 
     /// <summary>
     /// Answers a QoS 1 publish once its batch was routed to <paramref name="routed"/> sessions (-1: routing failed):

@@ -71,13 +71,19 @@ internal sealed partial class MqttConnection
         Delivery[] retained = [];
         if (accepted.Count > 0)
         {
-            var result = await _session!.Subscribe(Id, [.. accepted], Limits.MaxSubscriptionsPerClient);
+            // Bounded, and asked once more (subscribing again to the same filters changes nothing more); past that
+            // the filters get SUBACK 0x80 (not subscribed, as far as the client knows) and the client may try again.
+            var (ok, result) = await CallBoundedAsync(
+                GrainCall.Subscribe,
+                (_session!, Id, filters: accepted.ToArray(), Limits.MaxSubscriptionsPerClient),
+                static (s, cancellationToken) => s.Item1.Subscribe(s.Id, s.filters, s.MaxSubscriptionsPerClient, cancellationToken),
+                retry: true);
             for (var j = 0; j < positions.Count; j++)
             {
-                codes[positions[j]] = SubscribeCode(result.GrantedQos[j]);
+                codes[positions[j]] = ok ? SubscribeCode(result.GrantedQos[j]) : MqttSubscribeReasonCode.UnspecifiedError;
             }
 
-            retained = result.Retained;
+            retained = ok ? result.Retained : [];
         }
 
         Send(ReplyPackets.SubAck(subscribe.PacketIdentifier, codes));
@@ -107,10 +113,23 @@ internal sealed partial class MqttConnection
 
         if (valid.Count > 0)
         {
-            var existed = await _session!.Unsubscribe(Id, [.. valid]);
+            // Bounded and asked once more, as SUBSCRIBE. Past that MQTT 5 answers 0x80 per filter; an MQTT 3.1.1
+            // UNSUBACK cannot fail, so that connection closes and the client resumes and unsubscribes again.
+            var (ok, existed) = await CallBoundedAsync(
+                GrainCall.Unsubscribe,
+                (_session!, Id, filters: valid.ToArray()),
+                static (s, cancellationToken) => s.Item1.Unsubscribe(s.Id, s.filters, cancellationToken),
+                retry: true);
+            if (!ok && !_v5)
+            {
+                CloseForUnresponsiveSession();
+                return;
+            }
+
             for (var j = 0; j < positions.Count; j++)
             {
-                codes[positions[j]] = existed[j] ? MqttUnsubscribeReasonCode.Success : MqttUnsubscribeReasonCode.NoSubscriptionExisted;
+                codes[positions[j]] = !ok ? MqttUnsubscribeReasonCode.UnspecifiedError
+                    : existed[j] ? MqttUnsubscribeReasonCode.Success : MqttUnsubscribeReasonCode.NoSubscriptionExisted;
             }
         }
 

@@ -239,7 +239,18 @@ internal sealed partial class MqttConnection
                 break;
             case MqttPubRelPacket rel:
                 _inboundQos2?.Remove(rel.PacketIdentifier);
-                await _session!.ReleaseInboundQos2(Id, rel.PacketIdentifier).WaitAsync(_gateway.Options.PublishTimeout);
+                if (!(await CallBoundedAsync(
+                    GrainCall.Qos2Release,
+                    (_session!, Id, rel.PacketIdentifier),
+                    static (s, cancellationToken) => s.Item1.ReleaseInboundQos2(s.Id, s.PacketIdentifier, cancellationToken),
+                    retry: true)).Ok)
+                {
+                    // No PUBCOMP for an id the session may still hold (it would take the next PUBLISH with this id for
+                    // a duplicate): the client re-sends PUBREL when it resumes the session.
+                    CloseForUnresponsiveSession();
+                    break;
+                }
+
                 Send(ReplyPackets.PubComp(rel.PacketIdentifier));
                 break;
             case MqttSubscribePacket subscribe:

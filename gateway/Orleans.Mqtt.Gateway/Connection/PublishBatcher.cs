@@ -46,9 +46,18 @@ internal sealed class PublishBatcher(MqttConnection connection)
         {
             OutboundAcknowledgement[] acks = [.. _acknowledgements];
             _acknowledgements.Clear();
-            // Bounded as routing is: a session caught in a killed silo fails this connection (the client resumes and
-            // the unacknowledged messages come again) instead of holding its reads for Orleans' response timeout.
-            await session.AcknowledgeBatch(connection.Id, acks).WaitAsync(connection.Gateway.Options.PublishTimeout);
+            // Bounded as routing is, and not sent twice (a packet id the first attempt freed may already name another
+            // message): a session caught in a killed silo closes this connection, the client resumes the session and
+            // the unacknowledged messages come again, instead of its reads waiting out Orleans' response timeout.
+            var (ok, _) = await connection.CallBoundedAsync(
+                GrainCall.Acknowledge,
+                (session, connection.Id, acks),
+                static (s, cancellationToken) => s.session.AcknowledgeBatch(s.Id, s.acks, cancellationToken),
+                retry: false);
+            if (!ok)
+            {
+                connection.CloseForUnresponsiveSession();
+            }
         }
     }
 
@@ -115,21 +124,26 @@ internal sealed class PublishBatcher(MqttConnection connection)
             messages[i] = _publishes[indexes[i]].Message;
         }
 
-        try
+        // QoS 0 and 1 only: routed once more after a failure (a subscriber may get a duplicate, which they allow).
+        var (ok, counts) = await connection.CallBoundedAsync(
+            GrainCall.Publish,
+            (shard: connection.Gateway.Shard(shard), messages),
+            static (s, cancellationToken) => s.shard.PublishBatch(s.messages, cancellationToken),
+            retry: true);
+        if (ok)
         {
-            var counts = await connection.Gateway.Shard(shard).PublishBatch(messages).WaitAsync(connection.Gateway.Options.PublishTimeout);
             for (var i = 0; i < indexes.Count; i++)
             {
                 routed[indexes[i]] = counts[i];
             }
+
+            return;
         }
-        catch (Exception ex)
+
+        connection.PublishFailed(messages.Length);
+        foreach (var i in indexes)
         {
-            connection.PublishFailed(ex, messages[0].Topic, messages.Length);
-            foreach (var i in indexes)
-            {
-                routed[i] = -1;
-            }
+            routed[i] = -1;
         }
     }
 }

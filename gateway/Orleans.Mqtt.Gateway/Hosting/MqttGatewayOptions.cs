@@ -69,8 +69,12 @@ public sealed class MqttGatewayOptions
     /// PUBACK (or PUBREC) 0x80, an MQTT 3.1.1 publisher's connection closes, and the client sends it again. A publish
     /// caught in a silo that was killed would otherwise wait for Orleans' response timeout (30 s) while the rest of that
     /// connection waits behind it. A publish that only was slow may still arrive, and arrive twice once re-sent. The
-    /// same bound holds for the session calls of QoS 1/2 flows (QoS 2 packet ids, acknowledgements of deliveries): one
-    /// that times out closes the connection, and the client resumes its session.
+    /// same bound holds for every other grain call a connection waits on (QoS 2 packet ids, acknowledgements of
+    /// deliveries, PUBREL, SUBSCRIBE, UNSUBSCRIBE, the end of the connection), each cancelled through its
+    /// CancellationToken when it runs out. A call safe to repeat (QoS 0/1 routing, the QoS 2 id calls, SUBSCRIBE,
+    /// UNSUBSCRIBE, the end of the connection) is sent once more first, so a client waits at most twice this; an
+    /// acknowledgement or a PUBREL that still gets no answer closes the connection (MQTT 5: DISCONNECT 0x80) and the
+    /// client resumes its session.
     /// </summary>
     public TimeSpan PublishTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
@@ -79,8 +83,9 @@ public sealed class MqttGatewayOptions
     /// client gets CONNACK 0x88 Server unavailable (MQTT 3.1.1: return code 3) and retries. A session caught in a silo
     /// that was killed would otherwise hold the CONNECT for Orleans' response timeout (30 s). A session call that
     /// completes after the refusal does not leave the session connected to the closed connection: it ends as lost.
-    /// Not lower by default: a first connect on a loaded silo, or many connects of one client id waiting their turn at
-    /// its session, can take seconds, and a call abandoned after it took the session over ends the connection it replaced.
+    /// A takeover that continues the session tells the older connection only if the gateway still waits for it, so an
+    /// abandoned one leaves the older connection the session. Not lower by default: a first connect on a loaded silo,
+    /// or many connects of one client id waiting their turn at its session, can take seconds.
     /// </summary>
     public TimeSpan SessionConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

@@ -1,6 +1,12 @@
 namespace Orleans.Mqtt.Grains;
 
 /// <summary>The MQTT session of one client id: subscriptions, will, offline queue, in-flight messages, owner connection.</summary>
+/// <remarks>
+/// The <c>cancellationToken</c> of the calls a gateway makes while its client waits is cancelled when the gateway gave
+/// up on the call (<c>Mqtt:PublishTimeout</c>, <c>Mqtt:SessionConnectTimeout</c>): Orleans then drops the call if it
+/// is still queued at the session and completes the gateway's side at once. A call that already runs is not stopped
+/// (except <see cref="Connect"/>, see there): each of them either changes nothing or is safe to run again.
+/// </remarks>
 public interface IClientSessionGrain : IGrainWithStringKey
 {
     /// <summary>
@@ -16,17 +22,17 @@ public interface IClientSessionGrain : IGrainWithStringKey
     /// kept by the session and published by it). <paramref name="sessionExpiryInterval"/> is the MQTT 5 DISCONNECT's
     /// new Session Expiry Interval, when it carried one.
     /// </summary>
-    Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null);
+    Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// Adds or replaces subscriptions; returns once they are routable on every live silo. A filter that would take the
     /// session over <paramref name="maxSubscriptions"/> subscriptions (0: no limit), those it kept from earlier
     /// connections included, is not added and gets <see cref="Protocol.SubscribeReasonCodes.QuotaExceeded"/>.
     /// </summary>
-    Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions, int maxSubscriptions = 0);
+    Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions, int maxSubscriptions = 0, CancellationToken cancellationToken = default);
 
     /// <summary>Removes subscriptions; returns per filter whether it existed.</summary>
-    Task<bool[]> Unsubscribe(long connectionId, string[] filters);
+    Task<bool[]> Unsubscribe(long connectionId, string[] filters, CancellationToken cancellationToken = default);
 
     /// <summary>Queues QoS 1/2 messages for this session and sends what the in-flight window allows.</summary>
     Task Deliver(SessionDelivery[] deliveries);
@@ -35,19 +41,19 @@ public interface IClientSessionGrain : IGrainWithStringKey
     Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack);
 
     /// <summary>Acknowledgements for outbound messages, in the order the client sent them; one save and one push for all.</summary>
-    Task AcknowledgeBatch(long connectionId, OutboundAcknowledgement[] acks);
+    Task AcknowledgeBatch(long connectionId, OutboundAcknowledgement[] acks, CancellationToken cancellationToken = default);
 
     /// <summary>For the sweeper: publishes a delayed will that is due and ends the session if it has expired.</summary>
     Task ExpireIfDue();
 
     /// <summary>Whether an inbound QoS 2 packet id is already received and not yet released (a duplicate must not be routed again).</summary>
-    Task<bool> IsInboundQos2Pending(ushort packetId);
+    Task<bool> IsInboundQos2Pending(ushort packetId, CancellationToken cancellationToken = default);
 
     /// <summary>Records an inbound QoS 2 packet id as received (after its message was routed).</summary>
-    Task AddInboundQos2(long connectionId, ushort packetId);
+    Task AddInboundQos2(long connectionId, ushort packetId, CancellationToken cancellationToken = default);
 
     /// <summary>PUBREL: forgets an inbound QoS 2 packet id.</summary>
-    Task ReleaseInboundQos2(long connectionId, ushort packetId);
+    Task ReleaseInboundQos2(long connectionId, ushort packetId, CancellationToken cancellationToken = default);
 
     /// <summary>
     /// For the admin API: the session as it is now, or null when the client id has no session (no session is created

@@ -50,9 +50,9 @@ internal sealed partial class TopicShardGrain(
         }
     }
 
-    public async Task<int> Publish(MqttMessage message) => (await PublishBatch([message]))[0];
+    public async Task<int> Publish(MqttMessage message, CancellationToken cancellationToken = default) => (await PublishBatch([message]))[0];
 
-    public async Task<int[]> PublishBatch(MqttMessage[] messages)
+    public async Task<int[]> PublishBatch(MqttMessage[] messages, CancellationToken cancellationToken = default)
     {
         if (holders.Sharded && (uint)Shard < (uint)holders.Shards && !IsFirstHolder())
         {

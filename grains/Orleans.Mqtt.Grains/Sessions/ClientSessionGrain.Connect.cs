@@ -13,15 +13,25 @@ internal sealed partial class ClientSessionGrain
         cancellationToken.ThrowIfCancellationRequested();
         MqttMessage? replacedWill = null;
         GatewayPresence? replaced = _presence;
-        if (_presence is { } old)
+
+        // A takeover that continues the session tells the older connection only once this one is committed and
+        // saved, and only if the gateway still waits for it: the cancellation of a call that already runs arrives
+        // while it runs, and many CONNECTs of one client id queued at the session past the bound would otherwise each
+        // close the connection before them and then end their own, leaving none connected. A clean start ends the
+        // session the older connection uses, so that one is told at once.
+        var keep = replaced is not null && !request.CleanStart ? new OlderConnection(this) : null;
+        if (replaced is { } old)
         {
-            // Takeover: the older connection goes first, wherever it is (MQTT 5: DISCONNECT 0x8E before closing).
+            // Takeover: the older connection goes, wherever it is (MQTT 5: DISCONNECT 0x8E before closing).
             // Its will goes out unless it has a delay and this connection continues the session [MQTT-3.1.3-9].
             replacedWill = S.WillDelayInterval > 0 && !request.CleanStart ? null : S.Will;
             S.Will = null;
             _presence = null;
             LogTakeover(logger, ClientId, old.GatewayId, old.ConnectionId);
-            await TellTakenOverAsync(old);
+            if (keep is null)
+            {
+                await TellTakenOverAsync(old);
+            }
         }
         else if (_hasSession && IsExpired())
         {
@@ -61,8 +71,29 @@ internal sealed partial class ClientSessionGrain
         }
 
         Pump(resend);
-        await CommitOwnerAsync(request.Presence, replaced);
-        await SaveAndReplicateAsync();
+        try
+        {
+            await CommitOwnerAsync(request.Presence, replaced);
+            await SaveAndReplicateAsync();
+        }
+        catch (Exception) when (keep is not null)
+        {
+            // The session no longer counts the older connection as its own: it must not stay open unaware of it.
+            await TellTakenOverAsync(keep.Presence);
+            throw;
+        }
+
+        if (keep is not null)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                await KeepOlderConnectionAsync(keep, request.Presence);
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+
+            await TellTakenOverAsync(keep.Presence);
+        }
+
         if (cancellationToken.IsCancellationRequested)
         {
             await EndAbandonedConnectionAsync(request.Presence.ConnectionId, replacedWill);
@@ -70,6 +101,52 @@ internal sealed partial class ClientSessionGrain
         }
 
         return new ConnectResult(sessionPresent, [.. resend], replacedWill is null ? null : Stamp(replacedWill));
+    }
+
+    /// <summary>
+    /// The gateway gave up on a Connect that was taking the session over from a live connection before that
+    /// connection was told: the session goes back to it as it was (its will, its settings, the messages moved into the
+    /// window for the new connection back to the front of the queue), with its ownership record and routes written
+    /// again. The older connection only missed the QoS 0 messages routed to the abandoned one meanwhile.
+    /// </summary>
+    private async Task KeepOlderConnectionAsync(OlderConnection older, GatewayPresence abandoned)
+    {
+        LogTakeoverAbandoned(logger, ClientId, abandoned.ConnectionId, older.Presence.GatewayId, older.Presence.ConnectionId);
+        var inflight = S.Inflight;
+        if (inflight.Count > older.InflightCount)
+        {
+            // Never sent: the abandoned connection's CONNACK, which would have carried them, was not sent either.
+            for (var i = inflight.Count - 1; i >= older.InflightCount; i--)
+            {
+                S.Queue.Insert(0, inflight[i].Delivery);
+            }
+
+            inflight.RemoveRange(older.InflightCount, inflight.Count - older.InflightCount);
+            S.LastPacketId = older.LastPacketId;
+        }
+
+        _presence = older.Presence;
+        S.Will = older.Will;
+        S.ReceiveMaximum = older.ReceiveMaximum;
+        S.UserName = older.UserName;
+        S.WillDelayInterval = older.WillDelayInterval;
+        S.SessionExpiryInterval = older.SessionExpiryInterval;
+        S.RouteVersion = NextVersion(S.RouteVersion);
+        await CommitOwnerAsync(older.Presence, replaced: abandoned);
+        await SaveAndReplicateAsync();
+    }
+
+    /// <summary>What a takeover changes of the connected session, kept to give it back if the takeover is abandoned.</summary>
+    private sealed class OlderConnection(ClientSessionGrain session)
+    {
+        public GatewayPresence Presence { get; } = session._presence!;
+        public MqttMessage? Will { get; } = session.S.Will;
+        public ushort ReceiveMaximum { get; } = session.S.ReceiveMaximum;
+        public string? UserName { get; } = session.S.UserName;
+        public uint WillDelayInterval { get; } = session.S.WillDelayInterval;
+        public uint SessionExpiryInterval { get; } = session.S.SessionExpiryInterval;
+        public int InflightCount { get; } = session.S.Inflight.Count;
+        public ushort LastPacketId { get; } = session.S.LastPacketId;
     }
 
     /// <summary>
@@ -115,7 +192,7 @@ internal sealed partial class ClientSessionGrain
         }
     }
 
-    public async Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null)
+    public async Task<MqttMessage?> Disconnect(long connectionId, DisconnectKind kind, uint? sessionExpiryInterval = null, CancellationToken cancellationToken = default)
     {
         if (_presence?.ConnectionId != connectionId)
         {
@@ -172,6 +249,9 @@ internal sealed partial class ClientSessionGrain
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway {GatewayId} did not confirm closing client {ClientId}'s older connection within {Timeout} (Mqtt:TakeoverNoticeTimeout); the new connection goes on")]
     private static partial void LogTakeoverNoticeUnanswered(ILogger logger, string clientId, string gatewayId, TimeSpan timeout);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId}'s connection {ConnectionId} was refused by its gateway (Mqtt:SessionConnectTimeout) before the session told the connection it was taking over; gateway {GatewayId} connection {OlderConnectionId} keeps the session")]
+    private static partial void LogTakeoverAbandoned(ILogger logger, string clientId, long connectionId, string gatewayId, long olderConnectionId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Client {ClientId}'s connection {ConnectionId} was refused by its gateway while the session took it (Mqtt:SessionConnectTimeout); it ends as lost")]
     private static partial void LogConnectAbandoned(ILogger logger, string clientId, long connectionId);

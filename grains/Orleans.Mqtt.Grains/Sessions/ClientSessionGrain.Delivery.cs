@@ -60,7 +60,7 @@ internal sealed partial class ClientSessionGrain
     public Task Acknowledge(long connectionId, ushort packetId, OutboundAck ack) =>
         AcknowledgeBatch(connectionId, [new OutboundAcknowledgement(packetId, ack)]);
 
-    public async Task AcknowledgeBatch(long connectionId, OutboundAcknowledgement[] acks)
+    public async Task AcknowledgeBatch(long connectionId, OutboundAcknowledgement[] acks, CancellationToken cancellationToken = default)
     {
         if (_presence?.ConnectionId != connectionId)
         {
@@ -81,9 +81,9 @@ internal sealed partial class ClientSessionGrain
         await PumpSaveAndPushAsync();
     }
 
-    public Task<bool> IsInboundQos2Pending(ushort packetId) => Task.FromResult(S.InboundQos2.Contains(packetId));
+    public Task<bool> IsInboundQos2Pending(ushort packetId, CancellationToken cancellationToken = default) => Task.FromResult(S.InboundQos2.Contains(packetId));
 
-    public Task AddInboundQos2(long connectionId, ushort packetId)
+    public Task AddInboundQos2(long connectionId, ushort packetId, CancellationToken cancellationToken = default)
     {
         if (S.InboundQos2.Contains(packetId))
         {
@@ -94,7 +94,7 @@ internal sealed partial class ClientSessionGrain
         return SaveAsync();
     }
 
-    public Task ReleaseInboundQos2(long connectionId, ushort packetId) =>
+    public Task ReleaseInboundQos2(long connectionId, ushort packetId, CancellationToken cancellationToken = default) =>
         S.InboundQos2.Remove(packetId) ? SaveAsync() : Task.CompletedTask;
 
     private OutboundWindow Window => new(S);

@@ -5,7 +5,7 @@ namespace Orleans.Mqtt.Grains;
 // SUBSCRIBE and UNSUBSCRIBE, and the retained messages a new subscription is served.
 internal sealed partial class ClientSessionGrain
 {
-    public Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions, int maxSubscriptions = 0)
+    public Task<SubscribeResult> Subscribe(long connectionId, Subscription[] subscriptions, int maxSubscriptions = 0, CancellationToken cancellationToken = default)
     {
         if (_presence?.ConnectionId != connectionId)
         {
@@ -17,7 +17,7 @@ internal sealed partial class ClientSessionGrain
         return SubscribeAsync(connectionId, subscriptions, maxSubscriptions);
     }
 
-    public Task<bool[]> Unsubscribe(long connectionId, string[] filters) =>
+    public Task<bool[]> Unsubscribe(long connectionId, string[] filters, CancellationToken cancellationToken = default) =>
         _presence?.ConnectionId != connectionId ? Task.FromResult(new bool[filters.Length]) : UnsubscribeAsync(filters);
 
     // The connection's check is done; connectionId addresses the retained QoS 0 copies (0 when the client is offline).

@@ -104,4 +104,11 @@ public enum CloseReason
     SessionFailedOver,
     /// <summary>The client's session grain did not take the connection within <c>Mqtt:SessionConnectTimeout</c>.</summary>
     SessionConnectTimeout,
+
+    /// <summary>
+    /// A call the connection made to its session (acknowledgements, a PUBREL) failed or went unanswered within
+    /// <c>Mqtt:PublishTimeout</c>, and could not be retried safely: closed so that the client reconnects and resumes
+    /// the session, whose unacknowledged messages come again.
+    /// </summary>
+    SessionUnresponsive,
 }

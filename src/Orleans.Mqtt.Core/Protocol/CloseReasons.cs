@@ -47,6 +47,7 @@ public static class CloseReasons
         new(CloseReason.AdministrativeAction,       "administrative_action",         null,          null,      0x98,         "disconnected by an administrator"),
         new(CloseReason.SessionFailedOver,          "session_failed_over",           null,          null,      0x8B,         "session failed over to another silo; the client resumes it"),
         new(CloseReason.SessionConnectTimeout,      "session_connect_timeout",       0x03,          0x88,      null,         "session did not take the connection in time"),
+        new(CloseReason.SessionUnresponsive,        "session_unresponsive",          null,          null,      0x80,         "session did not answer in time; the client resumes it"),
     ];
 
     static CloseReasons()

@@ -23,6 +23,7 @@ public sealed class MqttMetrics
         ConnectionsRefused = _meter.CreateCounter<long>("mqtt.connections.refused", description: "Connections refused, by reason.");
         ConnectionsClosed = _meter.CreateCounter<long>("mqtt.connections.closed", description: "Connections closed, by reason.");
         ConnectsAbandoned = _meter.CreateCounter<long>("mqtt.connections.abandoned", description: "CONNECTs refused because their session's Connect call timed out (Mqtt:SessionConnectTimeout) or failed, whose session was then told the connection is gone once the call ended.");
+        GrainCallsUnanswered = _meter.CreateCounter<long>("mqtt.grain_calls.unanswered", description: "Grain calls a gateway connection waited on (routing a publish, its session's QoS 2 packet ids, acknowledgements, SUBSCRIBE, UNSUBSCRIBE, the end of the connection) that failed or got no answer within Mqtt:PublishTimeout, by call and outcome (retried: sent once more; failed: given up, the client is answered as the flow says).");
         TlsHandshakesRefused = _meter.CreateCounter<long>("mqtt.tls.handshakes_refused", description: "TLS handshakes refused for their client certificate, by reason (untrusted, expired, revoked, revocation_unknown, no_certificate).");
         PacketsRejected = _meter.CreateCounter<long>("mqtt.packets.rejected", description: "Packets rejected as bad input, by reason.");
         MessagesReceived = _meter.CreateCounter<long>("mqtt.messages.received", description: "PUBLISH packets accepted from clients.");
@@ -72,6 +73,9 @@ public sealed class MqttMetrics
 
     /// <summary>CONNECTs refused because their session's <c>Connect</c> call timed out or failed, whose session was then told the connection is gone.</summary>
     public Counter<long> ConnectsAbandoned { get; }
+
+    /// <summary>Grain calls of a connection that failed or went unanswered within <c>Mqtt:PublishTimeout</c>; tags <c>call</c> and <c>outcome</c>.</summary>
+    public Counter<long> GrainCallsUnanswered { get; }
 
     /// <summary>Connections closed; tag <c>reason</c>.</summary>
     public Counter<long> ConnectionsClosed { get; }

@@ -23,7 +23,8 @@ namespace Orleans.Mqtt.Tests.Gateway;
 /// A session whose <c>Connect</c> takes longer than <c>Mqtt:SessionConnectTimeout</c> (here its ownership commit is held,
 /// as a session caught in a killed silo would hold it): the client gets CONNACK Server unavailable within the bound,
 /// the session does not stay connected to the refused connection once the call completes, and the client's retry
-/// gets the session. One broker (silo and gateway) in this process, as the standalone broker runs.
+/// gets the session; a takeover the gateway gave up on before the older connection was told leaves that connection the
+/// session. One broker (silo and gateway) in this process, as the standalone broker runs.
 /// </summary>
 public sealed class SessionConnectTimeoutTests : IAsyncLifetime
 {
@@ -157,6 +158,57 @@ public sealed class SessionConnectTimeoutTests : IAsyncLifetime
         await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic("retry/" + clientId).WithPayload("after retry")
             .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
         Assert.Equal("after retry", await received.Task.WaitAsync(Patience));
+    }
+
+    [Fact]
+    public async Task A_takeover_the_gateway_gave_up_on_before_the_older_connection_was_told_leaves_the_older_connection_the_session()
+    {
+        var clientId = "keep-" + Guid.NewGuid().ToString("N")[..8];
+        var topic = "keep/" + clientId;
+        using var older = await ConnectAsync(clientId, MqttProtocolVersion.V500, cleanStart: false);
+        var olderClosed = new TaskCompletionSource<MqttClientDisconnectedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        older.DisconnectedAsync += e =>
+        {
+            olderClosed.TrySetResult(e);
+            return Task.CompletedTask;
+        };
+        var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        older.ApplicationMessageReceivedAsync += e =>
+        {
+            received.TrySetResult(e.ApplicationMessage.ConvertPayloadToString());
+            return Task.CompletedTask;
+        };
+        await older.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtLeastOnce);
+
+        // The newer connection's ownership commit is held past the gateway's bound: the gateway refuses it and cancels
+        // the Connect while it runs, before it told the older connection.
+        _commits.Hold(clientId);
+        var abandonedBefore = Interlocked.Read(ref _abandoned);
+        using (var newer = new MqttClientFactory().CreateMqttClient())
+        {
+            var refused = await newer.ConnectAsync(Options(clientId, MqttProtocolVersion.V500, cleanStart: false));
+            Assert.Equal(MqttClientConnectResultCode.ServerUnavailable, refused.ResultCode);
+        }
+
+        Assert.True(_commits.Held(clientId).IsCompleted, "the newer Connect never reached its ownership commit: the takeover was not exercised");
+        _commits.Release(clientId);
+
+        // The gateway's Disconnect of the refused connection waits at the session behind the Connect: once it has run,
+        // the Connect is over.
+        await WaitUntilAsync(() => Task.FromResult(Interlocked.Read(ref _abandoned) > abandonedBefore), "the abandoned Connect and the gateway's Disconnect of it ran");
+        if (olderClosed.Task.IsCompleted)
+        {
+            var closed = await olderClosed.Task;
+            Assert.Fail($"the older connection was closed ({closed.Reason}): the abandoned Connect took the session over");
+        }
+        Assert.True(older.IsConnected);
+        var details = await _app.Services.GetRequiredService<IGrainFactory>().GetGrain<IClientSessionGrain>(clientId).Describe();
+        Assert.True(details is { Connected: true }, "the session does not count the older connection as connected");
+
+        using var publisher = await ConnectAsync("pub-" + clientId, MqttProtocolVersion.V500, cleanStart: true);
+        await publisher.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload("still yours")
+            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        Assert.Equal("still yours", await received.Task.WaitAsync(Patience));
     }
 
     private MqttClientOptions Options(string clientId, MqttProtocolVersion version, bool cleanStart, string? willTopic = null)

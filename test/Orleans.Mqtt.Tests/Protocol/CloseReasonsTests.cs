@@ -38,6 +38,7 @@ public sealed class CloseReasonsTests
     [InlineData(CloseReason.WebSocketTextFrame, "websocket_text_frame")]
     [InlineData(CloseReason.WebSocketFrameError, "websocket_frame_error")]
     [InlineData(CloseReason.SessionFailedOver, "session_failed_over")]
+    [InlineData(CloseReason.SessionUnresponsive, "session_unresponsive")]
     public void Close_reason_tags_stay_as_published(CloseReason reason, string tag)
     {
         Assert.Equal(tag, reason.Tag());
@@ -91,6 +92,7 @@ public sealed class CloseReasonsTests
     [InlineData(CloseReason.PayloadFormatInvalid, MqttDisconnectReasonCode.PayloadFormatInvalid)]
     [InlineData(CloseReason.KeepAliveTimeout, MqttDisconnectReasonCode.KeepAliveTimeout)]
     [InlineData(CloseReason.PublishFailed, MqttDisconnectReasonCode.UnspecifiedError)]
+    [InlineData(CloseReason.SessionUnresponsive, MqttDisconnectReasonCode.UnspecifiedError)]
     [InlineData(CloseReason.SessionTakenOver, MqttDisconnectReasonCode.SessionTakenOver)]
     [InlineData(CloseReason.ServerShuttingDown, MqttDisconnectReasonCode.ServerShuttingDown)]
     [InlineData(CloseReason.GatewayDeclaredDead, MqttDisconnectReasonCode.UnspecifiedError)]
