@@ -7,6 +7,13 @@ public interface IRouteReplicaGrain : IGrainWithStringKey
     [ResponseTimeout("00:00:05")]
     Task Apply(ClientRoutes routes);
 
+    /// <summary>
+    /// Routes sharded by topic: forgets a client's routes, which the change at <paramref name="version"/> left this
+    /// silo none of, unless it holds a newer version; durable when the call returns.
+    /// </summary>
+    [ResponseTimeout("00:00:05")]
+    Task Drop(string clientId, long version);
+
     /// <summary>Applies a retained message change if newer than what the replica holds; durable when the call returns.</summary>
     [ResponseTimeout("00:00:05")]
     Task ApplyRetained(RetainedUpdate update);
@@ -45,4 +52,13 @@ public interface IRouteReplicaGrain : IGrainWithStringKey
     /// <summary>The part of a client's routes this replica holds, or null.</summary>
     [ResponseTimeout("00:00:05")]
     Task<ClientRoutes?> Get(string clientId);
+
+    /// <summary>
+    /// Routes sharded by topic: a client's newest routes, asked of one of its entry holders by a silo that is not one
+    /// (null: no session). Waits until this replica is complete and has taken in membership
+    /// <paramref name="membershipVersion"/> (the asker's view); when this silo is no entry holder of the client in its
+    /// own view, the answer is merged from every active silo.
+    /// </summary>
+    [ResponseTimeout("00:00:10")]
+    Task<ClientRoutes?> GetEntry(string clientId, long membershipVersion);
 }
