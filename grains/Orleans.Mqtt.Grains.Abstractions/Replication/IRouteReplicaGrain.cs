@@ -36,16 +36,17 @@ public interface IRouteReplicaGrain : IGrainWithStringKey
     /// The replica's digest: one hash sum per bucket (see the route table), for repair by comparison. With routes
     /// sharded by topic, <paramref name="shards"/> names the topic shards whose exact subscriptions both silos should
     /// hold (null: compare entries and versions only), and <paramref name="peer"/> the silo comparing (its address as
-    /// <c>SiloAddress.ToParsableString</c>): of a persistent session that not both receive every presence change of,
-    /// only what both hold alike is compared.
+    /// <c>SiloAddress.ToParsableString</c>): only the clients both silos hold are compared.
     /// </summary>
     Task<long[]> Digest(int[]? shards, string? peer);
 
     /// <summary>
     /// What the replica holds in the given digest buckets, deletions included; with <paramref name="shards"/> (routes
     /// sharded by topic), each client's part for a silo holding those shards, and with <paramref name="onlyWithShards"/>
-    /// only the clients with an exact filter in them and, with <paramref name="entriesFor"/> (a silo's address as
-    /// <c>SiloAddress.ToParsableString</c>), those that silo is an entry holder of (it needs their newest presence).
+    /// only the clients with an exact filter in them; with <paramref name="entriesFor"/> (a silo's address as
+    /// <c>SiloAddress.ToParsableString</c>), only what that silo holds: the clients with an exact filter in
+    /// <paramref name="shards"/>, those it is an entry holder of and, unless <paramref name="onlyWithShards"/>, those with
+    /// a wildcard filter.
     /// </summary>
     Task<ReplicaChunk> Read(int[] buckets, int[]? shards, bool onlyWithShards, string? entriesFor);
 

@@ -231,6 +231,14 @@ internal sealed partial class ReplicaSync(
     private async Task PruneEntriesAsync(ClusterMembershipSnapshot snapshot)
     {
         var self = localSilo.SiloAddress;
+        if (_stopping.IsCancellationRequested || !snapshot.Members.TryGetValue(self, out var member) || member.Status != SiloStatus.Active)
+        {
+            // A silo that is stopping (or not yet active) holds nothing in that view; what it stores must stay for
+            // its next start, which prunes by the view it then joins (the last silo of a cluster shut down in turn
+            // would otherwise delete every route it stores).
+            return;
+        }
+
         var dropped = new List<string>();
         var pruned = table.PruneEntries(r => holders.Holds(snapshot, r, self), dropped);
         if (pruned > 0)

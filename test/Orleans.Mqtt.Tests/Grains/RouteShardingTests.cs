@@ -315,7 +315,7 @@ public sealed class RouteShardingTests : IAsyncLifetime
             session = Grains.GetGrain<IClientSessionGrain>(clientId);
             first = gateway.NewConnection();
             await session.Connect(new ConnectRequest(first, false, 3600, null, 5, 0));
-            var home = Tables().First().Table.Get(clientId)!.Home;
+            var home = Tables().Select(t => t.Table.Get(clientId)).First(r => r is not null)!.Home;
             homeSilo = _cluster.Silos.Single(s => s.Name == home);
         }
         while (ReferenceEquals(homeSilo, _cluster.Silos[0]));
@@ -359,7 +359,8 @@ public sealed class RouteShardingTests : IAsyncLifetime
         }
     }
 
-    // Waits, on every silo, until its replica has taken in the membership it sees and holds every route of its shards.
+    // Waits, on every silo, until its replica has taken in the membership it sees and holds every route of its shards
+    // and every entry it is an entry holder of.
     private async Task AllCaughtUpAsync()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -381,6 +382,8 @@ public sealed class RouteShardingTests : IAsyncLifetime
             {
                 await holders.WhenServable(shard, membership.CurrentSnapshot.Version).WaitAsync(timeout.Token);
             }
+
+            await holders.WhenEntriesServable(membership.CurrentSnapshot.Version).WaitAsync(timeout.Token);
         }
     }
 
@@ -489,6 +492,46 @@ public sealed class RouteTablePartTests
         Assert.Equal(2, table.Get("c")!.SubscriptionCount);
         Assert.False(table.Apply(Part(5, 3, "w/+", "a/b")));
         Assert.Equal(1, table.SubscriptionCount);
+    }
+
+    [Fact]
+    public void A_client_this_silo_no_longer_holds_is_forgotten_without_a_tombstone_unless_a_newer_version_is_held()
+    {
+        var table = new RouteTable();
+        Assert.True(table.Apply(new ClientRoutes("c", 5, [new Subscription("a/b", 1)], true, null)));
+
+        // An order to forget at an older version than held (a newer change made this silo a holder again) keeps it.
+        Assert.False(table.Drop("c", 4, out _));
+        Assert.NotNull(table.Get("c"));
+
+        Assert.True(table.Drop("c", 6, out var wasPersistent));
+        Assert.True(wasPersistent);
+        Assert.Null(table.Get("c"));
+        Assert.Equal(0, table.SubscriptionCount);
+
+        // No tombstone: the same version arrives again when this silo comes to hold the client (a catch-up).
+        Assert.True(table.Apply(new ClientRoutes("c", 6, [new Subscription("a/b", 1)], true, null)));
+        Assert.Equal(1, table.SubscriptionCount);
+    }
+
+    [Fact]
+    public void Pruning_entries_forgets_the_clients_not_held_and_names_the_persistent_ones()
+    {
+        var table = new RouteTable();
+        table.Apply(new ClientRoutes("kept", 1, [new Subscription("k/1", 1)], true, null));
+        table.Apply(new ClientRoutes("stored", 1, [new Subscription("s/1", 1)], true, null));
+        table.Apply(new ClientRoutes("clean", 1, [new Subscription("c/1", 0)], false, new GatewayPresence(null!, "g", 1)));
+
+        var dropped = new List<string>();
+        Assert.Equal(2, table.PruneEntries(r => r.ClientId == "kept", dropped));
+        Assert.Equal(["stored"], dropped);
+        Assert.NotNull(table.Get("kept"));
+        Assert.Null(table.Get("stored"));
+        Assert.Null(table.Get("clean"));
+        Assert.Equal(1, table.SubscriptionCount);
+        var gateways = new HashSet<string>();
+        table.CollectGateways(gateways);
+        Assert.Empty(gateways);
     }
 
     [Fact]
