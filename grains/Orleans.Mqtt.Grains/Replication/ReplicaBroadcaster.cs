@@ -45,22 +45,24 @@ internal sealed partial class ReplicaBroadcaster(
         using var span = MqttTracing.StartChild(MqttTracing.Operations.Replicate, routes.ClientId);
         if (!holders.Sharded)
         {
-            await ForEachSilo(routes, null, static (b, silo, _, routes) => b.ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, routes));
+            await ForEachSilo(routes, null, static (b, silo, _, r) => b.ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, r));
             return;
         }
 
-        Func<ClusterMembershipSnapshot, ClientRoutes, HashSet<SiloAddress>?>? targets = null;
+        // Who holds the new version is worked out once per change (a ranking of the silos), not once per silo.
+        var change = new RoutesChange(routes, holders);
+        Func<ClusterMembershipSnapshot, RoutesChange, HashSet<SiloAddress>?>? targets = null;
         var presenceOnly = previous is not null && RouteHolders.OnlyPresenceChanged(previous, routes);
         if (previous is not null)
         {
             targets = presenceOnly
-                ? holders.PresenceHoldersOf
-                : (view, routes) => holders.PresenceHoldersOf(view, previous) is { } before && holders.PresenceHoldersOf(view, routes) is { } after
+                ? static (view, c) => c.HoldersIn(view)
+                : (view, c) => holders.PresenceHoldersOf(view, previous) is { } before && c.HoldersIn(view) is { } after
                     ? [.. before, .. after]
                     : null;
         }
 
-        await ForEachSilo(routes, targets, static (b, silo, view, routes) => b.SendPart(silo, view, routes), presenceOnly ? "presence" : "holders");
+        await ForEachSilo(change, targets, static (b, silo, view, c) => b.SendPart(silo, view, c), presenceOnly ? "presence" : "holders");
     }
 
     public Task ApplyRetained(RetainedUpdate update) =>
@@ -72,10 +74,11 @@ internal sealed partial class ReplicaBroadcaster(
 
     // The part a silo holds of these routes, the end of a session as it is (a tombstone where any of it was), or the
     // order to forget routes it no longer holds any of.
-    private Task SendPart(SiloAddress silo, ClusterMembershipSnapshot view, ClientRoutes routes)
+    private Task SendPart(SiloAddress silo, ClusterMembershipSnapshot view, RoutesChange change)
     {
+        var routes = change.Routes;
         var ended = routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent;
-        if (ended || holders.Holds(view, routes, silo))
+        if (ended || change.HoldersIn(view) is not { } held || held.Contains(silo))
         {
             return ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, ended ? routes : holders.PartFor(routes, holders.ShardsHeldBy(view, silo)));
         }
@@ -201,7 +204,7 @@ internal sealed partial class ReplicaBroadcaster(
                 }
             }
 
-            if (change is ClientRoutes)
+            if (change is ClientRoutes or RoutesChange)
             {
                 metrics.ReplicaWrites.Add(tasks.Count, new KeyValuePair<string, object?>("kind", targets is null ? "all" : kind));
             }
@@ -257,6 +260,28 @@ internal sealed partial class ReplicaBroadcaster(
 
     private bool IsActive(SiloAddress silo) =>
         membership.CurrentSnapshot.Members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active;
+
+    // A version of a client's routes being written, with the silos that hold some of it (RouteHolders.Holds) in the
+    // view it is written with. The calls to the silos are started one after the other, so the cache needs no lock.
+    private sealed class RoutesChange(ClientRoutes routes, RouteHolders holders)
+    {
+        private ClusterMembershipSnapshot? _view;
+        private HashSet<SiloAddress>? _holders;
+
+        public ClientRoutes Routes => routes;
+
+        /// <summary>The silos holding some of the routes in <paramref name="view"/>; null: every silo (a wildcard filter).</summary>
+        public HashSet<SiloAddress>? HoldersIn(ClusterMembershipSnapshot view)
+        {
+            if (!ReferenceEquals(view, _view))
+            {
+                _holders = holders.PresenceHoldersOf(view, routes);
+                _view = view;
+            }
+
+            return _holders;
+        }
+    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Reading the routes of client {ClientId} from a peer's replica failed; rebuilding from the parts the others hold")]
     private static partial void LogReadFailed(ILogger logger, Exception ex, string clientId);

@@ -266,15 +266,32 @@ internal sealed class RouteHolders
             silos.UnionWith(HoldersOf(snapshot, shard));
         }
 
-        foreach (var member in snapshot.Members.Values)
+        AddEntryHolders(snapshot, routes.ClientId, EntryHome(routes), silos);
+        return silos;
+    }
+
+    /// <summary>
+    /// Adds the entry holders of a client (<see cref="IsEntryHolder"/>) to <paramref name="silos"/>: one ranking, not one
+    /// per silo, for the write of every change.
+    /// </summary>
+    public void AddEntryHolders(ClusterMembershipSnapshot snapshot, string clientId, string? home, HashSet<SiloAddress> silos)
+    {
+        if (home is not null)
         {
-            if (IsEntryHolder(snapshot, routes.ClientId, EntryHome(routes), member.SiloAddress))
+            foreach (var member in snapshot.Members.Values)
             {
-                silos.Add(member.SiloAddress);
+                if (member.Status == SiloStatus.Active && string.Equals(NameOf(member), home, StringComparison.Ordinal))
+                {
+                    silos.Add(member.SiloAddress);
+                }
             }
         }
 
-        return silos;
+        var ranked = SessionHolders.Rank(snapshot, clientId, home, exclude: null);
+        for (var i = 0; i < ranked.Count && i < _entryCopies; i++)
+        {
+            silos.Add(ranked[i]);
+        }
     }
 
     /// <summary>
