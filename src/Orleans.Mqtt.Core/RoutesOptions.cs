@@ -6,7 +6,9 @@ public sealed class RoutesOptions
     /// <summary>
     /// <see cref="RouteSharding.Off"/>: every silo holds every subscription. <see cref="RouteSharding.Topic"/>: a
     /// filter without wildcards is held only by the <see cref="Copies"/> route holders of its topic shard, the silos
-    /// its shard grain runs on; wildcard filters, and every client's entry (home, expiry, presence), stay on every silo.
+    /// its shard grain runs on; a client's entry (home, expiry, presence) by its entry holders (its home and the next
+    /// silos of its ranking by client id) and the holders of its exact filters; a client with a wildcard filter by every
+    /// silo.
     /// </summary>
     public RouteSharding Sharding { get; set; } = RouteSharding.Off;
 
@@ -23,6 +25,9 @@ public enum RouteSharding
     /// <summary>Every silo holds every route.</summary>
     Off,
 
-    /// <summary>Exact filters are held by their topic shard's route holders only; wildcard filters by every silo.</summary>
+    /// <summary>
+    /// Exact filters are held by their topic shard's route holders only, clients' entries by their entry holders and
+    /// filters' holders; wildcard filters by every silo.
+    /// </summary>
     Topic,
 }

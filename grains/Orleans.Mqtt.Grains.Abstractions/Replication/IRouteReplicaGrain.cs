@@ -7,6 +7,13 @@ public interface IRouteReplicaGrain : IGrainWithStringKey
     [ResponseTimeout("00:00:05")]
     Task Apply(ClientRoutes routes);
 
+    /// <summary>
+    /// Routes sharded by topic: forgets a client's routes, which the change at <paramref name="version"/> left this
+    /// silo none of, unless it holds a newer version; durable when the call returns.
+    /// </summary>
+    [ResponseTimeout("00:00:05")]
+    Task Drop(string clientId, long version);
+
     /// <summary>Applies a retained message change if newer than what the replica holds; durable when the call returns.</summary>
     [ResponseTimeout("00:00:05")]
     Task ApplyRetained(RetainedUpdate update);
@@ -29,20 +36,30 @@ public interface IRouteReplicaGrain : IGrainWithStringKey
     /// The replica's digest: one hash sum per bucket (see the route table), for repair by comparison. With routes
     /// sharded by topic, <paramref name="shards"/> names the topic shards whose exact subscriptions both silos should
     /// hold (null: compare entries and versions only), and <paramref name="peer"/> the silo comparing (its address as
-    /// <c>SiloAddress.ToParsableString</c>): of a persistent session that not both receive every presence change of,
-    /// only what both hold alike is compared.
+    /// <c>SiloAddress.ToParsableString</c>): only the clients both silos hold are compared.
     /// </summary>
     Task<long[]> Digest(int[]? shards, string? peer);
 
     /// <summary>
     /// What the replica holds in the given digest buckets, deletions included; with <paramref name="shards"/> (routes
     /// sharded by topic), each client's part for a silo holding those shards, and with <paramref name="onlyWithShards"/>
-    /// only the clients with an exact filter in them and, with <paramref name="entriesFor"/> (a silo's address as
-    /// <c>SiloAddress.ToParsableString</c>), those that silo is an entry holder of (it needs their newest presence).
+    /// only the clients with an exact filter in them; with <paramref name="entriesFor"/> (a silo's address as
+    /// <c>SiloAddress.ToParsableString</c>), only what that silo holds: the clients with an exact filter in
+    /// <paramref name="shards"/>, those it is an entry holder of and, unless <paramref name="onlyWithShards"/>, those with
+    /// a wildcard filter.
     /// </summary>
     Task<ReplicaChunk> Read(int[] buckets, int[]? shards, bool onlyWithShards, string? entriesFor);
 
     /// <summary>The part of a client's routes this replica holds, or null.</summary>
     [ResponseTimeout("00:00:05")]
     Task<ClientRoutes?> Get(string clientId);
+
+    /// <summary>
+    /// Routes sharded by topic: a client's newest routes, asked of one of its entry holders by a silo that is not one
+    /// (null: no session). Waits until this replica is complete and has taken in membership
+    /// <paramref name="membershipVersion"/> (the asker's view); when this silo is no entry holder of the client in its
+    /// own view, the answer is merged from every active silo.
+    /// </summary>
+    [ResponseTimeout("00:00:10")]
+    Task<ClientRoutes?> GetEntry(string clientId, long membershipVersion);
 }

@@ -55,6 +55,7 @@ public static class MqttGrainsExtensions
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SessionRereplicator>());
         services.AddSingleton<ReplicaBroadcaster>();
         services.AddSingleton<ReplicaWriter>();
+        services.AddSingleton<EntryLocator>();
         services.AddSingleton<ReplicaLoader>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ReplicaLoader>());
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloNameGuard>();

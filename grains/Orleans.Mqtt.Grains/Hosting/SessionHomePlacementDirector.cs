@@ -2,8 +2,17 @@ using Orleans.Runtime.Placement;
 
 namespace Orleans.Mqtt.Grains;
 
+/// <summary>
+/// Places a session on its home (<see cref="ClientRoutes.Home"/>), or, with the home lost, on the first active silo of
+/// its holder ranking, which holds a copy. With routes sharded by topic this silo may hold no entry for the client: the
+/// home is then asked of its entry holders (<see cref="EntryLocator"/>; a placement director may await, and Orleans
+/// runs it only when the grain has no activation, whose address it then caches), and a new session is placed on the
+/// first silo of its ranking by id, so that its home is one of the entry holders its id alone names.
+/// </summary>
 internal sealed class SessionHomePlacementDirector(
     RouteTable routes,
+    RouteHolders holders,
+    EntryLocator locator,
     IClusterMembershipService membership,
     PlacementStrategy defaultStrategy,
     PlacementDirectorResolver directors) : IPlacementDirector
@@ -21,7 +30,7 @@ internal sealed class SessionHomePlacementDirector(
         // A replica still loading does not know every home yet (the activation waits for it too).
         await routes.Ready;
         var clientId = target.GrainIdentity.Key.ToString()!;
-        if (routes.Get(clientId)?.Home is { } home)
+        if ((await locator.ReadAsync(clientId))?.Home is { } home)
         {
             if (ActiveSiloNamed(home, silos) is { } homeSilo)
             {
@@ -35,6 +44,16 @@ internal sealed class SessionHomePlacementDirector(
                 if (Array.IndexOf(silos, holder) >= 0)
                 {
                     return holder;
+                }
+            }
+        }
+        else if (holders.Sharded)
+        {
+            foreach (var silo in RouteHolders.EntryLookupOrder(membership.CurrentSnapshot, clientId))
+            {
+                if (Array.IndexOf(silos, silo) >= 0)
+                {
+                    return silo;
                 }
             }
         }

@@ -5,8 +5,8 @@ namespace Orleans.Mqtt.Grains;
 
 /// <summary>
 /// Sends a change to the route replica of every active silo and waits for all of them: a SUBACK or a retained PUBACK
-/// that follows means the change is routable on every live silo. With routes sharded by topic a change of only a
-/// persistent session's presence goes to the silos that use it (<see cref="RouteHolders.PresenceHoldersOf"/>). A silo that does not answer is retried until it
+/// that follows means the change is routable on every live silo. With routes sharded by topic a client's change goes to
+/// the silos that hold some of its routes (<see cref="RouteHolders.Holds"/>), before or after it. A silo that does not answer is retried until it
 /// answers or membership no longer lists it as active (a silo that comes back catches up from a peer). This silo's
 /// own replica is written directly, not through its replica grain: the grain would only forward the change to the same
 /// <see cref="ReplicaWriter"/>, at the price of a call (a message, a hand-off to the grain and one back) on every
@@ -31,11 +31,13 @@ internal sealed partial class ReplicaBroadcaster(
     public bool Sharded => holders.Sharded;
 
     /// <summary>
-    /// Sends <paramref name="routes"/> to every active silo, or, with routes sharded by topic and
-    /// <paramref name="previous"/> (the version this session last sent, all of it acknowledged) differing from it only
-    /// in the presence (<see cref="RouteHolders.OnlyPresenceChanged"/>), to the silos that use the presence
-    /// (<see cref="RouteHolders.PresenceHoldersOf"/>): the others keep the older version, which says the same but for
-    /// the presence.
+    /// Sends <paramref name="routes"/> to every active silo. With routes sharded by topic, to the silos that hold some of
+    /// it or of <paramref name="previous"/> (the version this session last sent, all of it acknowledged; an empty
+    /// version for a session that had none anywhere), each with its part (<see cref="RouteHolders.PartFor"/>), and to a
+    /// silo that held some of <paramref name="previous"/> but holds none of <paramref name="routes"/> the order to forget
+    /// it (an unsubscribe that took the client's last filter of its shards); a change of only the presence
+    /// (<see cref="RouteHolders.OnlyPresenceChanged"/>) to the silos that hold the routes. Without
+    /// <paramref name="previous"/> (who holds what is not known), to every active silo.
     /// </summary>
     public async Task Apply(ClientRoutes routes, ClientRoutes? previous = null)
     {
@@ -43,21 +45,46 @@ internal sealed partial class ReplicaBroadcaster(
         using var span = MqttTracing.StartChild(MqttTracing.Operations.Replicate, routes.ClientId);
         if (!holders.Sharded)
         {
-            await ForEachSilo(static (r, routes) => r.Apply(routes), static (w, routes) => w.ApplyAsync(routes), routes, null, null);
+            await ForEachSilo(routes, null, static (b, silo, _, r) => b.ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, r));
             return;
         }
 
+        // Who holds the new version is worked out once per change (a ranking of the silos), not once per silo.
+        var change = new RoutesChange(routes, holders);
+        Func<ClusterMembershipSnapshot, RoutesChange, HashSet<SiloAddress>?>? targets = null;
         var presenceOnly = previous is not null && RouteHolders.OnlyPresenceChanged(previous, routes);
-        await ForEachSilo(
-            static (r, routes) => r.Apply(routes),
-            static (w, routes) => w.ApplyAsync(routes),
-            routes,
-            PartFor,
-            presenceOnly ? holders.PresenceHoldersOf : null);
+        if (previous is not null)
+        {
+            targets = presenceOnly
+                ? static (view, c) => c.HoldersIn(view)
+                : (view, c) => holders.PresenceHoldersOf(view, previous) is { } before && c.HoldersIn(view) is { } after
+                    ? [.. before, .. after]
+                    : null;
+        }
+
+        await ForEachSilo(change, targets, static (b, silo, view, c) => b.SendPart(silo, view, c), presenceOnly ? "presence" : "holders");
     }
 
     public Task ApplyRetained(RetainedUpdate update) =>
-        ForEachSilo(static (r, update) => r.ApplyRetained(update), static (w, update) => w.ApplyRetainedAsync(update), update, null, null);
+        ForEachSilo(update, null, static (b, silo, _, update) => b.ApplyTo(silo, static (r, u) => r.ApplyRetained(u), static (w, u) => w.ApplyRetainedAsync(u), update));
+
+    private static Task ApplyRoutes(IRouteReplicaGrain replica, ClientRoutes routes) => replica.Apply(routes);
+
+    private static Task ApplyRoutesHere(ReplicaWriter writer, ClientRoutes routes) => writer.ApplyAsync(routes);
+
+    // The part a silo holds of these routes, the end of a session as it is (a tombstone where any of it was), or the
+    // order to forget routes it no longer holds any of.
+    private Task SendPart(SiloAddress silo, ClusterMembershipSnapshot view, RoutesChange change)
+    {
+        var routes = change.Routes;
+        var ended = routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent;
+        if (ended || change.HoldersIn(view) is not { } held || held.Contains(silo))
+        {
+            return ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, ended ? routes : holders.PartFor(routes, holders.ShardsHeldBy(view, silo)));
+        }
+
+        return ApplyTo(silo, static (r, routes) => r.Drop(routes.ClientId, routes.Version), static (w, routes) => w.DropAsync(routes.ClientId, routes.Version), routes);
+    }
 
     /// <summary>
     /// A client's whole routes as the active silos hold them: with routes sharded by topic each holds a part, and the
@@ -115,9 +142,6 @@ internal sealed partial class ReplicaBroadcaster(
         return whole is null ? null : whole with { SubscriptionTotal = null };
     }
 
-    private ClientRoutes PartFor(SiloAddress silo, ClusterMembershipSnapshot view, ClientRoutes routes) =>
-        holders.PartFor(routes, holders.ShardsHeldBy(view, silo));
-
     /// <summary>
     /// Waits until this silo sees membership at <paramref name="version"/> or later, then until every change sent
     /// with an older view has completed (see <see cref="IRouteReplicaGrain.Barrier"/>).
@@ -147,11 +171,10 @@ internal sealed partial class ReplicaBroadcaster(
     }
 
     private async Task ForEachSilo<T>(
-        Func<IRouteReplicaGrain, T, Task> action,
-        Func<ReplicaWriter, T, Task> local,
         T change,
-        Func<SiloAddress, ClusterMembershipSnapshot, T, T>? partFor,
-        Func<ClusterMembershipSnapshot, T, HashSet<SiloAddress>?>? onlyTo)
+        Func<ClusterMembershipSnapshot, T, HashSet<SiloAddress>?>? onlyTo,
+        Func<ReplicaBroadcaster, SiloAddress, ClusterMembershipSnapshot, T, Task> sendTo,
+        string kind = "all")
     {
         long id;
         ClusterMembershipSnapshot view;
@@ -172,20 +195,18 @@ internal sealed partial class ReplicaBroadcaster(
             var targets = onlyTo?.Invoke(view, change);
             foreach (var member in view.Members.Values)
             {
-                // Every active silo gets every version that changes more than the presence (the client's entry lives
-                // everywhere), each with the part it holds: a silo that held a filter an unsubscribe removed gets the
-                // version without it. This silo always does: the session reads its own routes here.
+                // Without targets every active silo gets the change. This silo always does: the session reads its own
+                // routes here (and, as the silo it is active on, holds them).
                 if (member.Status == SiloStatus.Active
                     && (targets is null || targets.Contains(member.SiloAddress) || member.SiloAddress.Equals(localSilo.SiloAddress)))
                 {
-                    var part = partFor is null ? change : partFor(member.SiloAddress, view, change);
-                    tasks.Add(ApplyTo(member.SiloAddress, action, local, part));
+                    tasks.Add(sendTo(this, member.SiloAddress, view, change));
                 }
             }
 
-            if (change is ClientRoutes)
+            if (change is ClientRoutes or RoutesChange)
             {
-                metrics.ReplicaWrites.Add(tasks.Count, new KeyValuePair<string, object?>("kind", targets is null ? "all" : "presence"));
+                metrics.ReplicaWrites.Add(tasks.Count, new KeyValuePair<string, object?>("kind", targets is null ? "all" : kind));
             }
 
             await Task.WhenAll(tasks);
@@ -239,6 +260,28 @@ internal sealed partial class ReplicaBroadcaster(
 
     private bool IsActive(SiloAddress silo) =>
         membership.CurrentSnapshot.Members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active;
+
+    // A version of a client's routes being written, with the silos that hold some of it (RouteHolders.Holds) in the
+    // view it is written with. The calls to the silos are started one after the other, so the cache needs no lock.
+    private sealed class RoutesChange(ClientRoutes routes, RouteHolders holders)
+    {
+        private ClusterMembershipSnapshot? _view;
+        private HashSet<SiloAddress>? _holders;
+
+        public ClientRoutes Routes => routes;
+
+        /// <summary>The silos holding some of the routes in <paramref name="view"/>; null: every silo (a wildcard filter).</summary>
+        public HashSet<SiloAddress>? HoldersIn(ClusterMembershipSnapshot view)
+        {
+            if (!ReferenceEquals(view, _view))
+            {
+                _holders = holders.PresenceHoldersOf(view, routes);
+                _view = view;
+            }
+
+            return _holders;
+        }
+    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Reading the routes of client {ClientId} from a peer's replica failed; rebuilding from the parts the others hold")]
     private static partial void LogReadFailed(ILogger logger, Exception ex, string clientId);

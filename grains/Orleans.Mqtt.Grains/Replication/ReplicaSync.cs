@@ -170,12 +170,20 @@ internal sealed partial class ReplicaSync(
             LogPruned(logger, pruned);
         }
 
+        if (membersChanged)
+        {
+            // The entry holders changed with the active silos: clients this silo holds nothing of any more go, and
+            // those it came to hold are copied below (reads of their entries here wait until then).
+            await PruneEntriesAsync(snapshot);
+            holders.MarkEntriesCatchingUp();
+        }
+
         holders.MarkCatchingUp(gained);
         holders.MarkFollowed(snapshot.Version);
 
-        // A change of only a persistent session's presence reaches its entry holders, not every silo: a silo that has
-        // become one (a holder left, or this silo joined the ranking's top) copies the newest versions of those
-        // sessions as well, so that a sweep or a failover here does not act on an older presence.
+        // A client's changes reach its entry holders, not every silo: a silo that has become one (a holder left, or
+        // this silo joined the ranking's top) copies those clients' newest versions as well, so that a placement, a
+        // sweep or a failover here finds them.
         if (gained.Count == 0 && !membersChanged)
         {
             return;
@@ -214,6 +222,29 @@ internal sealed partial class ReplicaSync(
         finally
         {
             holders.MarkCaughtUp(gained);
+            holders.MarkEntriesCaughtUp();
+        }
+    }
+
+    // Routes sharded by topic: forgets the clients this silo holds nothing of in the view (not an entry holder, no
+    // exact filter in its shards, no wildcard filter), in memory and on disk.
+    private async Task PruneEntriesAsync(ClusterMembershipSnapshot snapshot)
+    {
+        var self = localSilo.SiloAddress;
+        if (_stopping.IsCancellationRequested || !snapshot.Members.TryGetValue(self, out var member) || member.Status != SiloStatus.Active)
+        {
+            // A silo that is stopping (or not yet active) holds nothing in that view; what it stores must stay for
+            // its next start, which prunes by the view it then joins (the last silo of a cluster shut down in turn
+            // would otherwise delete every route it stores).
+            return;
+        }
+
+        var dropped = new List<string>();
+        var pruned = table.PruneEntries(r => holders.Holds(snapshot, r, self), dropped);
+        if (pruned > 0)
+        {
+            LogEntriesPruned(logger, pruned);
+            await writer.ForgetDurableAsync(dropped);
         }
     }
 
@@ -328,6 +359,12 @@ internal sealed partial class ReplicaSync(
                     }
                 }
 
+                if (shards is not null)
+                {
+                    // What the durable replica brought back of clients other silos hold now.
+                    await PruneEntriesAsync(snapshot);
+                }
+
                 metrics.ReplicaRepairs.Add(copied, new KeyValuePair<string, object?>("kind", "catch_up"));
                 LogCaughtUp(logger, copied, peer, table.ClientCount, table.RetainedCount, timeProvider.GetElapsedTime(started).TotalMilliseconds);
                 return true;
@@ -372,7 +409,8 @@ internal sealed partial class ReplicaSync(
         var changed = 0;
         for (var i = 0; i < all.Count; i += BucketsPerRead)
         {
-            var chunk = await replica.Read([.. all.Skip(i).Take(BucketsPerRead)], shards, onlyWithShards, onlyWithShards ? localSilo.SiloAddress.ToParsableString() : null);
+            // With routes sharded by topic the peer sends only what this silo holds (see RouteReplicaGrain.Read).
+            var chunk = await replica.Read([.. all.Skip(i).Take(BucketsPerRead)], shards, onlyWithShards, holders.Sharded ? localSilo.SiloAddress.ToParsableString() : null);
             foreach (var routes in chunk.Routes)
             {
                 changed += await writer.ApplyAsync(routes) ? 1 : 0;
@@ -449,6 +487,9 @@ internal sealed partial class ReplicaSync(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Route replica: {Pruned} exact routes of topic shards no longer held here dropped from memory")]
     private static partial void LogPruned(ILogger logger, int pruned);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Route replica: {Pruned} clients this silo no longer holds anything of dropped")]
+    private static partial void LogEntriesPruned(ILogger logger, int pruned);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Route replica: catching up the topic shards this silo came to hold failed; the digest repair fills in what is missing")]
     private static partial void LogShardCatchUpFailed(ILogger logger, Exception ex);

@@ -27,6 +27,35 @@ internal sealed class ReplicaWriter(RouteTable table, IReplicaStore store)
         return true;
     }
 
+    /// <summary>
+    /// Forgets a client's routes this silo no longer holds after the change at <paramref name="version"/> (routes
+    /// sharded by topic, <see cref="RouteTable.Drop"/>), from the durable replica too; true when it held them.
+    /// </summary>
+    public async Task<bool> DropAsync(string clientId, long version)
+    {
+        if (!table.Drop(clientId, version, out var wasPersistent))
+        {
+            return false;
+        }
+
+        if (wasPersistent)
+        {
+            await store.SaveRoutesAsync(clientId, null);
+        }
+
+        return true;
+    }
+
+    /// <summary>Deletes the durable routes of clients the table no longer holds (<see cref="RouteTable.PruneEntries"/>).</summary>
+    public async Task ForgetDurableAsync(IEnumerable<string> clientIds)
+    {
+        foreach (var chunk in clientIds.Chunk(256))
+        {
+            // One that came back meanwhile (a change made this silo hold it again) keeps its durable copy.
+            await Task.WhenAll(chunk.Where(clientId => table.Get(clientId) is null).Select(clientId => store.SaveRoutesAsync(clientId, null)));
+        }
+    }
+
     /// <summary>Applies a retained change; true when it was newer than what the table held.</summary>
     public async Task<bool> ApplyRetainedAsync(RetainedUpdate update)
     {

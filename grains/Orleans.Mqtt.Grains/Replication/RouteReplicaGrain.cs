@@ -9,11 +9,14 @@ internal sealed class RouteReplicaGrain(
     RouteTable table,
     ReplicaWriter writer,
     ReplicaBroadcaster broadcaster,
+    EntryLocator locator,
     RouteHolders holders,
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo) : Grain, IRouteReplicaGrain
 {
     public Task Apply(ClientRoutes routes) => writer.ApplyAsync(routes);
+
+    public Task Drop(string clientId, long version) => writer.DropAsync(clientId, version);
 
     public Task ApplyRetained(RetainedUpdate update) => writer.ApplyRetainedAsync(update);
 
@@ -44,9 +47,11 @@ internal sealed class RouteReplicaGrain(
         Func<ClientRoutes, bool>? alsoEntries = null;
         if (holders.Sharded && entriesFor is not null)
         {
+            // Only what that silo holds: the clients it is an entry holder of and, for a whole copy, those with a
+            // wildcard filter (the exact filters of its shards are picked by the table).
             var snapshot = membership.CurrentSnapshot;
             var silo = SiloAddress.FromParsableString(entriesFor);
-            alsoEntries = r => r.Persistent && holders.IsEntryHolder(snapshot, r.ClientId, r.Home, silo);
+            alsoEntries = r => holders.IsEntryHolder(snapshot, r.ClientId, RouteHolders.EntryHome(r), silo) || (!onlyWithShards && HasWildcard(holders, r));
         }
 
         var (routes, retained) = table.Read(new HashSet<int>(buckets), holders, ShardSet(holders, shards), onlyWithShards, alsoEntries);
@@ -54,8 +59,8 @@ internal sealed class RouteReplicaGrain(
     }
 
     /// <summary>
-    /// With routes sharded by topic, whether <paramref name="self"/> and <paramref name="peer"/> both get every presence
-    /// change of a client as its entry holders (see <see cref="RouteTable.Digest(RouteHolders?, bool[], Func{ClientRoutes, bool}?)"/>);
+    /// With routes sharded by topic, whether <paramref name="self"/> and <paramref name="peer"/> both hold a client as
+    /// its entry holders (see <see cref="RouteTable.Digest(RouteHolders?, bool[], Func{ClientRoutes, bool}?)"/>);
     /// null otherwise.
     /// </summary>
     internal static Func<ClientRoutes, bool>? BothEntryHolders(RouteHolders holders, ClusterMembershipSnapshot snapshot, SiloAddress self, string? peer)
@@ -66,10 +71,39 @@ internal sealed class RouteReplicaGrain(
         }
 
         var other = SiloAddress.FromParsableString(peer);
-        return r => holders.IsEntryHolder(snapshot, r.ClientId, r.Home, self) && holders.IsEntryHolder(snapshot, r.ClientId, r.Home, other);
+        return r => holders.IsEntryHolder(snapshot, r.ClientId, RouteHolders.EntryHome(r), self)
+            && holders.IsEntryHolder(snapshot, r.ClientId, RouteHolders.EntryHome(r), other);
+    }
+
+    private static bool HasWildcard(RouteHolders holders, ClientRoutes routes)
+    {
+        foreach (var s in routes.Subscriptions)
+        {
+            if (holders.ShardOf(s) < 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     public Task<ClientRoutes?> Get(string clientId) => Task.FromResult(table.Get(clientId));
+
+    public async Task<ClientRoutes?> GetEntry(string clientId, long membershipVersion)
+    {
+        await table.Ready;
+        var version = new MembershipVersion(membershipVersion);
+        if (membership.CurrentSnapshot.Version < version)
+        {
+            await membership.Refresh(version);
+        }
+
+        var (trusted, local) = await locator.ReadLocalAsync(clientId, version);
+
+        // Not an entry holder in this silo's view (the asker's view is older or newer): every silo's part, merged.
+        return trusted ? local : await broadcaster.ReadWholeAsync(clientId);
+    }
 
     /// <summary>A list of topic shards as the flags <see cref="RouteTable"/> takes (null stays null).</summary>
     internal static bool[]? ShardSet(RouteHolders holders, int[]? shards)

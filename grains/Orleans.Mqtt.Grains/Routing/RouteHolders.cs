@@ -4,20 +4,24 @@ using Orleans.Mqtt.Topics;
 namespace Orleans.Mqtt.Grains;
 
 /// <summary>
-/// Which silos hold which routes (<c>Mqtt:Routes:Sharding</c>). Off: every silo holds every subscription. Topic: a
+/// Which silos hold which routes (<c>Mqtt:Routes:Sharding</c>). Off: every silo holds every client's routes. Topic: a
 /// filter without wildcards (shared or not) is held by the route holders of its topic shard, the shard every publish
 /// to that topic goes to: the first <c>Mqtt:Routes:Copies</c> active silos ranked by rendezvous hashing of the shard
 /// and the silo name (<see cref="SessionHolders.Score"/>), so every silo computes the same holders from the same
 /// membership view and a joining or leaving silo moves about one shard in N. The shard grain runs on the first holder
-/// (<see cref="TopicShardPlacementDirector"/>). Wildcard filters, and every client's entry (home, expiry, presence,
-/// state base), stay on every silo; a change of only a persistent session's presence goes to the silos that use it
-/// (<see cref="PresenceHoldersOf"/>), and the others keep the older version.
+/// (<see cref="TopicShardPlacementDirector"/>). A client's entry (home, expiry, presence, state base) is held by its
+/// entry holders (<see cref="IsEntryHolder"/>: its home and the next silos of its ranking by client id) and, as a part
+/// with those filters, by the holders of its exact filters' shards; a client with a wildcard filter by every silo
+/// (<see cref="Holds"/>). A silo that holds none of it asks the first silo of the client's ranking
+/// (<see cref="EntryLocator"/>).
 /// </summary>
 internal sealed class RouteHolders
 {
     private readonly int _shards;
     private readonly int _copies;
+    private readonly int _entryCopies;
     private readonly Dictionary<int, TaskCompletionSource> _catchingUp = [];
+    private TaskCompletionSource? _entriesCatchingUp;
     private TaskCompletionSource _followedChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private MembershipVersion _followed = MembershipVersion.MinValue;
     private View? _view;
@@ -26,6 +30,10 @@ internal sealed class RouteHolders
     {
         _shards = options.Value.TopicShards;
         _copies = options.Value.Routes.Copies;
+
+        // At least as many as the session's copies besides its home, so that every silo holding a copy of a session
+        // (SessionHolders.CopyHolders) also holds its entry, and at least one, so that the home's loss leaves one.
+        _entryCopies = Math.Max(1, Math.Max(_copies, options.Value.SessionReplicas) - 1);
         Sharded = options.Value.Routes.Sharding == RouteSharding.Topic;
     }
 
@@ -113,16 +121,23 @@ internal sealed class RouteHolders
     }
 
     /// <summary>
-    /// How many silos besides its home hold the fresh presence of a persistent session (<see cref="IsEntryHolder"/>):
-    /// <c>Copies</c> - 1, at least one, so that the home's loss leaves one.
+    /// How many silos besides its home hold a client's entry (<see cref="IsEntryHolder"/>): <c>Copies</c> - 1 or
+    /// <c>SessionReplicas</c> - 1, whichever is more, at least one, so that the home's loss leaves one.
     /// </summary>
-    public int EntryCopies => Math.Max(1, _copies - 1);
+    public int EntryCopies => _entryCopies;
+
+    /// <summary>
+    /// The silo whose name counts as a client's home for its entry holders: its home (<see cref="ClientRoutes.Home"/>)
+    /// or, for a session kept in memory only, the silo it is active on. The session's own silo always holds its entry.
+    /// </summary>
+    public static string? EntryHome(ClientRoutes routes) => routes.Home ?? routes.ActiveOn;
 
     /// <summary>
     /// Whether <paramref name="silo"/> is one of the entry holders of a client in <paramref name="snapshot"/>: its home
     /// (the active silo named <paramref name="home"/>) or one of the first <see cref="EntryCopies"/> other active silos
     /// ranked by <see cref="SessionHolders.Rank"/> (the order the session's copies and its failover follow). These get
-    /// every version of a persistent session's routes, also those that change only its presence.
+    /// every version of a client's routes, also those that change only its presence. The first active silo of the
+    /// client's ranking by id alone (<see cref="EntryLookupOrder"/>) is always one of them, whatever the home.
     /// </summary>
     public bool IsEntryHolder(ClusterMembershipSnapshot snapshot, string clientId, string? home, SiloAddress silo)
     {
@@ -154,6 +169,49 @@ internal sealed class RouteHolders
         }
 
         return ahead < EntryCopies;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="silo"/> is an entry holder of <paramref name="clientId"/> whatever its home: one of the
+    /// first <see cref="EntryCopies"/> active silos of its ranking by id (leaving the home out only moves it up). Such a
+    /// silo that holds no entry for the client knows there is none (once caught up).
+    /// </summary>
+    public bool IsSureEntryHolder(ClusterMembershipSnapshot snapshot, string clientId, SiloAddress silo)
+    {
+        var order = EntryLookupOrder(snapshot, clientId);
+        var index = order.IndexOf(silo);
+        return index >= 0 && index < _entryCopies;
+    }
+
+    /// <summary>
+    /// The active silos ranked by client id alone, best first (<see cref="SessionHolders.Rank"/> with no home left out):
+    /// the first is an entry holder of the client whatever its home, and where a new session is placed.
+    /// </summary>
+    public static List<SiloAddress> EntryLookupOrder(ClusterMembershipSnapshot snapshot, string clientId) =>
+        SessionHolders.Rank(snapshot, clientId, home: null, exclude: null);
+
+    /// <summary>
+    /// Whether <paramref name="silo"/> holds some of <paramref name="routes"/> with routes sharded by topic: it is an
+    /// entry holder, or a route holder of the shard of one of its exact filters, or the client has a wildcard filter
+    /// (which every silo matches). Always true when not sharded.
+    /// </summary>
+    public bool Holds(ClusterMembershipSnapshot snapshot, ClientRoutes routes, SiloAddress silo)
+    {
+        if (!Sharded)
+        {
+            return true;
+        }
+
+        foreach (var s in routes.Subscriptions)
+        {
+            var shard = ShardOf(s);
+            if (shard < 0 || Array.IndexOf(HoldersOf(snapshot, shard), silo) >= 0)
+            {
+                return true;
+            }
+        }
+
+        return IsEntryHolder(snapshot, routes.ClientId, EntryHome(routes), silo);
     }
 
     /// <summary>
@@ -189,11 +247,10 @@ internal sealed class RouteHolders
     }
 
     /// <summary>
-    /// The silos a change of <paramref name="routes"/> that leaves everything but its presence as it was (the gateway
-    /// and connection, the sweep time, the state base, the version) must reach, as every silo still holds the older
-    /// version otherwise: its entry holders (<see cref="IsEntryHolder"/>) and the route holders of the shards of its
-    /// exact filters, whose shard grains push to its connection. Null when it has a wildcard filter: every silo matches
-    /// those, so every silo needs its presence.
+    /// The silos that hold some of <paramref name="routes"/> (<see cref="Holds"/>): its entry holders
+    /// (<see cref="IsEntryHolder"/>) and the route holders of the shards of its exact filters, whose shard grains push
+    /// to its connection. Null when it has a wildcard filter: every silo matches those, so every silo holds it. A change
+    /// of only the presence goes to these; any other change to these and to those of the version before it.
     /// </summary>
     public HashSet<SiloAddress>? PresenceHoldersOf(ClusterMembershipSnapshot snapshot, ClientRoutes routes)
     {
@@ -209,15 +266,32 @@ internal sealed class RouteHolders
             silos.UnionWith(HoldersOf(snapshot, shard));
         }
 
-        foreach (var member in snapshot.Members.Values)
+        AddEntryHolders(snapshot, routes.ClientId, EntryHome(routes), silos);
+        return silos;
+    }
+
+    /// <summary>
+    /// Adds the entry holders of a client (<see cref="IsEntryHolder"/>) to <paramref name="silos"/>: one ranking, not one
+    /// per silo, for the write of every change.
+    /// </summary>
+    public void AddEntryHolders(ClusterMembershipSnapshot snapshot, string clientId, string? home, HashSet<SiloAddress> silos)
+    {
+        if (home is not null)
         {
-            if (IsEntryHolder(snapshot, routes.ClientId, routes.Home, member.SiloAddress))
+            foreach (var member in snapshot.Members.Values)
             {
-                silos.Add(member.SiloAddress);
+                if (member.Status == SiloStatus.Active && string.Equals(NameOf(member), home, StringComparison.Ordinal))
+                {
+                    silos.Add(member.SiloAddress);
+                }
             }
         }
 
-        return silos;
+        var ranked = SessionHolders.Rank(snapshot, clientId, home, exclude: null);
+        for (var i = 0; i < ranked.Count && i < _entryCopies; i++)
+        {
+            silos.Add(ranked[i]);
+        }
     }
 
     /// <summary>
@@ -255,6 +329,54 @@ internal sealed class RouteHolders
     /// </summary>
     public async Task WhenServable(int shard, MembershipVersion version)
     {
+        await WhenFollowed(version);
+        await WhenCaughtUp(shard);
+    }
+
+    /// <summary>
+    /// Completes when this silo's replica has taken in membership <paramref name="version"/> and holds the newest
+    /// version of every client it is an entry holder of in it: what a read of an entry here waits for before it
+    /// takes a missing entry for "no session" (<see cref="EntryLocator"/>).
+    /// </summary>
+    public async Task WhenEntriesServable(MembershipVersion version)
+    {
+        await WhenFollowed(version);
+        Task? pending;
+        lock (_catchingUp)
+        {
+            pending = _entriesCatchingUp?.Task;
+        }
+
+        if (pending is not null)
+        {
+            await pending;
+        }
+    }
+
+    /// <summary>Marks the entries of the clients this silo came to be an entry holder of as being copied.</summary>
+    public void MarkEntriesCatchingUp()
+    {
+        lock (_catchingUp)
+        {
+            _entriesCatchingUp ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
+
+    /// <summary>Releases the reads waiting on <see cref="MarkEntriesCatchingUp"/>.</summary>
+    public void MarkEntriesCaughtUp()
+    {
+        TaskCompletionSource? pending;
+        lock (_catchingUp)
+        {
+            pending = _entriesCatchingUp;
+            _entriesCatchingUp = null;
+        }
+
+        pending?.TrySetResult();
+    }
+
+    private async Task WhenFollowed(MembershipVersion version)
+    {
         while (true)
         {
             Task changed;
@@ -270,8 +392,6 @@ internal sealed class RouteHolders
 
             await changed;
         }
-
-        await WhenCaughtUp(shard);
     }
 
     /// <summary>Records that the replica has taken in membership <paramref name="version"/> (see <see cref="WhenServable"/>).</summary>

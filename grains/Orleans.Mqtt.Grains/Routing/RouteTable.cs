@@ -198,6 +198,66 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         return pruned;
     }
 
+    /// <summary>
+    /// Forgets a client's routes this silo no longer holds (routes sharded by topic: a change at
+    /// <paramref name="version"/> left it none of them, <see cref="RouteHolders.Holds"/>), unless it holds a newer
+    /// version. No tombstone: the client lives on elsewhere, and this silo may come to hold it again. Returns whether
+    /// routes were forgotten; <paramref name="wasPersistent"/> whether they were a persistent session's (stored on disk).
+    /// </summary>
+    public bool Drop(string clientId, long version, out bool wasPersistent)
+    {
+        wasPersistent = false;
+        using (_lock.Write())
+        {
+            if (!_clients.TryGetValue(clientId, out var old) || old.Version > version)
+            {
+                return false;
+            }
+
+            wasPersistent = old.Persistent;
+            Unindex(old);
+            _clients.Remove(clientId);
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Forgets the clients <paramref name="holds"/> says this silo no longer holds any of (routes sharded by topic: the
+    /// active silos changed, and with them the entry holders), adding the ids of those that were persistent sessions to
+    /// <paramref name="droppedPersistent"/> (their durable copy goes too). Returns how many were forgotten.
+    /// </summary>
+    public int PruneEntries(Func<ClientRoutes, bool> holds, List<string> droppedPersistent)
+    {
+        using (_lock.Write())
+        {
+            List<ClientRoutes>? dropped = null;
+            foreach (var routes in _clients.Values)
+            {
+                if (!holds(routes))
+                {
+                    (dropped ??= []).Add(routes);
+                }
+            }
+
+            if (dropped is null)
+            {
+                return 0;
+            }
+
+            foreach (var routes in dropped)
+            {
+                Unindex(routes);
+                _clients.Remove(routes.ClientId);
+                if (routes.Persistent)
+                {
+                    droppedPersistent.Add(routes.ClientId);
+                }
+            }
+
+            return dropped.Count;
+        }
+    }
+
     /// <summary>Appends the clients whose sweep time has come (a delayed will is due or the session expires).</summary>
     public void CollectDueForSweep(DateTime nowUtc, List<string> clientIds, int max)
     {
@@ -328,37 +388,42 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     public long[] Digest(RouteHolders? holders, bool[]? shards) => Digest(holders, shards, null);
 
     /// <summary>
-    /// As <see cref="Digest(RouteHolders?, bool[])"/>; with <paramref name="bothEntryHolders"/> (routes sharded by topic)
-    /// a persistent session that the two silos do not both receive every presence change of — no wildcard filter, no
-    /// exact filter in <paramref name="shards"/>, and <paramref name="bothEntryHolders"/> false — counts by what every
-    /// silo holds of it alike (home, user name, expiry, subscription count), not by its version, which a change of only
-    /// the presence moves on some silos only (see <see cref="RouteHolders.PresenceHoldersOf"/>).
+    /// As <see cref="Digest(RouteHolders?, bool[])"/>; with <paramref name="bothEntryHolders"/> (routes sharded by topic,
+    /// entries placed by client id) only the clients that both silos compared should hold count: those with a wildcard
+    /// filter (every silo holds them), those with an exact filter in <paramref name="shards"/>, and those
+    /// <paramref name="bothEntryHolders"/> accepts (both are its entry holders). Each of those silos gets every version
+    /// of such a client, so its version is compared; the others are not held by both (see <see cref="RouteHolders.Holds"/>).
     /// </summary>
     public long[] Digest(RouteHolders? holders, bool[]? shards, Func<ClientRoutes, bool>? bothEntryHolders)
     {
         var digest = new long[DigestBuckets * 2];
+        var sharded = holders is not null && shards is not null;
         using (_lock.Read())
         {
             foreach (var (clientId, routes) in _clients)
             {
-                var sharded = holders is not null && shards is not null;
-                var full = !sharded || bothEntryHolders is null || !routes.Persistent;
-                if (!full)
+                var counted = !sharded || bothEntryHolders is null;
+                if (!counted)
                 {
                     foreach (var s in routes.Subscriptions)
                     {
                         var shard = holders!.ShardOf(s);
                         if (shard < 0 || shards![shard])
                         {
-                            full = true;
+                            counted = true;
                             break;
                         }
                     }
 
-                    full = full || bothEntryHolders!(routes);
+                    counted = counted || bothEntryHolders!(routes);
                 }
 
-                var hash = ReplicaDigest.Hash(clientId, full ? routes.Version : EntryHash(routes));
+                if (!counted)
+                {
+                    continue;
+                }
+
+                var hash = ReplicaDigest.Hash(clientId, routes.Version);
                 var sum = hash;
                 if (sharded)
                 {
@@ -380,15 +445,6 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         return digest;
     }
 
-    // What every silo holds of a persistent session alike whatever presence changes it missed.
-    private static long EntryHash(ClientRoutes routes)
-    {
-        var h = ReplicaDigest.Hash(routes.Home ?? string.Empty, routes.SessionExpiryInterval);
-        h = ReplicaDigest.Hash(routes.ActiveOn ?? string.Empty, h);
-        h = ReplicaDigest.Hash(routes.UserName ?? string.Empty, h);
-        return ReplicaDigest.Hash(string.Empty, h + routes.SubscriptionCount);
-    }
-
     /// <summary>
     /// Copies what the table holds in the given digest buckets (all when null), deletions included (as routes with
     /// nothing in them and as retained updates without a message), for a peer to catch up or repair from.
@@ -405,9 +461,11 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         Read(buckets, holders, shards, onlyWithShards, null);
 
     /// <summary>
-    /// As <see cref="Read(ISet{int}, RouteHolders?, bool[], bool)"/>; with <paramref name="onlyWithShards"/>, also the
-    /// clients <paramref name="alsoEntries"/> picks (those the peer is an entry holder of, whose newest presence it
-    /// needs: <see cref="RouteHolders.IsEntryHolder"/>).
+    /// As <see cref="Read(ISet{int}, RouteHolders?, bool[], bool)"/>; with <paramref name="alsoEntries"/> (routes sharded
+    /// by topic, for a peer named by the caller), only the clients with an exact filter in <paramref name="shards"/> and
+    /// those <paramref name="alsoEntries"/> picks (those the peer is an entry holder of, or, unless
+    /// <paramref name="onlyWithShards"/>, with a wildcard filter: <see cref="RouteHolders.Holds"/>), whatever
+    /// <paramref name="onlyWithShards"/> says.
     /// </summary>
     public (List<ClientRoutes> Routes, List<RetainedUpdate> Retained) Read(
         ISet<int>? buckets, RouteHolders? holders, bool[]? shards, bool onlyWithShards, Func<ClientRoutes, bool>? alsoEntries)
@@ -422,7 +480,10 @@ internal sealed class RouteTable(TimeProvider timeProvider)
                 if (clientInBuckets(clientId))
                 {
                     var part = holders is null ? r : holders.PartFor(r, shards);
-                    if (!onlyWithShards || HasExact(holders!, part) || (alsoEntries is not null && alsoEntries(r)))
+                    var include = alsoEntries is not null
+                        ? HasExact(holders!, part) || alsoEntries(r)
+                        : !onlyWithShards || HasExact(holders!, part);
+                    if (include)
                     {
                         routes.Add(part);
                     }
@@ -525,7 +586,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
 
     /// <summary>
     /// Counts the sessions, and their subscriptions, that the silo named <paramref name="siloName"/> owns among the
-    /// active silos <paramref name="activeSilos"/> (ordered as <see cref="SessionShare.SliceOf"/> expects): see
+    /// active silos <paramref name="activeSilos"/> (names, in any order): see
     /// <see cref="SessionShare.Owns"/>. The active silos' counts add up to the whole table's. Reads every client, under
     /// the shared lock: for figures taken once in a while, not per message.
     /// </summary>

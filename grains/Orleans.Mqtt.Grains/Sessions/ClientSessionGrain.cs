@@ -17,6 +17,7 @@ namespace Orleans.Mqtt.Grains;
 internal sealed partial class ClientSessionGrain(
     [PersistentState(ClientSessionGrain.StateName, MqttGrainStorage.Name)] IPersistentState<SessionState> state,
     ReplicaBroadcaster replicas,
+    EntryLocator entryLocator,
     RouteTable routeTable,
     ISessionOwnershipStore ownership,
     HandoverTargets handoverTargets,
@@ -37,8 +38,9 @@ internal sealed partial class ClientSessionGrain(
     private bool _migratedIn;
 
     // The routes this activation last sent, all of it acknowledged (or, right after activation, the version its own
-    // silo holds and its state was saved with): a change of only the presence from these goes to fewer silos when
-    // routes are sharded by topic (ReplicaBroadcaster.Apply). Null when unknown: the next change goes to every silo.
+    // silo holds and its state was saved with, or an empty version when no silo holds anything of the client): with
+    // routes sharded by topic the next change goes to the silos that hold these or it, and a change of only the
+    // presence to fewer (ReplicaBroadcaster.Apply). Null when unknown: the next change goes to every silo.
     private ClientRoutes? _replicated;
 
     private SessionState S => state.State;
@@ -61,7 +63,10 @@ internal sealed partial class ClientSessionGrain(
         }
 
         await routeTable.Ready.WaitAsync(cancellationToken);
-        var replicated = routeTable.Get(ClientId);
+
+        // With routes sharded by topic this silo may hold no entry for the client (the session was placed here by a
+        // silo that is not its home nor the first of its ranking): its entry holders are asked.
+        var replicated = await entryLocator.ReadAsync(ClientId);
         if (replicated is not null && (replicated.SubscriptionTotal is not null || replicas.Sharded) && replicated.Version > S.RouteVersion)
         {
             // Routes sharded by topic: this silo holds only a part of them, and the session is rebuilt from them; and a
@@ -98,6 +103,11 @@ internal sealed partial class ClientSessionGrain(
             // The version this silo holds is the one the stored state was saved with: what every silo holds but for
             // the presence (a later presence-only change went to this silo too, as the session's home).
             _replicated = CurrentRoutes();
+        }
+        else if (replicas.Sharded && replicated is null && !_hasSession && S.RouteVersion == 0)
+        {
+            // No silo holds anything of this client: its first change goes to the silos that will hold it, not to all.
+            _replicated = new ClientRoutes(ClientId, 0, [], false, null);
         }
 
         if (recovered && _presence is { } connected && S.Inflight.Count > 0)

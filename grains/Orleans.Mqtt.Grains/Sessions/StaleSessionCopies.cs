@@ -21,6 +21,7 @@ namespace Orleans.Mqtt.Grains;
 /// </remarks>
 internal sealed partial class StaleSessionCopies(
     RouteTable table,
+    ReplicaBroadcaster replicas,
     ILocalSiloDetails localSilo,
     GrainRefs<IClientSessionGrain> sessionRefs,
     SessionCopyStore sessionCopies,
@@ -72,14 +73,23 @@ internal sealed partial class StaleSessionCopies(
     }
 
     // Through the copy store, which lets this take turns with a copy a home or a re-replication pass writes meanwhile.
-    private Task<bool> DropCopyIfStaleAsync(string clientId) =>
-        sessionCopies.DropIfAsync(clientId, copy =>
-        {
-            var routes = table.Get(clientId);
-            return routes is null
-                ? copy.IsExpired(timeProvider.GetUtcNow().UtcDateTime)
-                : !routes.Persistent || routes.Home == localSilo.Name || copy.StateVersion < routes.StateBase;
-        });
+    private async Task<bool> DropCopyIfStaleAsync(string clientId)
+    {
+        var routes = await RoutesOfAsync(clientId);
+        return await sessionCopies.DropIfAsync(clientId, copy => routes is null
+            ? copy.IsExpired(timeProvider.GetUtcNow().UtcDateTime)
+            : !routes.Persistent || routes.Home == localSilo.Name || copy.StateVersion < routes.StateBase);
+    }
+
+    // With routes sharded by topic this silo holds the entries of the sessions it is home or a copy holder of; one it
+    // does not hold (the session moved, or ended, while this silo was away) is read from every silo's parts. Not
+    // through the entry holders' GetEntry, which waits for their replica to be complete: two silos starting together
+    // would wait on each other.
+    private async Task<ClientRoutes?> RoutesOfAsync(string clientId)
+    {
+        var local = table.Get(clientId);
+        return local is not null || !replicas.Sharded ? local : await replicas.ReadWholeAsync(clientId);
+    }
 
     private async Task<bool> DropIfStaleAsync(IGrainStorage storage, GrainId grainId, string clientId)
     {
@@ -92,7 +102,7 @@ internal sealed partial class StaleSessionCopies(
 
         // Without routes the session ended (or was never acknowledged); its copy goes once it would have expired
         // anyway, which a copy of a session still connected elsewhere never has.
-        var routes = table.Get(clientId);
+        var routes = await RoutesOfAsync(clientId);
         var stale = routes is null
             ? session.IsExpired(timeProvider.GetUtcNow().UtcDateTime)
             : routes.Version > session.RouteVersion && routes.Home != localSilo.Name;

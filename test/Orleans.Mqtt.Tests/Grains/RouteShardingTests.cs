@@ -13,8 +13,9 @@ namespace Orleans.Mqtt.Tests.Grains;
 
 /// <summary>
 /// Routes sharded by topic (<c>Mqtt:Routes:Sharding</c> Topic, two copies) on three silos: an exact filter is held by
-/// its topic shard's route holders only and a wildcard filter by every silo; an unsubscribe reaches the former holders;
-/// a silo that joins or leaves keeps every exact route routable.
+/// its topic shard's route holders only and a wildcard filter by every silo; a client's entry by its entry holders and
+/// the holders of its filters only; an unsubscribe reaches the former holders; a silo that joins or leaves keeps every
+/// exact route routable and every entry with its holders.
 /// </summary>
 public sealed class RouteShardingTests : IAsyncLifetime
 {
@@ -89,8 +90,14 @@ public sealed class RouteShardingTests : IAsyncLifetime
             Assert.Equal(held + wildcards, table.SubscriptionCount);
             total += table.SubscriptionCount;
 
-            // Every silo knows every client (home, expiry, presence), also those whose filters it does not hold.
-            Assert.All(Enumerable.Range(0, exact), i => Assert.NotNull(table.Get($"{prefix}-{i}")));
+            // A silo knows a client (home, expiry, presence) only as its entry holder or a holder of its filter.
+            Assert.All(Enumerable.Range(0, exact), i =>
+            {
+                var clientId = $"{prefix}-{i}";
+                var holds = holders.IsEntryHolder(snapshot, clientId, EntryHome(clientId), silo.SiloAddress)
+                    || holders.HoldersOf(snapshot, Shard(Topic(prefix, i))).Contains(silo.SiloAddress);
+                Assert.True(holds == table.Get(clientId) is not null, $"silo {silo.SiloAddress} holding {clientId}: {!holds}");
+            });
         }
 
         Assert.Equal((exact * Copies) + (wildcards * _cluster.Silos.Count), total);
@@ -131,8 +138,15 @@ public sealed class RouteShardingTests : IAsyncLifetime
             Assert.Equal(clientId + "/+", Assert.Single(table.Get(clientId)!.Subscriptions).Filter);
         }
 
+        // Without a filter the client is held by its entry holders alone: the other silo forgets it.
         await session.Unsubscribe(presence.ConnectionId, [clientId + "/+"]);
-        Assert.All(Tables(), t => Assert.Empty(t.Table.Get(clientId)!.Subscriptions));
+        foreach (var (silo, table, holders, snapshot) in Tables())
+        {
+            var entryHolder = holders.IsEntryHolder(snapshot, clientId, EntryHome(clientId), silo);
+            Assert.True(entryHolder == table.Get(clientId) is not null, $"silo {silo} holding {clientId}: {!entryHolder}");
+            Assert.Empty(table.Get(clientId)?.Subscriptions ?? []);
+        }
+
         Assert.Equal(0, await PublishAsync(topic));
     }
 
@@ -143,8 +157,20 @@ public sealed class RouteShardingTests : IAsyncLifetime
         const int exact = 32;
         await SubscribeAsync(prefix, exact, wildcards: 0);
 
+        // Persistent sessions without a filter: held by their entry holders alone, which the join and the leave change.
+        var gateway = Gateway();
+        var persistent = Enumerable.Range(0, 24).Select(i => $"{prefix}-p{i}").ToList();
+        foreach (var clientId in persistent)
+        {
+            await Client.GetGrain<IClientSessionGrain>(clientId).Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
+        }
+
         var joined = await _cluster.StartAdditionalSiloAsync();
         await AllCaughtUpAsync();
+        AssertEveryEntryWithItsHolders(persistent);
+        var (_, joinedHoldersView, view) = Replica(joined.SiloAddress);
+        var movedHere = persistent.Where(c => joinedHoldersView.IsEntryHolder(view, c, EntryHome(c), joined.SiloAddress)).ToList();
+        Assert.NotEmpty(movedHere);
 
         // The new silo took over some shards: it copied their exact routes before its shard grains served.
         var (joinedTable, joinedHolders, joinedView) = Replica(joined.SiloAddress);
@@ -161,6 +187,18 @@ public sealed class RouteShardingTests : IAsyncLifetime
         await _cluster.StopSiloAsync(_cluster.Silos[1]);
         await AllCaughtUpAsync();
         AssertEveryHolderHoldsItsRoutes(prefix, exact);
+
+        // Each session is still there, reconnected through the silo that joined (an entry holder of some, not of
+        // others); those of the silo that left were handed over, and their entries moved with their new homes.
+        var joinedGrains = _cluster.GetSiloServiceProvider(joined.SiloAddress).GetRequiredService<IGrainFactory>();
+        foreach (var clientId in persistent)
+        {
+            var result = await joinedGrains.GetGrain<IClientSessionGrain>(clientId).Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
+            Assert.True(result.SessionPresent, clientId);
+        }
+
+        AssertEveryEntryWithItsHolders(persistent);
+
         for (var i = 0; i < exact; i++)
         {
             Assert.Equal(1, await PublishAsync(Topic(prefix, i)));
@@ -175,30 +213,29 @@ public sealed class RouteShardingTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_change_of_only_the_presence_reaches_the_silos_that_use_it_and_no_other()
+    public async Task A_client_is_held_by_its_entry_holders_and_the_holders_of_its_filters_and_no_other()
     {
         var gateway = Gateway();
         var clientId = NewId("presence");
         var session = Client.GetGrain<IClientSessionGrain>(clientId);
 
-        // The first change of an activation goes to every silo.
+        // A new session: the home and the next entry holder get it; the third silo holds nothing of it.
         var first = gateway.NewConnection();
         await session.Connect(new ConnectRequest(first, false, 3600, null, 5, 0));
-        Assert.All(Tables(), t => Assert.Equal(first.ConnectionId, t.Table.Get(clientId)!.Presence!.ConnectionId));
-        var home = Tables().First().Table.Get(clientId)!.Home;
+        var home = EntryHome(clientId);
         Assert.NotNull(home);
-
-        // A reconnect changes only the presence: the home and the next entry holder get it; the third silo keeps the
-        // older version, which it was never sent.
-        var second = gateway.NewConnection();
-        await session.Connect(new ConnectRequest(second, false, 3600, null, 5, 0));
         var holders = Tables().Where(t => t.Holders.IsEntryHolder(t.Snapshot, clientId, home, t.Silo)).Select(t => t.Silo).ToList();
         Assert.Equal(2, holders.Count);
-        AssertPresence(clientId, second, first, holders);
+        AssertHeldBy(clientId, first, holders);
 
-        // A subscription changes more than the presence: every silo. The next reconnect reaches the entry holders and
-        // the shard's route holders: with a topic whose shard grain runs on the silo that is no entry holder, every
-        // silo; and a message to the topic, matched there, goes to the newest connection.
+        // A reconnect changes only the presence: the same two.
+        var second = gateway.NewConnection();
+        await session.Connect(new ConnectRequest(second, false, 3600, null, 5, 0));
+        AssertHeldBy(clientId, second, holders);
+
+        // A subscription to a topic whose shard grain runs on the silo that is no entry holder: that silo holds the
+        // client's part from then on and gets its reconnects too, and a message to the topic, matched there, goes to
+        // the newest connection.
         var (_, _, routeHolders, view) = Tables()[0];
         var other = _cluster.Silos.Select(s => s.SiloAddress).Single(s => !holders.Contains(s));
         var topic = Enumerable.Range(0, 1000).Select(i => $"{clientId}/t{i}").First(t => routeHolders.HoldersOf(view, Shard(t))[0].Equals(other));
@@ -216,17 +253,51 @@ public sealed class RouteShardingTests : IAsyncLifetime
         await session.Connect(new ConnectRequest(fourth, false, 3600, null, 5, 0));
         Assert.All(Tables(), t => Assert.Equal(fourth.ConnectionId, t.Table.Get(clientId)!.Presence!.ConnectionId));
 
-        // The digest repair compares what both silos must hold alike: the silo that kept an older version of a
-        // session it is no entry holder of does not count as differing, and nothing is copied.
+        // The digest repair compares what both silos must hold: a silo that holds nothing of a client does not count
+        // as differing from its entry holders, and nothing is copied to it.
         var idleId = NewId("presence-idle");
         var idle = Client.GetGrain<IClientSessionGrain>(idleId);
         await idle.Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
         var latest = gateway.NewConnection();
         await idle.Connect(new ConnectRequest(latest, false, 3600, null, 5, 0));
-        var stale = Tables().Single(t => t.Table.Get(idleId)!.Presence!.ConnectionId != latest.ConnectionId);
-        var services = _cluster.GetSiloServiceProvider(stale.Silo);
-        Assert.Equal(0, await services.GetRequiredService<ReplicaSync>().RepairOnceAsync());
-        Assert.NotEqual(latest.ConnectionId, stale.Table.Get(idleId)!.Presence!.ConnectionId);
+        var idleHolders = Tables().Where(t => t.Holders.IsEntryHolder(t.Snapshot, idleId, EntryHome(idleId), t.Silo)).Select(t => t.Silo).ToList();
+        AssertHeldBy(idleId, latest, idleHolders);
+        foreach (var silo in _cluster.Silos)
+        {
+            Assert.Equal(0, await _cluster.GetSiloServiceProvider(silo.SiloAddress).GetRequiredService<ReplicaSync>().RepairOnceAsync());
+        }
+
+        AssertHeldBy(idleId, latest, idleHolders);
+    }
+
+    [Fact]
+    public async Task A_connect_through_a_silo_that_holds_no_entry_of_the_client_finds_its_session()
+    {
+        var gateway = Gateway();
+        var (_, _, holders, snapshot) = Tables()[0];
+
+        // A client id whose entry holders (a new session's home is the first silo of its ranking) leave out the silo
+        // the calls start on: that silo's placement and the activation must ask the entry holders for the session.
+        var outsider = _cluster.Silos[2].SiloAddress;
+        var clientId = Enumerable.Range(0, 1000).Select(_ => NewId("outside")).First(c => RouteHolders.EntryLookupOrder(snapshot, c).IndexOf(outsider) == 2);
+        var grains = _cluster.GetSiloServiceProvider(outsider).GetRequiredService<IGrainFactory>();
+        var session = grains.GetGrain<IClientSessionGrain>(clientId);
+        var first = gateway.NewConnection();
+        Assert.False((await session.Connect(new ConnectRequest(first, false, 3600, null, 5, 0))).SessionPresent);
+        var topic = clientId + "/t";
+        await session.Subscribe(first.ConnectionId, [new Subscription(topic, 1)]);
+        var home = EntryHome(clientId);
+        Assert.Equal(_cluster.Silos.Single(s => s.SiloAddress.Equals(RouteHolders.EntryLookupOrder(snapshot, clientId)[0])).Name, home);
+        Assert.Equal(holders.HoldersOf(snapshot, Shard(topic)).Contains(outsider), Replica(outsider).Table.Get(clientId) is not null);
+
+        // Out of memory, the session is found again through that silo: on its home, with its subscription.
+        await session.Disconnect(first.ConnectionId, DisconnectKind.Normal);
+        await _cluster.DeactivateAsync(session);
+        var second = gateway.NewConnection();
+        Assert.True((await session.Connect(new ConnectRequest(second, false, 3600, null, 5, 0))).SessionPresent);
+        Assert.Equal(home, EntryHome(clientId));
+        Assert.Equal(1, await PublishAsync(topic));
+        Assert.Equal(second.ConnectionId, (await gateway.NextDeliveryAsync()).ConnectionId);
     }
 
     [Fact]
@@ -244,20 +315,20 @@ public sealed class RouteShardingTests : IAsyncLifetime
             session = Grains.GetGrain<IClientSessionGrain>(clientId);
             first = gateway.NewConnection();
             await session.Connect(new ConnectRequest(first, false, 3600, null, 5, 0));
-            var home = Tables().First().Table.Get(clientId)!.Home;
+            var home = Tables().Select(t => t.Table.Get(clientId)).First(r => r is not null)!.Home;
             homeSilo = _cluster.Silos.Single(s => s.Name == home);
         }
         while (ReferenceEquals(homeSilo, _cluster.Silos[0]));
 
-        // A topic whose shard's holders are the session's entry holders, so that the third silo keeps the older
-        // presence: the failover must not take it from there.
+        // A topic whose shard's holders are the session's entry holders, so that the third silo holds nothing of the
+        // client: the failover must find it on the entry holder that is left.
         var (_, _, holders, snapshot) = Tables()[0];
         var entryHolders = _cluster.Silos.Select(s => s.SiloAddress).Where(s => holders.IsEntryHolder(snapshot, clientId, homeSilo.Name, s)).ToList();
         var topic = Enumerable.Range(0, 1000).Select(i => $"{clientId}/t{i}").First(t => holders.HoldersOf(snapshot, Shard(t)).All(entryHolders.Contains));
         await session.Subscribe(first.ConnectionId, [new Subscription(topic, 1)]);
         var second = gateway.NewConnection();
         await session.Connect(new ConnectRequest(second, false, 3600, null, 5, 0));
-        Assert.Single(Tables(), t => t.Table.Get(clientId)!.Presence!.ConnectionId == first.ConnectionId);
+        AssertHeldBy(clientId, second, entryHolders);
 
         await _cluster.KillSiloAsync(homeSilo);
         await AllCaughtUpAsync();
@@ -270,17 +341,26 @@ public sealed class RouteShardingTests : IAsyncLifetime
         Assert.Equal(topic, delivery.Message.Topic);
     }
 
-    private void AssertPresence(string clientId, GatewayPresence newest, GatewayPresence older, IReadOnlyCollection<SiloAddress> reached)
+    // The silos in reached hold the client with its newest connection; the others hold nothing of it.
+    private void AssertHeldBy(string clientId, GatewayPresence newest, IReadOnlyCollection<SiloAddress> reached)
     {
         Assert.NotEqual(_cluster.Silos.Count, reached.Count);
         foreach (var (silo, table, _, _) in Tables())
         {
-            var expected = reached.Contains(silo) ? newest.ConnectionId : older.ConnectionId;
-            Assert.True(expected == table.Get(clientId)!.Presence!.ConnectionId, $"silo {silo}: expected connection {expected}, holds {table.Get(clientId)!.Presence!.ConnectionId}");
+            var held = table.Get(clientId);
+            if (reached.Contains(silo))
+            {
+                Assert.True(newest.ConnectionId == held?.Presence?.ConnectionId, $"silo {silo}: expected connection {newest.ConnectionId}, holds {held?.Presence?.ConnectionId}");
+            }
+            else
+            {
+                Assert.True(held is null, $"silo {silo} holds {clientId}, of which it is no holder");
+            }
         }
     }
 
-    // Waits, on every silo, until its replica has taken in the membership it sees and holds every route of its shards.
+    // Waits, on every silo, until its replica has taken in the membership it sees and holds every route of its shards
+    // and every entry it is an entry holder of.
     private async Task AllCaughtUpAsync()
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -302,6 +382,8 @@ public sealed class RouteShardingTests : IAsyncLifetime
             {
                 await holders.WhenServable(shard, membership.CurrentSnapshot.Version).WaitAsync(timeout.Token);
             }
+
+            await holders.WhenEntriesServable(membership.CurrentSnapshot.Version).WaitAsync(timeout.Token);
         }
     }
 
@@ -312,11 +394,29 @@ public sealed class RouteShardingTests : IAsyncLifetime
             for (var i = 0; i < exact; i++)
             {
                 var topic = Topic(prefix, i);
-                var holds = table.Get($"{prefix}-{i}")!.Subscriptions.Any(s => s.Filter == topic);
+                var holds = table.Get($"{prefix}-{i}")?.Subscriptions.Any(s => s.Filter == topic) ?? false;
                 Assert.True(holds == holders.HoldersOf(snapshot, Shard(topic)).Contains(silo), $"silo {silo} holding {topic}: {holds}");
             }
         }
     }
+
+    // Every silo holds the client's entry exactly when it is one of its entry holders (the clients have no filter).
+    private void AssertEveryEntryWithItsHolders(IEnumerable<string> clientIds)
+    {
+        foreach (var clientId in clientIds)
+        {
+            var home = EntryHome(clientId);
+            foreach (var (silo, table, holders, snapshot) in Tables())
+            {
+                var entryHolder = holders.IsEntryHolder(snapshot, clientId, home, silo);
+                Assert.True(entryHolder == table.Get(clientId) is not null, $"silo {silo} holding {clientId} (home {home}): {!entryHolder}");
+            }
+        }
+    }
+
+    // The home (or silo it is active on) that the client's entry names, as any silo holding it has it.
+    private string? EntryHome(string clientId) =>
+        Tables().Select(t => t.Table.Get(clientId)).First(r => r is not null) is { } routes ? RouteHolders.EntryHome(routes) : null;
 
     private async Task SubscribeAsync(string prefix, int exact, int wildcards)
     {
@@ -392,6 +492,46 @@ public sealed class RouteTablePartTests
         Assert.Equal(2, table.Get("c")!.SubscriptionCount);
         Assert.False(table.Apply(Part(5, 3, "w/+", "a/b")));
         Assert.Equal(1, table.SubscriptionCount);
+    }
+
+    [Fact]
+    public void A_client_this_silo_no_longer_holds_is_forgotten_without_a_tombstone_unless_a_newer_version_is_held()
+    {
+        var table = new RouteTable();
+        Assert.True(table.Apply(new ClientRoutes("c", 5, [new Subscription("a/b", 1)], true, null)));
+
+        // An order to forget at an older version than held (a newer change made this silo a holder again) keeps it.
+        Assert.False(table.Drop("c", 4, out _));
+        Assert.NotNull(table.Get("c"));
+
+        Assert.True(table.Drop("c", 6, out var wasPersistent));
+        Assert.True(wasPersistent);
+        Assert.Null(table.Get("c"));
+        Assert.Equal(0, table.SubscriptionCount);
+
+        // No tombstone: the same version arrives again when this silo comes to hold the client (a catch-up).
+        Assert.True(table.Apply(new ClientRoutes("c", 6, [new Subscription("a/b", 1)], true, null)));
+        Assert.Equal(1, table.SubscriptionCount);
+    }
+
+    [Fact]
+    public void Pruning_entries_forgets_the_clients_not_held_and_names_the_persistent_ones()
+    {
+        var table = new RouteTable();
+        table.Apply(new ClientRoutes("kept", 1, [new Subscription("k/1", 1)], true, null));
+        table.Apply(new ClientRoutes("stored", 1, [new Subscription("s/1", 1)], true, null));
+        table.Apply(new ClientRoutes("clean", 1, [new Subscription("c/1", 0)], false, new GatewayPresence(null!, "g", 1)));
+
+        var dropped = new List<string>();
+        Assert.Equal(2, table.PruneEntries(r => r.ClientId == "kept", dropped));
+        Assert.Equal(["stored"], dropped);
+        Assert.NotNull(table.Get("kept"));
+        Assert.Null(table.Get("stored"));
+        Assert.Null(table.Get("clean"));
+        Assert.Equal(1, table.SubscriptionCount);
+        var gateways = new HashSet<string>();
+        table.CollectGateways(gateways);
+        Assert.Empty(gateways);
     }
 
     [Fact]
