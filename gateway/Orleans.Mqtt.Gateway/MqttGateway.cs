@@ -39,9 +39,11 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         TimeProvider timeProvider,
         ILoggerFactory loggerFactory,
         IGatewayLease? lease = null,
-        IOptions<TracingOptions>? tracing = null)
+        IOptions<TracingOptions>? tracing = null,
+        SiloLossWatch? siloLoss = null)
     {
         _lease = lease;
+        SiloLoss = siloLoss ?? new SiloLossWatch(options, timeProvider, loggerFactory.CreateLogger<SiloLossWatch>());
         _grainFactory = grainFactory;
         _logger = loggerFactory.CreateLogger<MqttGateway>();
         Options = options.Value;
@@ -59,6 +61,40 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     }
 
     public string Id { get; }
+
+    /// <summary>Cuts short the grain calls under way when the gateway loses a silo (<see cref="BoundCall{T}"/>).</summary>
+    public SiloLossWatch SiloLoss { get; }
+
+    /// <summary>
+    /// Waits for a grain call a client waits on: at most <paramref name="timeout"/>, and at most <c>Mqtt:SiloLossGrace</c>
+    /// once the gateway lost its connection to a silo while the call was under way. Either ends in a <see cref="TimeoutException"/>.
+    /// </summary>
+    public async Task<T> BoundCall<T>(Task<T> call, TimeSpan timeout)
+    {
+        var lost = SiloLoss.CallsInFlight;
+        try
+        {
+            return await call.WaitAsync(timeout, lost);
+        }
+        catch (OperationCanceledException) when (lost.IsCancellationRequested && !call.IsCompleted)
+        {
+            throw new TimeoutException($"no answer within {SiloLoss.Grace} (Mqtt:SiloLossGrace) after the gateway lost its connection to a silo");
+        }
+    }
+
+    /// <summary><see cref="BoundCall{T}(Task{T}, TimeSpan)"/> for a call without a result.</summary>
+    public async Task BoundCall(Task call, TimeSpan timeout)
+    {
+        var lost = SiloLoss.CallsInFlight;
+        try
+        {
+            await call.WaitAsync(timeout, lost);
+        }
+        catch (OperationCanceledException) when (lost.IsCancellationRequested && !call.IsCompleted)
+        {
+            throw new TimeoutException($"no answer within {SiloLoss.Grace} (Mqtt:SiloLossGrace) after the gateway lost its connection to a silo");
+        }
+    }
 
     /// <summary>The gateway's spans; null while <c>Tracing:Enabled</c> is false.</summary>
     public GatewayTracing? Tracing { get; }

@@ -99,7 +99,7 @@ internal sealed partial class MqttConnection
                 bool pending;
                 try
                 {
-                    pending = await _session!.IsInboundQos2Pending(publish.PacketIdentifier).WaitAsync(_gateway.Options.PublishTimeout);
+                    pending = await _gateway.BoundCall(_session!.IsInboundQos2Pending(publish.PacketIdentifier), _gateway.Options.PublishTimeout);
                 }
                 catch (Exception ex)
                 {
@@ -118,7 +118,7 @@ internal sealed partial class MqttConnection
                         return;
                     }
 
-                    await _session.AddInboundQos2(Id, publish.PacketIdentifier).WaitAsync(_gateway.Options.PublishTimeout);
+                    await _gateway.BoundCall(_session.AddInboundQos2(Id, publish.PacketIdentifier), _gateway.Options.PublishTimeout);
                 }
 
                 else
@@ -214,7 +214,7 @@ internal sealed partial class MqttConnection
         var shard = _gateway.Shard(MqttTopic.ShardOf(message.Topic, _gateway.TopicShards));
         try
         {
-            return await shard.Publish(message).WaitAsync(_gateway.Options.PublishTimeout);
+            return await _gateway.BoundCall(shard.Publish(message), _gateway.Options.PublishTimeout);
         }
         catch (Exception ex)
         {

@@ -239,7 +239,7 @@ internal sealed partial class MqttConnection
                 break;
             case MqttPubRelPacket rel:
                 _inboundQos2?.Remove(rel.PacketIdentifier);
-                await _session!.ReleaseInboundQos2(Id, rel.PacketIdentifier).WaitAsync(_gateway.Options.PublishTimeout);
+                await _gateway.BoundCall(_session!.ReleaseInboundQos2(Id, rel.PacketIdentifier), _gateway.Options.PublishTimeout);
                 Send(ReplyPackets.PubComp(rel.PacketIdentifier));
                 break;
             case MqttSubscribePacket subscribe:

@@ -48,7 +48,7 @@ internal sealed class PublishBatcher(MqttConnection connection)
             _acknowledgements.Clear();
             // Bounded as routing is: a session caught in a killed silo fails this connection (the client resumes and
             // the unacknowledged messages come again) instead of holding its reads for Orleans' response timeout.
-            await session.AcknowledgeBatch(connection.Id, acks).WaitAsync(connection.Gateway.Options.PublishTimeout);
+            await connection.Gateway.BoundCall(session.AcknowledgeBatch(connection.Id, acks), connection.Gateway.Options.PublishTimeout);
         }
     }
 
@@ -117,7 +117,7 @@ internal sealed class PublishBatcher(MqttConnection connection)
 
         try
         {
-            var counts = await connection.Gateway.Shard(shard).PublishBatch(messages).WaitAsync(connection.Gateway.Options.PublishTimeout);
+            var counts = await connection.Gateway.BoundCall(connection.Gateway.Shard(shard).PublishBatch(messages), connection.Gateway.Options.PublishTimeout);
             for (var i = 0; i < indexes.Count; i++)
             {
                 routed[indexes[i]] = counts[i];
