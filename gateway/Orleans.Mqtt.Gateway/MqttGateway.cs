@@ -39,9 +39,11 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         TimeProvider timeProvider,
         ILoggerFactory loggerFactory,
         IGatewayLease? lease = null,
-        IOptions<TracingOptions>? tracing = null)
+        IOptions<TracingOptions>? tracing = null,
+        SiloLossWatch? siloLoss = null)
     {
         _lease = lease;
+        SiloLoss = siloLoss ?? new SiloLossWatch(options, timeProvider, loggerFactory.CreateLogger<SiloLossWatch>());
         _grainFactory = grainFactory;
         _logger = loggerFactory.CreateLogger<MqttGateway>();
         Options = options.Value;
@@ -59,6 +61,12 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     }
 
     public string Id { get; }
+
+    /// <summary>
+    /// Cuts short the grain calls under way when the gateway loses a silo (<c>MqttConnection.CallBoundedAsync</c> and the
+    /// CONNECT's session call link their bound with <see cref="SiloLossWatch.CallsInFlight"/>).
+    /// </summary>
+    public SiloLossWatch SiloLoss { get; }
 
     /// <summary>The gateway's spans; null while <c>Tracing:Enabled</c> is false.</summary>
     public GatewayTracing? Tracing { get; }

@@ -174,19 +174,22 @@ internal sealed partial class MqttConnection
                 _v5 ? connect.WillDelayInterval : 0,
                 UserName),
             giveUp.Token);
+        var lost = _gateway.SiloLoss.CallsInFlight;
         try
         {
-            result = await call.WaitAsync(timeout, _gateway.TimeProvider);
+            result = await call.WaitAsync(timeout, _gateway.TimeProvider, lost);
         }
-        catch (TimeoutException)
+        catch (Exception ex) when (ex is TimeoutException || ex is OperationCanceledException && lost.IsCancellationRequested && !call.IsCompleted)
         {
-            // Most likely the session's silo was killed and is not yet known dead: the client retries, and the retry
-            // finds the session once it is. The call may still complete on the session: it must not stay connected.
-            LogSessionConnectTimedOut(_logger, clientId, Id, timeout);
+            // Most likely the session's silo was killed and is not yet known dead (or the gateway lost its connection
+            // to a silo while the call was under way, Mqtt:SiloLossGrace): the client retries, and the retry finds the
+            // session once it is. The call may still complete on the session: it must not stay connected.
+            var (bound, setting) = ex is TimeoutException ? (timeout, "Mqtt:SessionConnectTimeout") : (_gateway.SiloLoss.Grace, "Mqtt:SiloLossGrace");
+            LogSessionConnectTimedOut(_logger, clientId, Id, bound, setting);
             await giveUp.CancelAsync();
             _ = EndAbandonedConnectAsync(_session, call, clientId);
             _session = null;
-            RefuseConnect(CloseReason.SessionConnectTimeout, $"the session did not take the connection within {timeout} (Mqtt:SessionConnectTimeout)");
+            RefuseConnect(CloseReason.SessionConnectTimeout, $"the session did not take the connection within {bound} ({setting})");
             return;
         }
         catch (Exception ex)

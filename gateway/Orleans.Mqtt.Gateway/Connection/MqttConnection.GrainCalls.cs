@@ -42,7 +42,8 @@ internal sealed partial class MqttConnection
     private static readonly KeyValuePair<string, object?> FailedTag = new("outcome", "failed");
 
     /// <summary>
-    /// Makes a grain call bounded by <c>Mqtt:PublishTimeout</c>, once more after a timeout or failure when
+    /// Makes a grain call bounded by <c>Mqtt:PublishTimeout</c> (and by <c>Mqtt:SiloLossGrace</c> once the gateway loses a
+    /// silo while it is under way, <see cref="SiloLossWatch"/>), once more after a timeout or failure when
     /// <paramref name="retry"/>. False when no attempt succeeded (counted and logged): the caller answers the client.
     /// </summary>
     public async Task<(bool Ok, T Result)> CallBoundedAsync<TState, T>(GrainCall call, TState state, Func<TState, CancellationToken, Task<T>> invoke, bool retry)
@@ -50,7 +51,11 @@ internal sealed partial class MqttConnection
         var bound = _gateway.Options.PublishTimeout;
         for (var attempt = 0; ; attempt++)
         {
-            using var giveUp = new CancellationTokenSource(bound, _gateway.TimeProvider);
+            // The bound, cut short to Mqtt:SiloLossGrace when the gateway loses its connection to a silo meanwhile: the
+            // call may be in that silo, and nobody would answer it. A retry takes the token of calls starting now.
+            var lost = _gateway.SiloLoss.CallsInFlight;
+            using var timer = new CancellationTokenSource(bound, _gateway.TimeProvider);
+            using var giveUp = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, lost);
             try
             {
                 return (true, await invoke(state, giveUp.Token));
@@ -58,11 +63,14 @@ internal sealed partial class MqttConnection
             catch (Exception ex)
             {
                 var timedOut = ex is OperationCanceledException && giveUp.IsCancellationRequested;
+                var cutShort = timedOut && lost.IsCancellationRequested && !timer.IsCancellationRequested;
                 var again = retry && attempt == 0 && !_gateway.IsStopping;
                 _gateway.Metrics.GrainCallsUnanswered.Add(1, new KeyValuePair<string, object?>("call", CallTags[(int)call]), again ? RetriedTag : FailedTag);
                 if (WithinConnectionLogBudget())
                 {
-                    var what = timedOut ? $"no answer within {bound} (Mqtt:PublishTimeout)" : ex.GetType().Name + ": " + ex.Message;
+                    var what = cutShort ? $"no answer within {_gateway.SiloLoss.Grace} (Mqtt:SiloLossGrace) after the gateway lost its connection to a silo"
+                        : timedOut ? $"no answer within {bound} (Mqtt:PublishTimeout)"
+                        : ex.GetType().Name + ": " + ex.Message;
                     if (again)
                     {
                         LogGrainCallRetried(_logger, CallTags[(int)call], _clientId, what);

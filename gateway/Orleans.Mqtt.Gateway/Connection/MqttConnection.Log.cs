@@ -27,8 +27,8 @@ internal sealed partial class MqttConnection
     [LoggerMessage(Level = LogLevel.Error, Message = "Connection of client {ClientId} from {Remote} failed")]
     private static partial void LogConnectionFailed(ILogger logger, Exception ex, string? clientId, string remote);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} did not take connection {ConnectionId} within {Timeout} (Mqtt:SessionConnectTimeout): CONNACK Server unavailable, the client retries")]
-    private static partial void LogSessionConnectTimedOut(ILogger logger, string clientId, long connectionId, TimeSpan timeout);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} did not take connection {ConnectionId} within {Timeout} ({Setting}): CONNACK Server unavailable, the client retries")]
+    private static partial void LogSessionConnectTimedOut(ILogger logger, string clientId, long connectionId, TimeSpan timeout, string setting);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Session call for client {ClientId} failed")]
     private static partial void LogSessionCallFailed(ILogger logger, Exception ex, string clientId);

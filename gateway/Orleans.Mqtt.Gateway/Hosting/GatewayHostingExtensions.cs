@@ -31,6 +31,8 @@ public static class GatewayHostingExtensions
         BrokerTracing.Add(services, builder.Configuration, "orleans-mqtt-gateway");
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, HeapTrimmer>());
         services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<SiloLossWatch>();
+        services.AddSingleton<IClusterConnectionStatusObserver>(sp => sp.GetRequiredService<SiloLossWatch>());
         services.AddSingleton<MqttGateway>();
         services.AddHostedService(sp => sp.GetRequiredService<MqttGateway>());
         services.AddSingleton<MqttConnectionHandler>();

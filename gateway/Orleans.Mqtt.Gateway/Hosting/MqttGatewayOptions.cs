@@ -89,6 +89,17 @@ public sealed class MqttGatewayOptions
     /// </summary>
     public TimeSpan SessionConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How much longer a grain call the client waits on (routing a publish, a session call of a QoS 1/2 flow, a CONNECT)
+    /// may take once the gateway has lost its connection to a silo while the call was under way
+    /// (<c>Mqtt:SiloLossGrace</c>); past it, the call fails as it would past <see cref="PublishTimeout"/> or
+    /// <see cref="SessionConnectTimeout"/>. A call that reached the silo before it was killed is answered by nobody;
+    /// with the shipped failure detection the rest of the cluster declares that silo dead 1.2-1.6 s after a kill. Not
+    /// shorter by default: calls to live silos that were waiting on the lost one (a session saving its copy there)
+    /// complete once it is declared dead, and one failed needlessly costs a re-send or a reconnect.
+    /// </summary>
+    public TimeSpan SiloLossGrace { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Most QoS 0 messages waiting to be written to one slow connection before newer ones are dropped.</summary>
     public int MaxPendingWrites { get; set; } = 10_000;
 

@@ -104,6 +104,11 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
             errors.Add($"Mqtt:SessionConnectTimeout must be positive (was {o.SessionConnectTimeout}).");
         }
 
+        if (o.SiloLossGrace <= TimeSpan.Zero)
+        {
+            errors.Add($"Mqtt:SiloLossGrace must be positive (was {o.SiloLossGrace}).");
+        }
+
         if (o.HeartbeatInterval <= TimeSpan.Zero)
         {
             errors.Add($"Mqtt:HeartbeatInterval must be positive (was {o.HeartbeatInterval}).");

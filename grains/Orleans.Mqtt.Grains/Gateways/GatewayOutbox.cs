@@ -40,6 +40,10 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
     private readonly ConcurrentDictionary<IGatewayObserver, Lane> _lanes = new();
     private readonly CancellationTokenSource _stopping = new();
 
+    // Cancelled when a silo is declared dead (RetryPushesInFlight), then replaced: every push waiting for its answer
+    // at that moment stops waiting and is sent again.
+    private CancellationTokenSource _siloLost = new();
+
     /// <summary>Queues deliveries for one gateway; returns at once.</summary>
     public void Send(GatewayPresence presence, IReadOnlyList<Delivery> deliveries)
     {
@@ -56,6 +60,26 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
 
         var lane = _lanes.GetOrAdd(presence.Gateway, static (gateway, state) => state.Outbox.StartLane(gateway, state.GatewayId), (Outbox: this, presence.GatewayId));
         lane.Enqueue(deliveries);
+    }
+
+    /// <summary>
+    /// A silo was declared dead: pushes still waiting for the gateway's answer are sent again now (QoS 1/2, with DUP),
+    /// not after the 5 s push timeout. After a silo kill, a push to a live gateway whose answer travelled through the
+    /// killed silo was seen waiting out that timeout, which stalled its subscriber for 6 s; by the time the silo is
+    /// declared dead, Orleans no longer routes through it. Returns how many pushes were waiting.
+    /// </summary>
+    public int RetryPushesInFlight()
+    {
+        var lost = Interlocked.Exchange(ref _siloLost, new CancellationTokenSource());
+        var waiting = 0;
+        foreach (var lane in _lanes.Values)
+        {
+            waiting += lane.Waiting ? 1 : 0;
+        }
+
+        // Not disposed: a push may be about to register on its token; nothing but this cancellation is attached to it.
+        lost.Cancel();
+        return waiting;
     }
 
     public void Dispose()
@@ -94,6 +118,9 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
     [LoggerMessage(Level = LogLevel.Warning, Message = "Push of {Count} deliveries to gateway {GatewayId} failed (attempt {Attempt}; QoS 1/2 ones are sent again with DUP for up to {MaxRetryTime} while the gateway is not known dead, then left to their sessions' resend on reconnect)")]
     private static partial void LogPushFailed(ILogger logger, Exception ex, string gatewayId, int count, int attempt, TimeSpan maxRetryTime);
 
+    [LoggerMessage(Level = LogLevel.Information, Message = "Push of {Count} deliveries to gateway {GatewayId} went through on attempt {Attempt}, {Elapsed} after the first")]
+    private static partial void LogPushRecovered(ILogger logger, string gatewayId, int count, int attempt, TimeSpan elapsed);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Gateway {GatewayId} has {Count} QoS 0 deliveries queued; dropping newer ones until it catches up ({Suppressed} dropped since the last such line; one line per 10 s)")]
     private static partial void LogBacklog(ILogger logger, string gatewayId, int count, long suppressed);
 
@@ -103,6 +130,10 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
             Channel.CreateUnbounded<IReadOnlyList<Delivery>>(new UnboundedChannelOptions { SingleReader = true });
         private readonly LogLimiter _backlogLog = new(outbox._timeProvider, LogLimiter.DefaultInterval);
         private int _queuedQos0;
+        private volatile bool _waiting;
+
+        /// <summary>Whether a push of this lane is waiting for the gateway's answer.</summary>
+        public bool Waiting => _waiting;
 
         public void Enqueue(IReadOnlyList<Delivery> deliveries)
         {
@@ -167,7 +198,23 @@ internal sealed partial class GatewayOutbox(DeadGateways deadGateways, MqttMetri
 
                 try
                 {
-                    await gateway.Deliver([.. push]);
+                    // Read before the push goes out: a silo lost from then on cuts its wait short.
+                    var siloLost = Volatile.Read(ref outbox._siloLost).Token;
+                    _waiting = true;
+                    try
+                    {
+                        await gateway.Deliver([.. push]).WaitAsync(siloLost);
+                    }
+                    finally
+                    {
+                        _waiting = false;
+                    }
+
+                    if (attempt > 1)
+                    {
+                        LogPushRecovered(outbox._logger, gatewayId, push.Count, attempt, outbox._timeProvider.GetElapsedTime(started));
+                    }
+
                     return;
                 }
                 catch (Exception ex)

@@ -66,6 +66,8 @@ public static class MqttGrainsExtensions
         services.AddSingleton<DeadGateways>();
         services.AddSingleton<HandoverTargets>();
         services.AddSingleton<GatewayOutbox>();
+        services.AddSingleton<PushRetryOnSiloLoss>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<PushRetryOnSiloLoss>());
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<SessionSweeper>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SessionSweeper>());

@@ -27,6 +27,7 @@ public sealed class ChaosRun : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _publishers = [];
     private readonly ConcurrentDictionary<string, int> _refusedConnects = new();
+    private readonly ConcurrentQueue<string> _timeline = new();
     private int _gatewayTurn;
 
     public ChaosRun(ClusterFixture cluster)
@@ -36,6 +37,12 @@ public sealed class ChaosRun : IAsyncDisposable
 
     /// <summary>Messages acknowledged to publishers so far.</summary>
     public int Acknowledged => _acknowledged.Count;
+
+    /// <summary>
+    /// A file that gets, at the end, what the clients saw with wall-clock (UTC) times to lay beside the members' logs:
+    /// kills, disconnects, connect attempts, failed publishes, and per kill each client's stall. Null: not written.
+    /// </summary>
+    public string? TimelineFile { get; set; }
 
     /// <summary>
     /// Connects the subscribers (alternating gateways) and starts the publishers. Slow subscribers are connected ones
@@ -67,7 +74,8 @@ public sealed class ChaosRun : IAsyncDisposable
     /// <summary>Kills <paramref name="member"/> with SIGKILL and notes the time under <paramref name="label"/>.</summary>
     public async Task KillAsync(ClusterMember member, string label)
     {
-        _kills.Enqueue(new Kill(label, _clock.Elapsed));
+        _kills.Enqueue(new Kill(label, _clock.Elapsed, DateTime.UtcNow));
+        Note($"kill {member.Name} ({label})");
         await _cluster.KillAsync(member);
     }
 
@@ -108,7 +116,36 @@ public sealed class ChaosRun : IAsyncDisposable
             await Task.Delay(100);
         }
 
-        return Report(await DropsAsync());
+        var report = Report(await DropsAsync());
+        if (TimelineFile is { } file)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
+            await File.WriteAllLinesAsync(file, [.. _timeline, .. StallsByClient()]);
+        }
+
+        return report;
+    }
+
+    private void Note(string text)
+    {
+        if (TimelineFile is not null)
+        {
+            _timeline.Enqueue(string.Create(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ss.fff} {text}"));
+        }
+    }
+
+    // Per kill, every client's stall by name: which one waited longest, to look up in the timeline and the members' logs.
+    private IEnumerable<string> StallsByClient()
+    {
+        foreach (var kill in _kills.OrderBy(k => k.At))
+        {
+            var subscribers = _subscribers.Where(s => s.Kind != SubscriberKind.Offline)
+                .Select(s => (Name: $"s{s.Index}{(s.Kind == SubscriberKind.Slow ? " (slow)" : string.Empty)}", Stall: SubscriberStall(s, kill.At)));
+            var publishers = _acknowledged.GroupBy(a => a.Key.Split(':')[0])
+                .Select(g => (Name: "pub-" + g.Key, Stall: g.Where(a => a.Value.FirstAttempt > kill.At).Select(a => a.Value.AcknowledgedAt).DefaultIfEmpty(TimeSpan.MaxValue).Min() - kill.At));
+            var all = subscribers.Concat(publishers).OrderByDescending(c => c.Stall).Select(c => string.Create(CultureInfo.InvariantCulture, $"{c.Name} {(c.Stall > TimeSpan.FromHours(1) ? "never" : $"{c.Stall.TotalSeconds:F2} s")}"));
+            yield return string.Create(CultureInfo.InvariantCulture, $"{kill.UtcAt:yyyy-MM-ddTHH:mm:ss.fff} stalls after '{kill.Label}': {string.Join(", ", all)}");
+        }
     }
 
     // The brokers' own count of messages they dropped by design (mqtt.messages.dropped, by reason), summed over the
@@ -178,9 +215,12 @@ public sealed class ChaosRun : IAsyncDisposable
             try
             {
                 using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                var options = MqttClients.Options(port ?? NextGatewayPort(), clientId, cleanStart: !persistent, sessionExpiry: persistent ? 3600u : 0);
+                var gatewayPort = port ?? NextGatewayPort();
+                var options = MqttClients.Options(gatewayPort, clientId, cleanStart: !persistent, sessionExpiry: persistent ? 3600u : 0);
                 options.ReceiveMaximum = receiveMaximum;
+                var started = _clock.Elapsed;
                 var result = await client.ConnectAsync(options, timeout.Token);
+                Note(string.Create(CultureInfo.InvariantCulture, $"{clientId} connect via port {gatewayPort}: {result.ResultCode} in {(_clock.Elapsed - started).TotalSeconds:F2} s"));
                 if (result.ResultCode == MqttClientConnectResultCode.Success)
                 {
                     return (client, result.IsSessionPresent);
@@ -188,9 +228,10 @@ public sealed class ChaosRun : IAsyncDisposable
 
                 _refusedConnects.AddOrUpdate(result.ResultCode.ToString(), 1, (_, n) => n + 1);
             }
-            catch (Exception) when (persistent || !_stop.IsCancellationRequested)
+            catch (Exception ex) when (persistent || !_stop.IsCancellationRequested)
             {
                 // The gateway is down or its silos are not reachable yet: the next live gateway, after a pause.
+                Note($"{clientId} connect failed: {ex.GetType().Name} {ex.Message}");
             }
 
             client.Dispose();
@@ -237,10 +278,13 @@ public sealed class ChaosRun : IAsyncDisposable
                             _acknowledged[payload] = new Published(target, firstAttempt, _clock.Elapsed, attempt, result.ReasonCode == MqttClientPublishReasonCode.NoMatchingSubscribers);
                             break;
                         }
+
+                        Note($"{clientId} publish {payload} attempt {attempt}: {result.ReasonCode}");
                     }
-                    catch (Exception) when (!_stop.IsCancellationRequested)
+                    catch (Exception ex) when (!_stop.IsCancellationRequested)
                     {
                         // Not acknowledged (connection lost, or no answer in time): sent again, after reconnecting if needed.
+                        Note($"{clientId} publish {payload} attempt {attempt}: {ex.GetType().Name} {ex.Message}");
                     }
                     catch (Exception)
                     {
@@ -334,16 +378,30 @@ public sealed class ChaosRun : IAsyncDisposable
     }
 
     // For each subscriber of the kind: the time from the kill to its first delivery of a message first published after it.
+    // A slow subscriber is sent one round in SparseEvery (one message every 2-4 s per publisher): counted from the kill
+    // that would add the wait for the next such round, during which it has nothing to receive, so its stall runs from
+    // the kill or, when later, from the first attempt to publish that message.
     private List<TimeSpan> SubscriberStalls(TimeSpan killedAt, SubscriberKind kind)
     {
         var stalls = new List<TimeSpan>();
         foreach (var s in _subscribers.Where(s => s.Kind == kind))
         {
-            var first = s.Log.Where(l => _acknowledged.TryGetValue(l.Payload, out var a) && a.FirstAttempt > killedAt).Select(l => l.At).DefaultIfEmpty(TimeSpan.MaxValue).Min();
-            stalls.Add(first == TimeSpan.MaxValue ? TimeSpan.MaxValue : first - killedAt);
+            stalls.Add(SubscriberStall(s, killedAt));
         }
 
         return stalls;
+    }
+
+    private TimeSpan SubscriberStall(Subscriber s, TimeSpan killedAt)
+    {
+        var first = s.Log.Select(l => (l.At, Published: _acknowledged.TryGetValue(l.Payload, out var a) ? a : null))
+            .Where(l => l.Published is not null && l.Published.FirstAttempt > killedAt).OrderBy(l => l.At).FirstOrDefault();
+        if (first.Published is null)
+        {
+            return TimeSpan.MaxValue;
+        }
+
+        return first.At - (s.Kind == SubscriberKind.Slow ? first.Published.FirstAttempt : killedAt);
     }
 
     // For each publisher: the time from the kill to the acknowledgement of its first message first sent after it.
@@ -354,7 +412,7 @@ public sealed class ChaosRun : IAsyncDisposable
 
     private sealed record Published(int Subscriber, TimeSpan FirstAttempt, TimeSpan AcknowledgedAt, int Attempts, bool NoMatchingSubscribers);
 
-    private sealed record Kill(string Label, TimeSpan At);
+    private sealed record Kill(string Label, TimeSpan At, DateTime UtcAt);
 
     private enum SubscriberKind
     {
@@ -468,6 +526,7 @@ public sealed class ChaosRun : IAsyncDisposable
             }
 
             // Its gateway went (or closed the connection): the session continues on any live gateway.
+            run.Note($"{run._prefix}-sub-{index} disconnected: {e.Reason} {e.ReasonString} {e.Exception?.GetType().Name}".Replace('/', '-'));
             await ConnectAsync();
             client.Dispose();
         }

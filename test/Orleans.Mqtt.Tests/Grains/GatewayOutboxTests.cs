@@ -68,6 +68,19 @@ public sealed class GatewayOutboxTests : IDisposable
     }
 
     [Fact]
+    public async Task A_push_waiting_for_its_answer_when_a_silo_is_lost_is_sent_again_at_once()
+    {
+        // The answer to the first push never comes (it travelled through the killed silo); the gateway is alive.
+        var gateway = new Gateway(failures: 1, hang: true);
+        _outbox.Send(new GatewayPresence(gateway, "gw", 1), [Publish(1, qos: 1)]);
+        await gateway.WaitForAttemptsAsync(1);
+
+        Assert.Equal(1, _outbox.RetryPushesInFlight());
+        var received = await gateway.WaitForAsync(1);
+        Assert.Equal([(1, true)], received.Select(d => ((int)d.PacketId, d.Dup)));
+    }
+
+    [Fact]
     public async Task A_gateway_known_dead_is_not_pushed_to_again()
     {
         var gateway = new Gateway(failures: int.MaxValue);
