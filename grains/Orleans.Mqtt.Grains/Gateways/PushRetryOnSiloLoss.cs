@@ -9,39 +9,9 @@ namespace Orleans.Mqtt.Grains;
 internal sealed partial class PushRetryOnSiloLoss(
     IClusterMembershipService membership,
     GatewayOutbox outbox,
-    ILogger<PushRetryOnSiloLoss> logger) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+    ILogger<PushRetryOnSiloLoss> logger) : SiloBackgroundWork
 {
-    private readonly CancellationTokenSource _stopping = new();
-    private int _disposed;
-
-    public void Participate(ISiloLifecycle lifecycle) =>
-        lifecycle.Subscribe(nameof(PushRetryOnSiloLoss), ServiceLifecycleStage.Active, Start, Stop);
-
-    public void Dispose()
-    {
-        // Disposed twice: it is registered under its own type and as a lifecycle participant.
-        if (Interlocked.Exchange(ref _disposed, 1) == 0)
-        {
-            _stopping.Cancel();
-            _stopping.Dispose();
-        }
-    }
-
-    private Task Start(CancellationToken cancellationToken)
-    {
-        _ = Task.Run(() => WatchAsync(_stopping.Token));
-        return Task.CompletedTask;
-    }
-
-    private Task Stop(CancellationToken cancellationToken)
-    {
-        if (Volatile.Read(ref _disposed) == 0)
-        {
-            _stopping.Cancel();
-        }
-
-        return Task.CompletedTask;
-    }
+    protected override void Run(CancellationToken stopping) => _ = Task.Run(() => WatchAsync(stopping));
 
     private async Task WatchAsync(CancellationToken cancellationToken)
     {

@@ -41,54 +41,27 @@ internal sealed partial class SessionRereplicator(
     IOptions<MqttBrokerOptions> options,
     TimeProvider timeProvider,
     MqttMetrics metrics,
-    ILogger<SessionRereplicator> logger) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+    ILogger<SessionRereplicator> logger) : SiloBackgroundWork
 {
     private const long MaxBatchBytes = 1 << 20;
     private const int MaxRetries = 10;
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(5);
     private static readonly KeyValuePair<string, object?> KindHome = new("kind", "home");
     private static readonly KeyValuePair<string, object?> KindOrphan = new("kind", "orphan");
-    private readonly CancellationTokenSource _stopping = new();
     private readonly Channel<ClusterMembershipSnapshot> _views = Channel.CreateBounded<ClusterMembershipSnapshot>(
         new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
 
     private readonly Lock _gate = new();
     private ClusterMembershipSnapshot? _latest;
     private CancellationTokenSource? _pass;
-    private int _disposed;
 
-    public void Participate(ISiloLifecycle lifecycle) =>
-        lifecycle.Subscribe(nameof(SessionRereplicator), ServiceLifecycleStage.Active, Start, Stop);
-
-    public void Dispose()
-    {
-        // Disposed twice: it is registered under its own type and as a lifecycle participant.
-        if (Interlocked.Exchange(ref _disposed, 1) == 0)
-        {
-            _stopping.Cancel();
-            _stopping.Dispose();
-        }
-    }
-
-    private Task Start(CancellationToken cancellationToken)
+    protected override void Run(CancellationToken stopping)
     {
         if (options.Value.SessionReplicas > 1)
         {
-            _ = Task.Run(() => WatchAsync(_stopping.Token));
-            _ = Task.Run(() => RunAsync(_stopping.Token));
+            _ = Task.Run(() => WatchAsync(stopping));
+            _ = Task.Run(() => RunAsync(stopping));
         }
-
-        return Task.CompletedTask;
-    }
-
-    private Task Stop(CancellationToken cancellationToken)
-    {
-        if (Volatile.Read(ref _disposed) == 0)
-        {
-            _stopping.Cancel();
-        }
-
-        return Task.CompletedTask;
     }
 
     // Hands every new set of active silos to the passes, cancelling the one under way.

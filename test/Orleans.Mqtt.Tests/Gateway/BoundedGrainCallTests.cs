@@ -1,18 +1,10 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Diagnostics.Metrics;
-using System.Net;
-using System.Net.Sockets;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using MQTTnet;
 using MQTTnet.Formatter;
 using MQTTnet.Protocol;
-using Orleans.Mqtt.Gateway;
 using Orleans.Mqtt.Grains;
-using Orleans.Mqtt.Silo;
 using Xunit;
 
 namespace Orleans.Mqtt.Tests.Gateway;
@@ -199,123 +191,30 @@ public sealed class BoundedGrainCallTests(BoundedGrainCallTests.Broker broker) :
     /// <summary>The broker the tests share, with <c>Mqtt:PublishTimeout</c> at 1 s.</summary>
     public sealed class Broker : IAsyncLifetime
     {
-        private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "mqtt-bounded-calls-" + Guid.NewGuid().ToString("N")[..8]);
-        private readonly MeterListener _listener = new();
-        private readonly ConcurrentDictionary<string, long> _counts = new();
-        private WebApplication _app = null!;
-        private int _port;
+        private InProcessBroker _broker = null!;
 
         /// <summary>The calls held instead of answered.</summary>
         public UnansweredCalls Calls { get; } = new();
 
-        public async Task InitializeAsync()
-        {
-            _port = FreePort();
-            var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Test" });
-            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-            {
-                ["Orleans:ClusterId"] = "bounded-calls-" + Guid.NewGuid().ToString("N")[..8],
-                ["Orleans:SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["Orleans:GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["Storage:DataDirectory"] = _dataDirectory,
-                ["Mqtt:Tcp:Port"] = _port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["Mqtt:WebSocket:Port"] = "0",
-                ["Http:Port"] = "0",
-                ["Mqtt:PublishTimeout"] = Bound.ToString(),
-            });
-
-            builder.Services.AddSingleton<IIncomingGrainCallFilter>(Calls);
-            builder.UseOrleans(silo => silo.AddMqttSilo(builder.Configuration));
-            builder.AddMqttGateway();
-            _app = builder.Build();
-            _app.MapMqttGateway();
-
-            var meters = _app.Services.GetRequiredService<IMeterFactory>();
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Scope == meters && instrument.Name == "mqtt.grain_calls.unanswered")
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
-            {
-                string? call = null, outcome = null;
-                foreach (var tag in tags)
-                {
-                    if (tag.Key == "call")
-                    {
-                        call = tag.Value as string;
-                    }
-                    else if (tag.Key == "outcome")
-                    {
-                        outcome = tag.Value as string;
-                    }
-                }
-
-                _counts.AddOrUpdate(call + "/" + outcome, value, (_, old) => old + value);
-            });
-            _listener.Start();
-
-            await _app.StartAsync();
-            var gateway = _app.Services.GetRequiredService<MqttGateway>();
-            var clock = Stopwatch.StartNew();
-            while (!gateway.IsReady)
-            {
-                Assert.True(clock.Elapsed < Patience, "the gateway did not get ready");
-                await Task.Delay(20);
-            }
-        }
+        public async Task InitializeAsync() => _broker = await InProcessBroker.StartAsync(
+            new Dictionary<string, string?> { ["Mqtt:PublishTimeout"] = Bound.ToString() },
+            services => services.AddSingleton<IIncomingGrainCallFilter>(Calls),
+            "mqtt.grain_calls.unanswered",
+            "call",
+            "outcome");
 
         public async Task DisposeAsync()
         {
             Calls.ReleaseAll();
-            _listener.Dispose();
-            await _app.StopAsync();
-            await _app.DisposeAsync();
-            try
-            {
-                Directory.Delete(_dataDirectory, recursive: true);
-            }
-            catch (IOException)
-            {
-                // Best effort: the OS cleans its temporary directory.
-            }
+            await _broker.DisposeAsync();
         }
 
         /// <summary>How often <c>mqtt.grain_calls.unanswered</c> counted the call with the outcome.</summary>
-        public long Count(string call, string outcome) => _counts.TryGetValue(call + "/" + outcome, out var count) ? count : 0;
+        public long Count(string call, string outcome) => _broker.Count(call, outcome);
 
-        public MqttClientOptions Options(string clientId, MqttProtocolVersion version, bool cleanStart)
-        {
-            var options = new MqttClientOptionsBuilder()
-                .WithTcpServer("127.0.0.1", _port)
-                .WithClientId(clientId)
-                .WithProtocolVersion(version)
-                .WithCleanSession(cleanStart)
-                .WithTimeout(Patience);
-            if (version == MqttProtocolVersion.V500 && !cleanStart)
-            {
-                options.WithSessionExpiryInterval(300);
-            }
+        public MqttClientOptions Options(string clientId, MqttProtocolVersion version, bool cleanStart) => _broker.Options(clientId, version, cleanStart);
 
-            return options.Build();
-        }
-
-        public async Task<IMqttClient> ConnectAsync(string clientId, MqttProtocolVersion version, bool cleanStart)
-        {
-            var client = new MqttClientFactory().CreateMqttClient();
-            var result = await client.ConnectAsync(Options(clientId, version, cleanStart));
-            Assert.Equal(MqttClientConnectResultCode.Success, result.ResultCode);
-            return client;
-        }
-
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
+        public Task<IMqttClient> ConnectAsync(string clientId, MqttProtocolVersion version, bool cleanStart) => _broker.ConnectAsync(clientId, version, cleanStart);
     }
 
     /// <summary>

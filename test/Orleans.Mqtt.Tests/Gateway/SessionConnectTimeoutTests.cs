@@ -1,20 +1,11 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Diagnostics.Metrics;
-using System.Net;
-using System.Net.Sockets;
-using System.Text;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 using MQTTnet;
 using MQTTnet.Formatter;
 using MQTTnet.Protocol;
-using Orleans.Mqtt.Gateway;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
-using Orleans.Mqtt.Silo;
 using Xunit;
 
 namespace Orleans.Mqtt.Tests.Gateway;
@@ -29,67 +20,20 @@ namespace Orleans.Mqtt.Tests.Gateway;
 public sealed class SessionConnectTimeoutTests : IAsyncLifetime
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(20);
+    private static readonly TimeSpan Patience = InProcessBroker.Patience;
     private readonly HeldCommits _commits = new();
-    private readonly string _dataDirectory = Path.Combine(Path.GetTempPath(), "mqtt-connect-timeout-" + Guid.NewGuid().ToString("N")[..8]);
-    private readonly MeterListener _listener = new();
-    private long _abandoned;
-    private WebApplication _app = null!;
-    private int _port;
+    private InProcessBroker _broker = null!;
 
-    public async Task InitializeAsync()
-    {
-        _port = FreePort();
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Test" });
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Orleans:ClusterId"] = "connect-timeout-" + Guid.NewGuid().ToString("N")[..8],
-            ["Orleans:SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Orleans:GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Storage:DataDirectory"] = _dataDirectory,
-            ["Mqtt:Tcp:Port"] = _port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Mqtt:WebSocket:Port"] = "0",
-            ["Http:Port"] = "0",
-            ["Mqtt:SessionConnectTimeout"] = Bound.ToString(),
-        });
-
-        // Registered before the silo's grains, whose in-memory ownership store only fills the place when none is set.
-        builder.Services.AddSingleton<ISessionOwnershipStore>(_commits);
-        builder.UseOrleans(silo => silo.AddMqttSilo(builder.Configuration));
-        builder.AddMqttGateway();
-        _app = builder.Build();
-        _app.MapMqttGateway();
-
-        var meters = _app.Services.GetRequiredService<IMeterFactory>();
-        _listener.InstrumentPublished = (instrument, listener) =>
-        {
-            if (instrument.Meter.Scope == meters && instrument.Name == "mqtt.connections.abandoned")
-            {
-                listener.EnableMeasurementEvents(instrument);
-            }
-        };
-        _listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref _abandoned, value));
-        _listener.Start();
-
-        await _app.StartAsync();
-        var gateway = _app.Services.GetRequiredService<MqttGateway>();
-        await WaitUntilAsync(() => Task.FromResult(gateway.IsReady), "the gateway is ready");
-    }
+    // Registered before the silo's grains, whose in-memory ownership store only fills the place when none is set.
+    public async Task InitializeAsync() => _broker = await InProcessBroker.StartAsync(
+        new Dictionary<string, string?> { ["Mqtt:SessionConnectTimeout"] = Bound.ToString() },
+        services => services.AddSingleton<ISessionOwnershipStore>(_commits),
+        "mqtt.connections.abandoned");
 
     public async Task DisposeAsync()
     {
         _commits.ReleaseAll();
-        _listener.Dispose();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-        try
-        {
-            Directory.Delete(_dataDirectory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Best effort: the OS cleans its temporary directory.
-        }
+        await _broker.DisposeAsync();
     }
 
     [Theory]
@@ -99,7 +43,7 @@ public sealed class SessionConnectTimeoutTests : IAsyncLifetime
     {
         var clientId = "slow-" + version + "-" + Guid.NewGuid().ToString("N")[..8];
         var willTopic = "will/" + clientId;
-        using var watcher = await ConnectAsync("watcher-" + clientId, MqttProtocolVersion.V500, cleanStart: true);
+        using var watcher = await _broker.ConnectAsync("watcher-" + clientId, MqttProtocolVersion.V500, cleanStart: true);
         var wills = new ConcurrentQueue<string>();
         watcher.ApplicationMessageReceivedAsync += e =>
         {
@@ -111,7 +55,7 @@ public sealed class SessionConnectTimeoutTests : IAsyncLifetime
         _commits.Hold(clientId);
         using var client = new MqttClientFactory().CreateMqttClient();
         var clock = Stopwatch.StartNew();
-        var refused = await client.ConnectAsync(Options(clientId, version, cleanStart: false, willTopic));
+        var refused = await client.ConnectAsync(_broker.Options(clientId, version, cleanStart: false, willTopic));
         var waited = clock.Elapsed;
 
         Assert.Equal(MqttClientConnectResultCode.ServerUnavailable, refused.ResultCode);
@@ -121,9 +65,9 @@ public sealed class SessionConnectTimeoutTests : IAsyncLifetime
         // The session's Connect now completes, after the gateway gave up: the connection it took is closed, so the
         // session ends it as lost: not connected, its expiry counting, the will out.
         _commits.Release(clientId);
-        var session = _app.Services.GetRequiredService<IGrainFactory>().GetGrain<IClientSessionGrain>(clientId);
-        await WaitUntilAsync(async () => await session.Describe() is { Connected: false, DisconnectedAtUtc: not null }, "the session ends the refused connection");
-        await WaitUntilAsync(() => Task.FromResult(wills.Contains(willTopic)), "the refused connection's will is published");
+        var session = _broker.Grains.GetGrain<IClientSessionGrain>(clientId);
+        await InProcessBroker.WaitUntilAsync(async () => await session.Describe() is { Connected: false, DisconnectedAtUtc: not null }, "the session ends the refused connection");
+        await InProcessBroker.WaitUntilAsync(() => Task.FromResult(wills.Contains(willTopic)), "the refused connection's will is published");
     }
 
     [Fact]
@@ -133,13 +77,13 @@ public sealed class SessionConnectTimeoutTests : IAsyncLifetime
         _commits.Hold(clientId);
         using (var first = new MqttClientFactory().CreateMqttClient())
         {
-            var refused = await first.ConnectAsync(Options(clientId, MqttProtocolVersion.V500, cleanStart: false));
+            var refused = await first.ConnectAsync(_broker.Options(clientId, MqttProtocolVersion.V500, cleanStart: false));
             Assert.Equal(MqttClientConnectResultCode.ServerUnavailable, refused.ResultCode);
         }
 
-        var abandonedBefore = Interlocked.Read(ref _abandoned);
+        var abandonedBefore = _broker.Count();
         _commits.Release(clientId);
-        using var client = await ConnectAsync(clientId, MqttProtocolVersion.V500, cleanStart: false);
+        using var client = await _broker.ConnectAsync(clientId, MqttProtocolVersion.V500, cleanStart: false);
         var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         client.ApplicationMessageReceivedAsync += e =>
         {
@@ -149,8 +93,8 @@ public sealed class SessionConnectTimeoutTests : IAsyncLifetime
 
         // The refused connection's end reached the session (before or after the retry took it over): it must not
         // have ended the retry's connection.
-        await WaitUntilAsync(() => Task.FromResult(Interlocked.Read(ref _abandoned) > abandonedBefore), "the gateway told the session the refused connection is gone");
-        var details = await _app.Services.GetRequiredService<IGrainFactory>().GetGrain<IClientSessionGrain>(clientId).Describe();
+        await InProcessBroker.WaitUntilAsync(() => Task.FromResult(_broker.Count() > abandonedBefore), "the gateway told the session the refused connection is gone");
+        var details = await _broker.Grains.GetGrain<IClientSessionGrain>(clientId).Describe();
         Assert.True(details is { Connected: true }, "the retry's connection lost the session to the refused one's end");
         Assert.True(client.IsConnected);
 
@@ -165,7 +109,7 @@ public sealed class SessionConnectTimeoutTests : IAsyncLifetime
     {
         var clientId = "keep-" + Guid.NewGuid().ToString("N")[..8];
         var topic = "keep/" + clientId;
-        using var older = await ConnectAsync(clientId, MqttProtocolVersion.V500, cleanStart: false);
+        using var older = await _broker.ConnectAsync(clientId, MqttProtocolVersion.V500, cleanStart: false);
         var olderClosed = new TaskCompletionSource<MqttClientDisconnectedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
         older.DisconnectedAsync += e =>
         {
@@ -183,10 +127,10 @@ public sealed class SessionConnectTimeoutTests : IAsyncLifetime
         // The newer connection's ownership commit is held past the gateway's bound: the gateway refuses it and cancels
         // the Connect while it runs, before it told the older connection.
         _commits.Hold(clientId);
-        var abandonedBefore = Interlocked.Read(ref _abandoned);
+        var abandonedBefore = _broker.Count();
         using (var newer = new MqttClientFactory().CreateMqttClient())
         {
-            var refused = await newer.ConnectAsync(Options(clientId, MqttProtocolVersion.V500, cleanStart: false));
+            var refused = await newer.ConnectAsync(_broker.Options(clientId, MqttProtocolVersion.V500, cleanStart: false));
             Assert.Equal(MqttClientConnectResultCode.ServerUnavailable, refused.ResultCode);
         }
 
@@ -195,67 +139,20 @@ public sealed class SessionConnectTimeoutTests : IAsyncLifetime
 
         // The gateway's Disconnect of the refused connection waits at the session behind the Connect: once it has run,
         // the Connect is over.
-        await WaitUntilAsync(() => Task.FromResult(Interlocked.Read(ref _abandoned) > abandonedBefore), "the abandoned Connect and the gateway's Disconnect of it ran");
+        await InProcessBroker.WaitUntilAsync(() => Task.FromResult(_broker.Count() > abandonedBefore), "the abandoned Connect and the gateway's Disconnect of it ran");
         if (olderClosed.Task.IsCompleted)
         {
             var closed = await olderClosed.Task;
             Assert.Fail($"the older connection was closed ({closed.Reason}): the abandoned Connect took the session over");
         }
         Assert.True(older.IsConnected);
-        var details = await _app.Services.GetRequiredService<IGrainFactory>().GetGrain<IClientSessionGrain>(clientId).Describe();
+        var details = await _broker.Grains.GetGrain<IClientSessionGrain>(clientId).Describe();
         Assert.True(details is { Connected: true }, "the session does not count the older connection as connected");
 
-        using var publisher = await ConnectAsync("pub-" + clientId, MqttProtocolVersion.V500, cleanStart: true);
+        using var publisher = await _broker.ConnectAsync("pub-" + clientId, MqttProtocolVersion.V500, cleanStart: true);
         await publisher.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload("still yours")
             .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
         Assert.Equal("still yours", await received.Task.WaitAsync(Patience));
-    }
-
-    private MqttClientOptions Options(string clientId, MqttProtocolVersion version, bool cleanStart, string? willTopic = null)
-    {
-        var options = new MqttClientOptionsBuilder()
-            .WithTcpServer("127.0.0.1", _port)
-            .WithClientId(clientId)
-            .WithProtocolVersion(version)
-            .WithCleanSession(cleanStart)
-            .WithTimeout(Patience);
-        if (version == MqttProtocolVersion.V500)
-        {
-            options.WithSessionExpiryInterval(300);
-        }
-
-        if (willTopic is not null)
-        {
-            options.WithWillTopic(willTopic).WithWillPayload(Encoding.UTF8.GetBytes("gone")).WithWillQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce);
-        }
-
-        return options.Build();
-    }
-
-    private async Task<IMqttClient> ConnectAsync(string clientId, MqttProtocolVersion version, bool cleanStart)
-    {
-        var client = new MqttClientFactory().CreateMqttClient();
-        var result = await client.ConnectAsync(Options(clientId, version, cleanStart));
-        Assert.Equal(MqttClientConnectResultCode.Success, result.ResultCode);
-        return client;
-    }
-
-    // Polled: the session's state and the gateway's counter have no event to wait on from outside.
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, string what)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(clock.Elapsed < Patience, $"not within {Patience}: {what}");
-            await Task.Delay(20);
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>The in-memory ownership store, with the first commit of chosen client ids held until released.</summary>
