@@ -71,8 +71,12 @@ internal sealed class RouteReplicaGrain(
         }
 
         var other = SiloAddress.FromParsableString(peer);
-        return r => holders.IsEntryHolder(snapshot, r.ClientId, RouteHolders.EntryHome(r), self)
-            && holders.IsEntryHolder(snapshot, r.ClientId, RouteHolders.EntryHome(r), other);
+        return r =>
+        {
+            // One ranking of the client for both silos.
+            var entryHolders = holders.EntryHoldersOf(snapshot, r.ClientId, RouteHolders.EntryHome(r));
+            return Array.IndexOf(entryHolders, self) >= 0 && Array.IndexOf(entryHolders, other) >= 0;
+        };
     }
 
     private static bool HasWildcard(RouteHolders holders, ClientRoutes routes)

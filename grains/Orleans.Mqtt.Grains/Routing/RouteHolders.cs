@@ -25,6 +25,7 @@ internal sealed class RouteHolders
     private TaskCompletionSource _followedChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private MembershipVersion _followed = MembershipVersion.MinValue;
     private View? _view;
+    private View? _previousView;
 
     public RouteHolders(IOptions<MqttBrokerOptions> options)
     {
@@ -141,34 +142,96 @@ internal sealed class RouteHolders
     /// </summary>
     public bool IsEntryHolder(ClusterMembershipSnapshot snapshot, string clientId, string? home, SiloAddress silo)
     {
-        if (!snapshot.Members.TryGetValue(silo, out var member) || member.Status != SiloStatus.Active)
+        var view = ViewOf(snapshot);
+        if (!view.Index.TryGetValue(silo, out var index))
         {
             return false;
         }
 
-        var name = NameOf(member);
+        var active = view.Active;
+        var name = active[index].Name;
         if (string.Equals(name, home, StringComparison.Ordinal))
         {
             return true;
         }
 
-        var score = SessionHolders.Score(clientId, name);
+        // The silos of this view and their names are listed once per view; the client's id is hashed once.
+        var seed = SessionHolders.Seed(clientId);
+        var score = SessionHolders.ScoreFrom(seed, name);
         var ahead = 0;
-        foreach (var other in snapshot.Members.Values)
+        for (var i = 0; i < active.Length; i++)
         {
-            if (other.Status != SiloStatus.Active || other.SiloAddress.Equals(silo) || string.Equals(NameOf(other), home, StringComparison.Ordinal))
+            if (i == index || string.Equals(active[i].Name, home, StringComparison.Ordinal))
             {
                 continue;
             }
 
-            var otherScore = SessionHolders.Score(clientId, NameOf(other));
-            if (otherScore > score || (otherScore == score && other.SiloAddress.CompareTo(silo) < 0))
+            var otherScore = SessionHolders.ScoreFrom(seed, active[i].Name);
+            if ((otherScore > score || (otherScore == score && active[i].Silo.CompareTo(silo) < 0)) && ++ahead >= _entryCopies)
             {
-                ahead++;
+                return false;
             }
         }
 
-        return ahead < EntryCopies;
+        return true;
+    }
+
+    /// <summary>
+    /// The entry holders of a client in <paramref name="snapshot"/> (<see cref="IsEntryHolder"/>): the active silo named
+    /// <paramref name="home"/>, if any, and the first <see cref="EntryCopies"/> other active silos of its ranking. One
+    /// ranking of the client for every silo asked about, where a pass over many clients asks about several silos.
+    /// </summary>
+    public SiloAddress[] EntryHoldersOf(ClusterMembershipSnapshot snapshot, string clientId, string? home)
+    {
+        var active = ViewOf(snapshot).Active;
+        var seed = SessionHolders.Seed(clientId);
+        SiloAddress? homeSilo = null;
+        var best = new (ulong Score, SiloAddress Silo)[Math.Min(_entryCopies, active.Length)];
+        var count = 0;
+        for (var i = 0; i < active.Length; i++)
+        {
+            var (name, silo) = active[i];
+            if (string.Equals(name, home, StringComparison.Ordinal))
+            {
+                homeSilo ??= silo;
+                continue;
+            }
+
+            // Insertion into the few best so far, highest score first, equal scores by address (as SessionHolders.Rank).
+            var score = SessionHolders.ScoreFrom(seed, name);
+            var at = count;
+            while (at > 0 && (best[at - 1].Score < score || (best[at - 1].Score == score && best[at - 1].Silo.CompareTo(silo) > 0)))
+            {
+                at--;
+            }
+
+            if (at >= best.Length)
+            {
+                continue;
+            }
+
+            var last = Math.Min(count, best.Length - 1);
+            for (var j = last; j > at; j--)
+            {
+                best[j] = best[j - 1];
+            }
+
+            best[at] = (score, silo);
+            count = Math.Min(count + 1, best.Length);
+        }
+
+        var holders = new SiloAddress[count + (homeSilo is null ? 0 : 1)];
+        for (var i = 0; i < count; i++)
+        {
+            holders[i] = best[i].Silo;
+        }
+
+        if (homeSilo is not null)
+        {
+            holders[count] = homeSilo;
+        }
+
+        return holders;
     }
 
     /// <summary>
@@ -176,12 +239,8 @@ internal sealed class RouteHolders
     /// first <see cref="EntryCopies"/> active silos of its ranking by id (leaving the home out only moves it up). Such a
     /// silo that holds no entry for the client knows there is none (once caught up).
     /// </summary>
-    public bool IsSureEntryHolder(ClusterMembershipSnapshot snapshot, string clientId, SiloAddress silo)
-    {
-        var order = EntryLookupOrder(snapshot, clientId);
-        var index = order.IndexOf(silo);
-        return index >= 0 && index < _entryCopies;
-    }
+    public bool IsSureEntryHolder(ClusterMembershipSnapshot snapshot, string clientId, SiloAddress silo) =>
+        Array.IndexOf(EntryHoldersOf(snapshot, clientId, home: null), silo) >= 0;
 
     /// <summary>
     /// The active silos ranked by client id alone, best first (<see cref="SessionHolders.Rank"/> with no home left out):
@@ -222,6 +281,7 @@ internal sealed class RouteHolders
     {
         SiloAddress? best = null;
         var bestScore = 0UL;
+        var seed = SessionHolders.Seed(clientId);
         foreach (var member in snapshot.Members.Values)
         {
             if (member.Status != SiloStatus.Active)
@@ -235,7 +295,7 @@ internal sealed class RouteHolders
                 return member.SiloAddress;
             }
 
-            var score = SessionHolders.Score(clientId, name);
+            var score = SessionHolders.ScoreFrom(seed, name);
             if (best is null || score > bestScore || (score == bestScore && member.SiloAddress.CompareTo(best) < 0))
             {
                 best = member.SiloAddress;
@@ -276,21 +336,9 @@ internal sealed class RouteHolders
     /// </summary>
     public void AddEntryHolders(ClusterMembershipSnapshot snapshot, string clientId, string? home, HashSet<SiloAddress> silos)
     {
-        if (home is not null)
+        foreach (var silo in EntryHoldersOf(snapshot, clientId, home))
         {
-            foreach (var member in snapshot.Members.Values)
-            {
-                if (member.Status == SiloStatus.Active && string.Equals(NameOf(member), home, StringComparison.Ordinal))
-                {
-                    silos.Add(member.SiloAddress);
-                }
-            }
-        }
-
-        var ranked = SessionHolders.Rank(snapshot, clientId, home, exclude: null);
-        for (var i = 0; i < ranked.Count && i < _entryCopies; i++)
-        {
-            silos.Add(ranked[i]);
+            silos.Add(silo);
         }
     }
 
@@ -451,6 +499,14 @@ internal sealed class RouteHolders
             return view;
         }
 
+        // The view before: a pass that took its snapshot before a membership change, running beside readers of the
+        // new one, does not rebuild both in turn.
+        var previous = _previousView;
+        if (previous is not null && previous.Version == snapshot.Version)
+        {
+            return previous;
+        }
+
         var active = new List<(string Name, SiloAddress Silo)>();
         foreach (var member in snapshot.Members.Values)
         {
@@ -482,8 +538,27 @@ internal sealed class RouteHolders
             holders[shard] = shardHolders;
         }
 
-        view = new View(snapshot.Version, holders);
-        _view = view;
+        var index = new Dictionary<SiloAddress, int>(active.Count);
+        for (var i = 0; i < active.Count; i++)
+        {
+            index[active[i].Silo] = i;
+        }
+
+        view = new View(snapshot.Version, holders, [.. active], index);
+        if (_view is { } current && current.Version < view.Version)
+        {
+            _previousView = current;
+            _view = view;
+        }
+        else if (_view is null)
+        {
+            _view = view;
+        }
+        else
+        {
+            _previousView = view;
+        }
+
         return view;
     }
 
@@ -493,7 +568,8 @@ internal sealed class RouteHolders
     // collide in a way that matters if it were.
     private static string ShardKey(int shard) => "\0shard/" + shard.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    private sealed record View(MembershipVersion Version, SiloAddress[][] Holders)
+    // One membership view: each shard's holders, the active silos with their names, and each one's place in that list.
+    private sealed record View(MembershipVersion Version, SiloAddress[][] Holders, (string Name, SiloAddress Silo)[] Active, Dictionary<SiloAddress, int> Index)
     {
         public Dictionary<SiloAddress, bool[]> Held { get; } = [];
     }

@@ -36,9 +36,10 @@ internal readonly struct SessionShare
     {
         string? best = null;
         var bestScore = 0UL;
+        var seed = SessionHolders.Seed(clientId);
         foreach (var silo in silos)
         {
-            var score = SessionHolders.Score(clientId, silo);
+            var score = SessionHolders.ScoreFrom(seed, silo);
             if (best is null || score > bestScore || (score == bestScore && string.CompareOrdinal(silo, best) < 0))
             {
                 best = silo;

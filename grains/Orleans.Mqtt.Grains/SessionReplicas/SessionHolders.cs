@@ -16,6 +16,7 @@ internal static class SessionHolders
     public static List<SiloAddress> Rank(ClusterMembershipSnapshot snapshot, string clientId, string? home, SiloAddress? exclude)
     {
         var ranked = new List<(ulong Score, SiloAddress Silo)>(snapshot.Members.Count);
+        var seed = Seed(clientId);
         foreach (var member in snapshot.Members.Values)
         {
             if (member.Status != SiloStatus.Active
@@ -25,7 +26,7 @@ internal static class SessionHolders
                 continue;
             }
 
-            ranked.Add((Score(clientId, member.Name ?? member.SiloAddress.ToParsableString()), member.SiloAddress));
+            ranked.Add((ScoreFrom(seed, member.Name ?? member.SiloAddress.ToParsableString()), member.SiloAddress));
         }
 
         // Highest score first; equal scores (practically never) by address, so every silo agrees.
@@ -59,7 +60,14 @@ internal static class SessionHolders
     }
 
     /// <summary>The score of <paramref name="siloName"/> for <paramref name="clientId"/>: stable across processes and runs.</summary>
-    public static ulong Score(string clientId, string siloName)
+    public static ulong Score(string clientId, string siloName) => ScoreFrom(Seed(clientId), siloName);
+
+    /// <summary>
+    /// The part of <see cref="Score(string, string)"/> that depends on the client id alone: computed once for a client,
+    /// it is carried on with each silo's name by <see cref="ScoreFrom"/>, so ranking the silos for a client
+    /// hashes its id once, not once per silo.
+    /// </summary>
+    public static ulong Seed(string clientId)
     {
         // FNV-1a over both strings (with a separator no client id or silo name can blur), then a 64-bit finalizer
         // so that close inputs spread over the whole range.
@@ -69,7 +77,13 @@ internal static class SessionHolders
             hash = (hash ^ c) * 1099511628211UL;
         }
 
-        hash = (hash ^ 0xFFFF) * 1099511628211UL;
+        return (hash ^ 0xFFFF) * 1099511628211UL;
+    }
+
+    /// <summary>The score of a silo for a client whose <see cref="Seed"/> is <paramref name="seed"/>.</summary>
+    public static ulong ScoreFrom(ulong seed, string siloName)
+    {
+        var hash = seed;
         foreach (var c in siloName)
         {
             hash = (hash ^ c) * 1099511628211UL;

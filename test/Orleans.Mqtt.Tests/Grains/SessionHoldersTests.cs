@@ -54,6 +54,37 @@ public sealed class SessionHoldersTests
         Assert.All(firsts, n => Assert.InRange(n, Clients / 5 * 0.9, Clients / 5 * 1.1));
     }
 
+    [Theory]
+    [InlineData(2, 2)]
+    [InlineData(3, 3)]
+    public void The_entry_holders_of_one_view_are_the_home_and_the_first_of_the_full_ranking(int copies, int sessionReplicas)
+    {
+        // Twenty silos, one dead: what RouteHolders computes once per view agrees with the ranking sorted per client.
+        var silos = Silos(20);
+        var snapshot = Snapshot(silos, dead: silos[7]);
+        var holders = new RouteHolders(Microsoft.Extensions.Options.Options.Create(new MqttBrokerOptions
+        {
+            Routes = new RoutesOptions { Sharding = RouteSharding.Topic, Copies = copies },
+            SessionReplicas = sessionReplicas,
+        }));
+        for (var i = 0; i < 500; i++)
+        {
+            var clientId = $"client-{i}";
+            string? home = (i % 3) switch { 0 => null, 1 => $"silo-{i % 20}", _ => "silo-7" };
+            var expected = SessionHolders.Rank(snapshot, clientId, home, exclude: null).Take(holders.EntryCopies).ToHashSet();
+            if (home is not null && home != "silo-7")
+            {
+                expected.Add(silos[i % 20]);
+            }
+
+            Assert.Equal(expected.OrderBy(s => s), holders.EntryHoldersOf(snapshot, clientId, home).OrderBy(s => s));
+            Assert.All(silos, s => Assert.Equal(expected.Contains(s), holders.IsEntryHolder(snapshot, clientId, home, s)));
+            Assert.All(silos, s => Assert.Equal(
+                SessionHolders.Rank(snapshot, clientId, null, exclude: null).IndexOf(s) is >= 0 and var at && at < holders.EntryCopies,
+                holders.IsSureEntryHolder(snapshot, clientId, s)));
+        }
+    }
+
     private static SiloAddress[] Silos(int count, int port = 11111) =>
         [.. Enumerable.Range(0, count).Select(i => SiloAddress.New(new IPEndPoint(IPAddress.Loopback, port + i), 1))];
 
