@@ -5,7 +5,7 @@ namespace Orleans.Mqtt.Grains;
 /// <summary>Answers the admin API's listings from this silo's <see cref="RouteTable"/> (see <see cref="IAdminQueryGrain"/>).</summary>
 [SiloPinnedPlacement]
 [Reentrant]
-internal sealed class AdminQueryGrain(RouteTable table, ILocalSiloDetails localSilo) : Grain, IAdminQueryGrain
+internal sealed class AdminQueryGrain(RouteTable table, ILocalSiloDetails localSilo, IClusterMembershipService membership) : Grain, IAdminQueryGrain
 {
     /// <summary>The most entries one page may ask for.</summary>
     internal const int MaxPage = 1000;
@@ -13,7 +13,17 @@ internal sealed class AdminQueryGrain(RouteTable table, ILocalSiloDetails localS
     public async Task<ClientSummary[]> ListClients(ClientQuery query)
     {
         await table.Ready;
-        return table.ListClients(localSilo.Name, query with { Limit = Math.Clamp(query.Limit, 0, MaxPage) });
+        var active = new List<string>();
+        foreach (var member in membership.CurrentSnapshot.Members.Values)
+        {
+            if (member.Status == SiloStatus.Active)
+            {
+                active.Add(member.Name);
+            }
+        }
+
+        // A session whose silo is lost is listed by the silo it fails over to, until it is rebuilt there.
+        return table.ListClients(localSilo.Name, active, query with { Limit = Math.Clamp(query.Limit, 0, MaxPage) });
     }
 
     public async Task<RetainedMessageInfo[]> ListRetained(string filter, string? after, int limit)

@@ -14,6 +14,7 @@ internal sealed partial class ReplicaSync(
     RouteTable table,
     RouteHolders holders,
     ReplicaWriter writer,
+    ReplicaBroadcaster broadcaster,
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
     GrainRefs<IRouteReplicaGrain> replicaRefs,
@@ -24,6 +25,9 @@ internal sealed partial class ReplicaSync(
     ILogger<ReplicaSync> logger) : ILifecycleParticipant<ISiloLifecycle>, IDisposable
 {
     private const int BucketsPerRead = 32;
+
+    // At most this many clients a digest round reads from every silo to settle whether this silo should forget them.
+    private const int MaxForgetChecks = 64;
     private readonly CancellationTokenSource _stopping = new();
     private ITimer? _timer;
     private int _running;
@@ -46,40 +50,101 @@ internal sealed partial class ReplicaSync(
         Random.Shared.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(peers));
         foreach (var peer in peers)
         {
-            var replica = Replica(peer);
-            if (!await replica.IsReady())
+            if (await RepairWithAsync(peer) is { } repaired)
+            {
+                return repaired;
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>
+    /// Runs one digest comparison with <paramref name="peer"/>; returns the entries repaired, or null when the peer is
+    /// not ready.
+    /// </summary>
+    public async Task<int?> RepairWithAsync(SiloAddress peer)
+    {
+        var replica = Replica(peer);
+        if (!await replica.IsReady())
+        {
+            return null;
+        }
+
+        // With routes sharded by topic, both hold every entry and the wildcard filters, and the exact filters of
+        // the shards both are holders of: only that is compared and copied.
+        var snapshot = membership.CurrentSnapshot;
+        var shared = SharedShards(peer);
+        var theirs = await replica.Digest(shared, localSilo.SiloAddress.ToParsableString());
+        var sharedSet = RouteReplicaGrain.ShardSet(holders, shared);
+        var bothEntryHolders = RouteReplicaGrain.BothEntryHolders(holders, snapshot, localSilo.SiloAddress, peer.ToParsableString());
+        var mine = table.Digest(holders, sharedSet, bothEntryHolders);
+        var differing = new List<int>();
+        for (var i = 0; i < mine.Length && i < theirs.Length; i++)
+        {
+            if (mine[i] != theirs[i])
+            {
+                differing.Add(i);
+            }
+        }
+
+        if (differing.Count == 0)
+        {
+            return 0;
+        }
+
+        var received = holders.Sharded ? new HashSet<string>(StringComparer.Ordinal) : null;
+        var repaired = await CopyFromAsync(peer, differing, shared, onlyWithShards: false, received);
+        if (repaired > 0)
+        {
+            metrics.ReplicaRepairs.Add(repaired, new KeyValuePair<string, object?>("kind", "digest"));
+            LogRepaired(logger, repaired, differing.Count, peer);
+        }
+
+        if (received is not null)
+        {
+            var forgotten = await ForgetNotHeldAsync(snapshot, differing, sharedSet, bothEntryHolders, received);
+            if (forgotten > 0)
+            {
+                metrics.ReplicaRepairs.Add(forgotten, new KeyValuePair<string, object?>("kind", "forget"));
+                LogForgotten(logger, forgotten, peer);
+                repaired += forgotten;
+            }
+        }
+
+        return repaired;
+    }
+
+    // Routes sharded by topic: a client this silo counted as held by both (by its own copy) that the peer did not send
+    // is one of them missing a change: the peer an addition (its own repair with this silo brings it), or this silo the
+    // order to forget the client (RouteTable.Drop), which the peer cannot send, since it sends only what this silo
+    // holds. The newest version the active silos hold says which: when it is newer than this silo's and leaves this
+    // silo nothing, the client is forgotten here; when it is newer and leaves a part here, the part is taken.
+    private async Task<int> ForgetNotHeldAsync(
+        ClusterMembershipSnapshot snapshot, List<int> buckets, bool[]? shared, Func<ClientRoutes, bool>? bothEntryHolders, HashSet<string> received)
+    {
+        var candidates = table.HeldByBoth(new HashSet<int>(buckets), holders, shared, bothEntryHolders, received, MaxForgetChecks);
+        var forgotten = 0;
+        var held = holders.ShardsHeldBy(snapshot, localSilo.SiloAddress);
+        foreach (var local in candidates)
+        {
+            var newest = await broadcaster.ReadWholeAsync(local.ClientId);
+            if (newest is null || newest.Version <= local.Version)
             {
                 continue;
             }
 
-            // With routes sharded by topic, both hold every entry and the wildcard filters, and the exact filters of
-            // the shards both are holders of: only that is compared and copied.
-            var shared = SharedShards(peer);
-            var theirs = await replica.Digest(shared, localSilo.SiloAddress.ToParsableString());
-            var mine = table.Digest(
-                holders,
-                RouteReplicaGrain.ShardSet(holders, shared),
-                RouteReplicaGrain.BothEntryHolders(holders, membership.CurrentSnapshot, localSilo.SiloAddress, peer.ToParsableString()));
-            var differing = new List<int>();
-            for (var i = 0; i < mine.Length && i < theirs.Length; i++)
+            if (!holders.Holds(snapshot, newest, localSilo.SiloAddress))
             {
-                if (mine[i] != theirs[i])
-                {
-                    differing.Add(i);
-                }
+                forgotten += await writer.DropAsync(local.ClientId, newest.Version) ? 1 : 0;
             }
-
-            var repaired = differing.Count == 0 ? 0 : await CopyFromAsync(peer, differing, shared, onlyWithShards: false);
-            if (repaired > 0)
+            else
             {
-                metrics.ReplicaRepairs.Add(repaired, new KeyValuePair<string, object?>("kind", "digest"));
-                LogRepaired(logger, repaired, differing.Count, peer);
+                await writer.ApplyAsync(holders.PartFor(newest, held));
             }
-
-            return repaired;
         }
 
-        return 0;
+        return forgotten;
     }
 
     private async Task CatchUpAsync(CancellationToken cancellationToken)
@@ -402,7 +467,10 @@ internal sealed partial class ReplicaSync(
         }
     }
 
-    private async Task<int> CopyFromAsync(SiloAddress peer, List<int>? buckets, int[]? shards, bool onlyWithShards)
+    private Task<int> CopyFromAsync(SiloAddress peer, List<int>? buckets, int[]? shards, bool onlyWithShards) =>
+        CopyFromAsync(peer, buckets, shards, onlyWithShards, null);
+
+    private async Task<int> CopyFromAsync(SiloAddress peer, List<int>? buckets, int[]? shards, bool onlyWithShards, HashSet<string>? received)
     {
         var all = buckets ?? [.. Enumerable.Range(0, onlyWithShards ? RouteTable.DigestBuckets : RouteTable.DigestBuckets * 2)];
         var replica = Replica(peer);
@@ -413,6 +481,7 @@ internal sealed partial class ReplicaSync(
             var chunk = await replica.Read([.. all.Skip(i).Take(BucketsPerRead)], shards, onlyWithShards, holders.Sharded ? localSilo.SiloAddress.ToParsableString() : null);
             foreach (var routes in chunk.Routes)
             {
+                received?.Add(routes.ClientId);
                 changed += await writer.ApplyAsync(routes) ? 1 : 0;
             }
 
@@ -481,6 +550,9 @@ internal sealed partial class ReplicaSync(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Route replica repaired {Changed} entries in {Buckets} differing buckets from {Peer}")]
     private static partial void LogRepaired(ILogger logger, int changed, int buckets, SiloAddress peer);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Route replica forgot {Forgotten} clients whose newest version, found in a digest repair with {Peer}, leaves this silo none of them")]
+    private static partial void LogForgotten(ILogger logger, int forgotten, SiloAddress peer);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Route replica: {Shards} topic shards now held here caught up ({Changed} entries applied from {Peers} peers, {Elapsed:F0} ms)")]
     private static partial void LogShardsCaughtUp(ILogger logger, int shards, int changed, int peers, double elapsed);

@@ -402,23 +402,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         {
             foreach (var (clientId, routes) in _clients)
             {
-                var counted = !sharded || bothEntryHolders is null;
-                if (!counted)
-                {
-                    foreach (var s in routes.Subscriptions)
-                    {
-                        var shard = holders!.ShardOf(s);
-                        if (shard < 0 || shards![shard])
-                        {
-                            counted = true;
-                            break;
-                        }
-                    }
-
-                    counted = counted || bothEntryHolders!(routes);
-                }
-
-                if (!counted)
+                if (sharded && bothEntryHolders is not null && !HeldByBoth(routes, holders!, shards!, bothEntryHolders))
                 {
                     continue;
                 }
@@ -443,6 +427,56 @@ internal sealed class RouteTable(TimeProvider timeProvider)
 
         _retained.AddToDigest(digest, DigestBuckets);
         return digest;
+    }
+
+    /// <summary>
+    /// The clients in <paramref name="buckets"/> that <see cref="Digest(RouteHolders?, bool[], Func{ClientRoutes, bool}?)"/>
+    /// counts as held by both silos compared and that are not in <paramref name="received"/> (what the peer sent of
+    /// those buckets), at most <paramref name="max"/>: after a repair, those this silo may hold only for want of an
+    /// order to forget them.
+    /// </summary>
+    public List<ClientRoutes> HeldByBoth(
+        ISet<int> buckets, RouteHolders holders, bool[]? shards, Func<ClientRoutes, bool>? bothEntryHolders, ISet<string> received, int max)
+    {
+        var found = new List<ClientRoutes>();
+        if (shards is null || bothEntryHolders is null)
+        {
+            return found;
+        }
+
+        using (_lock.Read())
+        {
+            foreach (var (clientId, routes) in _clients)
+            {
+                if (found.Count >= max)
+                {
+                    break;
+                }
+
+                if (buckets.Contains(BucketOf(clientId)) && !received.Contains(clientId) && HeldByBoth(routes, holders, shards, bothEntryHolders))
+                {
+                    found.Add(routes);
+                }
+            }
+        }
+
+        return found;
+    }
+
+    // Whether two silos that both hold the shards set in shards both hold a client: it has a wildcard filter or an
+    // exact filter of one of those shards, or both are its entry holders.
+    private static bool HeldByBoth(ClientRoutes routes, RouteHolders holders, bool[] shards, Func<ClientRoutes, bool> bothEntryHolders)
+    {
+        foreach (var s in routes.Subscriptions)
+        {
+            var shard = holders.ShardOf(s);
+            if (shard < 0 || shards[shard])
+            {
+                return true;
+            }
+        }
+
+        return bothEntryHolders(routes);
     }
 
     /// <summary>
@@ -537,14 +571,22 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// The page of the clients listed by silo <paramref name="siloName"/> (sessions homed on it, and memory-only sessions
     /// active on it) that match <paramref name="query"/>, in ordinal client-id order after its cursor.
     /// </summary>
-    public ClientSummary[] ListClients(string siloName, ClientQuery query)
+    public ClientSummary[] ListClients(string siloName, ClientQuery query) => ListClients(siloName, null, query);
+
+    /// <summary>
+    /// As <see cref="ListClients(string, ClientQuery)"/>; with <paramref name="activeSilos"/> (names), a session whose
+    /// silo is not among them (lost, its session not yet failed over) is listed by the first active silo of its ranking,
+    /// where it fails over (<see cref="SessionShare.Owns"/>), which holds its entry also with routes sharded by topic.
+    /// </summary>
+    public ClientSummary[] ListClients(string siloName, IReadOnlyList<string>? activeSilos, ClientQuery query)
     {
         var page = new SmallestKeys<ClientRoutes>(query.Limit);
+        var share = activeSilos is null ? (SessionShare?)null : new SessionShare(siloName, activeSilos);
         using (_lock.Read())
         {
             foreach (var (clientId, routes) in _clients)
             {
-                if ((routes.Home ?? routes.ActiveOn) == siloName
+                if ((share is { } s ? s.Owns(clientId, routes.Home ?? routes.ActiveOn) : (routes.Home ?? routes.ActiveOn) == siloName)
                     && (query.After is null || string.CompareOrdinal(clientId, query.After) > 0)
                     && (query.ClientIdPrefix is null || clientId.StartsWith(query.ClientIdPrefix, StringComparison.Ordinal))
                     && (query.UserName is null || routes.UserName == query.UserName)

@@ -33,6 +33,26 @@ public sealed class AdminListingTests
     }
 
     [Fact]
+    public void A_session_whose_silo_is_lost_is_listed_once_by_the_first_active_silo_of_its_ranking()
+    {
+        var table = new RouteTable();
+        table.Apply(Client("c1", home: "s1", activeOn: "s1"));
+        table.Apply(Client("lost", home: "gone", activeOn: "gone"));
+        table.Apply(Client("lost-clean", home: null, activeOn: "gone", OnA));
+
+        string[] active = ["s1", "s2", "s3"];
+        var query = new ClientQuery(10);
+        var listed = active.SelectMany(silo => table.ListClients(silo, active, query).Select(c => (c.ClientId, c.Silo))).ToList();
+        Assert.Equal(["c1", "lost", "lost-clean"], listed.Select(c => c.ClientId).Order(StringComparer.Ordinal));
+        Assert.Equal("s1", listed.Single(c => c.ClientId == "c1").Silo);
+        Assert.Equal(SessionShare.FirstOf("lost", active), listed.Single(c => c.ClientId == "lost").Silo);
+        Assert.Equal(SessionShare.FirstOf("lost-clean", active), listed.Single(c => c.ClientId == "lost-clean").Silo);
+
+        // Without the active silos, as before: only by the silo it names.
+        Assert.DoesNotContain(active.SelectMany(silo => table.ListClients(silo, query)), c => c.ClientId.StartsWith("lost", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Filters_and_the_cursor_narrow_the_page()
     {
         var table = new RouteTable();

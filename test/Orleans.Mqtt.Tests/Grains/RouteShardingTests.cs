@@ -341,6 +341,42 @@ public sealed class RouteShardingTests : IAsyncLifetime
         Assert.Equal(topic, delivery.Message.Topic);
     }
 
+    [Fact]
+    public async Task The_digest_repair_forgets_a_client_on_a_silo_the_order_to_forget_never_reached()
+    {
+        var gateway = Gateway();
+        var clientId = NewId("forget");
+        var session = Client.GetGrain<IClientSessionGrain>(clientId);
+        var presence = gateway.NewConnection();
+        await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
+
+        // A topic whose shard grain runs on the one silo that is not an entry holder of the client: unsubscribing
+        // leaves that silo nothing of the client, so it is told to forget it.
+        var home = EntryHome(clientId);
+        var (_, _, holders, snapshot) = Tables()[0];
+        var former = _cluster.Silos.Select(s => s.SiloAddress).Single(s => !holders.IsEntryHolder(snapshot, clientId, home, s));
+        var topic = Enumerable.Range(0, 1000).Select(i => $"{clientId}/t{i}").First(t => holders.HoldersOf(snapshot, Shard(t))[0].Equals(former));
+        var peer = holders.HoldersOf(snapshot, Shard(topic))[1];
+        await session.Subscribe(presence.ConnectionId, [new Subscription(topic, 0)]);
+        var formerServices = _cluster.GetSiloServiceProvider(former);
+        var formerTable = formerServices.GetRequiredService<RouteTable>();
+        var stale = formerTable.Get(clientId);
+        Assert.NotNull(stale);
+        await session.Unsubscribe(presence.ConnectionId, [topic]);
+        Assert.Null(formerTable.Get(clientId));
+
+        // The order to forget lost on the way: the former holder still matches the exact filter.
+        await formerServices.GetRequiredService<ReplicaWriter>().ApplyAsync(stale);
+        Assert.Equal(1, await PublishAsync(topic));
+
+        // The other holder of the shard does not send the client (the former holder holds none of it), and the
+        // newest version, read from every silo, tells the former holder to forget it.
+        var repaired = await formerServices.GetRequiredService<ReplicaSync>().RepairWithAsync(peer);
+        Assert.True(repaired >= 1, $"repaired {repaired}");
+        Assert.Null(formerTable.Get(clientId));
+        Assert.Equal(0, await PublishAsync(topic));
+    }
+
     // The silos in reached hold the client with its newest connection; the others hold nothing of it.
     private void AssertHeldBy(string clientId, GatewayPresence newest, IReadOnlyCollection<SiloAddress> reached)
     {
