@@ -19,7 +19,8 @@ namespace Orleans.Mqtt.Grains;
 /// fails over to (the first <c>SessionReplicas</c> of its ranking), where they hold an older version or none. Every
 /// surviving holder does so, since none knows which others survived; with 2 replicas only one copy survives the home,
 /// and with more the store keeps the newest of what arrives. A copy older than the routes' state base is not sent
-/// (a recovery would not take it).</item>
+/// (a recovery would not take it). With routes sharded by topic, a copy whose entry this silo no longer holds is
+/// looked up through <see cref="EntryLocator"/>.</item>
 /// <item>Copies this silo holds although it is no longer among the session's holders: dropped once every holder has
 /// said it holds that version or a newer one. One whose holders do not have it yet (their home's pass is still under
 /// way) is looked at again in a later pass.</item>
@@ -33,6 +34,8 @@ namespace Orleans.Mqtt.Grains;
 internal sealed partial class SessionRereplicator(
     IClusterMembershipService membership,
     RouteTable table,
+    RouteHolders routeHolders,
+    EntryLocator locator,
     SessionCopyStore localCopies,
     GrainRefs<ISessionCopyGrain> copyRefs,
     GrainRefs<IClientSessionGrain> sessionRefs,
@@ -216,14 +219,18 @@ internal sealed partial class SessionRereplicator(
             counts.Checked++;
             foreach (var holder in holders)
             {
-                Add(work, holder, new Item(clientId, Home: true, Send: true, Drop: null));
+                Add(work, holder, new Item(clientId, Home: true, Send: true, Drop: null, StateBase: null));
             }
         }
 
         seen.Clear();
-        foreach (var clientId in records.FindKeys(SessionCopyStore.StateName, sessionRefs.Type, id => table.Get(id) is { Persistent: true, Home: { } h } && h != home))
+        // With routes sharded by topic a silo holds the entries of the sessions it holds copies of in the view it last
+        // followed, not necessarily of those it held copies of before: a copy without an entry here asks its entry
+        // holders (EntryLocator), so that it is sent on, or dropped, all the same.
+        var sharded = routeHolders.Sharded;
+        foreach (var clientId in records.FindKeys(SessionCopyStore.StateName, sessionRefs.Type, id => table.Get(id) is { } r ? r is { Persistent: true, Home: { } h } && h != home : sharded))
         {
-            if (!seen.Add(clientId) || table.Get(clientId)?.Home is not { } owner)
+            if (!seen.Add(clientId) || await RoutesOfAsync(clientId, cancellationToken) is not { Persistent: true, Home: { } owner } routes || owner == home)
             {
                 continue;
             }
@@ -248,7 +255,7 @@ internal sealed partial class SessionRereplicator(
             {
                 if (!holder.Equals(self))
                 {
-                    Add(work, holder, new Item(clientId, Home: false, Send: !ownerActive, drop));
+                    Add(work, holder, new Item(clientId, Home: false, Send: !ownerActive, drop, routes.StateBase));
                 }
             }
         }
@@ -334,7 +341,7 @@ internal sealed partial class SessionRereplicator(
                 continue;
             }
 
-            if (theirs[i] >= mine.Version || (!item.Home && mine.Version < table.Get(item.ClientId)?.StateBase))
+            if (theirs[i] >= mine.Version || (!item.Home && mine.Version < item.StateBase))
             {
                 // Held there already; or a copy a recovery would not take anyway (older than what was acknowledged).
                 item.Drop?.Settle(mine.Version);
@@ -406,6 +413,19 @@ internal sealed partial class SessionRereplicator(
         counts.Unfinished = true;
         metrics.SessionRereplicationFailures.Add(sessions, new KeyValuePair<string, object?>("reason", reason));
         LogCallFailed(logger, ex, reason, target, sessions);
+    }
+
+    // This silo's routes of the client, or, with routes sharded by topic and no entry here, its entry holders'.
+    private async Task<ClientRoutes?> RoutesOfAsync(string clientId, CancellationToken cancellationToken)
+    {
+        var local = table.Get(clientId);
+        if (local is not null || !routeHolders.Sharded)
+        {
+            return local;
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        return await locator.ReadAsync(clientId);
     }
 
     private async Task<SessionCopy?> ReadHomeAsync(IGrainStorage storage, string clientId)
@@ -491,7 +511,7 @@ internal sealed partial class SessionRereplicator(
     private static partial void LogCannotList(ILogger logger);
 
     // One session to look at on one target silo.
-    private sealed record Item(string ClientId, bool Home, bool Send, DropCheck? Drop);
+    private sealed record Item(string ClientId, bool Home, bool Send, DropCheck? Drop, long? StateBase);
 
     // Whether every holder of a session this silo no longer holds has said it holds this silo's version or a newer one.
     private sealed class DropCheck(int targets)
