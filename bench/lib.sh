@@ -110,7 +110,7 @@ stop_standalone() {
 # often as needed (each returns once the member is ready), stop_cluster at the end (members first, etcd last: a silo
 # stopping without etcd waits on its membership update). Each member's pid and HTTP port are kept in cluster_names,
 # cluster_pids and cluster_http ("etcd" has its client port there); cluster_spec prints them as snapshot.py wants
-# them. EXTRA_SILO_ARGS / EXTRA_GATEWAY_ARGS (e.g. --Mqtt:Routes:Sharding=Off) go on the command lines.
+# them. EXTRA_SILO_ARGS / EXTRA_GATEWAY_ARGS (e.g. --Mqtt:Routes:Sharding=Topic) go on the command lines.
 cluster_names=()
 cluster_pids=()
 cluster_http=()

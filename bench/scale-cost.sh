@@ -8,7 +8,7 @@
 #   bench/scale-cost.sh      # SILOS="1 2 3 4" GATEWAYS=2 CONNECTIONS=5000 SUBSCRIPTIONS=4 RATE=500 DURATION=10
 #                            # RETAINED=5000 TRIALS=300 MOSQUITTO=1 EXTRA_SILO_ARGS=""
 #   SILOS="1 2" bench/scale-cost.sh; SILOS="3 4" MOSQUITTO=0 bench/scale-cost.sh     # the same in two stages
-#   EXTRA_SILO_ARGS="--Mqtt:Routes:Sharding=Off" bench/scale-cost.sh                # extra broker settings
+#   EXTRA_SILO_ARGS="--Mqtt:Routes:Sharding=Topic" bench/scale-cost.sh              # extra broker settings
 #   STAGES="messages" RATE=4000 bench/scale-cost.sh                                   # only some stages
 #   STAGES="connect reconnect" SILOS="3 4" bench/scale-cost.sh                         # a persistent session's reconnect
 #
