@@ -134,6 +134,8 @@ rows = [
     ("devices: connect + SUBSCRIBE rate (whole run)", f"{dc.get('achievedRate', 0):,.0f}/s over {dc.get('connectSeconds', 0):,.0f} s"),
     ("devices: CONNACK p50 / p99 ms", f"{(dc.get('connAckMs') or {}).get('p50', 0):.0f} / {(dc.get('connAckMs') or {}).get('p99', 0):.0f}"),
     ("routes per silo (mqtt_subscriptions)", " / ".join(f"{fleet.get(s, {}).get('subscriptions', 0):,.0f}" for s in silos)),
+    ("of them exact (mqtt_subscriptions_exact) / wildcard", " / ".join(f"{fleet.get(s, {}).get('exact_subscriptions', 0):,.0f} + {fleet.get(s, {}).get('subscriptions', 0) - fleet.get(s, {}).get('exact_subscriptions', 0):,.0f}" for s in silos)),
+    ("copies of each exact route (exact routes held by all silos / subscribed)", f"{sum(fleet.get(s, {}).get('exact_subscriptions', 0) for s in silos) / max(connections * subscriptions, 1):.2f}"),
     ("sessions per silo's replica (mqtt_sessions)", " / ".join(f"{fleet.get(s, {}).get('sessions', 0):,.0f}" for s in silos)),
     ("route check, exact filters: published / delivered / missed", f"{dc.get('checked', 0):,} / {dc.get('checkDelivered', 0):,} / {dc.get('checkMissed', 0):,}"),
     ("route check, wildcard filters: published / delivered / missed", f"{bc.get('checked', 0):,} / {bc.get('checkDelivered', 0):,} / {bc.get('checkMissed', 0):,}"),
@@ -144,7 +146,7 @@ rows = [
 for s in silos:
     grow = fleet[s]["rss"] - base[s]["rss"]
     rows.append((f"{s}: RSS before / with the fleet; growth per connection", f"{mib(base[s]['rss'])} / {mib(fleet[s]['rss'])}; {grow / max(held, 1):,.0f} B"))
-    rows.append((f"{s}: managed heap after the last GC", mib(fleet[s].get("gc_heap_bytes", 0))))
+    rows.append((f"{s}: managed heap after the last GC, before / with the fleet", f"{mib(base[s].get('gc_heap_bytes', 0))} / {mib(fleet[s].get('gc_heap_bytes', 0))}"))
 if "etcd" in fleet:
     e, b = fleet["etcd"], base.get("etcd", {})
     rows.append(("etcd: RSS growth; DB size growth; keys", f"{mib(e['rss'] - b.get('rss', 0))}; {mib(e.get('db_bytes', 0) - b.get('db_bytes', 0))}; {e.get('keys', 0):,.0f}"))
@@ -153,9 +155,12 @@ devices = load("devices")
 if devices and base:
     cpu = sum(devices[n]["cpu"] - base[n]["cpu"] for n in names if n in devices and n in base and "cpu" in devices[n])
     rows.append(("CPU per device (connect + one SUBSCRIBE of its filters), all broker processes", f"{cpu * 1000 / max(dc.get('connected', 1), 1):.2f} ms"))
+    writes = sum(devices[n].get("replica_writes", 0) - base[n].get("replica_writes", 0) for n in silos if n in devices and n in base)
+    rows.append(("replica writes per device (connect + SUBSCRIBE; mqtt.replica.writes over the silos)", f"{writes / max(dc.get('connected', 1), 1):.2f}"))
     rows.append(("loopback bytes per device (every hop)", f"{(devices.get('loopback_bytes', 0) - base.get('loopback_bytes', 0)) / max(dc.get('connected', 1), 1):,.0f}"))
 rows.append(("seconds from the start of the device run to every device connected", f"{connected_after:,}"))
-print(f"\n| {connections:,} devices x {subscriptions} exact filters, {wildcards:,} wildcard filters | measured |\n|---|---:|")
+settings = os.environ.get("EXTRA_SILO_ARGS", "").strip() or "default settings"
+print(f"\n| {connections:,} devices x {subscriptions} exact filters, {wildcards:,} wildcard filters ({settings}) | measured |\n|---|---:|")
 for label, value in rows:
     print(f"| {label} | {value} |")
 ok = dc.get("checkMissed", 1) == 0 and bc.get("checkMissed", 1) == 0 and dc.get("checked", 0) > 0 and bc.get("checked", 0) > 0

@@ -4,15 +4,17 @@
 # Mqtt:Routes:Copies=2 route holders of its topic shard), measured in one run, with mosquitto (persistence off) as the
 # reference for the subroute scenario.
 #
-#   bench/route-sharding.sh        # CONNECTIONS=20000 WILDCARDS=100 TRIALS=1000 ORDER="Off Topic"
+#   bench/route-sharding.sh        # CONNECTIONS=20000 CLEAN=5000 WILDCARDS=100 TRIALS=1000 ORDER="Off Topic"
 #
 # For each setting it starts a fresh cluster and runs
+#   Orleans.Mqtt.Bench conn --connections CLEAN --connect-rate 0 --inflight 100
+#       (clean sessions without a subscription, closed after: the cluster's plain connect rate)
 #   Orleans.Mqtt.Bench conn --connections N --session-expiry 300 --subscriptions 1 --connect-rate 0 --inflight 100
 #       (persistent sessions, one exact filter <prefix>/c/<i> each, kept after the tool disconnects)
 #   WILDCARDS mosquitto_sub -t 'w/<i>/+' clients (the load tool subscribes exact filters only), connected first and
 #       kept open until the cluster stops
-# then, 20 s later (after the silos' own background full collection), reads every silo's mqtt_subscriptions and
-# mqtt_sessions gauges from /metrics and its RSS; then runs
+# then, 20 s later (after the silos' own background full collection), reads every silo's mqtt_subscriptions,
+# mqtt_subscriptions_exact and mqtt_sessions gauges from /metrics and its RSS; then runs
 #   Orleans.Mqtt.Bench subroute --host <gateway1>,<gateway2> --trials TRIALS --concurrency 8
 #       (subscribe on one gateway, publish at SUBACK on the other: SUBSCRIBE->SUBACK and SUBACK->delivered)
 # Needs etcd (apt-get install -y etcd-server), mosquitto and mosquitto-clients, python3, curl, .NET SDK.
@@ -22,6 +24,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 connections=${CONNECTIONS:-20000}
 wildcards=${WILDCARDS:-100}
 trials=${TRIALS:-1000}
+clean=${CLEAN:-5000}
 
 source "$root/bench/lib.sh"
 bench_prologue mqtt-route-sharding
@@ -118,6 +121,10 @@ for mode in ${ORDER:-Off Topic}; do
   idle_rss=()
   for pid in "${silo_pids[@]}"; do idle_rss+=("$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")"); done
 
+  echo "== $mode: $clean clean-session connects" >&2
+  "${tool[@]}" conn --host "127.0.0.1:${gateways[0]},127.0.0.1:${gateways[1]}" --connections "$clean" \
+    --connect-rate 0 --inflight 100 --duration 1 --json "$dir/clean.json" > "$dir/clean.log" 2>&1 || true
+
   echo "== $mode: $wildcards wildcard subscribers, then $connections persistent connects with one exact subscription" >&2
   for w in $(seq 1 "$wildcards"); do
     mosquitto_sub -h 127.0.0.1 -p "${gateways[0]}" -i "wild-$mode-$w" -t "w/$w/+" -q 1 > /dev/null 2>&1 &
@@ -132,7 +139,7 @@ for mode in ${ORDER:-Off Topic}; do
   {
     for i in 0 1 2; do
       pid=${silo_pids[$i]}
-      echo "silo$((i + 1)) subscriptions=$(gauge "${silo_http[$i]}" mqtt_subscriptions) sessions=$(gauge "${silo_http[$i]}" mqtt_sessions) rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status") idle_rss_kib=${idle_rss[$i]}"
+      echo "silo$((i + 1)) subscriptions=$(gauge "${silo_http[$i]}" mqtt_subscriptions) exact=$(gauge "${silo_http[$i]}" mqtt_subscriptions_exact) sessions=$(gauge "${silo_http[$i]}" mqtt_sessions) rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status") idle_rss_kib=${idle_rss[$i]}"
     done
   } > "$dir/silos.txt"
   cat "$dir/silos.txt" >&2
@@ -185,6 +192,7 @@ rows = [("SUBSCRIBE->SUBACK p50 ms", ("route", "subAckMs", "p50")), ("SUBSCRIBE-
         ("misses", ("route", "misses"))]
 runs = {m: load(os.path.join(m, "subroute.json")) for m in ("Off", "Topic")}
 cc = {m: load(os.path.join(m, "conn.json")) for m in ("Off", "Topic")}
+clean = {m: load(os.path.join(m, "clean.json")) for m in ("Off", "Topic")}
 print("\n| metric | Off | Topic | Topic / Off | mosquitto |")
 print("|---|---:|---:|---:|---:|")
 for label, keys in rows:
@@ -193,5 +201,10 @@ for label, keys in rows:
     print(f"| {label} | {fmt(a, '{:.2f}')} | {fmt(b, '{:.2f}')} | {ratio} | {fmt(m, '{:.2f}')} |")
 a, b = get(cc["Off"], "connect", "achievedRate"), get(cc["Topic"], "connect", "achievedRate")
 print(f"| persistent connects/s (one SUBSCRIBE each) | {fmt(a)} | {fmt(b)} | {'n/a' if not a or b is None else f'{b / a:.2f}'} | |")
+for label, source, keys, f in [("persistent + SUBSCRIBE: CONNACK p99 ms", cc, ("connect", "connAckMs", "p99"), "{:.0f}"),
+                               ("clean-session connects/s (no subscription)", clean, ("connect", "achievedRate"), "{:,.0f}"),
+                               ("clean-session CONNACK p99 ms", clean, ("connect", "connAckMs", "p99"), "{:.0f}")]:
+    a, b = get(source["Off"], *keys), get(source["Topic"], *keys)
+    print(f"| {label} | {fmt(a, f)} | {fmt(b, f)} | {'n/a' if not a or b is None else f'{b / a:.2f}'} | |")
 print(f"\nJSON results and logs in {out}")
 PY

@@ -6,10 +6,11 @@
 For each process: CPU seconds so far (utime + stime from /proc/PID/stat), VmRSS (/proc/PID/status), bytes read and
 passed to read(2)/write(2) (rchar, wchar from /proc/PID/io: files and pipes; socket sends and receives through
 send(2)/recv(2) are not in them), once per sample the bytes sent over the loopback interface (/proc/net/dev: every hop
-between the processes on one machine, machine-wide) and, when a
-metrics URL is given, the figures the scripts compare from its Prometheus text: for a silo its route replica's
-sessions, subscriptions and retained messages and the managed heap after the last collection; for etcd its database
-size, puts, transactions and keys. The raw metrics text goes next to OUT.json (OUT.NAME.metrics) for later reading.
+between the processes on one machine, machine-wide) and, when a metrics URL is given, the figures the scripts compare
+from its Prometheus text: for a silo its route replica's sessions, subscriptions (and of them the exact ones),
+retained messages, the replica writes it has sent and the managed heap after the last collection; for etcd its
+database size, puts, transactions and keys. The raw metrics text goes next to OUT.json (OUT.NAME.metrics) for later
+reading.
 """
 import json
 import os
@@ -25,6 +26,8 @@ UNIT_SUFFIXES = {"bytes", "total", "ratio", "1", "By"}
 WANTED = {
     "mqtt_sessions": "sessions",
     "mqtt_subscriptions": "subscriptions",
+    "mqtt_subscriptions_exact": "exact_subscriptions",
+    "mqtt_replica_writes": "replica_writes",
     "mqtt_retained": "retained",
     "dotnet_gc_last_collection_heap_size": "gc_heap_bytes",
     "mqtt_connections": "connections",
