@@ -2,9 +2,11 @@
 # Memory of an idle cluster through a long hold, process by process: etcd, one silo and one gateway holding
 # CONNECTIONS persistent sessions with one subscription each (the load tool pings every 30 s), sampled every 15 s
 # after the last connect: RSS of each process and, from each host's /metrics, the runtime's heap by generation (as
-# the last collection left it), its collection counts and the bytes allocated so far. With DUMPS=1 it also takes a
-# heap dump of the silo and the gateway at 75 s and at the end (dotnet-gcdump; each dump runs a full collection, so
-# the samples after the first are not those of an undisturbed process).
+# the last collection left it), its collection counts and the bytes allocated so far. With DUMPS it also takes heap
+# dumps of the silo and the gateway (dotnet-gcdump; each dump runs a full collection, so the samples after the first
+# are not those of an undisturbed process): DUMPS=1 at 75 s and at the end; or a list of the moments, from "before"
+# (before the first connect), sample times in seconds and "end", e.g. DUMPS="before 15 end". Two dumps of one
+# process are compared by type with bench/gcdump-diff.py.
 #
 #   bench/idle-memory.sh        # CONNECTIONS=16000 HOLD=160; OUT=<dir>, default a new temp dir
 #
@@ -19,6 +21,8 @@ connections=${CONNECTIONS:-16000}
 hold=${HOLD:-160}
 
 source "$root/bench/lib.sh"
+# dotnet-gcdump is a .NET global tool (dotnet tool install -g dotnet-gcdump); its directory is often not on PATH.
+export PATH="$PATH:$HOME/.dotnet/tools"
 bench_prologue mqtt-idle-memory
 etcd_bin=$(command -v etcd || echo /usr/bin/etcd)
 [[ -x "$etcd_bin" ]] || { echo "etcd is not installed (apt-get install -y etcd-server)" >&2; exit 1; }
@@ -84,7 +88,12 @@ dump() { # label
   dotnet-gcdump collect -p "$gateway_pid" -o "$out/gateway-$1.gcdump" > /dev/null 2>&1 || echo "gcdump of the gateway failed" >&2
 }
 
+dumps=${DUMPS:-}
+[[ $dumps == 1 ]] && dumps="75 end"
+dump_at() { [[ " $dumps " == *" $1 "* ]]; }
+
 sample before 0
+if dump_at before; then dump before; fi
 dotnet "$root/src/Orleans.Mqtt.Bench/bin/Release/net10.0/Orleans.Mqtt.Bench.dll" conn --port "$mqtt_port" \
   --connections "$connections" --connect-rate 0 --inflight 100 --session-expiry 300 --subscriptions 1 --duration "$hold" \
   --broker-pid "$silo_pid,$gateway_pid,$etcd_pid" --json "$out/conn.json" > "$out/tool.log" 2>&1 &
@@ -97,9 +106,9 @@ start=$(date +%s)
 for at in $(seq 15 15 $((hold - 10))); do
   while (( $(date +%s) - start < at )); do sleep 0.5; done
   sample "s$at" "$at"
-  if [[ -n "${DUMPS:-}" && $at == 75 ]]; then dump 75; fi
+  if dump_at "$at"; then dump "$at"; fi
 done
-if [[ -n "${DUMPS:-}" ]]; then dump end; fi
+if dump_at end; then dump end; fi
 wait "$tool_pid" || true
 
 python3 - "$out/samples" <<'PY'
