@@ -127,6 +127,7 @@ rows = [
     ("fanout: tool allocations (bytes per message)", "fanout", lambda r: r["toolAllocatedBytesPerMessage"], "{:.1f}"),
     ("conn: connect rate, persistent + 1 subscription (conn/s)", "conn", lambda r: r["connect"]["achievedRate"], "{:,.0f}"),
     ("conn: CONNACK latency p50 / p99 ms", "conn", lambda r: (r["connect"]["connAckMs"]["p50"], r["connect"]["connAckMs"]["p99"]), "{:.1f} / {:.1f}"),
+    ("conn: CPU per connect while connecting, broker / load tool (µs)", "conn", lambda r: (r["connect"].get("brokerCpuMicrosPerConnect", 0), r["connect"].get("toolCpuMicrosPerConnect", 0)), "{:,.0f} / {:,.0f}"),
     ("conn: connected / failed", "conn", lambda r: (r["connect"]["connected"], r["connect"]["failed"]), "{:,} / {:,}"),
     ("idle memory per connection, 2 s after the last connect (RSS growth / N, bytes)", "conn", lambda r: r["connect"]["brokerBytesPerConnection"], "{:,.0f}"),
     ("idle memory per connection, end of the 15 s hold (RSS growth / N, bytes)", "conn", lambda r: r["connect"]["brokerBytesPerConnectionEnd"], "{:,.0f}"),

@@ -109,6 +109,15 @@ internal sealed class ConnectResult
     /// <summary>RSS growth per connected connection at <see cref="BrokerRssEnd"/>, in bytes.</summary>
     public double BrokerBytesPerConnectionEnd { get; init; }
 
+    /// <summary>
+    /// CPU time of the broker's processes (<c>--broker-pid</c>) from the first connect to the last one's SUBACK, per
+    /// connected connection, in microseconds; 0 without <c>--broker-pid</c> or with worker processes.
+    /// </summary>
+    public double BrokerCpuMicrosPerConnect { get; init; }
+
+    /// <summary>The same for this load tool's own process: what the tool spends on each connect.</summary>
+    public double ToolCpuMicrosPerConnect { get; init; }
+
     /// <summary>Route check: messages published to a topic of a sampled filter.</summary>
     public int Checked { get; init; }
 
@@ -376,6 +385,11 @@ internal sealed class BenchResult
             {
                 sb.AppendLine(c, $"broker rss   {connect.BrokerRssBefore / 1048576.0:N1} MiB before, {connect.BrokerRssHeld / 1048576.0:N1} MiB held = {connect.BrokerBytesPerConnection:N0} bytes per connection");
                 sb.AppendLine(c, $"broker rss   {connect.BrokerRssEnd / 1048576.0:N1} MiB at the end of the hold = {connect.BrokerBytesPerConnectionEnd:N0} bytes per connection");
+            }
+
+            if (connect.ToolCpuMicrosPerConnect > 0)
+            {
+                sb.AppendLine(c, $"connect cpu  broker {connect.BrokerCpuMicrosPerConnect:N0} µs  tool {connect.ToolCpuMicrosPerConnect:N0} µs per connect (while connecting)");
             }
 
             if (connect.Checked + connect.CheckMissed > 0)

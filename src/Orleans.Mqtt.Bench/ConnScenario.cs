@@ -50,6 +50,7 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
         var rssBefore = BrokerRss();
         using var process = Process.GetCurrentProcess();
         var cpuStart = process.TotalProcessorTime;
+        var brokerCpuStart = BrokerCpu();
         using var stopBackground = new CancellationTokenSource();
         var start = Stopwatch.GetTimestamp();
         var startUnix = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -67,6 +68,11 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
 
         var connectSeconds = _connected > 0 ? Stopwatch.GetElapsedTime(start, Volatile.Read(ref _lastCompleted)).TotalSeconds : 0;
         var endUnix = startUnix + (long)(connectSeconds * 1000);
+
+        // CPU per connect while connecting: the broker's, and the tool's own, which shares the machine with it.
+        process.Refresh();
+        var toolConnectCpu = process.TotalProcessorTime - cpuStart;
+        var brokerConnectCpu = BrokerCpu() - brokerCpuStart;
         var check = options.Check > 0 && !cancellationToken.IsCancellationRequested
             ? await CheckRoutesAsync(clients, endpoints, runId, prefix, cancellationToken).ConfigureAwait(false)
             : (Checked: 0, Delivered: 0, Missed: 0);
@@ -130,6 +136,8 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
             BrokerBytesPerConnection = PerConnection(rssHeld, rssBefore, _connected),
             BrokerRssEnd = rssEnd,
             BrokerBytesPerConnectionEnd = PerConnection(rssEnd, rssBefore, _connected),
+            BrokerCpuMicrosPerConnect = options.BrokerPids.Count > 0 && _connected > 0 ? brokerConnectCpu.TotalMicroseconds / _connected : 0,
+            ToolCpuMicrosPerConnect = _connected > 0 ? toolConnectCpu.TotalMicroseconds / _connected : 0,
             Checked = check.Checked,
             CheckDelivered = check.Delivered,
             CheckMissed = check.Missed,
@@ -498,6 +506,8 @@ internal sealed class ConnScenario(BenchOptions options, IReadOnlyList<string> a
     }
 
     // The summed RSS of the broker processes named by --broker-pid; 0 when none are.
+    private TimeSpan BrokerCpu() => options.BrokerPids.Count > 0 ? ProcessMemory.CpuTime(options.BrokerPids) : TimeSpan.Zero;
+
     private long BrokerRss() => options.BrokerPids.Count > 0 ? ProcessMemory.RssBytes(options.BrokerPids) : 0;
 
     private static double PerConnection(long rss, long before, int connected) => rss > 0 && connected > 0 ? (rss - before) / (double)connected : 0;

@@ -175,6 +175,9 @@ internal sealed partial class MqttConnection
             await PublishAsync(will);
         }
 
-        LogDisconnected(_logger, _clientId, Remote, kind, _disconnectSessionExpiry?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unchanged");
+        if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            LogDisconnected(_logger, _clientId, _transport.RemoteEndPoint, kind, _disconnectSessionExpiry?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unchanged");
+        }
     }
 }

@@ -253,7 +253,8 @@ internal sealed partial class MqttConnection
 
         _gateway.Metrics.ConnectionsAccepted.Add(1);
         _gateway.Metrics.ConnectionsActive.Add(1);
-        LogConnected(_logger, clientId, Remote, _protocolVersion, result.SessionPresent, _v5 && will is not null ? connect.WillDelayInterval : 0);
+        // The end point, not its text: formatted only when the (Debug) line is written, not on every connect.
+        LogConnected(_logger, clientId, _transport.RemoteEndPoint, _protocolVersion, result.SessionPresent, _v5 && will is not null ? connect.WillDelayInterval : 0);
         if (closeNow is { } close)
         {
             CloseByServer(close.Reason, close.ReasonCode);

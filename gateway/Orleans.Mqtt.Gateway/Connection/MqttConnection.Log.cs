@@ -7,10 +7,10 @@ namespace Orleans.Mqtt.Gateway;
 internal sealed partial class MqttConnection
 {
     [LoggerMessage(Level = LogLevel.Debug, Message = "Client {ClientId} connected from {Remote} ({Protocol}, session present: {SessionPresent}, will delay interval {WillDelay})")]
-    private static partial void LogConnected(ILogger logger, string clientId, string remote, MqttProtocolVersion protocol, bool sessionPresent, uint willDelay);
+    private static partial void LogConnected(ILogger logger, string clientId, System.Net.EndPoint? remote, MqttProtocolVersion protocol, bool sessionPresent, uint willDelay);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Client {ClientId} from {Remote} disconnected ({Kind}, session expiry interval {SessionExpiry})")]
-    private static partial void LogDisconnected(ILogger logger, string? clientId, string remote, DisconnectKind kind, string sessionExpiry);
+    private static partial void LogDisconnected(ILogger logger, string? clientId, System.Net.EndPoint? remote, DisconnectKind kind, string sessionExpiry);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Connection from {Remote} refused ({Reason}): {Detail}")]
     private static partial void LogRefused(ILogger logger, string remote, string reason, string detail);

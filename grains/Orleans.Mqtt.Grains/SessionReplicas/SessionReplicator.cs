@@ -46,7 +46,14 @@ internal sealed partial class SessionReplicator(
             return Task.CompletedTask;
         }
 
-        var ranked = SessionHolders.Rank(membership.CurrentSnapshot, copy.ClientId, localSilo.Name, localSilo.SiloAddress);
+        var snapshot = membership.CurrentSnapshot;
+        if (!HasOtherActiveSilo(snapshot))
+        {
+            // A single silo (the standalone broker): nobody to rank, and this runs on every save of every session.
+            return Task.CompletedTask;
+        }
+
+        var ranked = SessionHolders.Rank(snapshot, copy.ClientId, localSilo.Name, localSilo.SiloAddress);
         if (ranked.Count == 0)
         {
             return Task.CompletedTask;
@@ -54,6 +61,20 @@ internal sealed partial class SessionReplicator(
 
         var write = new HolderWrite(this, copy, ranked, Math.Min(Extra, ranked.Count));
         return write.RunAsync();
+    }
+
+    // Whether SessionHolders.Rank would find any silo: an active one not named as this one (its home).
+    private bool HasOtherActiveSilo(ClusterMembershipSnapshot snapshot)
+    {
+        foreach (var member in snapshot.Members.Values)
+        {
+            if (member.Status == SiloStatus.Active && !string.Equals(member.Name, localSilo.Name, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>

@@ -18,7 +18,7 @@ internal sealed partial class FasterStore
             _pendingBatch ??= new CommitBatch();
             _pendingBatch.Count++;
             _wake.TrySetResult();
-            return _pendingBatch.Completion.Task;
+            return _pendingBatch.Completion;
         }
     }
 
@@ -128,13 +128,13 @@ internal sealed partial class FasterStore
         }
         catch (Exception exception)
         {
-            batch.Completion.TrySetException(exception);
+            batch.Fail(exception);
             throw;
         }
 
         var elapsed = _timeProvider.GetElapsedTime(started);
         Interlocked.Increment(ref _commitCount);
-        batch.Completion.TrySetResult();
+        batch.Complete();
         LogCommitted(_logger, batch.Count, elapsed.TotalMilliseconds);
         if (_log.SegmentLength >= _logBytesBeforeCheckpoint)
         {
@@ -168,11 +168,11 @@ internal sealed partial class FasterStore
         catch (Exception exception)
         {
             Interlocked.Increment(ref _changesSinceFullCheckpoint);
-            batch?.Completion.TrySetException(exception);
+            batch?.Fail(exception);
             throw;
         }
 
-        batch?.Completion.TrySetResult();
+        batch?.Complete();
         var tail = store.Log.TailAddress;
         while (true)
         {
@@ -202,10 +202,26 @@ internal sealed partial class FasterStore
         }
     }
 
+    /// <summary>
+    /// The writers waiting for one commit. They are released by one thread pool work item that runs their
+    /// continuations one after the other, not by one work item each (what a completion source that runs continuations
+    /// asynchronously queues): each waiter's continuation is short (it completes a grain storage or replica write,
+    /// whose own awaiter then goes back to its grain's scheduler), and every work item can wake a sleeping thread. The
+    /// commit loop itself never runs them, so a slow continuation cannot hold up the next commit.
+    /// </summary>
     private sealed class CommitBatch
     {
-        public TaskCompletionSource Completion { get; } = NewCompletionSource();
+        // Continuations run where the completion runs: on the work item below, never on the commit loop.
+        private readonly TaskCompletionSource _completion = new();
+
+        public Task Completion => _completion.Task;
 
         public int Count { get; set; }
+
+        public void Complete() =>
+            ThreadPool.UnsafeQueueUserWorkItem(static completion => completion.TrySetResult(), _completion, preferLocal: false);
+
+        public void Fail(Exception exception) =>
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Completion.TrySetException(state.Exception), (Completion: _completion, Exception: exception), preferLocal: false);
     }
 }

@@ -192,7 +192,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
         }
         catch (Exception exception)
         {
-            batch?.Completion.TrySetException(exception);
+            batch?.Fail(exception);
             throw;
         }
         finally
@@ -213,7 +213,7 @@ internal sealed partial class FasterStore : IAsyncDisposable
         }
 
         await StopCommitLoopAsync().ConfigureAwait(false);
-        batch?.Completion.TrySetException(new ObjectDisposedException(nameof(FasterStore)));
+        batch?.Fail(new ObjectDisposedException(nameof(FasterStore)));
         ReleaseResources();
     }
 

@@ -134,6 +134,29 @@ public sealed class FasterGrainStorageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_writer_that_blocks_once_its_commit_completes_does_not_hold_up_the_next_commit()
+    {
+        // The writers of a commit are released off the commit loop: were their continuations run on it, the first
+        // writer's continuation below would block the loop, and the second write would never be committed.
+        await using var storage = await _harness.OpenAsync();
+        var second = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var first = storage.WriteStateAsync("state", GrainId.Create("test-grain", "first"), new GrainState<TestState>(new TestState { Value = 1 }));
+        var blocked = first.ContinueWith(
+            _ =>
+            {
+                var write = storage.WriteStateAsync("state", GrainId.Create("test-grain", "second"), new GrainState<TestState>(new TestState { Value = 2 }));
+                second.SetResult(((IAsyncResult)write).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(10)));
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+
+        Assert.True(await second.Task.WaitAsync(TimeSpan.FromSeconds(20)), "the second write was not committed while the first writer's continuation ran");
+        await blocked;
+        Assert.Equal(2, (await ReadAsync(storage, "state", GrainId.Create("test-grain", "second"))).State!.Value);
+    }
+
+    [Fact]
     public void Validator_names_the_bad_setting()
     {
         var options = new FasterStorageOptions { DataDirectory = " ", IndexBuckets = 1000, IndexCheckpointInterval = TimeSpan.Zero };
