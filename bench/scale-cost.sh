@@ -12,7 +12,8 @@
 #   STAGES="messages" RATE=4000 bench/scale-cost.sh                                   # only some stages
 #   STAGES="connect reconnect" SILOS="3 4" bench/scale-cost.sh                         # a persistent session's reconnect
 #
-# After a warm-up (1,000 clean-session connects with a subscription, 2 s of the message load), the stages, each on a
+# After a warm-up (1,000 clean-session connects with a subscription, 1,000 persistent connects whose sessions expire
+# 1 s after, 2 s of the message load), the stages, each on a
 # fresh run id (new client ids):
 #   connect    conn --connections C --session-expiry 3600 --connect-rate 0 (persistent sessions, no subscription),
 #              sampled while the connections are held
@@ -93,7 +94,13 @@ for silos in $silo_counts; do
   # figures; then five idle seconds give each process's CPU use at rest, which the stages' figures leave out.
   echo "== $silos silo(s): warm-up" >&2
   "${tool[@]}" conn --connections 1000 --connect-rate 0 --subscriptions 1 --duration 1 --host "$hosts" > "$run_dir/warmup.log" 2>&1 || true
+  # Persistent sessions take code that clean ones do not (grain storage, session copies, ownership batches): without
+  # this, every silo compiled it during the connect stage (about 10 % of that stage's CPU at 4 silos, Dec 7). An expiry
+  # of 1 s ends these sessions (Mqtt:SessionSweepInterval 1 s) before the idle seconds.
+  "${tool[@]}" conn --connections 1000 --connect-rate 0 --inflight 100 --session-expiry 1 --duration 1 --run-id "warm$silos" \
+    --host "$hosts" > "$run_dir/warmup-persistent.log" 2>&1 || true
   "${tool[@]}" "${pairs_args[@]}" --duration 2 --host "$hosts" > "$run_dir/warmup-pairs.log" 2>&1 || true
+  sleep 3
   snapshot idle
   sleep 5
   snapshot base

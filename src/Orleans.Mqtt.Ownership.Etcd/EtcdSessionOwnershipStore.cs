@@ -42,6 +42,12 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
     private readonly Task _loop;
     private long _transactions;
 
+    // The committer's wait for the queue to have operations, kept from one batch to the next (RunAsync alone uses it).
+    // The end of the batch delay leaves it waiting instead of cancelling it: a cancelled channel wait ends in a thrown
+    // OperationCanceledException, which was one per transaction and 1-2 % of a silo's CPU under a connect storm
+    // (docs/benchmarks.md, "Where a connect's CPU goes at 1 and 4 silos").
+    private Task<bool>? _readable;
+
     public EtcdSessionOwnershipStore(IOptions<EtcdOwnershipOptions> options, EtcdOwnershipMetrics metrics, ILogger<EtcdSessionOwnershipStore> logger)
     {
         var etcd = options.Value;
@@ -145,13 +151,19 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
         var next = new List<PendingOwnershipOp>();
         try
         {
-            while (waiting.Count > 0 || await reader.WaitToReadAsync(_stopping.Token))
+            while (waiting.Count > 0 || await NextReadableAsync(reader))
             {
                 var started = Stopwatch.GetTimestamp();
                 batch.Clear();
                 try
                 {
                     Take(waiting, reader, batch, next);
+                    if (batch.Operations.Count == 0 && next.Count == 0)
+                    {
+                        // A wait kept from an earlier batch said "readable" for operations that batch already took.
+                        continue;
+                    }
+
                     if (!batch.IsFull && _maxBatchDelay > TimeSpan.Zero)
                     {
                         await FillAsync(reader, batch, next, started);
@@ -208,6 +220,16 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
         }
     }
 
+    private Task<bool> Readable(ChannelReader<PendingOwnershipOp> reader) =>
+        _readable ??= reader.WaitToReadAsync(_stopping.Token).AsTask();
+
+    private async Task<bool> NextReadableAsync(ChannelReader<PendingOwnershipOp> reader)
+    {
+        var readable = await Readable(reader);
+        _readable = null;
+        return readable;
+    }
+
     private async Task FillAsync(ChannelReader<PendingOwnershipOp> reader, OwnershipBatch batch, List<PendingOwnershipOp> next, long started)
     {
         // Taking the first operations may already have used up the delay (a busy machine): send at once then.
@@ -217,12 +239,27 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
             return;
         }
 
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-        timeout.CancelAfter(remaining);
+        using var delayDone = new CancellationTokenSource();
+        var delay = Task.Delay(remaining, delayDone.Token);
         try
         {
-            while (!batch.IsFull && await reader.WaitToReadAsync(timeout.Token))
+            while (!batch.IsFull)
             {
+                // The delay's end is the common way out, and it throws nothing; the wait stays for the next batch.
+                var readable = Readable(reader);
+                if (await Task.WhenAny(readable, delay) != readable)
+                {
+                    return;
+                }
+
+                _stopping.Token.ThrowIfCancellationRequested();
+                if (!readable.IsCompletedSuccessfully || !readable.Result)
+                {
+                    // The queue is complete: the loop finds it so through the same wait.
+                    return;
+                }
+
+                _readable = null;
                 while (!batch.IsFull && reader.TryRead(out var op))
                 {
                     if (!batch.TryAdd(op))
@@ -232,8 +269,10 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
                 }
             }
         }
-        catch (OperationCanceledException) when (!_stopping.IsCancellationRequested)
+        finally
         {
+            // Frees the delay's timer when the batch filled first (the cancelled delay is not awaited: nothing throws).
+            await delayDone.CancelAsync();
         }
     }
 
