@@ -282,9 +282,11 @@ public sealed class ClusterFailureTests(ITestOutputHelper output) : IAsyncLifeti
         var silo = _cluster.Silos[1];
         await _cluster.StopAsync(silo);
 
-        // Back on its data directory, it finds those copies stale and drops them before it serves anyone.
+        // Back on its data directory, it finds those copies stale and drops them before it serves anyone. The line is
+        // written before the silo answers ready, but its console logger and the test's reader of its output may pass
+        // it on a moment after the answer: waited for, not read at once (the timeout's message lists the silo's lines).
         await _cluster.RestartAsync(silo);
-        var report = Assert.Single(silo.Lines, l => l.Contains("stale session copies from this silo's storage", StringComparison.Ordinal));
+        var report = Assert.Single(await silo.Process.WaitForLinesAsync(l => l.Contains("stale session copies from this silo's storage", StringComparison.Ordinal), 1, TimeSpan.FromSeconds(10)));
         var dropped = int.Parse(System.Text.RegularExpressions.Regex.Match(report, @"Dropped (\d+) stale").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         output.WriteLine(report);
         Assert.True(dropped > 0, report);

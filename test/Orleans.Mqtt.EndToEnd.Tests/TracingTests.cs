@@ -97,7 +97,8 @@ public sealed class TracingTests(ClusterFixture cluster)
             subscribe = s.LastOrDefault(x => x.Name == "subscribe" && x.File == GatewayFile(1) && !before.Contains(x.SpanId) && x.Attribute("messaging.client.id") == ClusterFixture.TracedClientId);
             return connect is not null && subscribe is not null
                 && s.Any(x => x.TraceId == connect.TraceId && x.Name == "ownership commit")
-                && s.Where(x => x.TraceId == subscribe.TraceId).Select(x => x.File).Intersect(liveSilos).Count() == liveSilos.Count;
+                && s.Where(x => x.TraceId == subscribe.TraceId).Select(x => x.File).Intersect(liveSilos).Count() == liveSilos.Count
+                && Complete(s, connect.TraceId, liveSilos) && Complete(s, subscribe.TraceId, liveSilos);
         }, Timeout);
 
         // Orleans' own calls outside a traced operation (heartbeats, sweeps, membership) start no trace.
@@ -156,6 +157,15 @@ public sealed class TracingTests(ClusterFixture cluster)
         await publisher.DisconnectAsync();
         await subscriber.DisconnectAsync();
         return [.. (delivery.UserProperties ?? []).Where(p => p.Name == "traceparent").Select(p => p.ReadValueAsString())];
+    }
+
+    // A span is written when it ends, so a parent (a grain call's server span around the replication) is written after
+    // its children: a trace is read once the parent of each of its spans in the silos has been written too.
+    private static bool Complete(IEnumerable<SpanRecord> spans, string traceId, HashSet<string> siloFiles)
+    {
+        var trace = spans.Where(x => x.TraceId == traceId).ToList();
+        var ids = trace.Select(x => x.SpanId).ToHashSet();
+        return trace.Where(x => siloFiles.Contains(x.File)).All(x => x.ParentSpanId is null || ids.Contains(x.ParentSpanId));
     }
 
     private static SpanRecord Single(List<SpanRecord> trace, string name) =>
