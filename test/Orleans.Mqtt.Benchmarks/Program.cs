@@ -9,4 +9,11 @@ if (args is ["retained"])
     return;
 }
 
+// dotnet run -c Release --project test/Orleans.Mqtt.Benchmarks -- channel   (broadcast channel against per-silo calls)
+if (args is ["channel"])
+{
+    await ChannelComparison.Report(Console.Out);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(TopicIndexBenchmarks).Assembly).Run(args);
