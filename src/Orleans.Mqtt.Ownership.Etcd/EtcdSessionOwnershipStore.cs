@@ -211,6 +211,12 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
             }
         }
 
+        Drain(reader, batch, next);
+    }
+
+    // What the queue holds now, into the batch until it is full; an operation the batch refuses waits for the next one.
+    private static void Drain(ChannelReader<PendingOwnershipOp> reader, OwnershipBatch batch, List<PendingOwnershipOp> next)
+    {
         while (!batch.IsFull && reader.TryRead(out var op))
         {
             if (!batch.TryAdd(op))
@@ -260,13 +266,7 @@ internal sealed partial class EtcdSessionOwnershipStore : ISessionOwnershipStore
                 }
 
                 _readable = null;
-                while (!batch.IsFull && reader.TryRead(out var op))
-                {
-                    if (!batch.TryAdd(op))
-                    {
-                        next.Add(op);
-                    }
-                }
+                Drain(reader, batch, next);
             }
         }
         finally
