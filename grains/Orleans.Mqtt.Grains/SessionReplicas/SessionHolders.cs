@@ -19,9 +19,7 @@ internal static class SessionHolders
         var seed = Seed(clientId);
         foreach (var member in snapshot.Members.Values)
         {
-            if (member.Status != SiloStatus.Active
-                || member.SiloAddress.Equals(exclude)
-                || string.Equals(member.Name, home, StringComparison.Ordinal))
+            if (!IsCandidate(member, home, exclude))
             {
                 continue;
             }
@@ -39,6 +37,28 @@ internal static class SessionHolders
 
         return silos;
     }
+
+    /// <summary>
+    /// Whether <see cref="Rank"/> would find any silo: without one (a single silo, the standalone broker) a caller need
+    /// not hash the client id nor allocate the ranking.
+    /// </summary>
+    public static bool AnyCandidate(ClusterMembershipSnapshot snapshot, string? home, SiloAddress? exclude)
+    {
+        foreach (var member in snapshot.Members.Values)
+        {
+            if (IsCandidate(member, home, exclude))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static bool IsCandidate(ClusterMember member, string? home, SiloAddress? exclude) =>
+        member.Status == SiloStatus.Active
+        && !member.SiloAddress.Equals(exclude)
+        && !string.Equals(member.Name, home, StringComparison.Ordinal);
 
     /// <summary>
     /// The silos that should hold a copy (in <see cref="SessionCopyStore"/>) of the session homed on the silo named

@@ -47,7 +47,7 @@ internal sealed partial class SessionReplicator(
         }
 
         var snapshot = membership.CurrentSnapshot;
-        if (!HasOtherActiveSilo(snapshot))
+        if (!SessionHolders.AnyCandidate(snapshot, localSilo.Name, localSilo.SiloAddress))
         {
             // A single silo (the standalone broker): nobody to rank, and this runs on every save of every session.
             return Task.CompletedTask;
@@ -61,20 +61,6 @@ internal sealed partial class SessionReplicator(
 
         var write = new HolderWrite(this, copy, ranked, Math.Min(Extra, ranked.Count));
         return write.RunAsync();
-    }
-
-    // Whether SessionHolders.Rank would find any silo: an active one not named as this one (its home).
-    private bool HasOtherActiveSilo(ClusterMembershipSnapshot snapshot)
-    {
-        foreach (var member in snapshot.Members.Values)
-        {
-            if (member.Status == SiloStatus.Active && !string.Equals(member.Name, localSilo.Name, StringComparison.Ordinal))
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     /// <summary>
