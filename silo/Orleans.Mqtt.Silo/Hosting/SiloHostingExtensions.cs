@@ -79,7 +79,8 @@ public static class SiloHostingExtensions
             configuration.GetSection("Storage").Bind(o);
             o.DataDirectory = dataDirectory;
         });
-        silo.Services.AddSingleton(sp => FasterReplicaStore.Create(sp, Path.Combine(dataDirectory, "replica")));
+        // The route replica's records share the session storage's store (one commit for a session and its routes).
+        silo.Services.AddSingleton(sp => FasterReplicaStore.Create(sp, MqttGrainStorage.Name, Path.Combine(dataDirectory, "replica")));
         silo.Services.AddSingleton<IReplicaStore>(sp => sp.GetRequiredService<FasterReplicaStore>());
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<FasterReplicaStore>());
         return silo;

@@ -47,6 +47,12 @@ internal sealed class FasterGrainStorage : IGrainStorage, ILocalGrainRecords, IL
     /// <summary>The directory holding this provider's log and checkpoints.</summary>
     internal string Directory { get; }
 
+    /// <summary>
+    /// The store under this provider. The silo's route replica keeps its records in the same store
+    /// (<see cref="FasterReplicaStore"/>), so a save of a session and of its routes shares one commit of one log.
+    /// </summary>
+    internal FasterStore Store => _store;
+
     /// <summary>Number of commits so far (write-ahead log syncs and full checkpoints).</summary>
     internal long CommitCount => _store.CommitCount;
 

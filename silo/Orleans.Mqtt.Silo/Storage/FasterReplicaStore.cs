@@ -3,44 +3,100 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Mqtt.Grains;
 using Orleans.Serialization;
+using Orleans.Storage;
 
 namespace Orleans.Mqtt.Silo.Storage;
 
 /// <summary>
-/// The silo-local durable copy of the route replica: persistent sessions' routes and retained messages in a FASTER
-/// KV of their own, with the same group commit as the grain storage (durable when a save completes).
+/// The silo-local durable copy of the route replica: persistent sessions' routes and retained messages, kept in the
+/// FASTER store of the session grain storage (<see cref="FasterGrainStorage.Store"/>) under keys of their own
+/// (<c>r/</c> and <c>t/</c>, which no grain storage key starts with). A session's save and its routes' save are then
+/// two records of one write-ahead log, made durable by the same commit: one sync and one commit loop for both, not
+/// one each. Durable when a save completes, as before.
 /// </summary>
+/// <remarks>
+/// Until Dec 2026 the replica had a store of its own in <c>DataDirectory/replica</c>. A silo that finds that directory
+/// moves its records into the shared store before it loads the replica (<see cref="MigrateAsync"/>), then deletes it.
+/// </remarks>
 internal sealed partial class FasterReplicaStore : IReplicaStore, ILifecycleParticipant<ISiloLifecycle>
 {
     private const string RoutesPrefix = "r/";
     private const string RetainedPrefix = "t/";
 
     private readonly FasterStore _store;
+    private readonly string _legacyDirectory;
     private readonly Serializer _serializer;
+    private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
 
-    private FasterReplicaStore(FasterStore store, Serializer serializer, ILogger logger)
+    internal FasterReplicaStore(FasterStore store, string legacyDirectory, Serializer serializer, TimeProvider timeProvider, ILogger logger)
     {
         _store = store;
+        _legacyDirectory = Path.GetFullPath(legacyDirectory);
         _serializer = serializer;
+        _timeProvider = timeProvider;
         _logger = logger;
     }
 
-    public static FasterReplicaStore Create(IServiceProvider services, string directory)
+    /// <summary>
+    /// The replica store over the store of grain storage provider <paramref name="storageName"/>;
+    /// <paramref name="legacyDirectory"/> is where a replica store of its own was kept before, moved in at start.
+    /// </summary>
+    public static FasterReplicaStore Create(IServiceProvider services, string storageName, string legacyDirectory)
     {
-        var options = new FasterStorageOptions
-        {
-            DataDirectory = directory,
-            MemorySizeBytes = 64L * 1024 * 1024,
-            IndexBuckets = 1L << 16,
-        };
-        var logger = services.GetRequiredService<ILogger<FasterReplicaStore>>();
-        var store = new FasterStore(Path.GetFullPath(directory), options, services.GetService<TimeProvider>() ?? TimeProvider.System, logger);
-        return new FasterReplicaStore(store, services.GetRequiredService<Serializer>(), logger);
+        var storage = services.GetRequiredKeyedService<IGrainStorage>(storageName) as FasterGrainStorage
+            ?? throw new InvalidOperationException($"The route replica is kept in the FASTER grain storage '{storageName}', which is not registered as one.");
+        return new FasterReplicaStore(
+            storage.Store,
+            legacyDirectory,
+            services.GetRequiredService<Serializer>(),
+            services.GetService<TimeProvider>() ?? TimeProvider.System,
+            services.GetRequiredService<ILogger<FasterReplicaStore>>());
     }
 
+    // The shared store opens (and closes) with the grain storage, at RuntimeInitialize; the move runs after it opened
+    // and before ReplicaLoader reads the replica (ApplicationServices).
     public void Participate(ISiloLifecycle lifecycle) =>
-        lifecycle.Subscribe(nameof(FasterReplicaStore), ServiceLifecycleStage.RuntimeInitialize, _store.OpenAsync, _ => _store.CloseAsync());
+        lifecycle.Subscribe(nameof(FasterReplicaStore), ServiceLifecycleStage.RuntimeServices, MigrateAsync);
+
+    /// <summary>
+    /// Moves the records of a replica store of its own (the layout before the shared store) into the shared store,
+    /// waits for their commit, then deletes the old directory (renamed first, so a crash midway leaves either the old
+    /// store whole, which is moved again, or a renamed one, which is deleted).
+    /// </summary>
+    internal async Task MigrateAsync(CancellationToken cancellationToken)
+    {
+        var retired = _legacyDirectory + ".moved";
+        if (Directory.Exists(_legacyDirectory))
+        {
+            var started = _timeProvider.GetTimestamp();
+            var options = new FasterStorageOptions { DataDirectory = _legacyDirectory, MemorySizeBytes = 64L * 1024 * 1024, IndexBuckets = 1L << 16 };
+            var legacy = new FasterStore(_legacyDirectory, options, _timeProvider, _logger);
+            await legacy.OpenAsync(cancellationToken).ConfigureAwait(false);
+            var moved = 0;
+            try
+            {
+                legacy.ForEach((key, version, payload) =>
+                {
+                    _store.Upsert(key.ToArray(), key.Length, version, payload);
+                    moved++;
+                });
+            }
+            finally
+            {
+                await legacy.CloseAsync().ConfigureAwait(false);
+            }
+
+            await _store.WaitForCommitAsync().ConfigureAwait(false);
+            Directory.Move(_legacyDirectory, retired);
+            LogMigrated(_logger, moved, _legacyDirectory, _timeProvider.GetElapsedTime(started).TotalMilliseconds);
+        }
+
+        if (Directory.Exists(retired))
+        {
+            Directory.Delete(retired, recursive: true);
+        }
+    }
 
     public async Task SaveRoutesAsync(string clientId, ClientRoutes? routes)
     {
@@ -107,6 +163,9 @@ internal sealed partial class FasterReplicaStore : IReplicaStore, ILifecyclePart
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Replica record {Key} could not be read and was skipped")]
     private static partial void LogUnreadableRecord(ILogger logger, Exception ex, string key);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Moved {Count} route replica records from {Directory} into the session storage's store in {ElapsedMs:F0} ms; the old directory is deleted")]
+    private static partial void LogMigrated(ILogger logger, int count, string directory, double elapsedMs);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "{Count} replica records could not be read")]
     private static partial void LogSkipped(ILogger logger, int count);

@@ -24,8 +24,9 @@ public sealed class FasterStorageOptions
 
     /// <summary>
     /// Number of buckets of the FASTER hash index (a power of two). Each bucket takes 64 bytes of memory
-    /// and holds up to 7 keys before chaining; aim for about one bucket per 4 stored states. The default,
-    /// 262,144 buckets (16 MiB), suits about a million sessions on one silo; raise it for more.
+    /// and holds up to 7 keys before chaining; aim for about one bucket per 4 stored records. The session storage's
+    /// store also holds the route replica (a record per persistent session and per retained message), so the
+    /// default, 262,144 buckets (16 MiB), suits about half a million persistent sessions on one silo; raise it for more.
     /// </summary>
     public long IndexBuckets { get; set; } = 1L << 18;
 

@@ -21,11 +21,14 @@ internal sealed class StorageTestHarness : IAsyncDisposable
         Root = Path.Combine(Path.GetTempPath(), "orleans-mqtt-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(Root);
         _services = new ServiceCollection()
-            .AddSerializer(serializer => serializer.AddAssembly(typeof(TestState).Assembly).AddAssembly(typeof(Orleans.Mqtt.Grains.SessionState).Assembly))
+            .AddSerializer(serializer => serializer.AddAssembly(typeof(TestState).Assembly).AddAssembly(typeof(Orleans.Mqtt.Grains.SessionState).Assembly).AddAssembly(typeof(Orleans.Mqtt.Grains.ClientRoutes).Assembly))
             .BuildServiceProvider();
     }
 
     public string Root { get; }
+
+    /// <summary>The serializer the storages use.</summary>
+    public Serializer Serializer => _services.GetRequiredService<Serializer>();
 
     /// <summary>Small sizes so tests stay light and big ones spill to disk.</summary>
     public static FasterStorageOptions SmallOptions(string dataDirectory) => new()
