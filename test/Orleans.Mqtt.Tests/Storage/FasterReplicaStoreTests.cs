@@ -24,10 +24,10 @@ public sealed class FasterReplicaStoreTests : IAsyncLifetime
 
         await replica.SaveRoutesAsync("c1", Routes("c1", 7, "a/b"));
         await replica.SaveRetainedAsync(new RetainedUpdate("t/1", 3, new MqttMessage { Topic = "t/1", Payload = new byte[] { 1 } }));
-        await storage.WriteStateAsync("session", GrainId.Create("session", "c1"), new GrainState<TestState>(new TestState { Value = 1 }));
 
         // The routes' own writes were made durable by the session storage's commit loop: no store of their own.
         Assert.True(storage.CommitCount > commitsBefore, "the routes' save did not go through the session storage's commit");
+        await storage.WriteStateAsync("session", GrainId.Create("session", "c1"), new GrainState<TestState>(new TestState { Value = 1 }));
 
         // A crash (no final checkpoint): what the commits wrote comes back, and the grain's record is not read as a route.
         await storage.DisposeAsync();
