@@ -71,7 +71,8 @@ start_orleans_counters() { # stage
 stop_orleans_counters() { # stage units
   [[ ${#counter_pids[@]} -gt 0 ]] || return 0
   sleep 2
-  kill -INT "${counter_pids[@]}" 2>/dev/null || true
+  # dotnet-counters ignores SIGINT without a terminal; SIGTERM ends it with its file written.
+  kill -TERM "${counter_pids[@]}" 2>/dev/null || true
   wait "${counter_pids[@]}" 2>/dev/null || true
   counter_pids=()
   python3 "$root/bench/orleans-counters.py" "$2" "$run_dir"/silo*."$1".counters.csv | tee "$run_dir/$1.orleans-counters.txt" >&2 || true

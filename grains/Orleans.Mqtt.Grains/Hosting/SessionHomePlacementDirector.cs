@@ -6,16 +6,12 @@ namespace Orleans.Mqtt.Grains;
 /// Places a session on its home (<see cref="ClientRoutes.Home"/>), or, with the home lost, on the first active silo of
 /// its holder ranking, which holds a copy. With routes sharded by topic this silo may hold no entry for the client: the
 /// home is then asked of its entry holders (<see cref="EntryLocator"/>; a placement director may await, and Orleans
-/// runs it only when the grain has no activation, whose address it then caches). A new session is placed on this silo,
-/// the one that addresses the call: for a gateway's call, the silo the gateway's Orleans client sent it to (by the
-/// grain's bucket, <c>ClientMessagingOptions.ClientSenderBuckets</c>), which then need not forward the call and its
-/// answer, nor the gateway's later calls to the session. Any silo may be a home: the first silo of the client's ranking
-/// by id, which readers without an entry ask (<see cref="RouteHolders.EntryLookupOrder"/>), is an entry holder whatever
-/// the home, and the session's copies go to the first silos of its ranking without the home
-/// (<see cref="SessionHolders.Rank"/>), as for any home.
+/// runs it only when the grain has no activation, whose address it then caches), and a new session is placed on the
+/// first silo of its ranking by id, so that its home is one of the entry holders its id alone names.
 /// </summary>
 internal sealed class SessionHomePlacementDirector(
     RouteTable routes,
+    RouteHolders holders,
     EntryLocator locator,
     IClusterMembershipService membership,
     PlacementStrategy defaultStrategy,
@@ -51,9 +47,15 @@ internal sealed class SessionHomePlacementDirector(
                 }
             }
         }
-        else if (context.LocalSiloStatus == SiloStatus.Active && Array.IndexOf(silos, context.LocalSilo) >= 0)
+        else if (holders.Sharded)
         {
-            return context.LocalSilo;
+            foreach (var silo in RouteHolders.EntryLookupOrder(membership.CurrentSnapshot, clientId))
+            {
+                if (Array.IndexOf(silos, silo) >= 0)
+                {
+                    return silo;
+                }
+            }
         }
 
         return await directors.GetPlacementDirector(defaultStrategy).OnAddActivation(defaultStrategy, target, context);

@@ -244,7 +244,7 @@ internal sealed class RouteHolders
 
     /// <summary>
     /// The active silos ranked by client id alone, best first (<see cref="SessionHolders.Rank"/> with no home left out):
-    /// the first is an entry holder of the client whatever its home, the silo a reader without the entry asks.
+    /// the first is an entry holder of the client whatever its home, and where a new session is placed.
     /// </summary>
     public static List<SiloAddress> EntryLookupOrder(ClusterMembershipSnapshot snapshot, string clientId) =>
         SessionHolders.Rank(snapshot, clientId, home: null, exclude: null);

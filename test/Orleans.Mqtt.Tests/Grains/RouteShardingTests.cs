@@ -271,46 +271,28 @@ public sealed class RouteShardingTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_new_session_is_placed_on_the_silo_that_addresses_its_first_call()
-    {
-        var gateway = Gateway();
-        var (_, _, _, snapshot) = Tables()[0];
-        foreach (var silo in _cluster.Silos)
-        {
-            // A client whose ranking by id puts another silo first: the session still goes where its call started, as
-            // a gateway's call does on the silo its Orleans client sent it to, which then forwards nothing.
-            var clientId = Enumerable.Range(0, 1000).Select(_ => NewId("local")).First(c => !RouteHolders.EntryLookupOrder(snapshot, c)[0].Equals(silo.SiloAddress));
-            var session = _cluster.GetSiloServiceProvider(silo.SiloAddress).GetRequiredService<IGrainFactory>().GetGrain<IClientSessionGrain>(clientId);
-            Assert.False((await session.Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0))).SessionPresent);
-            Assert.Equal(silo.Name, EntryHome(clientId));
-        }
-    }
-
-    [Fact]
     public async Task A_connect_through_a_silo_that_holds_no_entry_of_the_client_finds_its_session()
     {
         var gateway = Gateway();
         var (_, _, holders, snapshot) = Tables()[0];
 
-        // A client id whose entry holders, with its session made through the first silo of its ranking (a new session
-        // goes to the silo that addresses the call), leave out a third silo: a connect through that one must have its
-        // placement and the activation ask the entry holders for the session.
+        // A client id whose entry holders (a new session's home is the first silo of its ranking) leave out the silo
+        // the calls start on: that silo's placement and the activation must ask the entry holders for the session.
         var outsider = _cluster.Silos[2].SiloAddress;
         var clientId = Enumerable.Range(0, 1000).Select(_ => NewId("outside")).First(c => RouteHolders.EntryLookupOrder(snapshot, c).IndexOf(outsider) == 2);
+        var grains = _cluster.GetSiloServiceProvider(outsider).GetRequiredService<IGrainFactory>();
+        var session = grains.GetGrain<IClientSessionGrain>(clientId);
         var first = gateway.NewConnection();
-        var firstSilo = RouteHolders.EntryLookupOrder(snapshot, clientId)[0];
-        var atFirst = _cluster.GetSiloServiceProvider(firstSilo).GetRequiredService<IGrainFactory>().GetGrain<IClientSessionGrain>(clientId);
-        Assert.False((await atFirst.Connect(new ConnectRequest(first, false, 3600, null, 5, 0))).SessionPresent);
+        Assert.False((await session.Connect(new ConnectRequest(first, false, 3600, null, 5, 0))).SessionPresent);
         var topic = clientId + "/t";
-        await atFirst.Subscribe(first.ConnectionId, [new Subscription(topic, 1)]);
+        await session.Subscribe(first.ConnectionId, [new Subscription(topic, 1)]);
         var home = EntryHome(clientId);
-        Assert.Equal(_cluster.Silos.Single(s => s.SiloAddress.Equals(firstSilo)).Name, home);
+        Assert.Equal(_cluster.Silos.Single(s => s.SiloAddress.Equals(RouteHolders.EntryLookupOrder(snapshot, clientId)[0])).Name, home);
         Assert.Equal(holders.HoldersOf(snapshot, Shard(topic)).Contains(outsider), Replica(outsider).Table.Get(clientId) is not null);
 
-        // Out of memory, the session is found again through the third silo: on its home, with its subscription.
-        await atFirst.Disconnect(first.ConnectionId, DisconnectKind.Normal);
-        await _cluster.DeactivateAsync(atFirst);
-        var session = _cluster.GetSiloServiceProvider(outsider).GetRequiredService<IGrainFactory>().GetGrain<IClientSessionGrain>(clientId);
+        // Out of memory, the session is found again through that silo: on its home, with its subscription.
+        await session.Disconnect(first.ConnectionId, DisconnectKind.Normal);
+        await _cluster.DeactivateAsync(session);
         var second = gateway.NewConnection();
         Assert.True((await session.Connect(new ConnectRequest(second, false, 3600, null, 5, 0))).SessionPresent);
         Assert.Equal(home, EntryHome(clientId));
