@@ -175,6 +175,23 @@ internal sealed partial class SessionReplicator(
             var started = replicator._timeProvider.GetTimestamp();
             // Only the first attempt to the first holder carries the routes: a failed one hands them back to the route write.
             var carried = routes?.Take(silo);
+            try
+            {
+                await WriteCarryingAsync(silo, started, carried);
+            }
+            finally
+            {
+                // Routes this write took and has not answered for (the replicator stopped mid-call): the route write
+                // must not wait for them. After an answer this changes nothing.
+                if (carried is not null)
+                {
+                    routes!.Carried(false);
+                }
+            }
+        }
+
+        private async Task WriteCarryingAsync(SiloAddress silo, long started, ClientRoutes? carried)
+        {
             for (var attempt = 1; ; attempt++)
             {
                 try
