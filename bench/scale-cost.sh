@@ -51,6 +51,33 @@ done
 tool=(dotnet "$root/src/Orleans.Mqtt.Bench/bin/Release/net10.0/Orleans.Mqtt.Bench.dll")
 trap stop_cluster EXIT
 
+# ORLEANS_COUNTERS=1: dotnet-counters (Microsoft.Orleans meter) on every silo during the connect stage, summed per
+# connect by bench/orleans-counters.py (messages between silos, forwarded calls, grain directory calls). Its own CPU
+# shows in the figures: compare such runs with each other, not with runs without it.
+counter_pids=()
+dotnet_counters=$(command -v dotnet-counters || echo "$HOME/.dotnet/tools/dotnet-counters")
+start_orleans_counters() { # stage
+  counter_pids=()
+  [[ ${ORLEANS_COUNTERS:-0} == 1 ]] || return 0
+  local i
+  for i in "${!cluster_names[@]}"; do
+    [[ ${cluster_names[$i]} == silo* ]] || continue
+    "$dotnet_counters" collect -p "${cluster_pids[$i]}" --counters Microsoft.Orleans --format csv --refresh-interval 1 \
+      -o "$run_dir/${cluster_names[$i]}.$1.counters.csv" > /dev/null 2>&1 &
+    counter_pids+=("$!")
+  done
+  sleep 2
+}
+stop_orleans_counters() { # stage units
+  [[ ${#counter_pids[@]} -gt 0 ]] || return 0
+  sleep 2
+  # dotnet-counters ignores SIGINT without a terminal; SIGTERM ends it with its file written.
+  kill -TERM "${counter_pids[@]}" 2>/dev/null || true
+  wait "${counter_pids[@]}" 2>/dev/null || true
+  counter_pids=()
+  python3 "$root/bench/orleans-counters.py" "$2" "$run_dir"/silo*."$1".counters.csv | tee "$run_dir/$1.orleans-counters.txt" >&2 || true
+}
+
 conn_args=(conn --connections "$connections" --connect-rate 0 --inflight 100 --session-expiry 3600 --duration 3)
 pairs_args=(pairs --pairs 20 --qos 1 --rate "$rate" --duration "$duration" --warmup 1 --size 100)
 
@@ -106,9 +133,11 @@ for silos in $silo_counts; do
   snapshot base
   if has connect; then
     echo "== $silos silo(s): connect" >&2
+    start_orleans_counters connect
     tool_with_held_snapshot connected "$run_dir/connect.log" "${conn_args[@]}" --run-id "scale$silos-connect" --host "$hosts" \
       --json "$run_dir/connect.tool.json"
     snapshot after-connect
+    stop_orleans_counters connect "$connections"
   fi
   if has subscribe; then
     echo "== $silos silo(s): subscribe" >&2

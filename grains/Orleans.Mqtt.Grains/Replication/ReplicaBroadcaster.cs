@@ -37,20 +37,21 @@ internal sealed partial class ReplicaBroadcaster(
     /// silo that held some of <paramref name="previous"/> but holds none of <paramref name="routes"/> the order to forget
     /// it (an unsubscribe that took the client's last filter of its shards); a change of only the presence
     /// (<see cref="RouteHolders.OnlyPresenceChanged"/>) to the silos that hold the routes. Without
-    /// <paramref name="previous"/> (who holds what is not known), to every active silo.
+    /// <paramref name="previous"/> (who holds what is not known), to every active silo. The part for the session's first
+    /// copy holder is offered to <paramref name="withCopy"/>, to ride in the copy's call.
     /// </summary>
-    public async Task Apply(ClientRoutes routes, ClientRoutes? previous = null)
+    public async Task Apply(ClientRoutes routes, ClientRoutes? previous = null, RoutesWithCopy? withCopy = null)
     {
         // A traced SUBSCRIBE or CONNECT: the calls to the other silos' replicas are its children.
         using var span = MqttTracing.StartChild(MqttTracing.Operations.Replicate, routes.ClientId);
         if (!holders.Sharded)
         {
-            await ForEachSilo(routes, null, static (b, silo, _, r) => b.ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, r));
+            await ForEachSilo((routes, withCopy), null, static (b, silo, _, c) => b.SendRoutes(silo, c.routes, c.withCopy));
             return;
         }
 
         // Who holds the new version is worked out once per change (a ranking of the silos), not once per silo.
-        var change = new RoutesChange(routes, holders);
+        var change = new RoutesChange(routes, holders, withCopy);
         Func<ClusterMembershipSnapshot, RoutesChange, HashSet<SiloAddress>?>? targets = null;
         var presenceOnly = previous is not null && RouteHolders.OnlyPresenceChanged(previous, routes);
         if (previous is not null)
@@ -80,10 +81,21 @@ internal sealed partial class ReplicaBroadcaster(
         var ended = routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent;
         if (ended || change.HoldersIn(view) is not { } held || held.Contains(silo))
         {
-            return ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, ended ? routes : holders.PartFor(routes, holders.ShardsHeldBy(view, silo)));
+            return SendRoutes(silo, ended ? routes : holders.PartFor(routes, holders.ShardsHeldBy(view, silo)), change.WithCopy);
         }
 
         return ApplyTo(silo, static (r, routes) => r.Drop(routes.ClientId, routes.Version), static (w, routes) => w.DropAsync(routes.ClientId, routes.Version), routes);
+    }
+
+    private Task SendRoutes(SiloAddress silo, ClientRoutes routes, RoutesWithCopy? withCopy) =>
+        withCopy?.Offer(silo, routes) is { } riding ? RideOrSendAsync(silo, routes, riding) : ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, routes);
+
+    private async Task RideOrSendAsync(SiloAddress silo, ClientRoutes routes, Task<bool> riding)
+    {
+        if (!await riding)
+        {
+            await ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, routes);
+        }
     }
 
     /// <summary>
@@ -263,12 +275,14 @@ internal sealed partial class ReplicaBroadcaster(
 
     // A version of a client's routes being written, with the silos that hold some of it (RouteHolders.Holds) in the
     // view it is written with. The calls to the silos are started one after the other, so the cache needs no lock.
-    private sealed class RoutesChange(ClientRoutes routes, RouteHolders holders)
+    private sealed class RoutesChange(ClientRoutes routes, RouteHolders holders, RoutesWithCopy? withCopy)
     {
         private ClusterMembershipSnapshot? _view;
         private HashSet<SiloAddress>? _holders;
 
         public ClientRoutes Routes => routes;
+
+        public RoutesWithCopy? WithCopy => withCopy;
 
         /// <summary>The silos holding some of the routes in <paramref name="view"/>; null: every silo (a wildcard filter).</summary>
         public HashSet<SiloAddress>? HoldersIn(ClusterMembershipSnapshot view)

@@ -10,6 +10,14 @@ public interface ISessionCopyGrain : IGrainWithStringKey
     [ResponseTimeout("00:00:05")]
     Task Store(SessionCopy[] copies);
 
+    /// <summary>
+    /// <see cref="Store"/>, and applies <paramref name="routes"/> to this silo's route replica as
+    /// <see cref="IRouteReplicaGrain.Apply"/> does: the routes of sessions saved with these copies, whose first copy
+    /// holder is also one of their route holders (<see cref="RoutesWithCopy"/>). Both durable when the call returns.
+    /// </summary>
+    [ResponseTimeout("00:00:05")]
+    Task StoreWithRoutes(SessionCopy[] copies, ClientRoutes[] routes);
+
     /// <summary>The version of the copy this silo holds of each of <paramref name="clientIds"/>' sessions (0: none).</summary>
     [ResponseTimeout("00:00:05")]
     Task<long[]> Versions(string[] clientIds);

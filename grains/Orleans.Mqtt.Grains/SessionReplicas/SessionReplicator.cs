@@ -36,31 +36,51 @@ internal sealed partial class SessionReplicator(
     private int Extra => options.Value.SessionReplicas - 1;
 
     /// <summary>
-    /// Writes <paramref name="copy"/> to the session's holders (a null state deletes their copies); completes when every
-    /// holder has it on disk. Nothing to do with <c>Mqtt:SessionReplicas</c> 1 or no other active silo.
+    /// Where a save of <paramref name="clientId"/>'s session would write its copy first, for its routes to ride along
+    /// (<see cref="RoutesWithCopy"/>); null when it writes none (<c>Mqtt:SessionReplicas</c> 1, no other active silo).
     /// </summary>
-    public Task WriteAsync(SessionCopy copy)
+    public RoutesWithCopy? PlanCopy(string clientId)
+    {
+        var ranked = Ranked(clientId);
+        return ranked is null ? null : new RoutesWithCopy(ranked[0], ranked);
+    }
+
+    /// <summary>
+    /// Writes <paramref name="copy"/> to the session's holders (a null state deletes their copies); completes when every
+    /// holder has it on disk. Nothing to do with <c>Mqtt:SessionReplicas</c> 1 or no other active silo. With
+    /// <paramref name="routes"/> (from <see cref="PlanCopy"/>) the holders are the ones planned, and the first takes the
+    /// routes offered to it along with the copy.
+    /// </summary>
+    public Task WriteAsync(SessionCopy copy, RoutesWithCopy? routes = null)
+    {
+        var ranked = routes is null ? Ranked(copy.ClientId) : routes.Ranked;
+        if (ranked is null)
+        {
+            return Task.CompletedTask;
+        }
+
+        var write = new HolderWrite(this, copy, ranked, Math.Min(Extra, ranked.Count), routes);
+        var task = write.RunAsync();
+        routes?.Close();
+        return task;
+    }
+
+    private List<SiloAddress>? Ranked(string clientId)
     {
         if (Extra <= 0)
         {
-            return Task.CompletedTask;
+            return null;
         }
 
         var snapshot = membership.CurrentSnapshot;
         if (!SessionHolders.AnyCandidate(snapshot, localSilo.Name, localSilo.SiloAddress))
         {
             // A single silo (the standalone broker): nobody to rank, and this runs on every save of every session.
-            return Task.CompletedTask;
+            return null;
         }
 
-        var ranked = SessionHolders.Rank(snapshot, copy.ClientId, localSilo.Name, localSilo.SiloAddress);
-        if (ranked.Count == 0)
-        {
-            return Task.CompletedTask;
-        }
-
-        var write = new HolderWrite(this, copy, ranked, Math.Min(Extra, ranked.Count));
-        return write.RunAsync();
+        var ranked = SessionHolders.Rank(snapshot, clientId, localSilo.Name, localSilo.SiloAddress);
+        return ranked.Count == 0 ? null : ranked;
     }
 
     /// <summary>
@@ -106,10 +126,10 @@ internal sealed partial class SessionReplicator(
     private bool IsActive(SiloAddress silo) =>
         membership.CurrentSnapshot.Members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active;
 
-    private Task SendAsync(SiloAddress silo, SessionCopy copy)
+    private Task SendAsync(SiloAddress silo, SessionCopy copy, ClientRoutes? routes)
     {
         var lane = _lanes.GetOrAdd(silo, static (target, replicator) => replicator.StartLane(target), this);
-        return lane.Enqueue(copy);
+        return lane.Enqueue(copy, routes);
     }
 
     private Lane StartLane(SiloAddress silo)
@@ -129,7 +149,7 @@ internal sealed partial class SessionReplicator(
     private static partial void LogFetchFailed(ILogger logger, Exception ex, string clientId);
 
     // One save's writes to its holders; a holder that leaves membership hands its place to the next silo in rank.
-    private sealed class HolderWrite(SessionReplicator replicator, SessionCopy copy, List<SiloAddress> ranked, int count)
+    private sealed class HolderWrite(SessionReplicator replicator, SessionCopy copy, List<SiloAddress> ranked, int count, RoutesWithCopy? routes)
     {
         private readonly int _count = count;
         private int _next = count;
@@ -153,15 +173,45 @@ internal sealed partial class SessionReplicator(
         private async Task WriteToAsync(SiloAddress silo)
         {
             var started = replicator._timeProvider.GetTimestamp();
+            // Only the first attempt to the first holder carries the routes: a failed one hands them back to the route write.
+            var carried = routes?.Take(silo);
+            try
+            {
+                await WriteCarryingAsync(silo, started, carried);
+            }
+            finally
+            {
+                // Routes this write took and has not answered for (the replicator stopped mid-call): the route write
+                // must not wait for them. After an answer this changes nothing.
+                if (carried is not null)
+                {
+                    routes!.Carried(false);
+                }
+            }
+        }
+
+        private async Task WriteCarryingAsync(SiloAddress silo, long started, ClientRoutes? carried)
+        {
             for (var attempt = 1; ; attempt++)
             {
                 try
                 {
-                    await replicator.SendAsync(silo, copy);
+                    await replicator.SendAsync(silo, copy, carried);
+                    if (carried is not null)
+                    {
+                        routes!.Carried(true);
+                    }
+
                     return;
                 }
                 catch (Exception ex) when (!replicator._stopping.IsCancellationRequested)
                 {
+                    if (carried is not null)
+                    {
+                        routes!.Carried(false);
+                        carried = null;
+                    }
+
                     if (!replicator.IsActive(silo))
                     {
                         // Gone: the next silo in rank holds the copy instead (none left: fewer silos than replicas).
@@ -193,19 +243,20 @@ internal sealed partial class SessionReplicator(
 
     private sealed class Lane(ISessionCopyGrain target)
     {
-        private readonly Channel<(SessionCopy Copy, TaskCompletionSource Done)> _queue =
-            Channel.CreateUnbounded<(SessionCopy, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly Channel<(SessionCopy Copy, ClientRoutes? Routes, TaskCompletionSource Done)> _queue =
+            Channel.CreateUnbounded<(SessionCopy, ClientRoutes?, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
 
-        public Task Enqueue(SessionCopy copy)
+        public Task Enqueue(SessionCopy copy, ClientRoutes? routes)
         {
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _queue.Writer.TryWrite((copy, done));
+            _queue.Writer.TryWrite((copy, routes, done));
             return done.Task;
         }
 
         public async Task RunAsync(CancellationToken cancellationToken)
         {
             var copies = new List<SessionCopy>();
+            var routes = new List<ClientRoutes>();
             var waiting = new List<TaskCompletionSource>();
             var reader = _queue.Reader;
             try
@@ -213,16 +264,21 @@ internal sealed partial class SessionReplicator(
                 while (await reader.WaitToReadAsync(cancellationToken))
                 {
                     copies.Clear();
+                    routes.Clear();
                     waiting.Clear();
                     while (copies.Count < MaxBatch && reader.TryRead(out var item))
                     {
                         copies.Add(item.Copy);
                         waiting.Add(item.Done);
+                        if (item.Routes is not null)
+                        {
+                            routes.Add(item.Routes);
+                        }
                     }
 
                     try
                     {
-                        await target.Store([.. copies]);
+                        await (routes.Count == 0 ? target.Store([.. copies]) : target.StoreWithRoutes([.. copies], [.. routes]));
                         foreach (var done in waiting)
                         {
                             done.TrySetResult();

@@ -146,21 +146,23 @@ internal sealed partial class ClientSessionGrain(
     /// <summary>
     /// Stores the session and sends its routes to every silo's replica, both at once: the answer that follows (CONNACK,
     /// SUBACK, UNSUBACK) waits for both, and neither needs the other (the routes carry their own version), so the
-    /// two commits overlap instead of adding up.
+    /// two commits overlap instead of adding up. The routes for the silo that gets the session's copy ride in the copy's
+    /// call (<see cref="RoutesWithCopy"/>): they are offered before the copy leaves.
     /// </summary>
     private Task SaveAndReplicateAsync()
     {
         var routes = CurrentRoutes();
-        var save = SaveAsync();
-        var replicate = ReplicateAsync(routes);
+        var withCopy = Persistent && _hasSession ? sessionReplicator.PlanCopy(ClientId) : null;
+        var replicate = ReplicateAsync(routes, withCopy);
+        var save = SaveAsync(withCopy);
         return save.IsCompletedSuccessfully ? replicate : Task.WhenAll(save, replicate);
     }
 
-    private async Task ReplicateAsync(ClientRoutes routes)
+    private async Task ReplicateAsync(ClientRoutes routes, RoutesWithCopy? withCopy)
     {
         var previous = _replicated;
         _replicated = null;
-        await replicas.Apply(routes, previous);
+        await replicas.Apply(routes, previous, withCopy);
         _replicated = routes;
     }
 
@@ -168,16 +170,17 @@ internal sealed partial class ClientSessionGrain(
     /// Stores a persistent session on this silo and on its replica silos, both at once, under a new state version;
     /// returns when every copy is durable. A session that stopped being persistent is deleted from both.
     /// </summary>
-    private Task SaveAsync()
+    private Task SaveAsync(RoutesWithCopy? withCopy = null)
     {
         if (Persistent && _hasSession)
         {
             S.StateVersion = NextVersion(S.StateVersion);
             var local = state.WriteStateAsync();
-            var copies = sessionReplicator.WriteAsync(new SessionCopy(ClientId, S.StateVersion, S));
+            var copies = sessionReplicator.WriteAsync(new SessionCopy(ClientId, S.StateVersion, S), withCopy);
             return copies.IsCompletedSuccessfully ? local : Task.WhenAll(local, copies);
         }
 
+        withCopy?.Close();
         return state.RecordExists ? ClearKeepingMemoryAsync() : Task.CompletedTask;
     }
 

@@ -50,11 +50,24 @@ public sealed class MqttClusterFixture : IAsyncLifetime
     /// <summary>How many route replica grains, over all silos, were called to apply routes of each client id.</summary>
     public ConcurrentDictionary<string, int> ReplicaGrainApplies { get; } = new();
 
+    /// <summary>
+    /// How many session copy grains, over all silos, were called to apply routes of each client id along with its
+    /// session's copy (<see cref="ISessionCopyGrain.StoreWithRoutes"/>).
+    /// </summary>
+    public ConcurrentDictionary<string, int> RoutesWithCopies { get; } = new();
+
     private Task CountReplicaGrainApplies(IIncomingGrainCallContext call)
     {
         if (call.Grain is IRouteReplicaGrain && call.Request.GetArgumentCount() == 1 && call.Request.GetArgument(0) is ClientRoutes routes)
         {
             ReplicaGrainApplies.AddOrUpdate(routes.ClientId, 1, static (_, n) => n + 1);
+        }
+        else if (call.Grain is ISessionCopyGrain && call.Request.GetArgumentCount() == 2 && call.Request.GetArgument(1) is ClientRoutes[] riding)
+        {
+            foreach (var r in riding)
+            {
+                RoutesWithCopies.AddOrUpdate(r.ClientId, 1, static (_, n) => n + 1);
+            }
         }
 
         return call.Invoke();

@@ -54,7 +54,7 @@ public sealed class SessionAndRoutingGrainTests(MqttClusterFixture fixture) : IC
     [Fact]
     public async Task A_change_reaches_the_session_silos_own_replica_without_a_call_to_its_replica_grain()
     {
-        var (clientId, session, presence, _) = await ConnectNewAsync("local-replica", clean: false, expiry: 300);
+        var (clientId, session, presence, _) = await ConnectNewAsync("local-replica", clean: true);
         await session.Subscribe(presence.ConnectionId, [new Subscription("local/replica", 1)]);
 
         foreach (var table in fixture.RouteTables())
@@ -62,9 +62,30 @@ public sealed class SessionAndRoutingGrainTests(MqttClusterFixture fixture) : IC
             Assert.Equal("local/replica", Assert.Single(table.Get(clientId)!.Subscriptions).Filter);
         }
 
-        // Two changes (CONNECT, SUBSCRIBE), each sent to the one other silo's replica grain; the session's own silo
-        // wrote its replica directly.
+        // Two changes (CONNECT, SUBSCRIBE) of a session kept in memory only, each sent to the one other silo's replica
+        // grain; the session's own silo wrote its replica directly.
         Assert.Equal(2 * (fixture.RouteTables().Count() - 1), fixture.ReplicaGrainApplies.GetValueOrDefault(clientId));
+    }
+
+    [Fact]
+    public async Task A_persistent_sessions_routes_ride_in_its_copy_call_to_the_other_silo_and_are_routable_there()
+    {
+        var (clientId, session, presence, gateway) = await ConnectNewAsync("ride", clean: false, expiry: 300);
+        await session.Subscribe(presence.ConnectionId, [new Subscription(clientId + "/t", 1)]);
+
+        // Two changes (CONNECT, SUBSCRIBE), each saved to the other silo as the session's copy (Mqtt:SessionReplicas 2)
+        // with its routes in the same call: no call of their own to that silo's replica grain.
+        Assert.Equal(2, fixture.RoutesWithCopies.GetValueOrDefault(clientId));
+        Assert.Equal(0, fixture.ReplicaGrainApplies.GetValueOrDefault(clientId));
+        foreach (var table in fixture.RouteTables())
+        {
+            Assert.Equal(clientId + "/t", Assert.Single(table.Get(clientId)!.Subscriptions).Filter);
+            Assert.Equal(presence.ConnectionId, table.Get(clientId)!.Presence!.ConnectionId);
+        }
+
+        // SUBACK means routable: a publish to the topic reaches the session's connection.
+        Assert.Equal(1, await fixture.ShardFor(clientId + "/t").Publish(new MqttMessage { Topic = clientId + "/t", Payload = new byte[] { 1 }, Qos = 1 }));
+        Assert.Equal(presence.ConnectionId, (await gateway.NextDeliveryAsync()).ConnectionId);
     }
 
     [Fact]

@@ -1,0 +1,82 @@
+namespace Orleans.Mqtt.Grains;
+
+/// <summary>
+/// One save of a persistent session whose routes and state copy both go to the session's first copy holder (with routes
+/// sharded by topic that silo is one of the client's entry holders; without sharding every silo is): the routes ride in
+/// the copy's call (<see cref="ISessionCopyGrain.StoreWithRoutes"/>) instead of a replica call of their own, one
+/// message and its answer fewer on every CONNECT, SUBSCRIBE and DISCONNECT of a persistent session. The route write
+/// (<see cref="ReplicaBroadcaster.Apply"/>) offers the holder's part first; the copy write
+/// (<see cref="SessionReplicator.WriteAsync"/>) then takes it along on its first attempt to that silo. Whatever does not
+/// ride (offered too late, a holder that changed in between, a copy call that failed) is answered false, and the route
+/// write sends that part itself, with its own retries: riding never weakens either write's guarantee.
+/// </summary>
+internal sealed class RoutesWithCopy(SiloAddress holder, List<SiloAddress> ranked)
+{
+    private readonly TaskCompletionSource<bool> _carried = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _lock = new();
+    private ClientRoutes? _routes;
+    private bool _closed;
+    private bool _taken;
+
+    /// <summary>The silo the copy goes to first and the routes may ride to.</summary>
+    public SiloAddress Holder => holder;
+
+    /// <summary>The session's copy holders in rank, as the copy write ranked them when this was made.</summary>
+    public List<SiloAddress> Ranked => ranked;
+
+    /// <summary>
+    /// Offers the routes part for <paramref name="silo"/>: null when they cannot ride (another silo, or the copy already
+    /// left); otherwise a task that is true once the holder has them durably, false when the route write must send them.
+    /// </summary>
+    public Task<bool>? Offer(SiloAddress silo, ClientRoutes part)
+    {
+        lock (_lock)
+        {
+            if (_closed || _routes is not null || !silo.Equals(holder))
+            {
+                return null;
+            }
+
+            _routes = part;
+            return _carried.Task;
+        }
+    }
+
+    /// <summary>
+    /// The routes to send with the copy to <paramref name="silo"/> on its first attempt there, if any; nothing is offered
+    /// after the holder's.
+    /// </summary>
+    public ClientRoutes? Take(SiloAddress silo)
+    {
+        lock (_lock)
+        {
+            if (_closed || !silo.Equals(holder))
+            {
+                return null;
+            }
+
+            _closed = true;
+            _taken = _routes is not null;
+            return _routes;
+        }
+    }
+
+    /// <summary>The copy call that took the routes ended: they are durable on the holder, or must be sent directly.</summary>
+    public void Carried(bool done) => _carried.TrySetResult(done);
+
+    /// <summary>The copy write sent its first calls (or none): routes offered but not taken are sent by the route write.</summary>
+    public void Close()
+    {
+        bool left;
+        lock (_lock)
+        {
+            _closed = true;
+            left = _routes is not null && !_taken;
+        }
+
+        if (left)
+        {
+            _carried.TrySetResult(false);
+        }
+    }
+}
