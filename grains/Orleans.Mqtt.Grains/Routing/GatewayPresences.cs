@@ -5,7 +5,7 @@ namespace Orleans.Mqtt.Grains;
 /// <summary>
 /// One observer reference and one id string per gateway, shared by the presences of all its connections. A presence
 /// arrives deserialized with every CONNECT and every replicated route change, each with its own copy of both (the
-/// observer's proxy with its copier, and the id: about 150 bytes), and the route table keeps one presence per
+/// observer's proxy with its key and copier, and the id: about 120 bytes), and the route table keeps one presence per
 /// connected client for as long as it is connected, whether its session is in memory or not.
 /// </summary>
 internal sealed class GatewayPresences
@@ -13,9 +13,9 @@ internal sealed class GatewayPresences
     private readonly ConcurrentDictionary<string, GatewayPresence> _byGateway = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// <paramref name="presence"/> with the shared observer reference and id of its gateway: itself when it already has
-    /// them, or when it is the first of its gateway, or names a newer observer under the same id (which then becomes the
-    /// shared one); otherwise an equal presence (same gateway, connection and lease) that shares them.
+    /// <paramref name="presence"/> with the shared observer reference and id of its gateway: itself when it already
+    /// has them, when it is the first of its gateway, or when it names a newer observer under the same id (which then
+    /// becomes the shared one); otherwise an equal presence (same gateway, connection and lease) that shares them.
     /// </summary>
     public GatewayPresence Intern(GatewayPresence presence)
     {
