@@ -65,9 +65,12 @@ public sealed class MqttBrokerOptions
     /// <summary>
     /// A persistent session that has had nothing to do for this long leaves the silo's memory, also while its client
     /// stays connected: its state is stored and its routes name the connection, so the next message, acknowledgement
-    /// or subscribe loads it again on its home silo. Clean sessions stay in memory while connected.
+    /// or subscribe loads it again on its home silo. Clean sessions stay in memory while connected. An activated
+    /// session costs the silo about 2.5 KB more than one that has left memory (Orleans' activation and the session's
+    /// objects); loading it again costs one read of the local store and an activation, paid by the first message after
+    /// an idle spell, not by messages that come more often than this.
     /// </summary>
-    public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromMinutes(1);
+    public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Where the route replica keeps each subscription (<c>Mqtt:Routes:*</c>).</summary>
     public RoutesOptions Routes { get; set; } = new();

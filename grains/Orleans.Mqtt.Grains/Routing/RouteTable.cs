@@ -21,6 +21,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     private readonly TopicIndex<RouteEntry> _index = new(RouteEntry.SameRoute);
     private readonly Dictionary<string, ClientRoutes> _clients = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _gatewayConnections = new(StringComparer.Ordinal);
+    private readonly GatewayPresences _presences = new();
     private readonly ShareGroups _shareGroups = new();
     private readonly Tombstones _clientTombstones = new();
     private readonly SweepSchedule _sweep = new();
@@ -68,6 +69,13 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     public bool Apply(ClientRoutes routes) => Apply(routes, out _);
 
     /// <summary>
+    /// <paramref name="presence"/> sharing its gateway's observer reference and id with the other presences the table
+    /// holds (<see cref="GatewayPresences"/>): a session takes its connection's presence through this, so that the
+    /// routes it replicates to this silo are held as they are.
+    /// </summary>
+    public GatewayPresence Intern(GatewayPresence presence) => _presences.Intern(presence);
+
+    /// <summary>
     /// As <see cref="Apply(ClientRoutes)"/>; <paramref name="replacedPersistent"/> tells whether the routes it replaced
     /// were those of a persistent session (false when it replaced none, or a tombstone).
     /// </summary>
@@ -82,6 +90,11 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     public bool Apply(ClientRoutes routes, out bool replacedPersistent, out ClientRoutes held)
     {
         replacedPersistent = false;
+        if (routes.Presence is { } presence && _presences.Intern(presence) is var shared && !ReferenceEquals(shared, presence))
+        {
+            routes = routes with { Presence = shared };
+        }
+
         held = routes;
         using (_lock.Write())
         {
@@ -667,9 +680,9 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     // the sweep schedule.
     private void Index(ClientRoutes routes)
     {
-        if (routes.Presence is { } presence)
+        if (routes.Presence is { } presence && CollectionsMarshal.GetValueRefOrAddDefault(_gatewayConnections, presence.GatewayId, out _)++ == 0)
         {
-            CollectionsMarshal.GetValueRefOrAddDefault(_gatewayConnections, presence.GatewayId, out _)++;
+            _presences.Keep(presence);
         }
 
         if (routes.SweepAtUtc is { } sweep)
@@ -707,6 +720,7 @@ internal sealed class RouteTable(TimeProvider timeProvider)
         if (routes.Presence is { } presence && --CollectionsMarshal.GetValueRefOrNullRef(_gatewayConnections, presence.GatewayId) == 0)
         {
             _gatewayConnections.Remove(presence.GatewayId);
+            _presences.Forget(presence.GatewayId);
         }
 
         if (routes.SweepAtUtc is { } sweep)

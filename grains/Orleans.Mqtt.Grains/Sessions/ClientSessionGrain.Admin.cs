@@ -22,7 +22,7 @@ internal sealed partial class ClientSessionGrain
             Persistent,
             S.SessionExpiryInterval,
             S.DisconnectedAtUtc,
-            [.. S.Subscriptions.Values],
+            SubscriptionArray(),
             S.Queue.Count,
             S.Inflight.Count,
             S.DroppedMessages,

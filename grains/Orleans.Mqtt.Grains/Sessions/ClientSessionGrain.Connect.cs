@@ -52,7 +52,8 @@ internal sealed partial class ClientSessionGrain
         var sessionPresent = _hasSession && !request.CleanStart;
 
         _hasSession = true;
-        _presence = request.Presence;
+        // Shared with the route table's other presences of the same gateway (the routes below are held as they are).
+        _presence = routeTable.Intern(request.Presence);
         S.ReceiveMaximum = request.ReceiveMaximum == 0 ? ushort.MaxValue : request.ReceiveMaximum;
         S.Will = request.Will;
         S.UserName = request.UserName;

@@ -140,8 +140,27 @@ internal sealed partial class ClientSessionGrain(
     }
 
     private ClientRoutes CurrentRoutes() =>
-        new(ClientId, S.RouteVersion, [.. S.Subscriptions.Values], Persistent && _hasSession, _presence, SweepAt(), S.SessionExpiryInterval,
+        new(ClientId, S.RouteVersion, SubscriptionArray(), Persistent && _hasSession, _presence, SweepAt(), S.SessionExpiryInterval,
             Persistent && _hasSession ? localSilo.Name : null, localSilo.Name, S.UserName, S.StateVersion);
+
+    // Through the dictionary's own enumerator: its Values would stay cached in the dictionary, one more object per
+    // session in memory.
+    private Subscription[] SubscriptionArray()
+    {
+        if (S.Subscriptions.Count == 0)
+        {
+            return [];
+        }
+
+        var subscriptions = new Subscription[S.Subscriptions.Count];
+        var i = 0;
+        foreach (var (_, subscription) in S.Subscriptions)
+        {
+            subscriptions[i++] = subscription;
+        }
+
+        return subscriptions;
+    }
 
     /// <summary>
     /// Stores the session and sends its routes to every silo's replica, both at once: the answer that follows (CONNACK,
