@@ -37,8 +37,6 @@ public static class GatewayHostingExtensions
         services.AddHostedService(sp => sp.GetRequiredService<MqttGateway>());
         services.AddSingleton<MqttConnectionHandler>();
         services.AddSingleton<MqttWebSocketTransport>();
-        // In place of Kestrel's own, whose idle blocks are let go and made again at every wave of keep-alive pings.
-        services.AddSingleton<IMemoryPoolFactory<byte>, RetainingMemoryPoolFactory>();
         AdminApi.AddServices(services);
 
         // Read here, not through the options: the logger factory is built before the options are validated.
