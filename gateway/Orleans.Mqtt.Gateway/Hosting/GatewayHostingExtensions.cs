@@ -39,6 +39,12 @@ public static class GatewayHostingExtensions
         services.AddSingleton<MqttWebSocketTransport>();
         AdminApi.AddServices(services);
 
+        // Read here, not through the options: the logger factory is built before the options are validated.
+        if (!builder.Configuration.GetValue<bool>($"{MqttGatewayOptions.SectionName}:{nameof(MqttGatewayOptions.LogScopes)}"))
+        {
+            services.Configure<LoggerFilterOptions>(o => o.CaptureScopes = false);
+        }
+
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
             var o = kestrel.ApplicationServices.GetRequiredService<IOptions<MqttGatewayOptions>>().Value;

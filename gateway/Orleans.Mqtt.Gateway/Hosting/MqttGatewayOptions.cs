@@ -138,6 +138,15 @@ public sealed class MqttGatewayOptions
     /// </summary>
     public int MaxKeepAlive { get; set; }
 
+    /// <summary>
+    /// Whether log scopes are kept (<c>Mqtt:LogScopes</c>). Off by default: Kestrel opens a scope around every
+    /// connection (its connection id), and the scope with the execution context that carries it stays alive as long as
+    /// the connection, about 200 bytes per idle connection (docs/benchmarks.md, "The gateway's bytes per idle
+    /// connection"). Nothing of the broker's own logging uses scopes; turn it on for a log provider that prints them
+    /// (<c>Logging:Console:FormatterOptions:IncludeScopes</c>).
+    /// </summary>
+    public bool LogScopes { get; set; }
+
     /// <summary>Per-client rates, per-listener connection rate, subscription and topic limits (<c>Mqtt:Limits:*</c>).</summary>
     public LimitsOptions Limits { get; set; } = new();
 
