@@ -8,9 +8,9 @@ public sealed class RoutesOptions
     /// filter without wildcards is held only by the <see cref="Copies"/> route holders of its topic shard, the silos
     /// its shard grain runs on; a client's entry (home, expiry, presence) by its entry holders (its home and the next
     /// silos of its ranking by client id) and the holders of its exact filters; a client with a wildcard filter by every
-    /// silo.
+    /// silo. The default is <see cref="RouteSharding.Topic"/>.
     /// </summary>
-    public RouteSharding Sharding { get; set; } = RouteSharding.Off;
+    public RouteSharding Sharding { get; set; } = RouteSharding.Topic;
 
     /// <summary>
     /// With <see cref="RouteSharding.Topic"/>: how many silos hold each topic shard's exact subscriptions (all of them

@@ -161,13 +161,13 @@ public sealed class ClusterSysTests(ClusterFixture cluster, ITestOutputHelper ou
         return truth;
     }
 
-    // One silo's replica holds every subscription, unless routes are sharded by topic (Mqtt__Routes__Sharding=Topic in
-    // the environment the silos inherit): then every silo holds the wildcard ones and each exact one is held by
-    // Mqtt:Routes:Copies (default 2) of the silos.
+    // Routes are sharded by topic (the default): every silo holds the wildcard subscriptions and each exact one is held
+    // by Mqtt:Routes:Copies (default 2) of the silos. With Mqtt__Routes__Sharding=Off in the environment the silos
+    // inherit, one silo's replica holds every subscription.
     private static async Task<long> SubscriptionsAsync(List<ClusterMember> silos, string replica)
     {
         var all = (long)Metrics.Sum(replica, "mqtt_subscriptions");
-        if (!string.Equals(Environment.GetEnvironmentVariable("Mqtt__Routes__Sharding"), "Topic", StringComparison.OrdinalIgnoreCase))
+        if (string.Equals(Environment.GetEnvironmentVariable("Mqtt__Routes__Sharding"), "Off", StringComparison.OrdinalIgnoreCase))
         {
             return all;
         }

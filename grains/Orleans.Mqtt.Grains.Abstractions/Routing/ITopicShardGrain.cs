@@ -18,6 +18,16 @@ public interface ITopicShardGrain : IGrainWithIntegerKey
     /// </summary>
     Task<int[]> PublishBatch(MqttMessage[] messages, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Routes sharded by topic: applies a version of a client's routes with an exact filter of this shard (added,
+    /// changed or removed) to the replica of the silo this activation matches on, before the SUBSCRIBE or UNSUBSCRIBE
+    /// that made it is answered. The silos holding the shard in the writer's membership view get it from the writer;
+    /// this reaches the activation wherever it runs, also on a silo that view no longer names. Interleaves with
+    /// publishes: the change is in this silo's table once the call returns.
+    /// </summary>
+    [Orleans.Concurrency.AlwaysInterleave]
+    Task Accept(ClientRoutes routes);
+
     /// <summary>Hands messages of a shared subscription whose member's session ended to another member of the group.</summary>
     Task Redispatch(string shareKey, string leavingClientId, SessionDelivery[] deliveries);
 }

@@ -21,7 +21,8 @@ internal sealed partial class ReplicaBroadcaster(
     ILocalSiloDetails localSilo,
     TimeProvider timeProvider,
     MqttMetrics metrics,
-    ILogger<ReplicaBroadcaster> logger)
+    ILogger<ReplicaBroadcaster> logger,
+    IGrainFactory grains)
 {
     private static readonly TimeSpan GiveUpAfter = TimeSpan.FromSeconds(30);
     private readonly Dictionary<long, Task> _inflight = [];
@@ -63,7 +64,81 @@ internal sealed partial class ReplicaBroadcaster(
                     : null;
         }
 
-        await ForEachSilo(change, targets, static (b, silo, view, c) => b.SendPart(silo, view, c), presenceOnly ? "presence" : "holders");
+        var write = ForEachSilo(change, targets, static (b, silo, view, c) => b.SendPart(silo, view, c), presenceOnly ? "presence" : "holders");
+        var ended = routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent;
+        if (presenceOnly || ended || ChangedShards(routes, previous) is not { } shards)
+        {
+            await write;
+            return;
+        }
+
+        // The holders in this silo's view are not always where the shard is matched: an activation placed before a
+        // membership change runs on until it sees the change, and a silo with an older view places one on a former
+        // holder. Each changed shard's activation takes the change too, wherever it runs, before the answer. Not
+        // tracked for Barrier: a shard activation catching up waits for that barrier, and would wait for itself. The
+        // end of a session does not go there: what such an activation still matches of it goes to a closed connection
+        // or to a session that no longer exists, which drops it.
+        var calls = new Task[shards.Count + 1];
+        calls[0] = write;
+        var i = 1;
+        foreach (var shard in shards)
+        {
+            calls[i++] = AcceptAt(shard, routes);
+        }
+
+        await Task.WhenAll(calls);
+    }
+
+    // The shards of the exact filters added, changed or removed from previous to routes (all of routes' without a
+    // previous version); null when none.
+    private HashSet<int>? ChangedShards(ClientRoutes routes, ClientRoutes? previous)
+    {
+        HashSet<int>? shards = null;
+        foreach (var s in routes.Subscriptions)
+        {
+            if (holders.ShardOf(s) is var shard and >= 0 && (previous is null || Array.IndexOf(previous.Subscriptions, s) < 0))
+            {
+                (shards ??= []).Add(shard);
+            }
+        }
+
+        if (previous is not null)
+        {
+            foreach (var s in previous.Subscriptions)
+            {
+                if (holders.ShardOf(s) is var shard and >= 0 && Array.IndexOf(routes.Subscriptions, s) < 0)
+                {
+                    (shards ??= []).Add(shard);
+                }
+            }
+        }
+
+        return shards;
+    }
+
+    private async Task AcceptAt(int shard, ClientRoutes routes)
+    {
+        var started = timeProvider.GetTimestamp();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await grains.GetGrain<ITopicShardGrain>(shard).Accept(routes);
+                return;
+            }
+            catch (Exception ex)
+            {
+                if (timeProvider.GetElapsedTime(started) > GiveUpAfter)
+                {
+                    metrics.ReplicaApplyFailures.Add(1);
+                    LogShardGaveUp(logger, ex, shard, attempt);
+                    return;
+                }
+
+                LogShardRetrying(logger, shard, attempt, ex.GetType().Name);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)));
+            }
+        }
     }
 
     public Task ApplyRetained(RetainedUpdate update) =>
@@ -84,7 +159,7 @@ internal sealed partial class ReplicaBroadcaster(
             return SendRoutes(silo, ended ? routes : holders.PartFor(routes, holders.ShardsHeldBy(view, silo)), change.WithCopy);
         }
 
-        return ApplyTo(silo, static (r, routes) => r.Drop(routes.ClientId, routes.Version), static (w, routes) => w.DropAsync(routes.ClientId, routes.Version), routes);
+        return ApplyTo(silo, static (r, routes) => r.Drop(routes.ClientId, routes.Version), (w, routes) => w.DropAsync(routes.ClientId, routes.Version, holders.ServedPart()), routes);
     }
 
     private Task SendRoutes(SiloAddress silo, ClientRoutes routes, RoutesWithCopy? withCopy) =>
@@ -296,6 +371,12 @@ internal sealed partial class ReplicaBroadcaster(
             return _holders;
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Route change to the activation of topic shard {Shard} failed (attempt {Attempt}: {Error}); retrying")]
+    private static partial void LogShardRetrying(ILogger logger, int shard, int attempt, string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Route change to the activation of topic shard {Shard} still failing after {Attempts} attempts; its holders have it")]
+    private static partial void LogShardGaveUp(ILogger logger, Exception ex, int shard, int attempts);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Reading the routes of client {ClientId} from a peer's replica failed; rebuilding from the parts the others hold")]
     private static partial void LogReadFailed(ILogger logger, Exception ex, string clientId);

@@ -134,9 +134,9 @@ internal sealed partial class ReplicaSync(
                 continue;
             }
 
-            if (!holders.Holds(snapshot, newest, localSilo.SiloAddress))
+            if (!holders.Holds(snapshot, newest, localSilo.SiloAddress, holders.KeptShards()))
             {
-                forgotten += await writer.DropAsync(local.ClientId, newest.Version) ? 1 : 0;
+                forgotten += await writer.DropAsync(local.ClientId, newest.Version, holders.ServedPart()) ? 1 : 0;
             }
             else
             {
@@ -218,20 +218,17 @@ internal sealed partial class ReplicaSync(
         }
 
         var gained = new List<int>();
-        var lost = false;
         for (var shard = 0; shard < held.Length; shard++)
         {
             if (held[shard] && !before[shard])
             {
                 gained.Add(shard);
             }
-
-            lost |= before[shard] && !held[shard];
         }
 
-        if (lost)
+        // A shard still served by a shard grain activation here keeps its routes until the activation ends.
+        if (holders.Follow(table, held, gained) is var pruned and > 0)
         {
-            var pruned = table.Prune(holders, held);
             LogPruned(logger, pruned);
         }
 
@@ -243,7 +240,6 @@ internal sealed partial class ReplicaSync(
             holders.MarkEntriesCatchingUp();
         }
 
-        holders.MarkCatchingUp(gained);
         holders.MarkFollowed(snapshot.Version);
 
         // A client's changes reach its entry holders, not every silo: a silo that has become one (a holder left, or
@@ -291,6 +287,28 @@ internal sealed partial class ReplicaSync(
         }
     }
 
+    /// <summary>
+    /// Copies the exact routes of <paramref name="shard"/> from every peer, after a barrier on each at
+    /// <paramref name="version"/>: what a shard grain activation on a silo that does not hold its shard in that view
+    /// (placed by a silo with an older view, or started while this silo was taking a newer one in) needs before it
+    /// serves. The changes sent with an older view have then completed everywhere; later ones reach the activation
+    /// (<see cref="ITopicShardGrain.Accept"/>).
+    /// </summary>
+    public async Task CatchUpShardAsync(int shard, MembershipVersion version)
+    {
+        var started = timeProvider.GetTimestamp();
+        var peers = ActivePeers();
+        await Task.WhenAll(peers.Select(p => BarrierAsync(p, version)));
+        var copied = 0;
+        foreach (var peer in peers)
+        {
+            copied += await CopyShardsFromAsync(peer, [shard]);
+        }
+
+        metrics.ReplicaRepairs.Add(copied, new KeyValuePair<string, object?>("kind", "shard_catch_up"));
+        LogShardsCaughtUp(logger, 1, copied, peers.Count, timeProvider.GetElapsedTime(started).TotalMilliseconds);
+    }
+
     // Routes sharded by topic: forgets the clients this silo holds nothing of in the view (not an entry holder, no
     // exact filter in its shards, no wildcard filter), in memory and on disk.
     private async Task PruneEntriesAsync(ClusterMembershipSnapshot snapshot)
@@ -305,7 +323,8 @@ internal sealed partial class ReplicaSync(
         }
 
         var dropped = new List<string>();
-        var pruned = table.PruneEntries(r => holders.Holds(snapshot, r, self), dropped);
+        var kept = holders.KeptShards();
+        var pruned = table.PruneEntries(r => holders.Holds(snapshot, r, self, kept), dropped);
         if (pruned > 0)
         {
             LogEntriesPruned(logger, pruned);
@@ -382,7 +401,7 @@ internal sealed partial class ReplicaSync(
         if (_held is not null)
         {
             // What the durable replica brought back of shards other silos hold now.
-            table.Prune(holders, _held);
+            holders.Follow(table, _held, []);
         }
 
         var peers = ActivePeers();

@@ -30,10 +30,11 @@ internal sealed class ReplicaWriter(RouteTable table, IReplicaStore store)
     /// <summary>
     /// Forgets a client's routes this silo no longer holds after the change at <paramref name="version"/> (routes
     /// sharded by topic, <see cref="RouteTable.Drop"/>), from the durable replica too; true when it held them.
+    /// <paramref name="served"/>: what stays in memory for the shard grain activations here (see <see cref="RouteTable.Drop"/>).
     /// </summary>
-    public async Task<bool> DropAsync(string clientId, long version)
+    public async Task<bool> DropAsync(string clientId, long version, Func<ClientRoutes, ClientRoutes>? served = null)
     {
-        if (!table.Drop(clientId, version, out var wasPersistent))
+        if (!table.Drop(clientId, version, out var wasPersistent, served))
         {
             return false;
         }

@@ -16,7 +16,7 @@ internal sealed class RouteReplicaGrain(
 {
     public Task Apply(ClientRoutes routes) => writer.ApplyAsync(routes);
 
-    public Task Drop(string clientId, long version) => writer.DropAsync(clientId, version);
+    public Task Drop(string clientId, long version) => writer.DropAsync(clientId, version, holders.ServedPart());
 
     public Task ApplyRetained(RetainedUpdate update) => writer.ApplyRetainedAsync(update);
 

@@ -21,6 +21,12 @@ internal sealed class RouteHolders
     private readonly int _copies;
     private readonly int _entryCopies;
     private readonly Dictionary<int, TaskCompletionSource> _catchingUp = [];
+
+    // Shards whose shard grain has an activation on this silo (how many, for the moment one ends as the next starts),
+    // and the shards this silo held when the table was last pruned (null: never pruned, all kept).
+    private readonly Dictionary<int, int> _served = [];
+    private bool[]? _kept;
+    private TaskCompletionSource _servedChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource? _entriesCatchingUp;
     private TaskCompletionSource _followedChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private MembershipVersion _followed = MembershipVersion.MinValue;
@@ -252,9 +258,10 @@ internal sealed class RouteHolders
     /// <summary>
     /// Whether <paramref name="silo"/> holds some of <paramref name="routes"/> with routes sharded by topic: it is an
     /// entry holder, or a route holder of the shard of one of its exact filters, or the client has a wildcard filter
-    /// (which every silo matches). Always true when not sharded.
+    /// (which every silo matches). Always true when not sharded. With <paramref name="kept"/> (this silo's
+    /// <see cref="KeptShards"/>), also for an exact filter of a shard this silo keeps.
     /// </summary>
-    public bool Holds(ClusterMembershipSnapshot snapshot, ClientRoutes routes, SiloAddress silo)
+    public bool Holds(ClusterMembershipSnapshot snapshot, ClientRoutes routes, SiloAddress silo, bool[]? kept = null)
     {
         if (!Sharded)
         {
@@ -264,7 +271,7 @@ internal sealed class RouteHolders
         foreach (var s in routes.Subscriptions)
         {
             var shard = ShardOf(s);
-            if (shard < 0 || Array.IndexOf(HoldersOf(snapshot, shard), silo) >= 0)
+            if (shard < 0 || (kept is not null && kept[shard]) || Array.IndexOf(HoldersOf(snapshot, shard), silo) >= 0)
             {
                 return true;
             }
@@ -423,7 +430,8 @@ internal sealed class RouteHolders
         pending?.TrySetResult();
     }
 
-    private async Task WhenFollowed(MembershipVersion version)
+    /// <summary>Completes when this silo's replica has taken in membership <paramref name="version"/>.</summary>
+    public async Task WhenFollowed(MembershipVersion version)
     {
         while (true)
         {
@@ -461,17 +469,163 @@ internal sealed class RouteHolders
         changed.TrySetResult();
     }
 
+    /// <summary>
+    /// Takes in the shards this silo holds in a membership view it follows: drops from <paramref name="table"/> the exact
+    /// routes of the shards it no longer holds, except those of shards a shard grain activation here still serves
+    /// (they go when it ends, <see cref="EndServing"/>), and marks <paramref name="gained"/> as catching up, all at once
+    /// for a shard activation starting meanwhile (<see cref="BeginServing"/>). Returns how many routes were dropped.
+    /// </summary>
+    public int Follow(RouteTable table, bool[] held, IEnumerable<int> gained)
+    {
+        TaskCompletionSource changed;
+        int pruned;
+        lock (_catchingUp)
+        {
+            // The first view taken in prunes what the durable replica brought back of shards others hold now.
+            var lost = _kept is null;
+            if (_kept is { } before)
+            {
+                for (var shard = 0; shard < held.Length && !lost; shard++)
+                {
+                    lost = before[shard] && !held[shard];
+                }
+            }
+
+            _kept = held;
+            MarkCatchingUpLocked(gained);
+            pruned = lost || _served.Count > 0 ? table.Prune(this, KeptLocked()) : 0;
+            changed = _servedChanged;
+            _servedChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        changed.TrySetResult();
+        return pruned;
+    }
+
+    /// <summary>
+    /// Records that a shard grain activation on this silo serves <paramref name="shard"/>: its exact routes stay in this
+    /// silo's table until the activation ends, whatever membership says. Returns whether the table holds them now (the
+    /// silo is one of the shard's holders, or catching up as one: see <see cref="WhenCaughtUp"/>); when not, the
+    /// activation copies them itself before it serves.
+    /// </summary>
+    public bool BeginServing(int shard)
+    {
+        lock (_catchingUp)
+        {
+            _served[shard] = _served.GetValueOrDefault(shard) + 1;
+            return _kept is null || _kept[shard];
+        }
+    }
+
+    /// <summary>
+    /// Records that a shard grain activation on this silo ended; the shard's exact routes are dropped from
+    /// <paramref name="table"/> when this silo no longer holds the shard.
+    /// </summary>
+    public void EndServing(int shard, RouteTable table)
+    {
+        TaskCompletionSource changed;
+        lock (_catchingUp)
+        {
+            if (_served.TryGetValue(shard, out var count) && count > 1)
+            {
+                _served[shard] = count - 1;
+                return;
+            }
+
+            _served.Remove(shard);
+            if (_kept is { } kept && !kept[shard])
+            {
+                table.Prune(this, KeptLocked());
+            }
+
+            changed = _servedChanged;
+            _servedChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        changed.TrySetResult();
+    }
+
+    /// <summary>
+    /// The shards whose exact routes this silo's table keeps: those it holds and those a shard grain activation here
+    /// serves (null when not sharded or not pruned yet: all of them).
+    /// </summary>
+    public bool[]? KeptShards()
+    {
+        lock (_catchingUp)
+        {
+            return _kept is null ? null : KeptLocked();
+        }
+    }
+
+    /// <summary>
+    /// Null when every shard a shard grain activation on this silo serves is one this silo holds (as almost always);
+    /// otherwise the part of a client's routes with its exact filters of the other served shards, which an order to
+    /// forget the client (<see cref="RouteTable.Drop"/>, sent by a silo whose view no longer names this one) leaves.
+    /// </summary>
+    public Func<ClientRoutes, ClientRoutes>? ServedPart()
+    {
+        bool[]? only = null;
+        lock (_catchingUp)
+        {
+            foreach (var shard in _served.Keys)
+            {
+                if (_kept is not null && !_kept[shard])
+                {
+                    (only ??= new bool[_shards])[shard] = true;
+                }
+            }
+        }
+
+        return only is null ? null : routes => PartFor(routes, only);
+    }
+
+    /// <summary>Completes when no shard grain activation on this silo serves a shard this silo does not hold.</summary>
+    public async Task WhenServingOnlyHeld()
+    {
+        while (true)
+        {
+            Task changed;
+            lock (_catchingUp)
+            {
+                if (_kept is not { } kept || _served.Keys.All(shard => kept[shard]))
+                {
+                    return;
+                }
+
+                changed = _servedChanged.Task;
+            }
+
+            await changed;
+        }
+    }
+
+    private bool[] KeptLocked()
+    {
+        var kept = (bool[])_kept!.Clone();
+        foreach (var shard in _served.Keys)
+        {
+            kept[shard] = true;
+        }
+
+        return kept;
+    }
+
     /// <summary>Marks shards this silo came to hold as being caught up (see <see cref="WhenCaughtUp"/>).</summary>
     public void MarkCatchingUp(IEnumerable<int> shards)
     {
         lock (_catchingUp)
         {
-            foreach (var shard in shards)
+            MarkCatchingUpLocked(shards);
+        }
+    }
+
+    private void MarkCatchingUpLocked(IEnumerable<int> shards)
+    {
+        foreach (var shard in shards)
+        {
+            if (!_catchingUp.ContainsKey(shard))
             {
-                if (!_catchingUp.ContainsKey(shard))
-                {
-                    _catchingUp[shard] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                }
+                _catchingUp[shard] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             }
         }
     }

@@ -216,14 +216,24 @@ internal sealed class RouteTable(TimeProvider timeProvider)
     /// <paramref name="version"/> left it none of them, <see cref="RouteHolders.Holds"/>), unless it holds a newer
     /// version. No tombstone: the client lives on elsewhere, and this silo may come to hold it again. Returns whether
     /// routes were forgotten; <paramref name="wasPersistent"/> whether they were a persistent session's (stored on disk).
+    /// With <paramref name="served"/>, the part it gives of the held routes stays when it has filters: the exact filters of
+    /// shards a shard grain activation on this silo still serves (<see cref="RouteHolders.ServedPart"/>).
     /// </summary>
-    public bool Drop(string clientId, long version, out bool wasPersistent)
+    public bool Drop(string clientId, long version, out bool wasPersistent, Func<ClientRoutes, ClientRoutes>? served = null)
     {
         wasPersistent = false;
         using (_lock.Write())
         {
             if (!_clients.TryGetValue(clientId, out var old) || old.Version > version)
             {
+                return false;
+            }
+
+            if (served?.Invoke(old) is { Subscriptions.Length: > 0 } kept)
+            {
+                Unindex(old);
+                _clients[clientId] = kept;
+                Index(kept);
                 return false;
             }
 

@@ -19,6 +19,8 @@ internal sealed partial class TopicShardGrain(
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
     ReplicaBroadcaster replicas,
+    ReplicaWriter writer,
+    ReplicaSync sync,
     DeadGateways deadGateways,
     GatewayOutbox outbox,
     GrainRefs<IClientSessionGrain> sessionRefs,
@@ -27,27 +29,79 @@ internal sealed partial class TopicShardGrain(
     ILogger<TopicShardGrain> logger) : Grain, ITopicShardGrain
 {
     private long _lastRetainedVersion;
+    private bool _serving;
 
     private int Shard => (int)this.GetPrimaryKeyLong();
 
     // Matching on a replica that is still catching up could miss subscriptions: wait until it is complete, and, with
-    // routes sharded by topic, until it holds this shard's routes (a shard this silo came to hold with a membership
-    // change is copied from its former holders first).
+    // routes sharded by topic, until it holds this shard's routes. Every subscription acknowledged before this
+    // activation started was written with a membership view no newer than the one read here from the membership table:
+    // the silos holding the shard in that view have it, and a silo that came to hold the shard later copied it after a
+    // barrier on every peer. This silo copies the shard the same way when that view does not name it (the activation
+    // was placed by a silo with an older view). From then on this silo keeps the shard's routes until the activation
+    // ends (RouteHolders.BeginServing), and every change of them reaches it (Accept), whatever the holders.
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         await routes.Ready.WaitAsync(cancellationToken);
-        if (holders.Sharded && (uint)Shard < (uint)holders.Shards)
+        if (!holders.Sharded || (uint)Shard >= (uint)holders.Shards)
         {
-            var snapshot = membership.CurrentSnapshot;
-            if (Array.IndexOf(holders.HoldersOf(snapshot, Shard), localSilo.SiloAddress) < 0)
-            {
-                // Placed by a silo that already sees a newer membership than this one.
-                await membership.Refresh();
-                snapshot = membership.CurrentSnapshot;
-            }
-
-            await holders.WhenServable(Shard, snapshot.Version).WaitAsync(cancellationToken);
+            return;
         }
+
+        try
+        {
+            await membership.Refresh();
+        }
+        catch (Exception ex)
+        {
+            // The view this silo has then: as new as any this silo sent a change with.
+            LogRefreshFailed(logger, ex, Shard);
+        }
+
+        var version = membership.CurrentSnapshot.Version;
+        await holders.WhenFollowed(version).WaitAsync(cancellationToken);
+        _serving = true;
+        try
+        {
+            if (holders.BeginServing(Shard))
+            {
+                await holders.WhenCaughtUp(Shard).WaitAsync(cancellationToken);
+            }
+            else
+            {
+                await sync.CatchUpShardAsync(Shard, version).WaitAsync(cancellationToken);
+            }
+        }
+        catch
+        {
+            _serving = false;
+            holders.EndServing(Shard, routes);
+            throw;
+        }
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (_serving)
+        {
+            _serving = false;
+            holders.EndServing(Shard, routes);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task Accept(ClientRoutes changed)
+    {
+        // What this silo keeps of the client: the exact filters of the shards it holds or serves, this one among them.
+        var part = holders.PartFor(changed, holders.KeptShards());
+        if (part.Subscriptions.Length == 0 && routes.Get(changed.ClientId) is null)
+        {
+            // Nothing of the client here to replace or remove.
+            return;
+        }
+
+        await writer.ApplyAsync(part);
     }
 
     public async Task<int> Publish(MqttMessage message, CancellationToken cancellationToken = default) => (await PublishBatch([message]))[0];
@@ -57,8 +111,8 @@ internal sealed partial class TopicShardGrain(
         if (holders.Sharded && (uint)Shard < (uint)holders.Shards && !IsFirstHolder())
         {
             // A membership change made another silo this shard's first holder: the next activation goes there. This
-            // batch is still matched here, on routes that miss only what was subscribed since the change, if this
-            // silo no longer holds the shard at all.
+            // batch is still matched here, on every route of the shard: this silo keeps them while this activation
+            // lives, and changes made since reached it (Accept).
             metrics.ShardHandoffs.Add(1);
             DeactivateOnIdle();
         }
@@ -206,6 +260,9 @@ internal sealed partial class TopicShardGrain(
         var stored = message.Payload.IsEmpty ? null : message;
         return replicas.ApplyRetained(new RetainedUpdate(message.Topic, version, stored));
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Topic shard {Shard}: reading the membership table before serving failed; serving with this silo's view")]
+    private static partial void LogRefreshFailed(ILogger logger, Exception ex, int shard);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "{Count} messages of {ShareKey} moved from {ClientId} to other members")]
     private static partial void LogRedispatched(ILogger logger, int count, string shareKey, string clientId);
