@@ -66,7 +66,7 @@ internal sealed partial class ReplicaBroadcaster(
 
         var write = ForEachSilo(change, targets, static (b, silo, view, c) => b.SendPart(silo, view, c), presenceOnly ? "presence" : "holders");
         var ended = routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent;
-        if (presenceOnly || ended || ChangedShards(routes, previous) is not { } shards)
+        if (presenceOnly || ended || AloneInMembership() || ChangedShards(routes, previous) is not { } shards)
         {
             await write;
             return;
@@ -87,6 +87,22 @@ internal sealed partial class ReplicaBroadcaster(
         }
 
         await Task.WhenAll(calls);
+    }
+
+    // Every other silo in the membership table is dead (one silo, as standalone): a shard activation can only run here,
+    // where the write above applies the change, or on a silo that joins later, which copies the shard after a Barrier
+    // that waits for that write.
+    private bool AloneInMembership()
+    {
+        foreach (var member in membership.CurrentSnapshot.Members.Values)
+        {
+            if (member.Status != SiloStatus.Dead && !member.SiloAddress.Equals(localSilo.SiloAddress))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     // The shards of the exact filters added, changed or removed from previous to routes (all of routes' without a
