@@ -131,8 +131,9 @@ public sealed class ClusterSysTests(ClusterFixture cluster, ITestOutputHelper ou
         }
     }
 
-    // What the processes themselves count: the gateways' connections and messages, one silo's replica (every silo
-    // holds every session, subscription and retained message), and the running members.
+    // What the processes themselves count: the gateways' connections and messages, the sessions (SessionsAsync), one
+    // silo's replica for the subscriptions (SubscriptionsAsync) and retained messages (every silo holds every retained
+    // message), and the running members.
     private async Task<Dictionary<string, long>> TruthAsync()
     {
         var gateways = cluster.Gateways.Where(g => !g.HasExited).ToList();
@@ -153,12 +154,37 @@ public sealed class ClusterSysTests(ClusterFixture cluster, ITestOutputHelper ou
         truth[Connected] = connected;
         truth["$SYS/broker/messages/received"] = received;
         truth["$SYS/broker/messages/dropped"] = dropped;
-        truth["$SYS/broker/sessions"] = (long)Metrics.Sum(replica, "mqtt_sessions");
+        truth["$SYS/broker/sessions"] = await SessionsAsync(gateways[0], replica);
         truth["$SYS/broker/subscriptions/count"] = await SubscriptionsAsync(silos, replica);
         truth["$SYS/broker/retained messages/count"] = (long)Metrics.Sum(replica, "mqtt_retained");
         truth["$SYS/broker/gateways/count"] = gateways.Count;
         truth["$SYS/broker/silos/count"] = silos.Count;
         return truth;
+    }
+
+    // With routes unsharded (Mqtt__Routes__Sharding=Off in the environment the silos inherit) one silo's replica holds
+    // every session. Sharded by topic (the default), a silo holds only the entries of the clients it is an entry holder
+    // of (and of those with filters in its shards or with a wildcard filter), so the count is the admin API's listing
+    // of the cluster's clients, which lists each client once, read a page at a time.
+    private async Task<long> SessionsAsync(ClusterMember gateway, string replica)
+    {
+        if (string.Equals(Environment.GetEnvironmentVariable("Mqtt__Routes__Sharding"), "Off", StringComparison.OrdinalIgnoreCase))
+        {
+            return (long)Metrics.Sum(replica, "mqtt_sessions");
+        }
+
+        using var api = AdminApiClient.For(cluster, gateway);
+        long count = 0;
+        string? after = null;
+        do
+        {
+            var page = await api.GetAsync("clients?limit=1000" + (after is null ? string.Empty : $"&after={Uri.EscapeDataString(after)}"));
+            count += page.GetProperty("items").GetArrayLength();
+            after = page.GetProperty("next").GetString();
+        }
+        while (after is not null);
+
+        return count;
     }
 
     // Routes are sharded by topic (the default): every silo holds the wildcard subscriptions and each exact one is held
