@@ -82,15 +82,4 @@ public sealed class MqttBrokerOptions
     /// is freed even when the broker allocates too little to collect it by itself. Zero turns it off.
     /// </summary>
     public TimeSpan HeapTrimInterval { get; set; } = TimeSpan.FromSeconds(5);
-
-    /// <summary>
-    /// At each heap check (<see cref="HeapTrimInterval"/>) of an idle process, one that allocated less than this since
-    /// the previous check and ran no collection in between, a young (generation 0) collection runs once it has
-    /// allocated this many bytes since its last collection. The runtime sizes the young generation from the processor's
-    /// cache and collects it only when that budget is spent, which an idle broker, allocating little (keep-alive pings,
-    /// metric scrapes), takes minutes to do: until then every page its allocations first touch stays resident, and its
-    /// memory grows by what it allocated. A young collection lets the generation start again in pages already touched.
-    /// Zero turns it off.
-    /// </summary>
-    public long IdleYoungCollectionBytes { get; set; } = 4L << 20;
 }

@@ -74,11 +74,6 @@ public sealed class MqttBrokerOptionsValidator : IValidateOptions<MqttBrokerOpti
             errors.Add($"Mqtt:HeapTrimInterval must be zero (off) or positive (was {options.HeapTrimInterval}).");
         }
 
-        if (options.IdleYoungCollectionBytes is < 0 or > 1L << 30)
-        {
-            errors.Add($"Mqtt:IdleYoungCollectionBytes must be between 0 (off) and 1073741824 (was {options.IdleYoungCollectionBytes}).");
-        }
-
         if (options.SessionIdleTimeout < TimeSpan.FromSeconds(2))
         {
             errors.Add($"Mqtt:SessionIdleTimeout must be at least 2 seconds (was {options.SessionIdleTimeout}).");

@@ -14,7 +14,6 @@ public sealed class HostConfigurationTests
     [InlineData("standalone", "Mqtt__TopicShards", "0", "Mqtt:TopicShards must be between 1 and 1000000")]
     [InlineData("silo", "Mqtt__SessionIdleTimeout", "00:00:01", "Mqtt:SessionIdleTimeout must be at least 2 seconds")]
     [InlineData("gateway", "Mqtt__HeapTrimInterval", "-00:00:01", "Mqtt:HeapTrimInterval must be zero (off) or positive")]
-    [InlineData("gateway", "Mqtt__IdleYoungCollectionBytes", "-1", "Mqtt:IdleYoungCollectionBytes must be between 0 (off) and 1073741824")]
     [InlineData("gateway", "Mqtt__BindAddress", "not-an-address", "Mqtt:BindAddress must be an IP address")]
     [InlineData("silo", "Clustering__Provider", "Consul", "Clustering:Provider=Consul needs Ownership:Etcd:ConnectionString")]
     [InlineData("gateway", "Clustering__Provider", "Consul", "Clustering:Provider=Consul needs Ownership:Etcd:ConnectionString")]

@@ -24,15 +24,6 @@ namespace Orleans.Mqtt.Hosting;
 /// The background collection runs beside the broker's threads and does not compact. Checked every
 /// <see cref="MqttBrokerOptions.HeapTrimInterval"/>; zero turns it off.
 /// <para>
-/// At the same checks, when no full collection starts: a young collection in an idle process that has allocated
-/// <see cref="MqttBrokerOptions.IdleYoungCollectionBytes"/> since its last collection (see <see cref="ObserveYoung"/>).
-/// The runtime sizes the young generation's budget from the processor's cache (hundreds of MB where a virtual machine
-/// reports a large one), so an idle gateway, allocating tens of KB a second for keep-alive pings, went minutes without
-/// a young collection, and each page its allocations first touched stayed resident: its memory grew by what it
-/// allocated (docs/benchmarks.md, "The idle gateway's young generation"). A process under load spends its budget and
-/// is collected by the runtime; this one is not touched then.
-/// </para>
-/// <para>
 /// Once, when the host has started, it also runs one blocking, compacting collection that gives the free memory back
 /// to the system (<see cref="GCCollectionMode.Aggressive"/>). Starting a silo allocates and drops about 200 MiB of
 /// pinned buffers; an ordinary full collection frees them but the runtime keeps the memory resident, so the silo held
@@ -55,7 +46,6 @@ public sealed partial class HeapTrimmer : BackgroundService
     private const int MaxWaits = 12;
 
     private readonly TimeSpan _interval;
-    private readonly long _idleYoungBytes;
     private readonly MqttMetrics _metrics;
     private readonly ILogger<HeapTrimmer> _logger;
     private readonly IHostApplicationLifetime? _lifetime;
@@ -68,9 +58,6 @@ public sealed partial class HeapTrimmer : BackgroundService
     private int _idleChecks = IdleChecks;
     private bool _trimWasIdle;
     private int _waits;
-    private long _youngCollections = -1;
-    private long _allocatedAtYoung;
-    private long _allocatedAtCheck;
 
     /// <summary>Creates the trimmer with the interval of <paramref name="options"/>, without the collection at start.</summary>
     public HeapTrimmer(IOptions<MqttBrokerOptions> options, MqttMetrics metrics, ILogger<HeapTrimmer> logger)
@@ -85,7 +72,6 @@ public sealed partial class HeapTrimmer : BackgroundService
     public HeapTrimmer(IOptions<MqttBrokerOptions> options, MqttMetrics metrics, ILogger<HeapTrimmer> logger, IHostApplicationLifetime? lifetime)
     {
         _interval = options.Value.HeapTrimInterval;
-        _idleYoungBytes = options.Value.IdleYoungCollectionBytes;
         _metrics = metrics;
         _logger = logger;
         _lifetime = lifetime;
@@ -151,45 +137,6 @@ public sealed partial class HeapTrimmer : BackgroundService
         return true;
     }
 
-    /// <summary>
-    /// Takes one look at the young generation: <paramref name="youngCollections"/>, the number of collections so far
-    /// (each collects the young generation), and <paramref name="allocatedBytes"/>, the bytes allocated so far. True
-    /// when a young collection should run now: no collection since the previous look, less than
-    /// <see cref="MqttBrokerOptions.IdleYoungCollectionBytes"/> allocated since then (idle; under load the runtime's own
-    /// collections come as its budget is spent), and at least that much since the look that first saw the last
-    /// collection.
-    /// </summary>
-    internal bool ObserveYoung(long youngCollections, long allocatedBytes)
-    {
-        if (youngCollections != _youngCollections)
-        {
-            // A collection since the previous look (the runtime's, or one this started): count again from here.
-            _youngCollections = youngCollections;
-            _allocatedAtYoung = allocatedBytes;
-            _allocatedAtCheck = allocatedBytes;
-            return false;
-        }
-
-        var sinceCheck = allocatedBytes - _allocatedAtCheck;
-        _allocatedAtCheck = allocatedBytes;
-        return _idleYoungBytes > 0 && sinceCheck < _idleYoungBytes && allocatedBytes - _allocatedAtYoung >= _idleYoungBytes;
-    }
-
-    /// <summary>Looks at the young generation once and runs a young collection if <see cref="ObserveYoung"/> says so; true if it did.</summary>
-    internal bool CheckYoung()
-    {
-        var allocated = GC.GetTotalAllocatedBytes(precise: false);
-        if (!ObserveYoung(GC.CollectionCount(0), allocated))
-        {
-            return false;
-        }
-
-        _metrics.IdleYoungCollections.Add(1);
-        LogYoungCollection(_logger, (allocated - _allocatedAtYoung) >> 10);
-        GC.Collect(0, GCCollectionMode.Forced, blocking: true);
-        return true;
-    }
-
     /// <summary>Looks at the heap once and starts a background full collection if <see cref="Observe"/> says so; true if it did.</summary>
     internal bool Check()
     {
@@ -235,10 +182,7 @@ public sealed partial class HeapTrimmer : BackgroundService
         using var timer = new PeriodicTimer(_interval);
         while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
         {
-            if (!Check())
-            {
-                CheckYoung();
-            }
+            Check();
         }
     }
 
@@ -286,7 +230,4 @@ public sealed partial class HeapTrimmer : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Heap at {HeapMiB} MiB, {BaselineMiB} MiB after the last trim ({Reason}): starting a background full collection")]
     private static partial void LogTrimming(ILogger logger, long heapMiB, long baselineMiB, string reason);
-
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Idle, {AllocatedKiB} KiB allocated since the last collection: running a young collection")]
-    private static partial void LogYoungCollection(ILogger logger, long allocatedKiB);
 }

@@ -44,7 +44,6 @@ public sealed class MqttMetrics
         SessionsRereplicated = _meter.CreateCounter<long>("mqtt.sessions.rereplicated", description: "Session copies written to a silo that had become one of the session's holders and lacked them, after a membership change, by kind (home: by the session's home; orphan: by a surviving holder of a session whose home is not active).");
         SessionRereplicationFailures = _meter.CreateCounter<long>("mqtt.sessions.rereplication_failures", description: "Re-replication calls to a silo that failed (the pass tries again later), by reason (versions: asking what it holds; store: writing the copies), counted per session.");
         HeapTrims = _meter.CreateCounter<long>("mqtt.heap.trims", description: "Background full collections started by the heap trimmer: once the heap grew and stopped growing, or after a while without one (Mqtt:HeapTrimInterval).");
-        IdleYoungCollections = _meter.CreateCounter<long>("mqtt.heap.idle_young_collections", description: "Young (generation 0) collections run by the heap trimmer in an idle process that had allocated Mqtt:IdleYoungCollectionBytes since its last collection.");
         PendingWriteBytes = _meter.CreateUpDownCounter<long>("mqtt.connections.pending_write_bytes", description: "Payload and topic bytes of deliveries queued to this gateway's connections and not yet written (bounded per connection by Mqtt:MaxPendingWriteBytes).");
         PublishesRefused = _meter.CreateCounter<long>("mqtt.publishes.refused", description: "QoS 1/2 PUBLISH packets answered with a failing PUBACK/PUBREC because of a limit (MQTT 5: 0x97 over the rate, 0x90 topic over Mqtt:Limits), by reason.");
         PublishesDelayed = _meter.CreateCounter<long>("mqtt.publishes.delayed", description: "MQTT 3.1.1 QoS 1/2 PUBLISH packets over their client's rate whose reading was paused until the rate allowed them, by reason.");
@@ -167,9 +166,6 @@ public sealed class MqttMetrics
 
     /// <summary>Background full collections started by the heap trimmer.</summary>
     public Counter<long> HeapTrims { get; }
-
-    /// <summary>Young collections run by the heap trimmer while the process was idle.</summary>
-    public Counter<long> IdleYoungCollections { get; }
 
     /// <summary>Registers the gateway's overload gauge: 1 while it refuses new connections and sheds QoS 0, else 0.</summary>
     public void ObserveOverload(Func<int> state) =>

@@ -90,69 +90,11 @@ public sealed class HeapTrimmerTests
         Assert.Equal(HeapTrimmer.MaxIdleChecks, trimmer.IdleWait);
     }
 
-    [Fact]
-    public void An_idle_process_gets_a_young_collection_once_it_has_allocated_the_threshold_since_its_last()
-    {
-        var trimmer = NewTrimmer(idleYoungBytes: 4 * MiB);
-        Assert.False(trimmer.ObserveYoung(10, 500 * MiB)); // the first look only notes where it is
-        var allocated = 500 * MiB;
-        var looks = 0;
-        do
-        {
-            allocated += MiB / 4; // an idle gateway's keep-alives and scrapes: a quarter of a MiB between looks
-            looks++;
-        }
-        while (!trimmer.ObserveYoung(10, allocated) && looks < 100);
-
-        Assert.Equal(16, looks); // 4 MiB, no sooner
-        Assert.False(trimmer.ObserveYoung(11, allocated)); // the collection it ran: the count starts again
-        Assert.False(trimmer.ObserveYoung(11, allocated + (3 * MiB)));
-        Assert.True(trimmer.ObserveYoung(11, allocated + (4 * MiB)));
-    }
-
-    [Fact]
-    public void A_busy_process_is_left_to_the_runtimes_own_young_collections()
-    {
-        var trimmer = NewTrimmer(idleYoungBytes: 4 * MiB);
-        var allocated = 0L;
-        Assert.False(trimmer.ObserveYoung(1, allocated));
-        for (var look = 0; look < 50; look++)
-        {
-            allocated += 4 * MiB; // the threshold or more between two looks: not idle, however much has piled up
-            Assert.False(trimmer.ObserveYoung(1, allocated));
-        }
-
-        // Quiet again: the next look with little allocated since the previous one collects what piled up.
-        Assert.True(trimmer.ObserveYoung(1, allocated + MiB));
-    }
-
-    [Fact]
-    public void A_collection_of_the_runtimes_own_restarts_the_count()
-    {
-        var trimmer = NewTrimmer(idleYoungBytes: 4 * MiB);
-        Assert.False(trimmer.ObserveYoung(1, 0));
-        Assert.False(trimmer.ObserveYoung(1, 3 * MiB));
-        Assert.False(trimmer.ObserveYoung(2, 3 * MiB + (MiB / 2))); // the runtime collected in between
-        Assert.False(trimmer.ObserveYoung(2, 6 * MiB)); // 2.5 MiB since then
-        Assert.True(trimmer.ObserveYoung(2, 7 * MiB + (MiB / 2)));
-    }
-
-    [Fact]
-    public void Zero_turns_the_idle_young_collection_off()
-    {
-        var trimmer = NewTrimmer(idleYoungBytes: 0);
-        Assert.False(trimmer.ObserveYoung(1, 0));
-        for (var look = 1; look <= 50; look++)
-        {
-            Assert.False(trimmer.ObserveYoung(1, look * MiB));
-        }
-    }
-
-    private static HeapTrimmer NewTrimmer(long idleYoungBytes = 4 * MiB)
+    private static HeapTrimmer NewTrimmer()
     {
         var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         return new HeapTrimmer(
-            Options.Create(new MqttBrokerOptions { HeapTrimInterval = TimeSpan.Zero, IdleYoungCollectionBytes = idleYoungBytes }),
+            Options.Create(new MqttBrokerOptions { HeapTrimInterval = TimeSpan.Zero }),
             new MqttMetrics(services.GetRequiredService<IMeterFactory>()),
             NullLogger<HeapTrimmer>.Instance);
     }
