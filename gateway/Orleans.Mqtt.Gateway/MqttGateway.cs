@@ -44,6 +44,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     {
         _lease = lease;
         SiloLoss = siloLoss ?? new SiloLossWatch(options, timeProvider, loggerFactory.CreateLogger<SiloLossWatch>());
+        CallDeadlines = new CallDeadlines(timeProvider, SiloLoss);
         _grainFactory = grainFactory;
         _logger = loggerFactory.CreateLogger<MqttGateway>();
         Options = options.Value;
@@ -67,6 +68,9 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     /// CONNECT's session call link their bound with <see cref="SiloLossWatch.CallsInFlight"/>).
     /// </summary>
     public SiloLossWatch SiloLoss { get; }
+
+    /// <summary>The shared deadlines of the grain calls a client waits on (<c>Mqtt:PublishTimeout</c>).</summary>
+    public CallDeadlines CallDeadlines { get; }
 
     /// <summary>The gateway's spans; null while <c>Tracing:Enabled</c> is false.</summary>
     public GatewayTracing? Tracing { get; }

@@ -31,8 +31,9 @@ internal enum GrainCall
 }
 
 // The bound on the grain calls a client waits on. Orleans answers a call to a silo that was killed only after its
-// 30 s response timeout (nobody else answers it), so each call gets Mqtt:PublishTimeout through its CancellationToken:
-// Orleans then completes it at once on this side and drops it at the grain if it is still queued there. A call that
+// 30 s response timeout (nobody else answers it), so each call gets Mqtt:PublishTimeout through its CancellationToken
+// (shared with the calls that start close together, CallDeadlines, so it may get up to an eighth more): Orleans then
+// completes it at once on this side and drops it at the grain if it is still queued there. A call that
 // is safe to run twice (it changes nothing, or running it again changes nothing more) is sent once more, which by then
 // usually reaches a new activation; the caller answers the client for one that still fails.
 internal sealed partial class MqttConnection
@@ -42,7 +43,7 @@ internal sealed partial class MqttConnection
     private static readonly KeyValuePair<string, object?> FailedTag = new("outcome", "failed");
 
     /// <summary>
-    /// Makes a grain call bounded by <c>Mqtt:PublishTimeout</c> (and by <c>Mqtt:SiloLossGrace</c> once the gateway loses a
+    /// Makes a grain call bounded by <c>Mqtt:PublishTimeout</c> (<see cref="CallDeadlines"/>; and by <c>Mqtt:SiloLossGrace</c> once the gateway loses a
     /// silo while it is under way, <see cref="SiloLossWatch"/>), once more after a timeout or failure when
     /// <paramref name="retry"/>. False when no attempt succeeded (counted and logged): the caller answers the client.
     /// </summary>
@@ -52,18 +53,16 @@ internal sealed partial class MqttConnection
         for (var attempt = 0; ; attempt++)
         {
             // The bound, cut short to Mqtt:SiloLossGrace when the gateway loses its connection to a silo meanwhile: the
-            // call may be in that silo, and nobody would answer it. A retry takes the token of calls starting now.
-            var lost = _gateway.SiloLoss.CallsInFlight;
-            using var timer = new CancellationTokenSource(bound, _gateway.TimeProvider);
-            using var giveUp = CancellationTokenSource.CreateLinkedTokenSource(timer.Token, lost);
+            // call may be in that silo, and nobody would answer it. A retry takes the deadline of calls starting now.
+            var deadline = _gateway.CallDeadlines.Next(bound);
             try
             {
-                return (true, await invoke(state, giveUp.Token));
+                return (true, await invoke(state, deadline.Token));
             }
             catch (Exception ex)
             {
-                var timedOut = ex is OperationCanceledException && giveUp.IsCancellationRequested;
-                var cutShort = timedOut && lost.IsCancellationRequested && !timer.IsCancellationRequested;
+                var timedOut = ex is OperationCanceledException && deadline.Token.IsCancellationRequested;
+                var cutShort = timedOut && deadline.Lost.IsCancellationRequested && !deadline.TimedOut;
                 var again = retry && attempt == 0 && !_gateway.IsStopping;
                 _gateway.Metrics.GrainCallsUnanswered.Add(1, new KeyValuePair<string, object?>("call", CallTags[(int)call]), again ? RetriedTag : FailedTag);
                 if (WithinConnectionLogBudget())

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Orleans.Mqtt.Telemetry;
 
@@ -25,6 +26,9 @@ internal sealed partial class ReplicaBroadcaster(
     IGrainFactory grains)
 {
     private static readonly TimeSpan GiveUpAfter = TimeSpan.FromSeconds(30);
+    private static readonly KeyValuePair<string, object?> AllKind = new("kind", "all");
+    private static readonly KeyValuePair<string, object?> PresenceKind = new("kind", "presence");
+    private static readonly KeyValuePair<string, object?> HoldersKind = new("kind", "holders");
     private readonly Dictionary<long, Task> _inflight = [];
     private long _nextId;
 
@@ -39,9 +43,15 @@ internal sealed partial class ReplicaBroadcaster(
     /// it (an unsubscribe that took the client's last filter of its shards); a change of only the presence
     /// (<see cref="RouteHolders.OnlyPresenceChanged"/>) to the silos that hold the routes. Without
     /// <paramref name="previous"/> (who holds what is not known), to every active silo. The part for the session's first
-    /// copy holder is offered to <paramref name="withCopy"/>, to ride in the copy's call.
+    /// copy holder is offered to <paramref name="withCopy"/>, to ride in the copy's call. While this silo is alone in
+    /// the cluster, untraced changes take a shorter way to the same write (<see cref="TryApplyAlone"/>).
     /// </summary>
-    public async Task Apply(ClientRoutes routes, ClientRoutes? previous = null, RoutesWithCopy? withCopy = null)
+    public Task Apply(ClientRoutes routes, ClientRoutes? previous = null, RoutesWithCopy? withCopy = null) =>
+        withCopy is null && Activity.Current is null && TryApplyAlone(routes, previous) is { } alone
+            ? alone
+            : ApplyToSilos(routes, previous, withCopy);
+
+    private async Task ApplyToSilos(ClientRoutes routes, ClientRoutes? previous, RoutesWithCopy? withCopy)
     {
         // A traced SUBSCRIBE or CONNECT: the calls to the other silos' replicas are its children.
         using var span = MqttTracing.StartChild(MqttTracing.Operations.Replicate, routes.ClientId);
@@ -92,9 +102,11 @@ internal sealed partial class ReplicaBroadcaster(
     // Every other silo in the membership table is dead (one silo, as standalone): a shard activation can only run here,
     // where the write above applies the change, or on a silo that joins later, which copies the shard after a Barrier
     // that waits for that write.
-    private bool AloneInMembership()
+    private bool AloneInMembership() => AloneIn(membership.CurrentSnapshot);
+
+    private bool AloneIn(ClusterMembershipSnapshot view)
     {
-        foreach (var member in membership.CurrentSnapshot.Members.Values)
+        foreach (var member in view.Members.Values)
         {
             if (member.Status != SiloStatus.Dead && !member.SiloAddress.Equals(localSilo.SiloAddress))
             {
@@ -103,6 +115,90 @@ internal sealed partial class ReplicaBroadcaster(
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The change as <see cref="ApplyToSilos"/> makes it while this silo is the only one not dead in the membership
+    /// table (the standalone broker): written to this silo's replica only, which holds every shard, without working out
+    /// holders, parts and targets that can only name this silo, and with no shard activation elsewhere to tell. Null
+    /// when another silo is listed (or this one is not active), and the general path runs. Registered for
+    /// <see cref="Barrier"/> under the lock its view is read under, as every change is.
+    /// </summary>
+    private Task? TryApplyAlone(ClientRoutes routes, ClientRoutes? previous)
+    {
+        long id;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_inflight)
+        {
+            var view = membership.CurrentSnapshot;
+            if (!view.Members.TryGetValue(localSilo.SiloAddress, out var self) || self.Status != SiloStatus.Active || !AloneIn(view))
+            {
+                return null;
+            }
+
+            id = ++_nextId;
+            _inflight[id] = done.Task;
+        }
+
+        metrics.ReplicaWrites.Add(1, KindOf(routes, previous));
+        return ApplyAloneAsync(routes, id, done);
+    }
+
+    private async Task ApplyAloneAsync(ClientRoutes routes, long id, TaskCompletionSource done)
+    {
+        try
+        {
+            try
+            {
+                // Resumed where the commit completes, not on the session's scheduler: nothing here touches a grain, and
+                // the session's own await goes back to it once, not once per layer.
+                await localReplica.ApplyAsync(routes).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                LogRetrying(logger, localSilo.SiloAddress, 1, ex.GetType().Name);
+                await ApplyTo(localSilo.SiloAddress, ApplyRoutes, ApplyRoutesHere, routes).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            lock (_inflight)
+            {
+                _inflight.Remove(id);
+            }
+
+            done.SetResult();
+        }
+    }
+
+    // The kind ForEachSilo counts a change under: all when it goes to every silo (no previous version known, a wildcard
+    // filter in either version, or routes not sharded), presence for a change of only the presence, holders otherwise.
+    private KeyValuePair<string, object?> KindOf(ClientRoutes routes, ClientRoutes? previous)
+    {
+        if (!holders.Sharded || previous is null || HasWildcard(routes))
+        {
+            return AllKind;
+        }
+
+        if (RouteHolders.OnlyPresenceChanged(previous, routes))
+        {
+            return PresenceKind;
+        }
+
+        return HasWildcard(previous) ? AllKind : HoldersKind;
+    }
+
+    private bool HasWildcard(ClientRoutes routes)
+    {
+        foreach (var s in routes.Subscriptions)
+        {
+            if (holders.ShardOf(s) < 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     // The shards of the exact filters added, changed or removed from previous to routes (all of routes' without a

@@ -23,7 +23,7 @@ internal sealed class ReplicaWriter(RouteTable table, IReplicaStore store)
 
         // Only sessions that outlive their connection must survive a restart; presence never does.
         var durable = routes.Persistent ? routes with { Presence = null } : null;
-        await store.SaveRoutesAsync(routes.ClientId, durable);
+        await store.SaveRoutesAsync(routes.ClientId, durable).ConfigureAwait(false);
         return true;
     }
 
