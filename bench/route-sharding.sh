@@ -14,7 +14,8 @@
 #   WILDCARDS mosquitto_sub -t 'w/<i>/+' clients (the load tool subscribes exact filters only), connected first and
 #       kept open until the cluster stops
 # then, 20 s later (after the silos' own background full collection), reads every silo's mqtt_subscriptions,
-# mqtt_subscriptions_exact and mqtt_sessions gauges from /metrics and its RSS; then runs
+# mqtt_subscriptions_exact and mqtt_sessions gauges and mqtt.routes.shard_accepts counter from /metrics and its RSS;
+# then runs
 #   Orleans.Mqtt.Bench subroute --host <gateway1>,<gateway2> --trials TRIALS --concurrency 8
 #       (subscribe on one gateway, publish at SUBACK on the other: SUBSCRIBE->SUBACK and SUBACK->delivered)
 # Needs etcd (apt-get install -y etcd-server), mosquitto and mosquitto-clients, python3, curl, .NET SDK.
@@ -72,6 +73,10 @@ wait_ready() { # http-port log
 
 gauge() { # http-port metric-name
   curl -sf "http://127.0.0.1:$1/metrics" | awk -v name="$2" '$1 == name || index($1, name "{") == 1 { v = $2 } END { print v + 0 }'
+}
+
+counter() { # http-port metric-name: summed over its labels, with or without the exporter's _total suffix
+  curl -sf "http://127.0.0.1:$1/metrics" | awk -v name="$2" '{ n = $1; sub(/\{.*/, "", n) } n == name || n == name "_total" { v += $2 } END { print v + 0 }'
 }
 
 port=$(free_port)
@@ -139,7 +144,7 @@ for mode in ${ORDER:-Off Topic}; do
   {
     for i in 0 1 2; do
       pid=${silo_pids[$i]}
-      echo "silo$((i + 1)) subscriptions=$(gauge "${silo_http[$i]}" mqtt_subscriptions) exact=$(gauge "${silo_http[$i]}" mqtt_subscriptions_exact) sessions=$(gauge "${silo_http[$i]}" mqtt_sessions) rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status") idle_rss_kib=${idle_rss[$i]}"
+      echo "silo$((i + 1)) subscriptions=$(gauge "${silo_http[$i]}" mqtt_subscriptions) exact=$(gauge "${silo_http[$i]}" mqtt_subscriptions_exact) sessions=$(gauge "${silo_http[$i]}" mqtt_sessions) shard_accepts=$(counter "${silo_http[$i]}" mqtt_routes_shard_accepts) rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status") idle_rss_kib=${idle_rss[$i]}"
     done
   } > "$dir/silos.txt"
   cat "$dir/silos.txt" >&2
@@ -185,6 +190,10 @@ for name in sorted(set(off) | set(topic)):
     o, t = off.get(name), topic.get(name)
     cell = lambda r: "n/a | n/a" if r is None else f"{r['subscriptions']:,.0f} | {r['rss_kib'] / 1024:,.0f} ({(r['rss_kib'] - r['idle_rss_kib']) / 1024:+,.0f})"
     print(f"| {name} | {cell(o)} | {cell(t)} |")
+
+accepts = {m: sum(r.get("shard_accepts", 0) for r in d.values()) for m, d in (("Off", off), ("Topic", topic))}
+print(f"\nChanges also sent to their shard's grain (mqtt.routes.shard_accepts, all silos, clean and persistent connects): "
+      f"Off {accepts['Off']:,.0f}, Topic {accepts['Topic']:,.0f}")
 
 mosq = load("mosquitto-subroute.json")
 rows = [("SUBSCRIBE->SUBACK p50 ms", ("route", "subAckMs", "p50")), ("SUBSCRIBE->SUBACK p99 ms", ("route", "subAckMs", "p99")),

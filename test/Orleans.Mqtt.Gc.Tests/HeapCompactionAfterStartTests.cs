@@ -1,11 +1,8 @@
-using System.Diagnostics.Metrics;
 using System.Runtime.CompilerServices;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Orleans.Mqtt.Hosting;
-using Orleans.Mqtt.Telemetry;
 using Xunit;
 
 namespace Orleans.Mqtt.Gc.Tests;
@@ -22,31 +19,18 @@ public sealed class HeapCompactionAfterStartTests
     [Fact]
     public async Task Pinned_buffers_dropped_before_the_host_started_are_given_back_once_it_has()
     {
-        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
-        var metrics = new MqttMetrics(services.GetRequiredService<IMeterFactory>());
-        var trimmed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (ReferenceEquals(instrument, metrics.HeapTrims))
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<long>((_, _, _, _) => trimmed.TrySetResult());
-        listener.Start();
-
+        using var trims = new HeapTrimsCounter();
         var lifetime = new StartedSignal();
         // The periodic checks an hour apart: only the collection at start can run in this test.
         using var trimmer = new HeapTrimmer(
-            Options.Create(new MqttBrokerOptions { HeapTrimInterval = TimeSpan.FromHours(1) }), metrics, NullLogger<HeapTrimmer>.Instance, lifetime);
+            Options.Create(new MqttBrokerOptions { HeapTrimInterval = TimeSpan.FromHours(1) }), trims.Metrics, NullLogger<HeapTrimmer>.Instance, lifetime);
 
         var committedWithBuffers = PinnedBuffersThatDie();
         await trimmer.StartAsync(CancellationToken.None);
-        Assert.False(trimmed.Task.IsCompleted, "the collection ran before the host had started");
+        Assert.False(trims.FirstTrim.IsCompleted, "the collection ran before the host had started");
 
         lifetime.Started();
-        await trimmed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await trims.FirstTrim.WaitAsync(TimeSpan.FromSeconds(30));
         var committed = GC.GetGCMemoryInfo(GCKind.Any).TotalCommittedBytes;
         await trimmer.StopAsync(CancellationToken.None);
 

@@ -8,6 +8,13 @@ public interface IRouteReplicaGrain : IGrainWithStringKey
     Task Apply(ClientRoutes routes);
 
     /// <summary>
+    /// Routes sharded by topic: <see cref="Apply"/>, then which of <paramref name="shards"/> (shards this silo holds in
+    /// the writer's view) a shard grain activation on this silo serves once the change is in the table it matches on.
+    /// </summary>
+    [ResponseTimeout("00:00:05")]
+    Task<int[]> ApplyAndAskServing(ClientRoutes routes, int[] shards);
+
+    /// <summary>
     /// Routes sharded by topic: forgets a client's routes, which the change at <paramref name="version"/> left this
     /// silo none of, unless it holds a newer version; durable when the call returns.
     /// </summary>

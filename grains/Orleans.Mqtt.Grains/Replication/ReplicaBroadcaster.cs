@@ -62,9 +62,11 @@ internal sealed partial class ReplicaBroadcaster(
         }
 
         // Who holds the new version is worked out once per change (a ranking of the silos), not once per silo.
-        var change = new RoutesChange(routes, holders, withCopy);
-        Func<ClusterMembershipSnapshot, RoutesChange, HashSet<SiloAddress>?>? targets = null;
         var presenceOnly = previous is not null && RouteHolders.OnlyPresenceChanged(previous, routes);
+        var ended = routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent;
+        var changed = presenceOnly || ended || AloneInMembership() ? null : ChangedShards(routes, previous);
+        var change = new RoutesChange(routes, holders, withCopy, changed);
+        Func<ClusterMembershipSnapshot, RoutesChange, HashSet<SiloAddress>?>? targets = null;
         if (previous is not null)
         {
             targets = presenceOnly
@@ -74,28 +76,27 @@ internal sealed partial class ReplicaBroadcaster(
                     : null;
         }
 
-        var write = ForEachSilo(change, targets, static (b, silo, view, c) => b.SendPart(silo, view, c), presenceOnly ? "presence" : "holders");
-        var ended = routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent;
-        if (presenceOnly || ended || AloneInMembership() || ChangedShards(routes, previous) is not { } shards)
+        await ForEachSilo(change, targets, static (b, silo, view, c) => b.SendPart(silo, view, c), presenceOnly ? "presence" : "holders");
+        if (change.Unserved() is not { } unserved)
         {
-            await write;
             return;
         }
 
         // The holders in this silo's view are not always where the shard is matched: an activation placed before a
         // membership change runs on until it sees the change, and a silo with an older view places one on a former
-        // holder. Each changed shard's activation takes the change too, wherever it runs, before the answer. Not
-        // tracked for Barrier: a shard activation catching up waits for that barrier, and would wait for itself. The
-        // end of a session does not go there: what such an activation still matches of it goes to a closed connection
-        // or to a session that no longer exists, which drops it.
-        var calls = new Task[shards.Count + 1];
-        calls[0] = write;
-        var i = 1;
-        foreach (var shard in shards)
+        // holder. A changed shard whose first holder in this view did not report an activation serving it (one
+        // there has the change in the table it matches on) takes the change at its activation, wherever it runs,
+        // before the answer. Not tracked for Barrier: a shard activation catching up waits for that barrier, and would
+        // wait for itself. The end of a session does not go there: what such an activation still matches of it goes
+        // to a closed connection or to a session that no longer exists, which drops it.
+        var calls = new Task[unserved.Count];
+        var i = 0;
+        foreach (var shard in unserved)
         {
             calls[i++] = AcceptAt(shard, routes);
         }
 
+        metrics.ShardAccepts.Add(calls.Length);
         await Task.WhenAll(calls);
     }
 
@@ -228,30 +229,13 @@ internal sealed partial class ReplicaBroadcaster(
         return shards;
     }
 
-    private async Task AcceptAt(int shard, ClientRoutes routes)
-    {
-        var started = timeProvider.GetTimestamp();
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                await grains.GetGrain<ITopicShardGrain>(shard).Accept(routes);
-                return;
-            }
-            catch (Exception ex)
-            {
-                if (timeProvider.GetElapsedTime(started) > GiveUpAfter)
-                {
-                    metrics.ReplicaApplyFailures.Add(1);
-                    LogShardGaveUp(logger, ex, shard, attempt);
-                    return;
-                }
-
-                LogShardRetrying(logger, shard, attempt, ex.GetType().Name);
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)));
-            }
-        }
-    }
+    private Task AcceptAt(int shard, ClientRoutes routes) =>
+        RetryAsync(
+            (Grain: grains.GetGrain<ITopicShardGrain>(shard), Logger: logger, Shard: shard, Routes: routes),
+            static c => c.Grain.Accept(c.Routes),
+            stillOwed: null,
+            static (c, ex, attempt) => LogShardGaveUp(c.Logger, ex, c.Shard, attempt),
+            static (c, ex, attempt) => LogShardRetrying(c.Logger, c.Shard, attempt, ex.GetType().Name));
 
     public Task ApplyRetained(RetainedUpdate update) =>
         ForEachSilo(update, null, static (b, silo, _, update) => b.ApplyTo(silo, static (r, u) => r.ApplyRetained(u), static (w, u) => w.ApplyRetainedAsync(u), update));
@@ -261,17 +245,35 @@ internal sealed partial class ReplicaBroadcaster(
     private static Task ApplyRoutesHere(ReplicaWriter writer, ClientRoutes routes) => writer.ApplyAsync(routes);
 
     // The part a silo holds of these routes, the end of a session as it is (a tombstone where any of it was), or the
-    // order to forget routes it no longer holds any of.
+    // order to forget routes it no longer holds any of. A silo that is the first holder of a changed shard is asked
+    // whether the shard's activation runs there.
     private Task SendPart(SiloAddress silo, ClusterMembershipSnapshot view, RoutesChange change)
     {
         var routes = change.Routes;
         var ended = routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent;
         if (ended || change.HoldersIn(view) is not { } held || held.Contains(silo))
         {
-            return SendRoutes(silo, ended ? routes : holders.PartFor(routes, holders.ShardsHeldBy(view, silo)), change.WithCopy);
+            if (ended)
+            {
+                return SendRoutes(silo, routes, change.WithCopy);
+            }
+
+            var part = holders.PartFor(routes, holders.ShardsHeldBy(view, silo));
+            return change.FirstHeldBy(view, silo) is { } ask
+                ? ApplyTo(silo, ApplyAndAsk, ApplyAndAskHere, (Part: part, Ask: ask, Change: change))
+                : SendRoutes(silo, part, change.WithCopy);
         }
 
         return ApplyTo(silo, static (r, routes) => r.Drop(routes.ClientId, routes.Version), (w, routes) => w.DropAsync(routes.ClientId, routes.Version, holders.ServedPart()), routes);
+    }
+
+    private static async Task ApplyAndAsk(IRouteReplicaGrain replica, (ClientRoutes Part, int[] Ask, RoutesChange Change) c) =>
+        c.Change.Served(await replica.ApplyAndAskServing(c.Part, c.Ask));
+
+    private async Task ApplyAndAskHere(ReplicaWriter writer, (ClientRoutes Part, int[] Ask, RoutesChange Change) c)
+    {
+        await writer.ApplyAsync(c.Part);
+        c.Change.Served(holders.Serving(c.Ask));
     }
 
     private Task SendRoutes(SiloAddress silo, ClientRoutes routes, RoutesWithCopy? withCopy) =>
@@ -421,35 +423,47 @@ internal sealed partial class ReplicaBroadcaster(
         }
     }
 
-    private async Task ApplyTo<T>(SiloAddress silo, Func<IRouteReplicaGrain, T, Task> action, Func<ReplicaWriter, T, Task> local, T change)
+    private Task ApplyTo<T>(SiloAddress silo, Func<IRouteReplicaGrain, T, Task> action, Func<ReplicaWriter, T, Task> local, T change) =>
+        RetryAsync(
+            (Broadcaster: this, Logger: logger, Silo: silo, Replica: silo.Equals(localSilo.SiloAddress) ? null : replicaRefs.Get(silo.ToParsableString()),
+                Here: localReplica, Action: action, Local: local, Change: change),
+            static c => c.Replica is null ? c.Local(c.Here, c.Change) : c.Action(c.Replica, c.Change),
+
+            // Gone: when it comes back it catches up from a peer, so nothing is owed to it.
+            static c => c.Broadcaster.IsActive(c.Silo),
+            static (c, ex, attempt) => LogGaveUp(c.Logger, ex, c.Silo, attempt),
+            static (c, ex, attempt) => LogRetrying(c.Logger, c.Silo, attempt, ex.GetType().Name));
+
+    // Makes a call until it succeeds, nothing is owed any more (stillOwed, asked after each failure and each pause), or
+    // it has failed for GiveUpAfter (counted in mqtt.replica.apply_failures, left to the repair that covers it). The
+    // callbacks are static and take the call's state: this runs for every silo of every change.
+    private async Task RetryAsync<T>(T state, Func<T, Task> call, Func<T, bool>? stillOwed, Action<T, Exception, int> gaveUp, Action<T, Exception, int> retrying)
     {
-        var replica = silo.Equals(localSilo.SiloAddress) ? null : replicaRefs.Get(silo.ToParsableString());
         var started = timeProvider.GetTimestamp();
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await (replica is null ? local(localReplica, change) : action(replica, change));
+                await call(state);
                 return;
             }
             catch (Exception ex)
             {
-                if (!IsActive(silo))
+                if (stillOwed?.Invoke(state) == false)
                 {
-                    // Gone: when it comes back it catches up from a peer, so nothing is owed to it.
                     return;
                 }
 
                 if (timeProvider.GetElapsedTime(started) > GiveUpAfter)
                 {
                     metrics.ReplicaApplyFailures.Add(1);
-                    LogGaveUp(logger, ex, silo, attempt);
+                    gaveUp(state, ex, attempt);
                     return;
                 }
 
-                LogRetrying(logger, silo, attempt, ex.GetType().Name);
+                retrying(state, ex, attempt);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)));
-                if (!IsActive(silo))
+                if (stillOwed?.Invoke(state) == false)
                 {
                     return;
                 }
@@ -461,9 +475,13 @@ internal sealed partial class ReplicaBroadcaster(
         membership.CurrentSnapshot.Members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active;
 
     // A version of a client's routes being written, with the silos that hold some of it (RouteHolders.Holds) in the
-    // view it is written with. The calls to the silos are started one after the other, so the cache needs no lock.
-    private sealed class RoutesChange(ClientRoutes routes, RouteHolders holders, RoutesWithCopy? withCopy)
+    // view it is written with, the shards of the exact filters it adds, changes or removes (null: none, or none that
+    // needs its shard grain told) and those of them whose first holder answered that the shard's activation runs there.
+    // The calls to the silos are started one after the other, so the cache needs no lock; their answers come in any
+    // order.
+    private sealed class RoutesChange(ClientRoutes routes, RouteHolders holders, RoutesWithCopy? withCopy, HashSet<int>? changed)
     {
+        private readonly HashSet<int> _served = [];
         private ClusterMembershipSnapshot? _view;
         private HashSet<SiloAddress>? _holders;
 
@@ -481,6 +499,49 @@ internal sealed partial class ReplicaBroadcaster(
             }
 
             return _holders;
+        }
+
+        /// <summary>The changed shards whose first holder in <paramref name="view"/> is <paramref name="silo"/>, or null.</summary>
+        public int[]? FirstHeldBy(ClusterMembershipSnapshot view, SiloAddress silo)
+        {
+            List<int>? first = null;
+            if (changed is not null)
+            {
+                foreach (var shard in changed)
+                {
+                    if (holders.HoldersOf(view, shard) is [var holder, ..] && holder.Equals(silo))
+                    {
+                        (first ??= []).Add(shard);
+                    }
+                }
+            }
+
+            return first?.ToArray();
+        }
+
+        /// <summary>Shards a silo written with their part reported an activation of serving, with the change applied.</summary>
+        public void Served(int[] shards)
+        {
+            lock (_served)
+            {
+                _served.UnionWith(shards);
+            }
+        }
+
+        /// <summary>The changed shards no silo reported an activation of; null when none.</summary>
+        public HashSet<int>? Unserved()
+        {
+            if (changed is null)
+            {
+                return null;
+            }
+
+            lock (_served)
+            {
+                changed.ExceptWith(_served);
+            }
+
+            return changed.Count == 0 ? null : changed;
         }
     }
 

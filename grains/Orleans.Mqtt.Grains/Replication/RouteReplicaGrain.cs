@@ -16,6 +16,12 @@ internal sealed class RouteReplicaGrain(
 {
     public Task Apply(ClientRoutes routes) => writer.ApplyAsync(routes);
 
+    public async Task<int[]> ApplyAndAskServing(ClientRoutes routes, int[] shards)
+    {
+        await writer.ApplyAsync(routes);
+        return holders.Serving(shards);
+    }
+
     public Task Drop(string clientId, long version) => writer.DropAsync(clientId, version, holders.ServedPart());
 
     public Task ApplyRetained(RetainedUpdate update) => writer.ApplyRetainedAsync(update);

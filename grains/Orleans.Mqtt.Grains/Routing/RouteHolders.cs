@@ -518,6 +518,39 @@ internal sealed class RouteHolders
     }
 
     /// <summary>
+    /// Of <paramref name="shards"/>, those a shard grain activation on this silo serves now (see
+    /// <see cref="BeginServing"/>); empty when none.
+    /// </summary>
+    public int[] Serving(int[] shards)
+    {
+        lock (_catchingUp)
+        {
+            var count = 0;
+            foreach (var shard in shards)
+            {
+                count += _served.ContainsKey(shard) ? 1 : 0;
+            }
+
+            if (count == 0)
+            {
+                return [];
+            }
+
+            var served = new int[count];
+            count = 0;
+            foreach (var shard in shards)
+            {
+                if (_served.ContainsKey(shard))
+                {
+                    served[count++] = shard;
+                }
+            }
+
+            return served;
+        }
+    }
+
+    /// <summary>
     /// Records that a shard grain activation on this silo ended; the shard's exact routes are dropped from
     /// <paramref name="table"/> when this silo no longer holds the shard.
     /// </summary>

@@ -35,6 +35,7 @@ public sealed class MqttMetrics
         ReplicaRepairs = _meter.CreateCounter<long>("mqtt.replica.repaired", description: "Replica entries changed by catch-up or digest repair, by kind.");
         ReplicaWrites = _meter.CreateCounter<long>("mqtt.replica.writes", description: "Route replica writes of sessions' routes sent, one per silo written (this one included), by kind (all: every active silo; presence: a presence-only change sent only to the silos that hold the client's presence).");
         ShardHandoffs = _meter.CreateCounter<long>("mqtt.routes.shard_handoffs", description: "Topic shard activations that found another silo is now their shard's first route holder, and left for it.");
+        ShardAccepts = _meter.CreateCounter<long>("mqtt.routes.shard_accepts", description: "Changes of exact filters also sent to their topic shard's grain before the answer (one per shard), since no first holder written reported the shard's activation on it (a shard not active yet, or one activation that runs on a silo the writer's view does not name first).");
         GatewaysLost = _meter.CreateCounter<long>("mqtt.gateways.lost", description: "Gateways declared dead (not heard from within the timeout).");
         SessionsOwnerLost = _meter.CreateCounter<long>("mqtt.sessions.owner_lost", description: "Sessions set offline because their gateway died.");
         SessionsStaleCopiesDropped = _meter.CreateCounter<long>("mqtt.sessions.stale_copies_dropped", description: "Stored session copies found older than their routes and dropped, by where (start: the silo's check at its start; activation: an activation that found one; not_holder: a copy on a silo no longer among its session's holders, dropped once the holders have it).");
@@ -106,6 +107,9 @@ public sealed class MqttMetrics
 
     /// <summary>Replica entries changed by catch-up or digest repair; tag <c>kind</c>.</summary>
     public Counter<long> ReplicaRepairs { get; }
+
+    /// <summary>Changes of exact filters sent to their shard's grain, one per shard (see <c>ITopicShardGrain.Accept</c>).</summary>
+    public Counter<long> ShardAccepts { get; }
 
     /// <summary>Route replica writes sent, one per silo written; tag <c>kind</c> (<c>all</c> or <c>presence</c>).</summary>
     public Counter<long> ReplicaWrites { get; }

@@ -2,11 +2,8 @@ using Xunit;
 using System.Collections.Concurrent;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
-using Orleans.Configuration;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
-using Orleans.Runtime.Hosting;
-using Orleans.Serialization;
 using Orleans.TestingHost;
 
 namespace Orleans.Mqtt.Tests.Grains;
@@ -35,33 +32,15 @@ public sealed class RouteShardingTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var builder = new InProcessTestClusterBuilder(3);
-        builder.ConfigureSilo((_, silo) =>
+        // A killed silo is declared dead within seconds, by both others: one slow silo on a loaded machine does not
+        // declare a live one dead, which would change every shard's holders under the tests that count them.
+        _cluster = ShardedTestCluster.Builder(3, Shards, Copies, _storages, _ownership, o =>
         {
-            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (services, _) =>
-                _storages.GetOrAdd(services.GetRequiredService<ILocalSiloDetails>().Name, _ => new SiloLocalGrainStorage(services.GetRequiredService<DeepCopier>())));
-            silo.Services.AddSingleton<ISessionOwnershipStore>(_ownership);
-
-            // A killed silo is declared dead within seconds, by both others: one slow silo on a loaded machine does not
-            // declare a live one dead, which would change every shard's holders under the tests that count them.
-            silo.Services.Configure<ClusterMembershipOptions>(o =>
-            {
-                o.ProbeTimeout = TimeSpan.FromSeconds(1);
-                o.NumMissedProbesLimit = 3;
-                o.NumVotesForDeathDeclaration = 2;
-                o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
-            });
-            silo.AddMqttGrains(o =>
-            {
-                o.TopicShards = Shards;
-                o.Routes.Sharding = RouteSharding.Topic;
-                o.Routes.Copies = Copies;
-                o.GatewayTimeout = TimeSpan.FromHours(1);
-                o.ReplicaRepairInterval = TimeSpan.FromHours(1);
-                o.ReplicaTombstoneLifetime = TimeSpan.FromHours(4);
-            });
-        });
-        _cluster = builder.Build();
+            o.ProbeTimeout = TimeSpan.FromSeconds(1);
+            o.NumMissedProbesLimit = 3;
+            o.NumVotesForDeathDeclaration = 2;
+            o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
+        }).Build();
         await _cluster.DeployAsync();
 
         // Every silo sees the three of them before a test computes holders from a silo's view.
@@ -395,33 +374,7 @@ public sealed class RouteShardingTests : IAsyncLifetime
         }
     }
 
-    // Waits, on every silo, until its replica has taken in the membership it sees and holds every route of its shards
-    // and every entry it is an entry holder of.
-    private async Task AllCaughtUpAsync()
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        foreach (var silo in _cluster.Silos)
-        {
-            var services = _cluster.GetSiloServiceProvider(silo.SiloAddress);
-            var holders = services.GetRequiredService<RouteHolders>();
-            var membership = services.GetRequiredService<IClusterMembershipService>();
-            await services.GetRequiredService<RouteTable>().Ready.WaitAsync(timeout.Token);
-            // Every silo sees the same active silos before the figures are compared.
-            var expected = _cluster.Silos.Select(s => s.SiloAddress).ToHashSet();
-            while (!membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToHashSet().SetEquals(expected))
-            {
-                var next = new MembershipVersion(membership.CurrentSnapshot.Version.Value + 1);
-                await membership.Refresh(next).AsTask().WaitAsync(timeout.Token);
-            }
-
-            for (var shard = 0; shard < Shards; shard++)
-            {
-                await holders.WhenServable(shard, membership.CurrentSnapshot.Version).WaitAsync(timeout.Token);
-            }
-
-            await holders.WhenEntriesServable(membership.CurrentSnapshot.Version).WaitAsync(timeout.Token);
-        }
-    }
+    private Task AllCaughtUpAsync() => ShardedTestCluster.AllCaughtUpAsync(_cluster, Shards);
 
     private void AssertEveryHolderHoldsItsRoutes(string prefix, int exact)
     {

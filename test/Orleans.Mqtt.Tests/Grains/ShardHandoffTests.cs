@@ -1,12 +1,11 @@
 using Xunit;
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
-using Orleans.Configuration;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
-using Orleans.Runtime.Hosting;
-using Orleans.Serialization;
+using Orleans.Mqtt.Telemetry;
 using Orleans.TestingHost;
 
 namespace Orleans.Mqtt.Tests.Grains;
@@ -14,48 +13,56 @@ namespace Orleans.Mqtt.Tests.Grains;
 /// <summary>
 /// Routes sharded by topic with one copy, so that a silo joining takes whole shards away from their only holder: the
 /// shard activation still running on the former holder must keep matching every subscription of its shard, also those
-/// made after the change by a silo that no longer writes the former holder, and so must the activation that follows
-/// it on the new holder.
+/// made after the change by a silo that no longer writes the former holder (the change goes to the shard grain
+/// itself), and so must the activation that follows it on the new holder. While every activation runs on its shard's
+/// holder, a change is not sent to the shard grain as well.
 /// </summary>
 public sealed class ShardHandoffTests : IAsyncLifetime
 {
     private const int Shards = 16;
     private readonly InMemorySessionOwnershipStore _ownership = new();
     private readonly ConcurrentDictionary<string, SiloLocalGrainStorage> _storages = new();
+    private readonly MeterListener _listener = new();
+
+    // The meter factories of this cluster's silos: other test classes' clusters run in the same process.
+    private readonly ConcurrentDictionary<object, bool> _scopes = new();
+    private long _shardAccepts;
     private InProcessTestCluster _cluster = null!;
 
     private IClusterClient Client => _cluster.Client;
 
+    private long ShardAccepts => Interlocked.Read(ref _shardAccepts);
+
     public async Task InitializeAsync()
     {
-        var builder = new InProcessTestClusterBuilder(2);
-        builder.ConfigureSilo((_, silo) =>
+        _listener.InstrumentPublished = (instrument, listener) =>
         {
-            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (services, _) =>
-                _storages.GetOrAdd(services.GetRequiredService<ILocalSiloDetails>().Name, _ => new SiloLocalGrainStorage(services.GetRequiredService<DeepCopier>())));
-            silo.Services.AddSingleton<ISessionOwnershipStore>(_ownership);
-            silo.Services.Configure<ClusterMembershipOptions>(o =>
+            if (instrument.Meter.Name == MqttMetrics.MeterName && instrument.Name == "mqtt.routes.shard_accepts")
             {
-                o.ProbeTimeout = TimeSpan.FromSeconds(1);
-                o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
-            });
-            silo.AddMqttGrains(o =>
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        {
+            if (instrument.Meter.Scope is { } scope && _scopes.ContainsKey(scope))
             {
-                o.TopicShards = Shards;
-                o.Routes.Sharding = RouteSharding.Topic;
-                o.Routes.Copies = 1;
-                o.GatewayTimeout = TimeSpan.FromHours(1);
-                o.ReplicaRepairInterval = TimeSpan.FromHours(1);
-                o.ReplicaTombstoneLifetime = TimeSpan.FromHours(4);
-            });
+                Interlocked.Add(ref _shardAccepts, value);
+            }
         });
-        _cluster = builder.Build();
+        _listener.Start();
+        _cluster = ShardedTestCluster.Builder(2, Shards, copies: 1, _storages, _ownership, o =>
+        {
+            o.ProbeTimeout = TimeSpan.FromSeconds(1);
+            o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
+        }).Build();
         await _cluster.DeployAsync();
-        await AllFollowAsync();
+        CountShardAcceptsOf(_cluster.Silos);
+        await ShardedTestCluster.AllCaughtUpAsync(_cluster, Shards);
     }
 
     public async Task DisposeAsync()
     {
+        _listener.Dispose();
         await _cluster.StopAllSilosAsync();
         await _cluster.DisposeAsync();
     }
@@ -75,9 +82,23 @@ public sealed class ShardHandoffTests : IAsyncLifetime
             Assert.Equal(1, await PublishAsync(topic));
         }
 
+        // Every shard's activation runs on its holder, which the writer writes and which answers that it serves the
+        // shard: a subscription to another topic of each shard is not sent to the shard grain, and is routable.
+        var steady = Enumerable.Range(1000, 1000).Select(i => $"t{i}/{prefix}").DistinctBy(Shard).ToList();
+        Assert.Equal(Shards, steady.Count);
+        var acceptsBefore = ShardAccepts;
+        foreach (var topic in steady)
+        {
+            await SubscribeAsync(gateway, topic + "-steady", topic);
+            Assert.Equal(1, await PublishAsync(topic));
+        }
+
+        Assert.Equal(acceptsBefore, ShardAccepts);
+
         var before = HoldersBySilo(_cluster.Silos[0].SiloAddress);
         var joined = await _cluster.StartAdditionalSiloAsync();
-        await AllFollowAsync();
+        CountShardAcceptsOf([joined]);
+        await ShardedTestCluster.AllCaughtUpAsync(_cluster, Shards);
 
         // The shards the new silo took: their former holder no longer holds them, in every silo's view.
         var after = HoldersBySilo(joined.SiloAddress);
@@ -85,8 +106,11 @@ public sealed class ShardHandoffTests : IAsyncLifetime
         Assert.NotEmpty(moved);
         foreach (var topic in moved)
         {
-            // A subscription made now is written to the new holder only, the silo every view names.
+            // A subscription made now is written to the new holder only, the silo every view names, where no activation
+            // of the shard runs yet: it also goes to the shard grain, whose activation still runs on the former holder.
+            var accepts = ShardAccepts;
             await SubscribeAsync(gateway, topic + "-new", topic);
+            Assert.Equal(accepts + 1, ShardAccepts);
 
             // The first publish still reaches the activation on the former holder; the next one the activation that
             // follows it on the new holder. Both match both subscriptions.
@@ -133,26 +157,11 @@ public sealed class ShardHandoffTests : IAsyncLifetime
         return [.. Enumerable.Range(0, Shards).Select(shard => holders.HoldersOf(snapshot, shard)[0])];
     }
 
-    // Waits until every silo sees every silo active and its replica has taken that view in.
-    private async Task AllFollowAsync()
+    private void CountShardAcceptsOf(IEnumerable<InProcessSiloHandle> silos)
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var expected = _cluster.Silos.Select(s => s.SiloAddress).ToHashSet();
-        foreach (var silo in _cluster.Silos)
+        foreach (var silo in silos)
         {
-            var services = _cluster.GetSiloServiceProvider(silo.SiloAddress);
-            var membership = services.GetRequiredService<IClusterMembershipService>();
-            await services.GetRequiredService<RouteTable>().Ready.WaitAsync(timeout.Token);
-            while (!membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToHashSet().SetEquals(expected))
-            {
-                await membership.Refresh(new MembershipVersion(membership.CurrentSnapshot.Version.Value + 1)).AsTask().WaitAsync(timeout.Token);
-            }
-
-            var holders = services.GetRequiredService<RouteHolders>();
-            for (var shard = 0; shard < Shards; shard++)
-            {
-                await holders.WhenServable(shard, membership.CurrentSnapshot.Version).WaitAsync(timeout.Token);
-            }
+            _scopes[_cluster.GetSiloServiceProvider(silo.SiloAddress).GetRequiredService<IMeterFactory>()] = true;
         }
     }
 

@@ -1,10 +1,7 @@
 using Xunit;
 using System.Text;
-using Microsoft.Extensions.DependencyInjection;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
-using Orleans.Runtime.Hosting;
-using Orleans.Serialization;
 using Orleans.TestingHost;
 
 namespace Orleans.Mqtt.Tests.Grains;
@@ -23,21 +20,9 @@ public sealed class SingleSiloShardTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var builder = new InProcessTestClusterBuilder(1);
-        builder.ConfigureSilo((_, silo) =>
-        {
-            silo.Services.AddGrainStorage(MqttGrainStorage.Name, (services, _) => new SiloLocalGrainStorage(services.GetRequiredService<DeepCopier>()));
-            silo.Services.AddSingleton<ISessionOwnershipStore>(new InMemorySessionOwnershipStore());
-            silo.AddMqttGrains(o =>
-            {
-                o.TopicShards = Shards;
-                o.Routes.Sharding = RouteSharding.Topic;
-            });
-        });
-        _cluster = builder.Build();
+        _cluster = ShardedTestCluster.Builder(1, Shards, copies: null, new(), new InMemorySessionOwnershipStore()).Build();
         await _cluster.DeployAsync();
-        var services = _cluster.GetSiloServiceProvider(_cluster.Silos[0].SiloAddress);
-        await services.GetRequiredService<RouteTable>().Ready.WaitAsync(TimeSpan.FromSeconds(30));
+        await ShardedTestCluster.AllCaughtUpAsync(_cluster, Shards);
     }
 
     public async Task DisposeAsync()
