@@ -97,6 +97,13 @@ public static class GatewayHostingExtensions
             {
                 kestrel.Listen(address, http.Port);
             }
+
+            if (!(o.Tcp.Port > 0 && o.Tcp.Transport == TcpTransport.Kestrel) && !o.Tls.Enabled && o.WebSocket.Port == 0 && http.Port == 0)
+            {
+                // Every listener is off or on the socket transport: Kestrel given no endpoint would bind
+                // http://localhost:5000, a port nobody configured. A port the system picks on loopback instead.
+                kestrel.Listen(IPAddress.Loopback, 0);
+            }
         });
         return builder;
     }
