@@ -7,7 +7,7 @@ public sealed class TcpListenerOptions : ListenerOptions
     /// What accepts and carries the listener's connections (<c>Mqtt:Tcp:Transport</c>): <see cref="TcpTransport.Sockets"/>,
     /// the gateway's own socket transport, or <see cref="TcpTransport.Kestrel"/>, ASP.NET Core's server.
     /// </summary>
-    public TcpTransport Transport { get; set; } = TcpTransport.Kestrel;
+    public TcpTransport Transport { get; set; } = TcpTransport.Sockets;
 }
 
 /// <summary>The transports MQTT over TCP can run on (<c>Mqtt:Tcp:Transport</c>).</summary>
