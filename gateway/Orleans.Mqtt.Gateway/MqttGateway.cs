@@ -218,6 +218,24 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         }
     }
 
+    /// <summary>
+    /// Aborts the connections of the gateway's own TCP transport still open (their sockets close at once); returns how
+    /// many. For a shutdown that ran out of time: Kestrel aborts its own connections.
+    /// </summary>
+    public int AbortConnections()
+    {
+        var aborted = 0;
+        foreach (var (_, connection) in _connections)
+        {
+            if (connection.AbortSocket())
+            {
+                aborted++;
+            }
+        }
+
+        return aborted;
+    }
+
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         BeginDrain();

@@ -286,6 +286,18 @@ internal sealed partial class MqttConnection
         _transport.Transport.Input.CancelPendingRead();
     }
 
+    /// <summary>Closes the socket at once when the connection runs on the gateway's own TCP transport; false otherwise.</summary>
+    public bool AbortSocket()
+    {
+        if (_transport is not SocketConnection socket)
+        {
+            return false;
+        }
+
+        socket.Close();
+        return true;
+    }
+
     /// <summary>Logs a failure of the connection that is not just the peer going away.</summary>
     public void LogFailure(Exception ex) => LogConnectionFailed(_logger, ex, _clientId, Remote);
 

@@ -36,6 +36,11 @@ public static class GatewayHostingExtensions
         services.AddSingleton<MqttGateway>();
         services.AddHostedService(sp => sp.GetRequiredService<MqttGateway>());
         services.AddSingleton<MqttConnectionHandler>();
+
+        // MQTT over TCP on the gateway's own transport (Mqtt:Tcp:Transport Sockets); stopped before the gateway, so the
+        // gateway's drain runs while the listener waits for its connections to end.
+        services.AddSingleton<MqttSocketListener>();
+        services.AddHostedService(sp => sp.GetRequiredService<MqttSocketListener>());
         services.AddSingleton<MqttWebSocketTransport>();
         AdminApi.AddServices(services);
 
@@ -59,7 +64,7 @@ public static class GatewayHostingExtensions
                 kestrel.Limits.RequestHeadersTimeout = o.ConnectTimeout;
             }
 
-            if (o.Tcp.Port > 0)
+            if (o.Tcp.Port > 0 && o.Tcp.Transport == TcpTransport.Kestrel)
             {
                 kestrel.Listen(address, o.Tcp.Port, l => l.UseConnectionHandler<MqttConnectionHandler>());
             }
@@ -91,6 +96,13 @@ public static class GatewayHostingExtensions
             if (http.Port > 0 && http.Port != o.WebSocket.Port)
             {
                 kestrel.Listen(address, http.Port);
+            }
+
+            if (!(o.Tcp.Port > 0 && o.Tcp.Transport == TcpTransport.Kestrel) && !o.Tls.Enabled && o.WebSocket.Port == 0 && http.Port == 0)
+            {
+                // Every listener is off or on the socket transport: Kestrel given no endpoint would bind
+                // http://localhost:5000, a port nobody configured. A port the system picks on loopback instead.
+                kestrel.Listen(IPAddress.Loopback, 0);
             }
         });
         return builder;

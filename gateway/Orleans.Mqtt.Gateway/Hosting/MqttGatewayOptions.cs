@@ -14,8 +14,8 @@ public sealed class MqttGatewayOptions
     /// <summary>Identifier of this gateway in the cluster; generated when empty.</summary>
     public string? GatewayId { get; set; }
 
-    /// <summary>MQTT over TCP (<c>Mqtt:Tcp:Port</c>, 0 disables).</summary>
-    public ListenerOptions Tcp { get; set; } = new() { Port = 1883 };
+    /// <summary>MQTT over TCP (<c>Mqtt:Tcp:Port</c>, 0 disables; transport <c>Mqtt:Tcp:Transport</c>).</summary>
+    public TcpListenerOptions Tcp { get; set; } = new() { Port = 1883 };
 
     /// <summary>MQTT over WebSocket (<c>Mqtt:WebSocket:Port</c>, 0 disables; path <c>Mqtt:WebSocket:Path</c>).</summary>
     public WebSocketListenerOptions WebSocket { get; set; } = new() { Port = 8083 };

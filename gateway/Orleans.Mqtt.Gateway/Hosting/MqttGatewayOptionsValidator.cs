@@ -16,6 +16,11 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
         }
 
         CheckPort(errors, "Mqtt:Tcp:Port", o.Tcp.Port);
+        if (!Enum.IsDefined(o.Tcp.Transport))
+        {
+            errors.Add($"Mqtt:Tcp:Transport must be {nameof(TcpTransport.Sockets)} or {nameof(TcpTransport.Kestrel)} (was '{o.Tcp.Transport}').");
+        }
+
         CheckPort(errors, "Mqtt:WebSocket:Port", o.WebSocket.Port);
         CheckPort(errors, "Mqtt:Tls:Port", o.Tls.Port);
         if (!o.WebSocket.Path.StartsWith('/'))
