@@ -258,10 +258,17 @@ internal sealed partial class ReplicaBroadcaster(
                 return SendRoutes(silo, routes, change.WithCopy);
             }
 
+            // Routes that ride in the session copy's call are not asked about: the ride saves a call, and the shards
+            // that silo is first holder of go to their grains as when no holder answered.
             var part = holders.PartFor(routes, holders.ShardsHeldBy(view, silo));
+            if (change.WithCopy?.Offer(silo, part) is { } riding)
+            {
+                return RideOrSendAsync(silo, part, riding);
+            }
+
             return change.FirstHeldBy(view, silo) is { } ask
                 ? ApplyTo(silo, ApplyAndAsk, ApplyAndAskHere, (Part: part, Ask: ask, Change: change))
-                : SendRoutes(silo, part, change.WithCopy);
+                : ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, part);
         }
 
         return ApplyTo(silo, static (r, routes) => r.Drop(routes.ClientId, routes.Version), (w, routes) => w.DropAsync(routes.ClientId, routes.Version, holders.ServedPart()), routes);

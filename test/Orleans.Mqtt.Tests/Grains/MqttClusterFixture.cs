@@ -58,7 +58,7 @@ public sealed class MqttClusterFixture : IAsyncLifetime
 
     private Task CountReplicaGrainApplies(IIncomingGrainCallContext call)
     {
-        if (call.Grain is IRouteReplicaGrain && call.Request.GetArgumentCount() == 1 && call.Request.GetArgument(0) is ClientRoutes routes)
+        if (call.Grain is IRouteReplicaGrain && call.Request.GetArgumentCount() >= 1 && call.Request.GetArgument(0) is ClientRoutes routes)
         {
             ReplicaGrainApplies.AddOrUpdate(routes.ClientId, 1, static (_, n) => n + 1);
         }
