@@ -21,6 +21,12 @@ internal sealed partial class MqttSocketListener(
     IHostApplicationLifetime lifetime,
     ILogger<MqttSocketListener> logger) : IHostedService
 {
+    /// <summary>The first pause after an accept that failed for want of a resource; it doubles while they keep failing.</summary>
+    internal static readonly TimeSpan FirstAcceptPause = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>The longest pause between accepts that keep failing.</summary>
+    internal static readonly TimeSpan MaxAcceptPause = TimeSpan.FromSeconds(1);
+
     // Kestrel's default backlog: connections the kernel completes while the accept loop is busy.
     private const int Backlog = 512;
 
@@ -140,15 +146,30 @@ internal sealed partial class MqttSocketListener(
         }
     }
 
+    /// <summary>
+    /// How long to wait before the next accept after one failed with <paramref name="error"/>, the pause before it
+    /// having been <paramref name="previous"/> (zero after an accept that succeeded).
+    /// </summary>
+    internal static TimeSpan PauseAfterAcceptFailure(SocketError error, TimeSpan previous) => error switch
+    {
+        // A connection reset or given up while it waited in the backlog: the next one may be accepted at once.
+        SocketError.ConnectionReset or SocketError.ConnectionAborted => TimeSpan.Zero,
+
+        // Out of file descriptors or buffers: accepting again at once fails again at once, a loop that takes a core.
+        _ => previous <= TimeSpan.Zero ? FirstAcceptPause : TimeSpan.FromTicks(Math.Min(previous.Ticks * 2, MaxAcceptPause.Ticks)),
+    };
+
     private async Task AcceptLoopAsync(Socket listenSocket)
     {
         LogListening(logger, EndPoint!);
+        var pause = TimeSpan.Zero;
         while (!_stopping)
         {
             Socket accepted;
             try
             {
                 accepted = await listenSocket.AcceptAsync().ConfigureAwait(false);
+                pause = TimeSpan.Zero;
             }
             catch (Exception ex) when (_stopping && ex is SocketException or ObjectDisposedException)
             {
@@ -156,10 +177,16 @@ internal sealed partial class MqttSocketListener(
             }
             catch (SocketException ex)
             {
-                // Out of file descriptors, or a connection reset while it waited in the backlog: the next one may do.
                 if (_acceptFailureLog.TryEnter(1, out var suppressed))
                 {
                     LogAcceptFailed(logger, ex, ex.SocketErrorCode, suppressed);
+                }
+
+                pause = PauseAfterAcceptFailure(ex.SocketErrorCode, pause);
+                if (pause > TimeSpan.Zero)
+                {
+                    // Connections that arrive meanwhile wait in the kernel's backlog; a stop waits out the pause, a second at most.
+                    await Task.Delay(pause, gateway.TimeProvider).ConfigureAwait(false);
                 }
 
                 continue;

@@ -1,7 +1,9 @@
+using System.Net.Sockets;
 using System.Text;
 using MQTTnet;
 using MQTTnet.Formatter;
 using MQTTnet.Protocol;
+using Orleans.Mqtt.Gateway;
 using Xunit;
 
 namespace Orleans.Mqtt.Tests.Gateway;
@@ -12,6 +14,18 @@ namespace Orleans.Mqtt.Tests.Gateway;
 /// </summary>
 public sealed class SocketListenerTests
 {
+    [Theory]
+    [InlineData(SocketError.TooManyOpenSockets, 0, 10)] // out of file descriptors: a pause before trying again
+    [InlineData(SocketError.TooManyOpenSockets, 10, 20)] // still out of them: twice as long
+    [InlineData(SocketError.NoBufferSpaceAvailable, 640, 1000)] // never more than a second
+    [InlineData(SocketError.TooManyOpenSockets, 1000, 1000)]
+    [InlineData(SocketError.ConnectionReset, 0, 0)] // a peer that gave up in the backlog: the next accept at once
+    [InlineData(SocketError.ConnectionAborted, 40, 0)]
+    public void An_accept_that_failed_for_want_of_a_resource_is_retried_after_a_pause_that_doubles(SocketError error, int previousMs, int pauseMs) =>
+        Assert.Equal(
+            TimeSpan.FromMilliseconds(pauseMs),
+            MqttSocketListener.PauseAfterAcceptFailure(error, TimeSpan.FromMilliseconds(previousMs)));
+
     [Fact]
     public async Task A_message_goes_through_and_stopping_closes_the_open_connection_with_server_shutting_down()
     {
