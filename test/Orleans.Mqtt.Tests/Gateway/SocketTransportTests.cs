@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Microsoft.AspNetCore.Connections;
 using Orleans.Mqtt.Gateway;
 using Xunit;
@@ -81,6 +82,20 @@ public sealed class SocketTransportTests : IAsyncLifetime
 
         Assert.True(buffer.IsSingleSegment);
         Assert.Equal(frame, buffer.ToArray());
+        Input.AdvanceTo(buffer.End);
+        Assert.False(((SocketInput)Input).HoldsBuffer);
+    }
+
+    [Fact]
+    public async Task A_small_frame_into_an_empty_buffer_takes_an_array_of_its_own_size_not_a_whole_receive_buffer()
+    {
+        // A PINGREQ, what an idle connection sends.
+        await _peer.SendAsync(new byte[] { 0xC0, 0x00 }.AsMemory());
+        var buffer = await ReadAtLeastAsync(2);
+
+        Assert.Equal(new byte[] { 0xC0, 0x00 }, buffer.ToArray());
+        Assert.True(MemoryMarshal.TryGetArray(buffer.First, out var array));
+        Assert.True(array.Array!.Length < SocketInput.ReceiveSize, $"a {array.Array.Length}-byte array for 2 bytes");
         Input.AdvanceTo(buffer.End);
         Assert.False(((SocketInput)Input).HoldsBuffer);
     }
