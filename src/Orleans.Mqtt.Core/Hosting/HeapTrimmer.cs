@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -25,15 +24,6 @@ namespace Orleans.Mqtt.Hosting;
 /// The background collection runs beside the broker's threads and does not compact. Checked every
 /// <see cref="MqttBrokerOptions.HeapTrimInterval"/>; zero turns it off.
 /// <para>
-/// An idle trim is a blocking, compacting collection that gives the free memory back to the system
-/// (<see cref="GCCollectionMode.Aggressive"/>) instead, when the memory the runtime holds committed beyond its live
-/// objects is large (<see cref="ShouldGiveBack"/>) and the process allocated almost nothing since the previous check. An
-/// idle gateway's young collections, one or two a minute, each leave free regions and free space in the older
-/// generations that the runtime keeps committed; its resident memory grew by 0.3–1 KB per connection through a
-/// four-minute hold while its live objects did not (docs/benchmarks.md, "The idle gateway's memory through a long
-/// hold"). A background collection does not compact, so it leaves that memory where it is. The pause is logged.
-/// </para>
-/// <para>
 /// Once, when the host has started, it also runs one blocking, compacting collection that gives the free memory back
 /// to the system (<see cref="GCCollectionMode.Aggressive"/>). Starting a silo allocates and drops about 200 MiB of
 /// pinned buffers; an ordinary full collection frees them but the runtime keeps the memory resident, so the silo held
@@ -52,16 +42,6 @@ public sealed partial class HeapTrimmer : BackgroundService
     /// <summary>The longest wait between idle collections, in checks (32 minutes at the default interval).</summary>
     internal const int MaxIdleChecks = 384;
 
-    /// <summary>
-    /// Allocations since the previous check below which a process counts as idle for a blocking collection: an idle
-    /// gateway of 16,000 connections allocates about 0.5 MiB in a check (docs/benchmarks.md), one forwarding messages
-    /// allocates far more.
-    /// </summary>
-    internal const long IdleAllocationBytes = MinGrowthBytes / 8;
-
-    /// <summary>Committed memory beyond the live objects below this is never given back with a blocking collection.</summary>
-    internal const long MinGiveBackBytes = MinGrowthBytes / 2;
-
     // A started collection is waited for this many checks before the heap is judged again.
     private const int MaxWaits = 12;
 
@@ -78,7 +58,6 @@ public sealed partial class HeapTrimmer : BackgroundService
     private int _idleChecks = IdleChecks;
     private bool _trimWasIdle;
     private int _waits;
-    private long _previousAllocated = -1;
 
     /// <summary>Creates the trimmer with the interval of <paramref name="options"/>, without the collection at start.</summary>
     public HeapTrimmer(IOptions<MqttBrokerOptions> options, MqttMetrics metrics, ILogger<HeapTrimmer> logger)
@@ -110,17 +89,6 @@ public sealed partial class HeapTrimmer : BackgroundService
     /// </summary>
     internal static bool ShouldCollect(long heapBytes, long baselineBytes, long previousHeapBytes) =>
         heapBytes - baselineBytes >= Math.Max(MinGrowthBytes, baselineBytes / 4) && IsQuiet(heapBytes, previousHeapBytes);
-
-    /// <summary>
-    /// Whether an idle trim should give memory back with a blocking, compacting collection: the runtime holds
-    /// <paramref name="committedBytes"/> for a heap of <paramref name="heapBytes"/> live (as the last collection left
-    /// it, free space excluded), more than a quarter of that heap and <see cref="MinGiveBackBytes"/> beyond it, and the
-    /// process allocated <paramref name="allocatedBytes"/> since the previous check, less than
-    /// <see cref="IdleAllocationBytes"/> (negative: not known yet).
-    /// </summary>
-    internal static bool ShouldGiveBack(long committedBytes, long heapBytes, long allocatedBytes) =>
-        allocatedBytes >= 0 && allocatedBytes < IdleAllocationBytes
-        && committedBytes - heapBytes >= Math.Max(MinGiveBackBytes, heapBytes / 4);
 
     /// <summary>
     /// Takes one look at the heap: <paramref name="heapBytes"/> as the last collection left it and the index of the
@@ -174,35 +142,15 @@ public sealed partial class HeapTrimmer : BackgroundService
     {
         var last = GC.GetGCMemoryInfo(GCKind.Any);
         var heap = last.HeapSizeBytes - last.FragmentedBytes;
-        var allocated = GC.GetTotalAllocatedBytes();
-        var allocatedSincePrevious = _previousAllocated < 0 ? -1 : allocated - _previousAllocated;
-        _previousAllocated = allocated;
         if (!Observe(heap, NewestFullCollection()))
         {
             return false;
         }
 
         _metrics.HeapTrims.Add(1);
-        if (_trimWasIdle && ShouldGiveBack(last.TotalCommittedBytes, heap, allocatedSincePrevious))
-        {
-            GiveBack(heap, last.TotalCommittedBytes);
-            return true;
-        }
-
         LogTrimming(_logger, heap >> 20, _baseline >> 20, _trimWasIdle ? "idle" : "grown");
         GC.Collect(2, GCCollectionMode.Forced, blocking: false, compacting: false);
         return true;
-    }
-
-    // The idle trim that compacts and returns the free memory: blocking, so its pause is measured and logged. The next
-    // check finds it finished and takes what it left as the baseline, as after any trim.
-    private void GiveBack(long heapBytes, long committedBytes)
-    {
-        var started = Stopwatch.GetTimestamp();
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        var pause = Stopwatch.GetElapsedTime(started);
-        var after = GC.GetGCMemoryInfo(GCKind.Any);
-        LogGaveBack(_logger, heapBytes >> 20, committedBytes >> 20, (after.HeapSizeBytes - after.FragmentedBytes) >> 20, after.TotalCommittedBytes >> 20, pause.TotalMilliseconds);
     }
 
     /// <inheritdoc />
@@ -279,9 +227,6 @@ public sealed partial class HeapTrimmer : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Heap compacted after start: {HeapMiB} MiB heap, {CommittedMiB} MiB committed before; {HeapAfterMiB} MiB, {CommittedAfterMiB} MiB after")]
     private static partial void LogCompactedAfterStart(ILogger logger, long heapMiB, long committedMiB, long heapAfterMiB, long committedAfterMiB);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Idle heap compacted: {HeapMiB} MiB live, {CommittedMiB} MiB committed before; {HeapAfterMiB} MiB, {CommittedAfterMiB} MiB after; paused {PauseMs:F0} ms")]
-    private static partial void LogGaveBack(ILogger logger, long heapMiB, long committedMiB, long heapAfterMiB, long committedAfterMiB, double pauseMs);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Heap at {HeapMiB} MiB, {BaselineMiB} MiB after the last trim ({Reason}): starting a background full collection")]
     private static partial void LogTrimming(ILogger logger, long heapMiB, long baselineMiB, string reason);

@@ -24,16 +24,6 @@ public sealed class HeapTrimmerTests
     public void Collects_once_the_heap_has_grown_enough_and_has_stopped_growing(long heap, long baseline, long previous, bool collect) =>
         Assert.Equal(collect, HeapTrimmer.ShouldCollect(heap * MiB, baseline * MiB, previous < 0 ? -1 : previous * MiB));
 
-    [Theory]
-    [InlineData(130, 90, 1, true)] // 40 MiB beyond 90 live: more than a quarter, and idle
-    [InlineData(110, 90, 1, false)] // 20 MiB: less than a quarter of the heap
-    [InlineData(50, 30, 1, true)] // a small heap: the minimum decides
-    [InlineData(40, 30, 1, false)] // below the minimum
-    [InlineData(130, 90, 4, false)] // allocating: not idle
-    [InlineData(130, 90, -1, false)] // the first look cannot tell what was allocated
-    public void Gives_memory_back_only_when_much_is_committed_beyond_the_heap_and_the_process_is_idle(long committed, long heap, long allocated, bool giveBack) =>
-        Assert.Equal(giveBack, HeapTrimmer.ShouldGiveBack(committed * MiB, heap * MiB, allocated < 0 ? -1 : allocated * MiB));
-
     [Fact]
     public void A_storm_is_collected_once_it_is_over_and_its_collection_sets_the_next_baseline()
     {
