@@ -21,11 +21,7 @@ out=${OUT:-$(mktemp -d -t mqtt-connect-counts.XXXXXX)}
 mkdir -p "$out"
 ulimit -n "$(ulimit -Hn)"
 
-echo "building the load tool and the standalone broker" >&2
-dotnet build "$root/src/Orleans.Mqtt.Bench" -c Release --nologo -v quiet >&2
-dotnet build "$build/src/Orleans.Mqtt.Standalone" -c Release --nologo -v quiet >&2
-tool=(dotnet "$root/src/Orleans.Mqtt.Bench/bin/Release/net10.0/Orleans.Mqtt.Bench.dll")
-standalone="$build/src/Orleans.Mqtt.Standalone/bin/Release/net10.0/Orleans.Mqtt.Standalone.dll"
+build_tool_and_standalone "$build"
 
 broker_pid=""
 data=""
@@ -52,14 +48,7 @@ for run in $(seq 1 "$runs"); do
   port=$(free_port)
   http=$(free_port)
   data=$(mktemp -d -t orleans-mqtt-data.XXXXXX)
-  Mqtt__Tcp__Port=$port Http__Port=$http Mqtt__WebSocket__Port=0 Storage__DataDirectory="$data" \
-    Orleans__SiloPort=$(free_port) Orleans__GatewayPort=$(free_port) \
-    dotnet "$standalone" > "$out/broker-$run.log" 2>&1 &
-  broker_pid=$!
-  for _ in $(seq 1 120); do
-    curl -sf "http://127.0.0.1:$http/health/ready" >/dev/null && break
-    sleep 0.5
-  done
+  run_standalone "$port" "$http" "$data" "$out/broker-$run.log" || { echo "the broker did not start; see $out/broker-$run.log" >&2; exit 1; }
 
   metrics "$http" > "$out/before-$run.txt"
   perf stat -e syscalls:sys_enter_fdatasync,context-switches -p "$broker_pid" -x, -o "$out/perf-$run.csv" &

@@ -75,6 +75,31 @@ CONF
   wait_for_port "$port"
 }
 
+# Builds the load tool (of this checkout) and the standalone broker of checkout (default: this one); sets tool (the
+# load tool's command line, an array) and standalone (the broker's dll).
+build_tool_and_standalone() { # [checkout]
+  local checkout=${1:-$root}
+  echo "building the load tool and the standalone broker" >&2
+  dotnet build "$root/src/Orleans.Mqtt.Bench" -c Release --nologo -v quiet >&2
+  dotnet build "$checkout/src/Orleans.Mqtt.Standalone" -c Release --nologo -v quiet >&2
+  tool=(dotnet "$root/src/Orleans.Mqtt.Bench/bin/Release/net10.0/Orleans.Mqtt.Bench.dll")
+  standalone="$checkout/src/Orleans.Mqtt.Standalone/bin/Release/net10.0/Orleans.Mqtt.Standalone.dll"
+}
+
+# Starts $standalone (build_tool_and_standalone) in the background on the given MQTT and HTTP ports with the given
+# data directory, its output to log; sets broker_pid and returns once it is ready, or 1 after a minute without.
+run_standalone() { # mqtt-port http-port data-dir log
+  Mqtt__Tcp__Port=$1 Http__Port=$2 Mqtt__WebSocket__Port=0 Storage__DataDirectory="$3" \
+    Orleans__SiloPort=$(free_port) Orleans__GatewayPort=$(free_port) \
+    dotnet "$standalone" > "$4" 2>&1 &
+  broker_pid=$!
+  for _ in $(seq 1 120); do
+    curl -sf "http://127.0.0.1:$2/health/ready" >/dev/null && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
 # Builds the standalone broker and starts it on free loopback ports with an empty data directory (a new temporary
 # directory named after prefix), then waits until it is ready. Sets work, mqtt, http and broker (its pid); settings
 # for the broker pass through the environment. stop_standalone ends it and removes the directory.

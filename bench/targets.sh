@@ -27,11 +27,7 @@ only=" ${ONLY:-fanout conn p2p} "
 source "$root/bench/lib.sh"
 bench_prologue mqtt-targets
 
-echo "building the load tool and the standalone broker" >&2
-dotnet build "$root/src/Orleans.Mqtt.Bench" -c Release --nologo -v quiet >&2
-dotnet build "$root/src/Orleans.Mqtt.Standalone" -c Release --nologo -v quiet >&2
-tool=(dotnet "$root/src/Orleans.Mqtt.Bench/bin/Release/net10.0/Orleans.Mqtt.Bench.dll")
-standalone="$root/src/Orleans.Mqtt.Standalone/bin/Release/net10.0/Orleans.Mqtt.Standalone.dll"
+build_tool_and_standalone
 
 broker_pid=""
 broker_port=""
@@ -48,14 +44,7 @@ start_broker() { # mosquitto|orleans name
     local http
     http=$(free_port)
     broker_data=$(mktemp -d -t orleans-mqtt-data.XXXXXX)
-    Mqtt__Tcp__Port=$broker_port Http__Port=$http Mqtt__WebSocket__Port=0 Storage__DataDirectory="$broker_data" \
-      Orleans__SiloPort=$(free_port) Orleans__GatewayPort=$(free_port) \
-      dotnet "$standalone" > "$out/$name.log" 2>&1 &
-    broker_pid=$!
-    for _ in $(seq 1 120); do
-      curl -sf "http://127.0.0.1:$http/health/ready" >/dev/null && return 0
-      sleep 0.5
-    done
+    run_standalone "$broker_port" "$http" "$broker_data" "$out/$name.log" && return 0
   fi
   echo "$name did not start; see $out/$name.log" >&2
   return 1

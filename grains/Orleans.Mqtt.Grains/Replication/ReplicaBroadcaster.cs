@@ -128,15 +128,17 @@ internal sealed partial class ReplicaBroadcaster(
     private Task? TryApplyAlone(ClientRoutes routes, ClientRoutes? previous)
     {
         long id;
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        TaskCompletionSource done;
         lock (_inflight)
         {
             var view = membership.CurrentSnapshot;
             if (!view.Members.TryGetValue(localSilo.SiloAddress, out var self) || self.Status != SiloStatus.Active || !AloneIn(view))
             {
+                // In a cluster every change comes this way first: nothing is allocated for it here.
                 return null;
             }
 
+            done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             id = ++_nextId;
             _inflight[id] = done.Task;
         }

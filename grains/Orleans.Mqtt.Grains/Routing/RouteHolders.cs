@@ -129,7 +129,8 @@ internal sealed class RouteHolders
 
     /// <summary>
     /// How many silos besides its home hold a client's entry (<see cref="IsEntryHolder"/>): <c>Copies</c> - 1 or
-    /// <c>SessionReplicas</c> - 1, whichever is more, at least one, so that the home's loss leaves one.
+    /// <c>SessionReplicas</c> - 1, whichever is more, at least one, so that the home's loss leaves one; one more while
+    /// the home is not active.
     /// </summary>
     public int EntryCopies => _entryCopies;
 
@@ -142,9 +143,10 @@ internal sealed class RouteHolders
     /// <summary>
     /// Whether <paramref name="silo"/> is one of the entry holders of a client in <paramref name="snapshot"/>: its home
     /// (the active silo named <paramref name="home"/>) or one of the first <see cref="EntryCopies"/> other active silos
-    /// ranked by <see cref="SessionHolders.Rank"/> (the order the session's copies and its failover follow). These get
-    /// every version of a client's routes, also those that change only its presence. The first active silo of the
-    /// client's ranking by id alone (<see cref="EntryLookupOrder"/>) is always one of them, whatever the home.
+    /// ranked by <see cref="SessionHolders.Rank"/> (the order the session's copies and its failover follow), one more
+    /// while the silo named <paramref name="home"/> is not active (<see cref="OthersHolding"/>). These get every version
+    /// of a client's routes, also those that change only its presence. The first active silo of the client's ranking by
+    /// id alone (<see cref="EntryLookupOrder"/>) is always one of them, whatever the home.
     /// </summary>
     public bool IsEntryHolder(ClusterMembershipSnapshot snapshot, string clientId, string? home, SiloAddress silo)
     {
@@ -165,26 +167,33 @@ internal sealed class RouteHolders
         var seed = SessionHolders.Seed(clientId);
         var score = SessionHolders.ScoreFrom(seed, name);
         var ahead = 0;
+        var homeActive = false;
         for (var i = 0; i < active.Length; i++)
         {
-            if (i == index || string.Equals(active[i].Name, home, StringComparison.Ordinal))
+            if (i == index)
             {
                 continue;
             }
 
-            var otherScore = SessionHolders.ScoreFrom(seed, active[i].Name);
-            if ((otherScore > score || (otherScore == score && active[i].Silo.CompareTo(silo) < 0)) && ++ahead >= _entryCopies)
+            if (string.Equals(active[i].Name, home, StringComparison.Ordinal))
             {
-                return false;
+                homeActive = true;
+                continue;
+            }
+
+            var otherScore = SessionHolders.ScoreFrom(seed, active[i].Name);
+            if (otherScore > score || (otherScore == score && active[i].Silo.CompareTo(silo) < 0))
+            {
+                ahead++;
             }
         }
 
-        return true;
+        return ahead < OthersHolding(home, homeActive);
     }
 
     /// <summary>
     /// The entry holders of a client in <paramref name="snapshot"/> (<see cref="IsEntryHolder"/>): the active silo named
-    /// <paramref name="home"/>, if any, and the first <see cref="EntryCopies"/> other active silos of its ranking. One
+    /// <paramref name="home"/>, if any, and the first <see cref="OthersHolding"/> other active silos of its ranking. One
     /// ranking of the client for every silo asked about, where a pass over many clients asks about several silos.
     /// </summary>
     public SiloAddress[] EntryHoldersOf(ClusterMembershipSnapshot snapshot, string clientId, string? home)
@@ -192,7 +201,7 @@ internal sealed class RouteHolders
         var active = ViewOf(snapshot).Active;
         var seed = SessionHolders.Seed(clientId);
         SiloAddress? homeSilo = null;
-        var best = new (ulong Score, SiloAddress Silo)[Math.Min(_entryCopies, active.Length)];
+        var best = new (ulong Score, SiloAddress Silo)[Math.Min(_entryCopies + 1, active.Length)];
         var count = 0;
         for (var i = 0; i < active.Length; i++)
         {
@@ -226,6 +235,7 @@ internal sealed class RouteHolders
             count = Math.Min(count + 1, best.Length);
         }
 
+        count = Math.Min(count, OthersHolding(home, homeActive: homeSilo is not null));
         var holders = new SiloAddress[count + (homeSilo is null ? 0 : 1)];
         for (var i = 0; i < count; i++)
         {
@@ -239,6 +249,15 @@ internal sealed class RouteHolders
 
         return holders;
     }
+
+    /// <summary>
+    /// How many silos of a client's ranking hold its entry besides its home: <see cref="EntryCopies"/>, and one more while
+    /// a home is named but not active. Those are then the silos its session's copies are kept on and it fails over to
+    /// (<see cref="SessionHolders.CopyHolders"/>: <c>SessionReplicas</c> of them once the home is gone), so that every
+    /// silo holding a copy also holds the entry a recovery starts from, and the loss of the home takes none of its
+    /// entry's copies with it.
+    /// </summary>
+    private int OthersHolding(string? home, bool homeActive) => home is null || homeActive ? _entryCopies : _entryCopies + 1;
 
     /// <summary>
     /// Whether <paramref name="silo"/> is an entry holder of <paramref name="clientId"/> whatever its home: one of the

@@ -46,20 +46,21 @@ internal sealed partial class SessionReplicator(
     }
 
     /// <summary>
-    /// Writes <paramref name="copy"/> to the session's holders (a null state deletes their copies); completes when every
-    /// holder has it on disk. Nothing to do with <c>Mqtt:SessionReplicas</c> 1 or no other active silo. With
-    /// <paramref name="routes"/> (from <see cref="PlanCopy"/>) the holders are the ones planned, and the first takes the
-    /// routes offered to it along with the copy.
+    /// Writes <paramref name="clientId"/>'s session <paramref name="state"/> at <paramref name="version"/> to the
+    /// session's holders (a null state deletes their copies); completes when every holder has it on disk. Nothing to
+    /// do, and no copy made, with <c>Mqtt:SessionReplicas</c> 1 or no other active silo. With <paramref name="routes"/>
+    /// (from <see cref="PlanCopy"/>) the holders are the ones planned, and the first takes the routes offered to it
+    /// along with the copy.
     /// </summary>
-    public Task WriteAsync(SessionCopy copy, RoutesWithCopy? routes = null)
+    public Task WriteAsync(string clientId, long version, SessionState? state, RoutesWithCopy? routes = null)
     {
-        var ranked = routes is null ? Ranked(copy.ClientId) : routes.Ranked;
+        var ranked = routes is null ? Ranked(clientId) : routes.Ranked;
         if (ranked is null)
         {
             return Task.CompletedTask;
         }
 
-        var write = new HolderWrite(this, copy, ranked, Math.Min(Extra, ranked.Count), routes);
+        var write = new HolderWrite(this, new SessionCopy(clientId, version, state), ranked, Math.Min(Extra, ranked.Count), routes);
         var task = write.RunAsync();
         routes?.Close();
         return task;

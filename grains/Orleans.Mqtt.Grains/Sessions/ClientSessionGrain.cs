@@ -195,7 +195,7 @@ internal sealed partial class ClientSessionGrain(
         {
             S.StateVersion = NextVersion(S.StateVersion);
             var local = state.WriteStateAsync();
-            var copies = sessionReplicator.WriteAsync(new SessionCopy(ClientId, S.StateVersion, S), withCopy);
+            var copies = sessionReplicator.WriteAsync(ClientId, S.StateVersion, S, withCopy);
             return copies.IsCompletedSuccessfully ? local : Task.WhenAll(local, copies);
         }
 
@@ -208,7 +208,7 @@ internal sealed partial class ClientSessionGrain(
     {
         var live = state.State;
         live.StateVersion = NextVersion(live.StateVersion);
-        await Task.WhenAll(state.ClearStateAsync(), sessionReplicator.WriteAsync(new SessionCopy(ClientId, live.StateVersion, null)));
+        await Task.WhenAll(state.ClearStateAsync(), sessionReplicator.WriteAsync(ClientId, live.StateVersion, null));
         state.State = live;
     }
 

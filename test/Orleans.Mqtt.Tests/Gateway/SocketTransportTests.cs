@@ -80,10 +80,7 @@ public sealed class SocketTransportTests : IAsyncLifetime
             Input.AdvanceTo(buffer.Start, buffer.End);
         }
 
-        Assert.True(buffer.IsSingleSegment);
-        Assert.Equal(frame, buffer.ToArray());
-        Input.AdvanceTo(buffer.End);
-        Assert.False(((SocketInput)Input).HoldsBuffer);
+        AssertWholeThenConsume(frame, buffer);
     }
 
     [Fact]
@@ -108,10 +105,7 @@ public sealed class SocketTransportTests : IAsyncLifetime
         var buffer = await ReadAtLeastAsync(frame.Length);
         await sending;
 
-        Assert.True(buffer.IsSingleSegment);
-        Assert.Equal(frame, buffer.ToArray());
-        Input.AdvanceTo(buffer.End);
-        Assert.False(((SocketInput)Input).HoldsBuffer);
+        AssertWholeThenConsume(frame, buffer);
     }
 
     [Fact]
@@ -237,6 +231,15 @@ public sealed class SocketTransportTests : IAsyncLifetime
         Assert.Equal(0, end);
         Assert.True(_connection.IsClosed);
         Assert.Throws<InvalidOperationException>(() => Output.GetSpan());
+    }
+
+    // The frame read in one contiguous segment; once it is consumed, the input gives its buffer back.
+    private void AssertWholeThenConsume(byte[] frame, ReadOnlySequence<byte> buffer)
+    {
+        Assert.True(buffer.IsSingleSegment);
+        Assert.Equal(frame, buffer.ToArray());
+        Input.AdvanceTo(buffer.End);
+        Assert.False(((SocketInput)Input).HoldsBuffer);
     }
 
     private async Task<ReadOnlySequence<byte>> ReadAtLeastAsync(int length)

@@ -216,7 +216,11 @@ public sealed class SessionFailoverTests : IAsyncLifetime
         var home = _cluster.Silos[1];
         var holder = _cluster.Silos[2];
         var clientId = ClientHeldBy(home, holder);
-        var topic = clientId + "/t";
+
+        // The third silo survives with the client's routes (with routes sharded by topic, as a holder of its topic's
+        // shard): they say a session was there, so its loss is known and counted. A session whose every route holder
+        // dies with it leaves nothing behind that could count it (docs/architecture.md, "Silo loss").
+        var topic = TopicHeldBy(_cluster.Silos[0], clientId);
         var session = Grains.GetGrain<IClientSessionGrain>(clientId);
         var presence = gateway.NewConnection();
         using (new PlacementHintScope(home.SiloAddress))
@@ -228,6 +232,7 @@ public sealed class SessionFailoverTests : IAsyncLifetime
         await session.Disconnect(presence.ConnectionId, DisconnectKind.Normal);
         await Shard(topic).Publish(new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("gone"), Qos = 1 });
         Assert.True(_storages[holder.Name].Contains(SessionCopyStore.StateName, session.GetGrainId()));
+        Assert.NotNull(_cluster.GetSiloServiceProvider(_cluster.Silos[0].SiloAddress).GetRequiredService<RouteTable>().Get(clientId));
 
         // The third silo takes no copies: with a working disk, whichever of the two silos dies last would first have
         // copied the session there (see the re-replication tests below), and it would survive.
@@ -310,6 +315,9 @@ public sealed class SessionFailoverTests : IAsyncLifetime
         await WaitUntilAsync(() => _counters.GetValueOrDefault("mqtt.sessions.rereplicated") >= 1, "the home re-replicated the session");
         Assert.Equal(Queued, _storages[third.Name].Stored<SessionState>(SessionCopyStore.StateName, session.GetGrainId())!.Queue.Count);
 
+        // The third silo, an entry holder of the client now, has copied its entry (a failover starts from it).
+        Assert.Equal(home.Name, (await EntryHeldByAsync(third, clientId))?.Home);
+
         // Then the home dies: the session comes back on the third silo with every queued message.
         await KillAsync(home);
         Assert.Equal(Enumerable.Range(0, Queued).Select(i => $"m{i}"), await ReceiveAllAsync(gateway, session));
@@ -329,10 +337,13 @@ public sealed class SessionFailoverTests : IAsyncLifetime
         await QueueWhileOfflineAsync(gateway, session, home, clientId + "/t");
 
         // The home dies and nothing calls the session: it stays unplaced, its one copy on the holder. The holder
-        // copies it to the third silo, the other silo the session now fails over to.
+        // copies it to the third silo, the other silo the session now fails over to, which becomes an entry holder of
+        // the client while the home is gone and copies its entry: with routes sharded by topic, a copy on a silo that
+        // holds neither the entry nor one of the client's shards is of no use once the holder dies too.
         await KillAsync(home);
         await WaitUntilAsync(() => _counters.GetValueOrDefault("mqtt.sessions.rereplicated") >= 1, "the surviving holder copied the session on");
         Assert.Equal(Queued, _storages[third.Name].Stored<SessionState>(SessionCopyStore.StateName, session.GetGrainId())!.Queue.Count);
+        Assert.Equal(home.Name, (await EntryHeldByAsync(third, clientId))?.Home);
 
         await KillAsync(holder);
         Assert.Equal(Enumerable.Range(0, Queued).Select(i => $"m{i}"), await ReceiveAllAsync(gateway, session));
@@ -463,13 +474,36 @@ public sealed class SessionFailoverTests : IAsyncLifetime
     }
 
     // A topic of the client's whose shard silo does not hold (any topic when routes are not sharded).
-    private string TopicNotHeldBy(InProcessSiloHandle silo, string clientId)
+    private string TopicNotHeldBy(InProcessSiloHandle silo, string clientId) => TopicOf(clientId, silo, held: false);
+
+    // A topic of the client's whose shard silo holds (any topic when routes are not sharded: every silo holds all).
+    private string TopicHeldBy(InProcessSiloHandle silo, string clientId) => TopicOf(clientId, silo, held: true);
+
+    private string TopicOf(string clientId, InProcessSiloHandle silo, bool held)
     {
         var services = _cluster.GetSiloServiceProvider(_cluster.Silos[0].SiloAddress);
         var holders = services.GetRequiredService<RouteHolders>();
         var snapshot = services.GetRequiredService<IClusterMembershipService>().CurrentSnapshot;
         return Enumerable.Range(0, 1000).Select(i => $"{clientId}/t{i}")
-            .First(t => !holders.Sharded || !holders.HoldersOf(snapshot, RouteHolders.ShardOf(t, Shards)).Contains(silo.SiloAddress));
+            .First(t => !holders.Sharded || holders.HoldersOf(snapshot, RouteHolders.ShardOf(t, Shards)).Contains(silo.SiloAddress) == held);
+    }
+
+    /// <summary>
+    /// The client's entry on <paramref name="silo"/>, read as a failover there reads it: once the silo has taken in the
+    /// first silo's current membership view and copied the entries it came to hold. Null when it holds none, or is
+    /// not one of the client's entry holders (with routes sharded by topic; otherwise every silo holds every entry).
+    /// </summary>
+    private async Task<ClientRoutes?> EntryHeldByAsync(InProcessSiloHandle silo, string clientId)
+    {
+        var services = _cluster.GetSiloServiceProvider(silo.SiloAddress);
+        if (!services.GetRequiredService<RouteHolders>().Sharded)
+        {
+            return services.GetRequiredService<RouteTable>().Get(clientId);
+        }
+
+        var version = _cluster.GetSiloServiceProvider(_cluster.Silos[0].SiloAddress).GetRequiredService<IClusterMembershipService>().CurrentSnapshot.Version;
+        var (trusted, routes) = await services.GetRequiredService<EntryLocator>().ReadLocalAsync(clientId, version).WaitAsync(TimeSpan.FromSeconds(30));
+        return trusted ? routes : null;
     }
 
     // The client's newest routes, whole, as the first silo reads them: with routes sharded by topic it may hold none
