@@ -258,20 +258,35 @@ internal sealed partial class ReplicaBroadcaster(
                 return SendRoutes(silo, routes, change.WithCopy);
             }
 
-            // Routes that ride in the session copy's call are not asked about: the ride saves a call, and the shards
-            // that silo is first holder of go to their grains as when no holder answered.
+            // Routes that ride in the session copy's call are asked there (ISessionCopyGrain.StoreWithRoutes answers as
+            // ApplyAndAskServing does), or, when they do not ride after all, by the call that sends them.
             var part = holders.PartFor(routes, holders.ShardsHeldBy(view, silo));
-            if (change.WithCopy?.Offer(silo, part) is { } riding)
+            var ask = change.FirstHeldBy(view, silo);
+            if (change.WithCopy?.Offer(silo, part, ask) is { } riding)
             {
-                return RideOrSendAsync(silo, part, riding);
+                return RideOrAskAsync(silo, part, ask, change, riding);
             }
 
-            return change.FirstHeldBy(view, silo) is { } ask
-                ? ApplyTo(silo, ApplyAndAsk, ApplyAndAskHere, (Part: part, Ask: ask, Change: change))
-                : ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, part);
+            return SendPartAsking(silo, part, ask, change);
         }
 
         return ApplyTo(silo, static (r, routes) => r.Drop(routes.ClientId, routes.Version), (w, routes) => w.DropAsync(routes.ClientId, routes.Version, holders.ServedPart()), routes);
+    }
+
+    private Task SendPartAsking(SiloAddress silo, ClientRoutes part, int[]? ask, RoutesChange change) =>
+        ask is not null
+            ? ApplyTo(silo, ApplyAndAsk, ApplyAndAskHere, (Part: part, Ask: ask, Change: change))
+            : ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, part);
+
+    private async Task RideOrAskAsync(SiloAddress silo, ClientRoutes part, int[]? ask, RoutesChange change, Task<int[]?> riding)
+    {
+        if (await riding is { } served)
+        {
+            change.Served(served);
+            return;
+        }
+
+        await SendPartAsking(silo, part, ask, change);
     }
 
     private static async Task ApplyAndAsk(IRouteReplicaGrain replica, (ClientRoutes Part, int[] Ask, RoutesChange Change) c) =>
@@ -284,11 +299,11 @@ internal sealed partial class ReplicaBroadcaster(
     }
 
     private Task SendRoutes(SiloAddress silo, ClientRoutes routes, RoutesWithCopy? withCopy) =>
-        withCopy?.Offer(silo, routes) is { } riding ? RideOrSendAsync(silo, routes, riding) : ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, routes);
+        withCopy?.Offer(silo, routes, null) is { } riding ? RideOrSendAsync(silo, routes, riding) : ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, routes);
 
-    private async Task RideOrSendAsync(SiloAddress silo, ClientRoutes routes, Task<bool> riding)
+    private async Task RideOrSendAsync(SiloAddress silo, ClientRoutes routes, Task<int[]?> riding)
     {
-        if (!await riding)
+        if (await riding is null)
         {
             await ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, routes);
         }
