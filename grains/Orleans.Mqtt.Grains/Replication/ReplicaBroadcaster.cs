@@ -64,7 +64,9 @@ internal sealed partial class ReplicaBroadcaster(
         // Who holds the new version is worked out once per change (a ranking of the silos), not once per silo.
         var presenceOnly = previous is not null && RouteHolders.OnlyPresenceChanged(previous, routes);
         var ended = routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent;
-        var changed = presenceOnly || ended || AloneInMembership() ? null : ChangedShards(routes, previous);
+        var changed = ended || AloneInMembership() ? null
+            : presenceOnly ? ShardsOfConnectionChange(previous!, routes)
+            : ChangedShards(routes, previous);
         var change = new RoutesChange(routes, holders, withCopy, changed);
         Func<ClusterMembershipSnapshot, RoutesChange, HashSet<SiloAddress>?>? targets = null;
         if (previous is not null)
@@ -84,7 +86,8 @@ internal sealed partial class ReplicaBroadcaster(
 
         // The holders in this silo's view are not always where the shard is matched: an activation placed before a
         // membership change runs on until it sees the change, and a silo with an older view places one on a former
-        // holder. A changed shard whose first holder in this view did not report an activation serving it (one
+        // holder. A changed shard (of an exact filter added, changed or removed, or of every exact filter when the
+        // session came back on another connection) whose first holder in this view did not report an activation serving it (one
         // there has the change in the table it matches on) takes the change at its activation, wherever it runs,
         // before the answer. Not tracked for Barrier: a shard activation catching up waits for that barrier, and would
         // wait for itself. The end of a session does not go there: what such an activation still matches of it goes
@@ -223,6 +226,30 @@ internal sealed partial class ReplicaBroadcaster(
                 {
                     (shards ??= []).Add(shard);
                 }
+            }
+        }
+
+        return shards;
+    }
+
+    // A change of only the presence that moves the session to another connection (a reconnect): the shards of all its
+    // exact filters, whose activations deliver QoS 0 straight to that connection. Null when the connection stays (a
+    // save that moves only the state base or sweep time), when there is none now (a disconnect: QoS 0 to an offline
+    // session is dropped, as it is at the closed connection an activation still names) or no exact filter.
+    private HashSet<int>? ShardsOfConnectionChange(ClientRoutes previous, ClientRoutes routes)
+    {
+        if (routes.Presence is not { } now
+            || (previous.Presence?.ConnectionId == now.ConnectionId && string.Equals(previous.Presence?.GatewayId, now.GatewayId, StringComparison.Ordinal)))
+        {
+            return null;
+        }
+
+        HashSet<int>? shards = null;
+        foreach (var s in routes.Subscriptions)
+        {
+            if (holders.ShardOf(s) is var shard and >= 0)
+            {
+                (shards ??= []).Add(shard);
             }
         }
 
@@ -497,8 +524,8 @@ internal sealed partial class ReplicaBroadcaster(
         membership.CurrentSnapshot.Members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active;
 
     // A version of a client's routes being written, with the silos that hold some of it (RouteHolders.Holds) in the
-    // view it is written with, the shards of the exact filters it adds, changes or removes (null: none, or none that
-    // needs its shard grain told) and those of them whose first holder answered that the shard's activation runs there.
+    // view it is written with, the shards of the exact filters it adds, changes or removes, or of all of them when only
+    // the connection changed to a new one (null: none, or none that needs its shard grain told) and those of them whose first holder answered that the shard's activation runs there.
     // The calls to the silos are started one after the other, so the cache needs no lock; their answers come in any
     // order.
     private sealed class RoutesChange(ClientRoutes routes, RouteHolders holders, RoutesWithCopy? withCopy, HashSet<int>? changed)

@@ -133,8 +133,18 @@ public sealed class ShardHandoffTests : IAsyncLifetime
             await SubscribeAsync(gateway, topic + "-new-kept", topic, expiry: 300);
             Assert.Equal(accepts + 2, ShardAccepts);
 
-            // The first publish still reaches the activation on the former holder; the next one the activation that
-            // follows it on the new holder. Both match the three subscriptions.
+            // And so does the new connection of a persistent session subscribed to the shard before the join, which
+            // changes only its presence: a QoS 0 message that the activation on the former holder matches goes to it.
+            var keptTopic = kept.Single(t => Shard(t) == Shard(topic));
+            var reconnected = new RecordingGateway(Client);
+            var connection = reconnected.NewConnection();
+            await Client.GetGrain<IClientSessionGrain>(keptTopic + "-kept").Connect(new ConnectRequest(connection, false, 300, null, 5, 0));
+            Assert.Equal(accepts + 3, ShardAccepts);
+            Assert.Equal(1, await PublishAsync(keptTopic));
+            Assert.Equal(connection.ConnectionId, (await reconnected.NextDeliveryAsync()).ConnectionId);
+
+            // That publish still reached the activation on the former holder, and the next reach the activation that
+            // follows it on the new holder. Both match the three subscriptions of the topic.
             Assert.Equal(3, await PublishAsync(topic));
             Assert.Equal(3, await PublishAsync(topic));
         }
