@@ -64,7 +64,9 @@ internal sealed partial class ReplicaBroadcaster(
         // Who holds the new version is worked out once per change (a ranking of the silos), not once per silo.
         var presenceOnly = previous is not null && RouteHolders.OnlyPresenceChanged(previous, routes);
         var ended = routes.Subscriptions.Length == 0 && routes.Presence is null && !routes.Persistent;
-        var changed = presenceOnly || ended || AloneInMembership() ? null : ChangedShards(routes, previous);
+        var changed = ended || AloneInMembership() ? null
+            : presenceOnly ? ShardsOfConnectionChange(previous!, routes)
+            : ChangedShards(routes, previous);
         var change = new RoutesChange(routes, holders, withCopy, changed);
         Func<ClusterMembershipSnapshot, RoutesChange, HashSet<SiloAddress>?>? targets = null;
         if (previous is not null)
@@ -84,7 +86,8 @@ internal sealed partial class ReplicaBroadcaster(
 
         // The holders in this silo's view are not always where the shard is matched: an activation placed before a
         // membership change runs on until it sees the change, and a silo with an older view places one on a former
-        // holder. A changed shard whose first holder in this view did not report an activation serving it (one
+        // holder. A changed shard (of an exact filter added, changed or removed, or of every exact filter when the
+        // session came back on another connection) whose first holder in this view did not report an activation serving it (one
         // there has the change in the table it matches on) takes the change at its activation, wherever it runs,
         // before the answer. Not tracked for Barrier: a shard activation catching up waits for that barrier, and would
         // wait for itself. The end of a session does not go there: what such an activation still matches of it goes
@@ -231,6 +234,30 @@ internal sealed partial class ReplicaBroadcaster(
         return shards;
     }
 
+    // A change of only the presence that moves the session to another connection (a reconnect): the shards of all its
+    // exact filters, whose activations deliver QoS 0 straight to that connection. Null when the connection stays (a
+    // save that moves only the state base or sweep time), when there is none now (a disconnect: QoS 0 to an offline
+    // session is dropped, as it is at the closed connection an activation still names) or no exact filter.
+    private HashSet<int>? ShardsOfConnectionChange(ClientRoutes previous, ClientRoutes routes)
+    {
+        if (routes.Presence is not { } now
+            || (previous.Presence?.ConnectionId == now.ConnectionId && string.Equals(previous.Presence?.GatewayId, now.GatewayId, StringComparison.Ordinal)))
+        {
+            return null;
+        }
+
+        HashSet<int>? shards = null;
+        foreach (var s in routes.Subscriptions)
+        {
+            if (holders.ShardOf(s) is var shard and >= 0)
+            {
+                (shards ??= []).Add(shard);
+            }
+        }
+
+        return shards;
+    }
+
     private Task AcceptAt(int shard, ClientRoutes routes) =>
         RetryAsync(
             (Grain: grains.GetGrain<ITopicShardGrain>(shard), Logger: logger, Shard: shard, Routes: routes),
@@ -260,20 +287,35 @@ internal sealed partial class ReplicaBroadcaster(
                 return SendRoutes(silo, routes, change.WithCopy);
             }
 
-            // Routes that ride in the session copy's call are not asked about: the ride saves a call, and the shards
-            // that silo is first holder of go to their grains as when no holder answered.
+            // Routes that ride in the session copy's call are asked there (ISessionCopyGrain.StoreWithRoutes answers as
+            // ApplyAndAskServing does), or, when they do not ride after all, by the call that sends them.
             var part = holders.PartFor(routes, holders.ShardsHeldBy(view, silo));
-            if (change.WithCopy?.Offer(silo, part) is { } riding)
+            var ask = change.FirstHeldBy(view, silo);
+            if (change.WithCopy?.Offer(silo, part, ask) is { } riding)
             {
-                return RideOrSendAsync(silo, part, riding);
+                return RideOrAskAsync(silo, part, ask, change, riding);
             }
 
-            return change.FirstHeldBy(view, silo) is { } ask
-                ? ApplyTo(silo, ApplyAndAsk, ApplyAndAskHere, (Part: part, Ask: ask, Change: change))
-                : ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, part);
+            return SendPartAsking(silo, part, ask, change);
         }
 
         return ApplyTo(silo, static (r, routes) => r.Drop(routes.ClientId, routes.Version), (w, routes) => w.DropAsync(routes.ClientId, routes.Version, holders.ServedPart()), routes);
+    }
+
+    private Task SendPartAsking(SiloAddress silo, ClientRoutes part, int[]? ask, RoutesChange change) =>
+        ask is not null
+            ? ApplyTo(silo, ApplyAndAsk, ApplyAndAskHere, (Part: part, Ask: ask, Change: change))
+            : ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, part);
+
+    private async Task RideOrAskAsync(SiloAddress silo, ClientRoutes part, int[]? ask, RoutesChange change, Task<int[]?> riding)
+    {
+        if (await riding is { } served)
+        {
+            change.Served(served);
+            return;
+        }
+
+        await SendPartAsking(silo, part, ask, change);
     }
 
     private static async Task ApplyAndAsk(IRouteReplicaGrain replica, (ClientRoutes Part, int[] Ask, RoutesChange Change) c) =>
@@ -286,11 +328,11 @@ internal sealed partial class ReplicaBroadcaster(
     }
 
     private Task SendRoutes(SiloAddress silo, ClientRoutes routes, RoutesWithCopy? withCopy) =>
-        withCopy?.Offer(silo, routes) is { } riding ? RideOrSendAsync(silo, routes, riding) : ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, routes);
+        withCopy?.Offer(silo, routes, null) is { } riding ? RideOrSendAsync(silo, routes, riding) : ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, routes);
 
-    private async Task RideOrSendAsync(SiloAddress silo, ClientRoutes routes, Task<bool> riding)
+    private async Task RideOrSendAsync(SiloAddress silo, ClientRoutes routes, Task<int[]?> riding)
     {
-        if (!await riding)
+        if (await riding is null)
         {
             await ApplyTo(silo, ApplyRoutes, ApplyRoutesHere, routes);
         }
@@ -484,8 +526,8 @@ internal sealed partial class ReplicaBroadcaster(
         membership.CurrentSnapshot.Members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active;
 
     // A version of a client's routes being written, with the silos that hold some of it (RouteHolders.Holds) in the
-    // view it is written with, the shards of the exact filters it adds, changes or removes (null: none, or none that
-    // needs its shard grain told) and those of them whose first holder answered that the shard's activation runs there.
+    // view it is written with, the shards of the exact filters it adds, changes or removes, or of all of them when only
+    // the connection changed to a new one (null: none, or none that needs its shard grain told) and those of them whose first holder answered that the shard's activation runs there.
     // The calls to the silos are started one after the other, so the cache needs no lock; their answers come in any
     // order.
     private sealed class RoutesChange(ClientRoutes routes, RouteHolders holders, RoutesWithCopy? withCopy, HashSet<int>? changed)

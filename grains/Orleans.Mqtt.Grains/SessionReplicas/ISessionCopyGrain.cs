@@ -12,11 +12,14 @@ public interface ISessionCopyGrain : IGrainWithStringKey
 
     /// <summary>
     /// <see cref="Store"/>, and applies <paramref name="routes"/> to this silo's route replica as
-    /// <see cref="IRouteReplicaGrain.Apply"/> does: the routes of sessions saved with these copies, whose first copy
-    /// holder is also one of their route holders (<see cref="RoutesWithCopy"/>). Both durable when the call returns.
+    /// <see cref="IRouteReplicaGrain.ApplyAndAskServing"/> does: the routes of sessions saved with these copies, whose
+    /// first copy holder is also one of their route holders (<see cref="RoutesWithCopy"/>). Both durable when the call
+    /// returns. Answers, for each of <paramref name="routes"/>, which of its shards in <paramref name="ask"/> (shards
+    /// this silo holds in the writer's view; empty: none asked) a shard grain activation on this silo serves once that
+    /// change is in the table it matches on.
     /// </summary>
     [ResponseTimeout("00:00:05")]
-    Task StoreWithRoutes(SessionCopy[] copies, ClientRoutes[] routes);
+    Task<int[][]> StoreWithRoutes(SessionCopy[] copies, ClientRoutes[] routes, int[][] ask);
 
     /// <summary>The version of the copy this silo holds of each of <paramref name="clientIds"/>' sessions (0: none).</summary>
     [ResponseTimeout("00:00:05")]

@@ -6,15 +6,19 @@ namespace Orleans.Mqtt.Grains;
 /// the copy's call (<see cref="ISessionCopyGrain.StoreWithRoutes"/>) instead of a replica call of their own, one
 /// message and its answer fewer on every CONNECT, SUBSCRIBE and DISCONNECT of a persistent session. The route write
 /// (<see cref="ReplicaBroadcaster.Apply"/>) offers the holder's part first; the copy write
-/// (<see cref="SessionReplicator.WriteAsync"/>) then takes it along on its first attempt to that silo. Whatever does not
-/// ride (offered too late, a holder that changed in between, a copy call that failed) is answered false, and the route
-/// write sends that part itself, with its own retries: riding never weakens either write's guarantee.
+/// (<see cref="SessionReplicator.WriteAsync"/>) then takes it along on its first attempt to that silo. The part comes
+/// with the changed shards that silo is first holder of, asked as <see cref="IRouteReplicaGrain.ApplyAndAskServing"/>
+/// asks them, so a riding part's shards skip their grains as well when an activation runs there. Whatever does not
+/// ride (offered too late, a holder that changed in between, a copy call that failed) is answered null, and the route
+/// write sends that part itself, with its own retries and the same question: riding never weakens either write's
+/// guarantee.
 /// </summary>
 internal sealed class RoutesWithCopy(SiloAddress holder, List<SiloAddress> ranked)
 {
-    private readonly TaskCompletionSource<bool> _carried = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<int[]?> _carried = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _lock = new();
     private ClientRoutes? _routes;
+    private int[] _ask = [];
     private bool _closed;
     private bool _taken;
 
@@ -25,10 +29,12 @@ internal sealed class RoutesWithCopy(SiloAddress holder, List<SiloAddress> ranke
     public List<SiloAddress> Ranked => ranked;
 
     /// <summary>
-    /// Offers the routes part for <paramref name="silo"/>: null when they cannot ride (another silo, or the copy already
-    /// left); otherwise a task that is true once the holder has them durably, false when the route write must send them.
+    /// Offers the routes part for <paramref name="silo"/>, with the shards to ask it about (<paramref name="ask"/>, null:
+    /// none): null when they cannot ride (another silo, or the copy already left); otherwise a task whose result, once
+    /// the holder has them durably, is which of those shards an activation on the holder serves (empty when none or
+    /// none asked), or null when the route write must send them.
     /// </summary>
-    public Task<bool>? Offer(SiloAddress silo, ClientRoutes part)
+    public Task<int[]?>? Offer(SiloAddress silo, ClientRoutes part, int[]? ask)
     {
         lock (_lock)
         {
@@ -38,15 +44,16 @@ internal sealed class RoutesWithCopy(SiloAddress holder, List<SiloAddress> ranke
             }
 
             _routes = part;
+            _ask = ask ?? [];
             return _carried.Task;
         }
     }
 
     /// <summary>
-    /// The routes to send with the copy to <paramref name="silo"/> on its first attempt there, if any; nothing is offered
-    /// after the holder's.
+    /// The routes to send with the copy to <paramref name="silo"/> on its first attempt there, with the shards to ask
+    /// about, if any; nothing is offered after the holder's.
     /// </summary>
-    public ClientRoutes? Take(SiloAddress silo)
+    public (ClientRoutes Routes, int[] Ask)? Take(SiloAddress silo)
     {
         lock (_lock)
         {
@@ -57,12 +64,15 @@ internal sealed class RoutesWithCopy(SiloAddress holder, List<SiloAddress> ranke
 
             _closed = true;
             _taken = _routes is not null;
-            return _routes;
+            return _routes is null ? null : (_routes, _ask);
         }
     }
 
-    /// <summary>The copy call that took the routes ended: they are durable on the holder, or must be sent directly.</summary>
-    public void Carried(bool done) => _carried.TrySetResult(done);
+    /// <summary>
+    /// The copy call that took the routes ended: they are durable on the holder, whose activations serve
+    /// <paramref name="served"/> of the shards asked about, or (null) they must be sent directly.
+    /// </summary>
+    public void Carried(int[]? served) => _carried.TrySetResult(served);
 
     /// <summary>The copy write sent its first calls (or none): routes offered but not taken are sent by the route write.</summary>
     public void Close()
@@ -76,7 +86,7 @@ internal sealed class RoutesWithCopy(SiloAddress holder, List<SiloAddress> ranke
 
         if (left)
         {
-            _carried.TrySetResult(false);
+            _carried.TrySetResult(null);
         }
     }
 }

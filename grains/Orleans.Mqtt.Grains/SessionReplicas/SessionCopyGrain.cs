@@ -9,24 +9,33 @@ namespace Orleans.Mqtt.Grains;
 /// </summary>
 [SiloPinnedPlacement]
 [Reentrant]
-internal sealed class SessionCopyGrain(SessionCopyStore store, ReplicaWriter replica) : Grain, ISessionCopyGrain
+internal sealed class SessionCopyGrain(SessionCopyStore store, ReplicaWriter replica, RouteHolders holders) : Grain, ISessionCopyGrain
 {
     public Task Store(SessionCopy[] copies) => store.StoreAsync(copies);
 
-    public Task StoreWithRoutes(SessionCopy[] copies, ClientRoutes[] routes)
+    public async Task<int[][]> StoreWithRoutes(SessionCopy[] copies, ClientRoutes[] routes, int[][] ask)
     {
         // The two stores commit at once (each its own group commit), as the two calls they replace would have.
-        var writes = new Task[routes.Length + 1];
-        writes[0] = store.StoreAsync(copies);
+        var stored = store.StoreAsync(copies);
+        var writes = new Task<int[]>[routes.Length];
         for (var i = 0; i < routes.Length; i++)
         {
-            writes[i + 1] = replica.ApplyAsync(routes[i]);
+            writes[i] = ApplyAndAskAsync(routes[i], ask[i]);
         }
 
-        return Task.WhenAll(writes);
+        var applied = Task.WhenAll(writes);
+        await Task.WhenAll(stored, applied);
+        return await applied;
     }
 
     public Task<long[]> Versions(string[] clientIds) => store.VersionsAsync(clientIds);
 
     public Task<SessionCopy?> Fetch(string clientId) => store.FetchAsync(clientId);
+
+    // As IRouteReplicaGrain.ApplyAndAskServing: the answer is taken once the change is in the table.
+    private async Task<int[]> ApplyAndAskAsync(ClientRoutes routes, int[] ask)
+    {
+        await replica.ApplyAsync(routes);
+        return ask.Length == 0 ? [] : holders.Serving(ask);
+    }
 }

@@ -127,7 +127,8 @@ internal sealed partial class SessionReplicator(
     private bool IsActive(SiloAddress silo) =>
         membership.CurrentSnapshot.Members.TryGetValue(silo, out var member) && member.Status == SiloStatus.Active;
 
-    private Task SendAsync(SiloAddress silo, SessionCopy copy, ClientRoutes? routes)
+    // The copy's write to silo, with routes riding along: which of their asked shards an activation there serves.
+    private Task<int[]> SendAsync(SiloAddress silo, SessionCopy copy, (ClientRoutes Routes, int[] Ask)? routes)
     {
         var lane = _lanes.GetOrAdd(silo, static (target, replicator) => replicator.StartLane(target), this);
         return lane.Enqueue(copy, routes);
@@ -186,21 +187,21 @@ internal sealed partial class SessionReplicator(
                 // must not wait for them. After an answer this changes nothing.
                 if (carried is not null)
                 {
-                    routes!.Carried(false);
+                    routes!.Carried(null);
                 }
             }
         }
 
-        private async Task WriteCarryingAsync(SiloAddress silo, long started, ClientRoutes? carried)
+        private async Task WriteCarryingAsync(SiloAddress silo, long started, (ClientRoutes Routes, int[] Ask)? carried)
         {
             for (var attempt = 1; ; attempt++)
             {
                 try
                 {
-                    await replicator.SendAsync(silo, copy, carried);
+                    var served = await replicator.SendAsync(silo, copy, carried);
                     if (carried is not null)
                     {
-                        routes!.Carried(true);
+                        routes!.Carried(served);
                     }
 
                     return;
@@ -209,7 +210,7 @@ internal sealed partial class SessionReplicator(
                 {
                     if (carried is not null)
                     {
-                        routes!.Carried(false);
+                        routes!.Carried(null);
                         carried = null;
                     }
 
@@ -244,12 +245,12 @@ internal sealed partial class SessionReplicator(
 
     private sealed class Lane(ISessionCopyGrain target)
     {
-        private readonly Channel<(SessionCopy Copy, ClientRoutes? Routes, TaskCompletionSource Done)> _queue =
-            Channel.CreateUnbounded<(SessionCopy, ClientRoutes?, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly Channel<(SessionCopy Copy, (ClientRoutes Routes, int[] Ask)? Routes, TaskCompletionSource<int[]> Done)> _queue =
+            Channel.CreateUnbounded<(SessionCopy, (ClientRoutes, int[])?, TaskCompletionSource<int[]>)>(new UnboundedChannelOptions { SingleReader = true });
 
-        public Task Enqueue(SessionCopy copy, ClientRoutes? routes)
+        public Task<int[]> Enqueue(SessionCopy copy, (ClientRoutes Routes, int[] Ask)? routes)
         {
-            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var done = new TaskCompletionSource<int[]>(TaskCreationOptions.RunContinuationsAsynchronously);
             _queue.Writer.TryWrite((copy, routes, done));
             return done.Task;
         }
@@ -258,7 +259,10 @@ internal sealed partial class SessionReplicator(
         {
             var copies = new List<SessionCopy>();
             var routes = new List<ClientRoutes>();
-            var waiting = new List<TaskCompletionSource>();
+            var asks = new List<int[]>();
+
+            // Each copy's waiter, with the index of its riding routes in the call (-1: none).
+            var waiting = new List<(TaskCompletionSource<int[]> Done, int Routes)>();
             var reader = _queue.Reader;
             try
             {
@@ -266,28 +270,39 @@ internal sealed partial class SessionReplicator(
                 {
                     copies.Clear();
                     routes.Clear();
+                    asks.Clear();
                     waiting.Clear();
                     while (copies.Count < MaxBatch && reader.TryRead(out var item))
                     {
                         copies.Add(item.Copy);
-                        waiting.Add(item.Done);
-                        if (item.Routes is not null)
+                        waiting.Add((item.Done, item.Routes is null ? -1 : routes.Count));
+                        if (item.Routes is { } riding)
                         {
-                            routes.Add(item.Routes);
+                            routes.Add(riding.Routes);
+                            asks.Add(riding.Ask);
                         }
                     }
 
                     try
                     {
-                        await (routes.Count == 0 ? target.Store([.. copies]) : target.StoreWithRoutes([.. copies], [.. routes]));
-                        foreach (var done in waiting)
+                        int[][]? served = null;
+                        if (routes.Count == 0)
                         {
-                            done.TrySetResult();
+                            await target.Store([.. copies]);
+                        }
+                        else
+                        {
+                            served = await target.StoreWithRoutes([.. copies], [.. routes], [.. asks]);
+                        }
+
+                        foreach (var (done, index) in waiting)
+                        {
+                            done.TrySetResult(index < 0 ? [] : served![index]);
                         }
                     }
                     catch (Exception ex)
                     {
-                        foreach (var done in waiting)
+                        foreach (var (done, _) in waiting)
                         {
                             done.TrySetException(ex);
                         }

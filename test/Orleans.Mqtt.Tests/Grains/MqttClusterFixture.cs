@@ -56,13 +56,20 @@ public sealed class MqttClusterFixture : IAsyncLifetime
     /// </summary>
     public ConcurrentDictionary<string, int> RoutesWithCopies { get; } = new();
 
+    /// <summary>How many times a topic shard grain was called to take a change of each client id's routes.</summary>
+    public ConcurrentDictionary<string, int> ShardGrainAccepts { get; } = new();
+
     private Task CountReplicaGrainApplies(IIncomingGrainCallContext call)
     {
         if (call.Grain is IRouteReplicaGrain && call.Request.GetArgumentCount() >= 1 && call.Request.GetArgument(0) is ClientRoutes routes)
         {
             ReplicaGrainApplies.AddOrUpdate(routes.ClientId, 1, static (_, n) => n + 1);
         }
-        else if (call.Grain is ISessionCopyGrain && call.Request.GetArgumentCount() == 2 && call.Request.GetArgument(1) is ClientRoutes[] riding)
+        else if (call.Grain is ITopicShardGrain && call.Request.GetArgumentCount() == 1 && call.Request.GetArgument(0) is ClientRoutes accepted)
+        {
+            ShardGrainAccepts.AddOrUpdate(accepted.ClientId, 1, static (_, n) => n + 1);
+        }
+        else if (call.Grain is ISessionCopyGrain && call.Request.GetArgumentCount() >= 2 && call.Request.GetArgument(1) is ClientRoutes[] riding)
         {
             foreach (var r in riding)
             {

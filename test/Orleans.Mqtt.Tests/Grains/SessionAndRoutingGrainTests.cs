@@ -1,5 +1,6 @@
 using Xunit;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
 using Orleans.Mqtt.Grains;
 
 namespace Orleans.Mqtt.Tests.Grains;
@@ -71,21 +72,46 @@ public sealed class SessionAndRoutingGrainTests(MqttClusterFixture fixture) : IC
     public async Task A_persistent_sessions_routes_ride_in_its_copy_call_to_the_other_silo_and_are_routable_there()
     {
         var (clientId, session, presence, gateway) = await ConnectNewAsync("ride", clean: false, expiry: 300);
-        await session.Subscribe(presence.ConnectionId, [new Subscription(clientId + "/t", 1)]);
+
+        // A topic whose shard's first holder is the other silo, the session's copy holder, with the shard's activation
+        // running there (a publish placed it, and matched nothing yet).
+        var topic = TopicFirstHeldAwayFromHome(clientId);
+        Assert.Equal(0, await fixture.ShardFor(topic).Publish(new MqttMessage { Topic = topic, Payload = new byte[] { 0 }, Qos = 1 }));
+        await session.Subscribe(presence.ConnectionId, [new Subscription(topic, 1)]);
 
         // Two changes (CONNECT, SUBSCRIBE), each saved to the other silo as the session's copy (Mqtt:SessionReplicas 2)
-        // with its routes in the same call: no call of their own to that silo's replica grain.
+        // with its routes in the same call: no call of their own to that silo's replica grain. The copy call answered
+        // that the shard's activation runs there, so the subscription was not sent to the shard grain as well.
         Assert.Equal(2, fixture.RoutesWithCopies.GetValueOrDefault(clientId));
         Assert.Equal(0, fixture.ReplicaGrainApplies.GetValueOrDefault(clientId));
+        Assert.Equal(0, fixture.ShardGrainAccepts.GetValueOrDefault(clientId));
         foreach (var table in fixture.RouteTables())
         {
-            Assert.Equal(clientId + "/t", Assert.Single(table.Get(clientId)!.Subscriptions).Filter);
+            Assert.Equal(topic, Assert.Single(table.Get(clientId)!.Subscriptions).Filter);
             Assert.Equal(presence.ConnectionId, table.Get(clientId)!.Presence!.ConnectionId);
         }
 
         // SUBACK means routable: a publish to the topic reaches the session's connection.
-        Assert.Equal(1, await fixture.ShardFor(clientId + "/t").Publish(new MqttMessage { Topic = clientId + "/t", Payload = new byte[] { 1 }, Qos = 1 }));
+        Assert.Equal(1, await fixture.ShardFor(topic).Publish(new MqttMessage { Topic = topic, Payload = new byte[] { 1 }, Qos = 1 }));
         Assert.Equal(presence.ConnectionId, (await gateway.NextDeliveryAsync()).ConnectionId);
+    }
+
+    // A topic of the client whose shard's first route holder, in the first silo's view, is not the session's home (any
+    // topic with routes not sharded: no change goes to a shard grain then).
+    private string TopicFirstHeldAwayFromHome(string clientId)
+    {
+        var services = fixture.Cluster.GetSiloServiceProvider(fixture.Cluster.Silos[0].SiloAddress);
+        var holders = services.GetRequiredService<RouteHolders>();
+        if (!holders.Sharded)
+        {
+            return clientId + "/t";
+        }
+
+        var view = services.GetRequiredService<IClusterMembershipService>().CurrentSnapshot;
+        var home = RouteHolders.EntryHome(fixture.RouteTables().First().Get(clientId)!);
+        Assert.NotNull(home);
+        return Enumerable.Range(0, 1000).Select(i => $"{clientId}/t{i}")
+            .First(t => view.Members[holders.HoldersOf(view, Orleans.Mqtt.Topics.MqttTopic.ShardOf(t, MqttClusterFixture.Shards))[0]].Name != home);
     }
 
     [Fact]

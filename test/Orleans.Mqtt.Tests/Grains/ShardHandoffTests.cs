@@ -15,7 +15,8 @@ namespace Orleans.Mqtt.Tests.Grains;
 /// shard activation still running on the former holder must keep matching every subscription of its shard, also those
 /// made after the change by a silo that no longer writes the former holder (the change goes to the shard grain
 /// itself), and so must the activation that follows it on the new holder. While every activation runs on its shard's
-/// holder, a change is not sent to the shard grain as well.
+/// holder, a change is not sent to the shard grain as well, also when a persistent session's part rides in its copy's
+/// call to that holder.
 /// </summary>
 public sealed class ShardHandoffTests : IAsyncLifetime
 {
@@ -27,6 +28,9 @@ public sealed class ShardHandoffTests : IAsyncLifetime
     // The meter factories of this cluster's silos: other test classes' clusters run in the same process.
     private readonly ConcurrentDictionary<object, bool> _scopes = new();
     private long _shardAccepts;
+
+    // Exact subscriptions that rode in a session copy's call (ISessionCopyGrain.StoreWithRoutes), by client id.
+    private readonly ConcurrentDictionary<string, int> _riding = new();
     private InProcessTestCluster _cluster = null!;
 
     private IClusterClient Client => _cluster.Client;
@@ -54,7 +58,7 @@ public sealed class ShardHandoffTests : IAsyncLifetime
         {
             o.ProbeTimeout = TimeSpan.FromSeconds(1);
             o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
-        }).Build();
+        }, CountRiding).Build();
         await _cluster.DeployAsync();
         CountShardAcceptsOf(_cluster.Silos);
         await ShardedTestCluster.AllCaughtUpAsync(_cluster, Shards);
@@ -95,6 +99,19 @@ public sealed class ShardHandoffTests : IAsyncLifetime
 
         Assert.Equal(acceptsBefore, ShardAccepts);
 
+        // So is a persistent session's subscription: its home writes its own replica and asks it, and its copy holder
+        // (the other silo, Mqtt:SessionReplicas 2) takes the part of its shards along with the copy and answers as well.
+        var kept = Enumerable.Range(2000, 1000).Select(i => $"t{i}/{prefix}").DistinctBy(Shard).ToList();
+        Assert.Equal(Shards, kept.Count);
+        foreach (var topic in kept)
+        {
+            await SubscribeAsync(gateway, topic + "-kept", topic, expiry: 300);
+            Assert.Equal(1, await PublishAsync(topic));
+        }
+
+        Assert.Equal(acceptsBefore, ShardAccepts);
+        Assert.Contains(kept, t => _riding.ContainsKey(t + "-kept"));
+
         var before = HoldersBySilo(_cluster.Silos[0].SiloAddress);
         var joined = await _cluster.StartAdditionalSiloAsync();
         CountShardAcceptsOf([joined]);
@@ -112,10 +129,24 @@ public sealed class ShardHandoffTests : IAsyncLifetime
             await SubscribeAsync(gateway, topic + "-new", topic);
             Assert.Equal(accepts + 1, ShardAccepts);
 
-            // The first publish still reaches the activation on the former holder; the next one the activation that
-            // follows it on the new holder. Both match both subscriptions.
-            Assert.Equal(2, await PublishAsync(topic));
-            Assert.Equal(2, await PublishAsync(topic));
+            // So does a persistent session's, whether its part rides in the copy's call to the new holder or not.
+            await SubscribeAsync(gateway, topic + "-new-kept", topic, expiry: 300);
+            Assert.Equal(accepts + 2, ShardAccepts);
+
+            // And so does the new connection of a persistent session subscribed to the shard before the join, which
+            // changes only its presence: a QoS 0 message that the activation on the former holder matches goes to it.
+            var keptTopic = kept.Single(t => Shard(t) == Shard(topic));
+            var reconnected = new RecordingGateway(Client);
+            var connection = reconnected.NewConnection();
+            await Client.GetGrain<IClientSessionGrain>(keptTopic + "-kept").Connect(new ConnectRequest(connection, false, 300, null, 5, 0));
+            Assert.Equal(accepts + 3, ShardAccepts);
+            Assert.Equal(1, await PublishAsync(keptTopic));
+            Assert.Equal(connection.ConnectionId, (await reconnected.NextDeliveryAsync()).ConnectionId);
+
+            // That publish still reached the activation on the former holder, and the next reach the activation that
+            // follows it on the new holder. Both match the three subscriptions of the topic.
+            Assert.Equal(3, await PublishAsync(topic));
+            Assert.Equal(3, await PublishAsync(topic));
         }
 
         // The former holders forget the shards they gave away once their activations there have ended.
@@ -137,11 +168,11 @@ public sealed class ShardHandoffTests : IAsyncLifetime
         }
     }
 
-    private async Task SubscribeAsync(RecordingGateway gateway, string clientId, string topic)
+    private async Task SubscribeAsync(RecordingGateway gateway, string clientId, string topic, uint expiry = 0)
     {
         var session = Client.GetGrain<IClientSessionGrain>(clientId);
         var presence = gateway.NewConnection();
-        await session.Connect(new ConnectRequest(presence, true, 0, null, 5, 0));
+        await session.Connect(new ConnectRequest(presence, true, expiry, null, 5, 0));
         await session.Subscribe(presence.ConnectionId, [new Subscription(topic, 0)]);
     }
 
@@ -155,6 +186,22 @@ public sealed class ShardHandoffTests : IAsyncLifetime
         var holders = services.GetRequiredService<RouteHolders>();
         var snapshot = services.GetRequiredService<IClusterMembershipService>().CurrentSnapshot;
         return [.. Enumerable.Range(0, Shards).Select(shard => holders.HoldersOf(snapshot, shard)[0])];
+    }
+
+    private Task CountRiding(IIncomingGrainCallContext call)
+    {
+        if (call.Grain is ISessionCopyGrain && call.Request.GetArgumentCount() >= 2 && call.Request.GetArgument(1) is ClientRoutes[] riding)
+        {
+            foreach (var routes in riding)
+            {
+                if (routes.Subscriptions.Length > 0)
+                {
+                    _riding.AddOrUpdate(routes.ClientId, 1, static (_, n) => n + 1);
+                }
+            }
+        }
+
+        return call.Invoke();
     }
 
     private void CountShardAcceptsOf(IEnumerable<InProcessSiloHandle> silos)

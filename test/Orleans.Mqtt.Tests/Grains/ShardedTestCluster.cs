@@ -19,7 +19,8 @@ internal static class ShardedTestCluster
 {
     /// <summary>
     /// A builder of <paramref name="silos"/> silos with <paramref name="shards"/> topic shards, <paramref name="copies"/>
-    /// route holders per shard (null: the default), and faster membership when <paramref name="membership"/> is given.
+    /// route holders per shard (null: the default), faster membership when <paramref name="membership"/> is given, and
+    /// <paramref name="callFilter"/> on every silo's incoming grain calls when given.
     /// </summary>
     public static InProcessTestClusterBuilder Builder(
         short silos,
@@ -27,7 +28,8 @@ internal static class ShardedTestCluster
         int? copies,
         ConcurrentDictionary<string, SiloLocalGrainStorage> storages,
         ISessionOwnershipStore ownership,
-        Action<ClusterMembershipOptions>? membership = null)
+        Action<ClusterMembershipOptions>? membership = null,
+        IncomingGrainCallFilterDelegate? callFilter = null)
     {
         var builder = new InProcessTestClusterBuilder(silos);
         builder.ConfigureSilo((_, silo) =>
@@ -38,6 +40,11 @@ internal static class ShardedTestCluster
             if (membership is not null)
             {
                 silo.Services.Configure(membership);
+            }
+
+            if (callFilter is not null)
+            {
+                silo.AddIncomingGrainCallFilter(callFilter);
             }
 
             silo.AddMqttGrains(o =>
