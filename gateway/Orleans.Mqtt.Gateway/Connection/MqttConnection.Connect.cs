@@ -174,17 +174,19 @@ internal sealed partial class MqttConnection
                 _v5 ? connect.WillDelayInterval : 0,
                 UserName),
             giveUp.Token);
-        var lost = _gateway.SiloLoss.CallsInFlight;
+        // The bound shared with the calls that start close together (CallDeadlines, so it may get up to an eighth more),
+        // not a timer of its own per connect; the wait is cut, the call itself is cancelled only once the gateway gives up.
+        var deadline = _gateway.CallDeadlines.Next(timeout);
         try
         {
-            result = await call.WaitAsync(timeout, _gateway.TimeProvider, lost);
+            result = await call.WaitAsync(deadline.Token);
         }
-        catch (Exception ex) when (ex is TimeoutException || ex is OperationCanceledException && lost.IsCancellationRequested && !call.IsCompleted)
+        catch (OperationCanceledException) when (deadline.Token.IsCancellationRequested && !call.IsCompleted)
         {
             // Most likely the session's silo was killed and is not yet known dead (or the gateway lost its connection
             // to a silo while the call was under way, Mqtt:SiloLossGrace): the client retries, and the retry finds the
             // session once it is. The call may still complete on the session: it must not stay connected.
-            var (bound, setting) = ex is TimeoutException ? (timeout, "Mqtt:SessionConnectTimeout") : (_gateway.SiloLoss.Grace, "Mqtt:SiloLossGrace");
+            var (bound, setting) = deadline.TimedOut ? (timeout, "Mqtt:SessionConnectTimeout") : (_gateway.SiloLoss.Grace, "Mqtt:SiloLossGrace");
             LogSessionConnectTimedOut(_logger, clientId, Id, bound, setting);
             await giveUp.CancelAsync();
             _ = EndAbandonedConnectAsync(_session, call, clientId);
