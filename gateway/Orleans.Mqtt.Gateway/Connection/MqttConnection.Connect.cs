@@ -231,9 +231,11 @@ internal sealed partial class MqttConnection
         var connAck = ReplyPackets.ConnAck(result.SessionPresent, _v5 ? assigned : null, options, serverKeepAlive);
 
         (CloseReason Reason, byte ReasonCode)? closeNow;
+        bool drainHere;
         lock (_gate)
         {
-            _writer.Enqueue(new Outgoing(connAck, null));
+            // Written on this thread once the gate is left (with what is queued behind it), not by a work item of its own.
+            drainHere = _writer.EnqueueToDrainHere(connAck);
             foreach (var d in result.Resend)
             {
                 _writer.Enqueue(new Outgoing(null, d));
@@ -251,6 +253,11 @@ internal sealed partial class MqttConnection
 
             _open = true;
             closeNow = _closeAfterConnAck;
+        }
+
+        if (drainHere)
+        {
+            _writer.DrainHere();
         }
 
         _gateway.Metrics.ConnectionsAccepted.Add(1);
