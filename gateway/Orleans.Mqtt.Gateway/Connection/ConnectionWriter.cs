@@ -69,17 +69,6 @@ internal sealed class ConnectionWriter(MqttConnection connection) : ConnectionOu
         return true;
     }
 
-    /// <summary>
-    /// Queues <paramref name="packet"/> like <see cref="Enqueue"/>, but a drain it has to start is left to the caller:
-    /// true when the caller, once it has left the connection's gate, must call <see cref="DrainHere"/>. A reply the
-    /// read loop waited for (CONNACK, SUBACK) is then written on the thread that made it rather than by a thread pool
-    /// work item of its own: one hand-off less per reply.
-    /// </summary>
-    public bool EnqueueToDrainHere(MqttPacket packet) => TryWrite(new Outgoing(packet, null), long.MaxValue, out var startDrain, out _) && startDrain;
-
-    /// <summary>Runs the drain <see cref="EnqueueToDrainHere"/> left to the caller, on this thread until it first waits.</summary>
-    public void DrainHere() => _ = DrainAsync();
-
     /// <inheritdoc />
     protected override long WeightOf(Outgoing item) => item.Delivery is { Kind: DeliveryKind.Publish } d ? SizeOf(d) : 0;
 

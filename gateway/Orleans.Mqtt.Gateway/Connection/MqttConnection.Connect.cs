@@ -174,19 +174,17 @@ internal sealed partial class MqttConnection
                 _v5 ? connect.WillDelayInterval : 0,
                 UserName),
             giveUp.Token);
-        // The bound shared with the calls that start close together (CallDeadlines, so it may get up to an eighth more),
-        // not a timer of its own per connect; the wait is cut, the call itself is cancelled only once the gateway gives up.
-        var deadline = _gateway.CallDeadlines.Next(timeout);
+        var lost = _gateway.SiloLoss.CallsInFlight;
         try
         {
-            result = await call.WaitAsync(deadline.Token);
+            result = await call.WaitAsync(timeout, _gateway.TimeProvider, lost);
         }
-        catch (OperationCanceledException) when (deadline.Token.IsCancellationRequested && !call.IsCompleted)
+        catch (Exception ex) when (ex is TimeoutException || ex is OperationCanceledException && lost.IsCancellationRequested && !call.IsCompleted)
         {
             // Most likely the session's silo was killed and is not yet known dead (or the gateway lost its connection
             // to a silo while the call was under way, Mqtt:SiloLossGrace): the client retries, and the retry finds the
             // session once it is. The call may still complete on the session: it must not stay connected.
-            var (bound, setting) = deadline.TimedOut ? (timeout, "Mqtt:SessionConnectTimeout") : (_gateway.SiloLoss.Grace, "Mqtt:SiloLossGrace");
+            var (bound, setting) = ex is TimeoutException ? (timeout, "Mqtt:SessionConnectTimeout") : (_gateway.SiloLoss.Grace, "Mqtt:SiloLossGrace");
             LogSessionConnectTimedOut(_logger, clientId, Id, bound, setting);
             await giveUp.CancelAsync();
             _ = EndAbandonedConnectAsync(_session, call, clientId);
@@ -231,11 +229,9 @@ internal sealed partial class MqttConnection
         var connAck = ReplyPackets.ConnAck(result.SessionPresent, _v5 ? assigned : null, options, serverKeepAlive);
 
         (CloseReason Reason, byte ReasonCode)? closeNow;
-        bool drainHere;
         lock (_gate)
         {
-            // Written on this thread once the gate is left (with what is queued behind it), not by a work item of its own.
-            drainHere = _writer.EnqueueToDrainHere(connAck);
+            _writer.Enqueue(new Outgoing(connAck, null));
             foreach (var d in result.Resend)
             {
                 _writer.Enqueue(new Outgoing(null, d));
@@ -253,11 +249,6 @@ internal sealed partial class MqttConnection
 
             _open = true;
             closeNow = _closeAfterConnAck;
-        }
-
-        if (drainHere)
-        {
-            _writer.DrainHere();
         }
 
         _gateway.Metrics.ConnectionsAccepted.Add(1);

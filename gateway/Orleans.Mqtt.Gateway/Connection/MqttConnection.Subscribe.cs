@@ -86,7 +86,7 @@ internal sealed partial class MqttConnection
             retained = ok ? result.Retained : [];
         }
 
-        Reply(ReplyPackets.SubAck(subscribe.PacketIdentifier, codes));
+        Send(ReplyPackets.SubAck(subscribe.PacketIdentifier, codes));
         foreach (var d in retained)
         {
             EnqueueDelivery(d);

@@ -311,20 +311,5 @@ internal sealed partial class MqttConnection
         }
     }
 
-    // A reply the read loop waited for (SUBACK): written on this thread when no drain runs, not by a work item of its own.
-    private void Reply(MqttPacket packet)
-    {
-        bool drainHere;
-        lock (_gate)
-        {
-            drainHere = _writer.EnqueueToDrainHere(packet);
-        }
-
-        if (drainHere)
-        {
-            _writer.DrainHere();
-        }
-    }
-
     private DateTime UtcNow => _gateway.TimeProvider.GetUtcNow().UtcDateTime;
 }

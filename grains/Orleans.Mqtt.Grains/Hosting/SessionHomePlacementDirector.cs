@@ -20,12 +20,6 @@ internal sealed class SessionHomePlacementDirector(
     public async Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
     {
         var silos = context.GetCompatibleSilos(target);
-        if (silos.Length == 1)
-        {
-            // One silo to choose from (the standalone broker): every way below ends there, so no routes are read and no
-            // ranking is made for a new session's placement (its activation reads the routes anyway).
-            return silos[0];
-        }
 
         // A graceful shutdown hands a session to the silo it names; the session then makes that silo its home.
         if (IPlacementDirector.GetPlacementHint(target.RequestContextData, silos) is { } hint)
