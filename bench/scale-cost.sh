@@ -11,11 +11,13 @@
 #   EXTRA_SILO_ARGS="--Mqtt:Routes:Sharding=Topic" bench/scale-cost.sh              # extra broker settings
 #   STAGES="messages" RATE=4000 bench/scale-cost.sh                                   # only some stages
 #   STAGES="connect reconnect" SILOS="3 4" bench/scale-cost.sh                         # a persistent session's reconnect
+#   CONNECT_RATE=300 STAGES="connect" SILOS="1 4" bench/scale-cost.sh                 # connects paced, cores not saturated
 #
 # After a warm-up (1,000 clean-session connects with a subscription, 1,000 persistent connects whose sessions expire
 # 1 s after, 2 s of the message load), the stages, each on a
 # fresh run id (new client ids):
-#   connect    conn --connections C --session-expiry 3600 --connect-rate 0 (persistent sessions, no subscription),
+#   connect    conn --connections C --session-expiry 3600 --connect-rate CONNECT_RATE (0, as fast as 100 in flight
+#              allow, by default; persistent sessions, no subscription),
 #              sampled while the connections are held
 #   subscribe  the same with --subscriptions S (one filter per SUBSCRIBE): its cost minus the connect stage's is what
 #              the C x S subscriptions cost
@@ -78,7 +80,7 @@ stop_orleans_counters() { # stage units
   python3 "$root/bench/orleans-counters.py" "$2" "$run_dir"/silo*."$1".counters.csv | tee "$run_dir/$1.orleans-counters.txt" >&2 || true
 }
 
-conn_args=(conn --connections "$connections" --connect-rate 0 --inflight 100 --session-expiry 3600 --duration 3)
+conn_args=(conn --connections "$connections" --connect-rate "${CONNECT_RATE:-0}" --inflight 100 --session-expiry 3600 --duration 3)
 pairs_args=(pairs --pairs 20 --qos 1 --rate "$rate" --duration "$duration" --warmup 1 --size 100)
 
 if [[ ${MOSQUITTO:-1} == 1 ]]; then
