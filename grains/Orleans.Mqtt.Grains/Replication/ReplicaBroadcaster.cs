@@ -87,11 +87,11 @@ internal sealed partial class ReplicaBroadcaster(
         // The holders in this silo's view are not always where the shard is matched: an activation placed before a
         // membership change runs on until it sees the change, and a silo with an older view places one on a former
         // holder. A changed shard (of an exact filter added, changed or removed, or of every exact filter when the
-        // session came back on another connection) whose first holder in this view did not report an activation serving it (one
-        // there has the change in the table it matches on) takes the change at its activation, wherever it runs,
-        // before the answer. Not tracked for Barrier: a shard activation catching up waits for that barrier, and would
-        // wait for itself. The end of a session does not go there: what such an activation still matches of it goes
-        // to a closed connection or to a session that no longer exists, which drops it.
+        // session came back on another connection) whose first holder in this view did not report an activation serving
+        // it (one there has the change in the table it matches on) takes the change at its activation, wherever it
+        // runs, before the answer. Not tracked for Barrier: a shard activation catching up waits for that barrier, and
+        // would wait for itself. The end of a session does not go there: what such an activation still matches of it
+        // goes to a closed connection or to a session that no longer exists, which drops it.
         var calls = new Task[unserved.Count];
         var i = 0;
         foreach (var shard in unserved)
@@ -527,9 +527,9 @@ internal sealed partial class ReplicaBroadcaster(
 
     // A version of a client's routes being written, with the silos that hold some of it (RouteHolders.Holds) in the
     // view it is written with, the shards of the exact filters it adds, changes or removes, or of all of them when only
-    // the connection changed to a new one (null: none, or none that needs its shard grain told) and those of them whose first holder answered that the shard's activation runs there.
-    // The calls to the silos are started one after the other, so the cache needs no lock; their answers come in any
-    // order.
+    // the connection changed to a new one (null: none, or none that needs its shard grain told) and those of them whose
+    // first holder answered that the shard's activation runs there. The calls to the silos are started one after the
+    // other, so the cache needs no lock; their answers come in any order.
     private sealed class RoutesChange(ClientRoutes routes, RouteHolders holders, RoutesWithCopy? withCopy, HashSet<int>? changed)
     {
         private readonly HashSet<int> _served = [];

@@ -129,8 +129,8 @@ internal sealed class RouteHolders
 
     /// <summary>
     /// How many silos besides its home hold a client's entry (<see cref="IsEntryHolder"/>): <c>Copies</c> - 1 or
-    /// <c>SessionReplicas</c> - 1, whichever is more, at least one, so that the home's loss leaves one; one more while
-    /// the home is not active.
+    /// <c>SessionReplicas</c> - 1, whichever is more, at least one, so that the home's loss leaves one (while the home
+    /// is not active one more silo holds it: <see cref="OthersHolding"/>).
     /// </summary>
     public int EntryCopies => _entryCopies;
 
