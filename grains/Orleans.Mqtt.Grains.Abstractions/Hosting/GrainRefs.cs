@@ -30,6 +30,9 @@ public sealed class GrainRefs<TGrain>
     /// <summary>The grain type of <typeparamref name="TGrain"/>'s implementation.</summary>
     public GrainType Type => _grainType;
 
+    /// <summary>The grain interface type of <typeparamref name="TGrain"/>, as silos' manifests list it.</summary>
+    public GrainInterfaceType InterfaceType => _interfaceType;
+
     /// <summary>The reference to the grain with <paramref name="key"/>.</summary>
     public TGrain Get(string key) => (TGrain)_factory.GetGrain(GrainId.Create(_grainType, key), _interfaceType);
 }

@@ -49,6 +49,8 @@ public static class MqttGrainsExtensions
         services.AddSingleton(sp => new GrainRefs<IClientSessionGrain>(sp.GetRequiredService<IGrainFactory>()));
         services.AddSingleton(sp => new GrainRefs<IRouteReplicaGrain>(sp.GetRequiredService<IGrainFactory>()));
         services.AddSingleton(sp => new GrainRefs<ISessionCopyGrain>(sp.GetRequiredService<IGrainFactory>()));
+        services.AddSingleton(sp => new GrainRefs<ISessionCopyGrainV2>(sp.GetRequiredService<IGrainFactory>()));
+        services.AddSingleton<SiloManifests>();
         services.AddSingleton<SessionCopyStore>();
         services.AddSingleton<SessionReplicator>();
         services.AddSingleton<SessionRereplicator>();

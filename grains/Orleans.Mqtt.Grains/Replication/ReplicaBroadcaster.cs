@@ -287,8 +287,9 @@ internal sealed partial class ReplicaBroadcaster(
                 return SendRoutes(silo, routes, change.WithCopy);
             }
 
-            // Routes that ride in the session copy's call are asked there (ISessionCopyGrain.StoreWithRoutes answers as
-            // ApplyAndAskServing does), or, when they do not ride after all, by the call that sends them.
+            // Routes that ride in the session copy's call are asked there (ISessionCopyGrainV2.StoreWithRoutesAndAsk
+            // answers as ApplyAndAskServing does; a holder of the previous release answers none), or, when they do not
+            // ride after all, by the call that sends them.
             var part = holders.PartFor(routes, holders.ShardsHeldBy(view, silo));
             var ask = change.FirstHeldBy(view, silo);
             if (change.WithCopy?.Offer(silo, part, ask) is { } riding)

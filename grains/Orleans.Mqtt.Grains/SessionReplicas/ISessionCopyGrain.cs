@@ -12,14 +12,17 @@ public interface ISessionCopyGrain : IGrainWithStringKey
 
     /// <summary>
     /// <see cref="Store"/>, and applies <paramref name="routes"/> to this silo's route replica as
-    /// <see cref="IRouteReplicaGrain.ApplyAndAskServing"/> does: the routes of sessions saved with these copies, whose
-    /// first copy holder is also one of their route holders (<see cref="RoutesWithCopy"/>). Both durable when the call
-    /// returns. Answers, for each of <paramref name="routes"/>, which of its shards in <paramref name="ask"/> (shards
-    /// this silo holds in the writer's view; empty: none asked) a shard grain activation on this silo serves once that
-    /// change is in the table it matches on.
+    /// <see cref="IRouteReplicaGrain.Apply"/> does: the routes of sessions saved with these copies, whose first copy
+    /// holder is also one of their route holders (<see cref="RoutesWithCopy"/>). Both durable when the call returns.
     /// </summary>
+    /// <remarks>
+    /// Served for silos of the previous release, which send it during a rolling upgrade, and called on them by this
+    /// release's silos; <see cref="ISessionCopyGrainV2.StoreWithRoutesAndAsk"/> replaces it between silos that both
+    /// serve that. Its name and parameter types are its identity on the wire (docs/architecture.md, "Rolling
+    /// upgrades"): they must not change.
+    /// </remarks>
     [ResponseTimeout("00:00:05")]
-    Task<int[][]> StoreWithRoutes(SessionCopy[] copies, ClientRoutes[] routes, int[][] ask);
+    Task StoreWithRoutes(SessionCopy[] copies, ClientRoutes[] routes);
 
     /// <summary>The version of the copy this silo holds of each of <paramref name="clientIds"/>' sessions (0: none).</summary>
     [ResponseTimeout("00:00:05")]

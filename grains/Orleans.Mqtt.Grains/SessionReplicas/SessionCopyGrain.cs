@@ -9,11 +9,25 @@ namespace Orleans.Mqtt.Grains;
 /// </summary>
 [SiloPinnedPlacement]
 [Reentrant]
-internal sealed class SessionCopyGrain(SessionCopyStore store, ReplicaWriter replica, RouteHolders holders) : Grain, ISessionCopyGrain
+internal sealed class SessionCopyGrain(SessionCopyStore store, ReplicaWriter replica, RouteHolders holders) : Grain, ISessionCopyGrain, ISessionCopyGrainV2
 {
     public Task Store(SessionCopy[] copies) => store.StoreAsync(copies);
 
-    public async Task<int[][]> StoreWithRoutes(SessionCopy[] copies, ClientRoutes[] routes, int[][] ask)
+    // The released call, for silos that do not serve StoreWithRoutesAndAsk (a rolling upgrade): nothing is asked, so
+    // the writer tells the changed shards' grains, as it did before the question existed.
+    public Task StoreWithRoutes(SessionCopy[] copies, ClientRoutes[] routes)
+    {
+        var writes = new Task[routes.Length + 1];
+        writes[0] = store.StoreAsync(copies);
+        for (var i = 0; i < routes.Length; i++)
+        {
+            writes[i + 1] = replica.ApplyAsync(routes[i]);
+        }
+
+        return Task.WhenAll(writes);
+    }
+
+    public async Task<int[][]> StoreWithRoutesAndAsk(SessionCopy[] copies, ClientRoutes[] routes, int[][] ask)
     {
         // The two stores commit at once (each its own group commit), as the two calls they replace would have.
         var stored = store.StoreAsync(copies);

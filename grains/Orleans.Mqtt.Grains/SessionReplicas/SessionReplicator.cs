@@ -17,6 +17,8 @@ namespace Orleans.Mqtt.Grains;
 internal sealed partial class SessionReplicator(
     IClusterMembershipService membership,
     GrainRefs<ISessionCopyGrain> copyRefs,
+    GrainRefs<ISessionCopyGrainV2> askingCopyRefs,
+    SiloManifests manifests,
     SessionCopyStore localCopies,
     ILocalSiloDetails localSilo,
     IOptions<MqttBrokerOptions> options,
@@ -136,7 +138,8 @@ internal sealed partial class SessionReplicator(
 
     private Lane StartLane(SiloAddress silo)
     {
-        var lane = new Lane(copyRefs.Get(silo.ToParsableString()));
+        var key = silo.ToParsableString();
+        var lane = new Lane(copyRefs.Get(key), askingCopyRefs.Get(key), () => manifests.Serves(silo, askingCopyRefs.InterfaceType));
         _ = Task.Run(() => lane.RunAsync(_stopping.Token));
         return lane;
     }
@@ -243,7 +246,9 @@ internal sealed partial class SessionReplicator(
         }
     }
 
-    private sealed class Lane(ISessionCopyGrain target)
+    // servesAsking: whether the target silo's build serves ISessionCopyGrainV2; asked per call, since its manifest may
+    // arrive after the lane starts.
+    private sealed class Lane(ISessionCopyGrain target, ISessionCopyGrainV2 asking, Func<bool> servesAsking)
     {
         private readonly Channel<(SessionCopy Copy, (ClientRoutes Routes, int[] Ask)? Routes, TaskCompletionSource<int[]> Done)> _queue =
             Channel.CreateUnbounded<(SessionCopy, (ClientRoutes, int[])?, TaskCompletionSource<int[]>)>(new UnboundedChannelOptions { SingleReader = true });
@@ -290,9 +295,17 @@ internal sealed partial class SessionReplicator(
                         {
                             await target.Store([.. copies]);
                         }
+                        else if (servesAsking())
+                        {
+                            served = await asking.StoreWithRoutesAndAsk([.. copies], [.. routes], [.. asks]);
+                        }
                         else
                         {
-                            served = await target.StoreWithRoutes([.. copies], [.. routes], [.. asks]);
+                            // A silo of the previous release (a rolling upgrade): the routes ride, nothing is asked, and
+                            // the route write tells every changed shard's grain, as it did then.
+                            await target.StoreWithRoutes([.. copies], [.. routes]);
+                            served = new int[routes.Count][];
+                            Array.Fill<int[]>(served, []);
                         }
 
                         foreach (var (done, index) in waiting)

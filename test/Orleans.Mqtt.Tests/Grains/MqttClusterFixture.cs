@@ -52,7 +52,8 @@ public sealed class MqttClusterFixture : IAsyncLifetime
 
     /// <summary>
     /// How many session copy grains, over all silos, were called to apply routes of each client id along with its
-    /// session's copy (<see cref="ISessionCopyGrain.StoreWithRoutes"/>).
+    /// session's copy (<see cref="ISessionCopyGrainV2.StoreWithRoutesAndAsk"/>, or
+    /// <see cref="ISessionCopyGrain.StoreWithRoutes"/> to a silo of the previous release).
     /// </summary>
     public ConcurrentDictionary<string, int> RoutesWithCopies { get; } = new();
 

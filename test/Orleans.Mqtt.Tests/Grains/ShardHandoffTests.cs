@@ -29,7 +29,7 @@ public sealed class ShardHandoffTests : IAsyncLifetime
     private readonly ConcurrentDictionary<object, bool> _scopes = new();
     private long _shardAccepts;
 
-    // Exact subscriptions that rode in a session copy's call (ISessionCopyGrain.StoreWithRoutes), by client id.
+    // Exact subscriptions that rode in a session copy's call (ISessionCopyGrainV2.StoreWithRoutesAndAsk), by client id.
     private readonly ConcurrentDictionary<string, int> _riding = new();
     private InProcessTestCluster _cluster = null!;
 
