@@ -370,9 +370,13 @@ public sealed class SessionFailoverTests : IAsyncLifetime
 
         // The holder returns on its storage and is the session's holder again (rendezvous order does not change): the
         // third silo's copy is one too many, and goes once the returned holder says it holds that version.
-        await _cluster.StartSiloAsync(holder.InstanceNumber, _cluster.Options);
+        var returned = await _cluster.StartSiloAsync(holder.InstanceNumber, _cluster.Options);
         await WaitUntilAsync(() => !_storages[third.Name].Contains(SessionCopyStore.StateName, session.GetGrainId()), "the third silo dropped its copy");
         Assert.Equal(Queued, _storages[holder.Name].Stored<SessionState>(SessionCopyStore.StateName, session.GetGrainId())!.Queue.Count);
+
+        // The returned holder came back without its route replica and is an entry holder of the client again: it has
+        // copied the entry back (a failover starts from it) before the home dies, since the third silo pruned its own.
+        Assert.Equal(home.Name, (await EntryHeldByAsync(returned, clientId))?.Home);
 
         await KillAsync(home);
         Assert.Equal(Enumerable.Range(0, Queued).Select(i => $"m{i}"), await ReceiveAllAsync(gateway, session));
@@ -495,7 +499,8 @@ public sealed class SessionFailoverTests : IAsyncLifetime
     /// </summary>
     private async Task<ClientRoutes?> EntryHeldByAsync(InProcessSiloHandle silo, string clientId)
     {
-        var services = _cluster.GetSiloServiceProvider(silo.SiloAddress);
+        // From the handle: a silo restarted with StartSiloAsync is not in the cluster's list of silos.
+        var services = silo.SiloHost.Services;
         if (!services.GetRequiredService<RouteHolders>().Sharded)
         {
             return services.GetRequiredService<RouteTable>().Get(clientId);
