@@ -6,13 +6,13 @@ namespace Orleans.Mqtt.Grains;
 /// the copy's call (<see cref="ISessionCopyGrainV2.StoreWithRoutesAndAsk"/>) instead of a replica call of their own,
 /// one message and its answer fewer on every CONNECT, SUBSCRIBE and DISCONNECT of a persistent session. The route write
 /// (<see cref="ReplicaBroadcaster.Apply"/>) offers the holder's part first; the copy write
-/// (<see cref="SessionReplicator.WriteAsync"/>) then takes it along on its first attempt to that silo. The part comes with
-/// the changed shards that silo is first holder of, asked as <see cref="IRouteReplicaGrain.ApplyAndAskServing"/> asks
-/// them, so a riding part's shards skip their grains as well when an activation runs there (a holder of the previous
-/// release takes the part with <see cref="ISessionCopyGrain.StoreWithRoutes"/> and answers none). Whatever does not
-/// ride (offered too late, a holder that changed in between, a copy call that failed) is answered null, and the route
-/// write sends that part itself, with its own retries and the same question: riding never weakens either write's
-/// guarantee.
+/// (<see cref="SessionReplicator.WriteAsync"/>) then takes it along on its first attempt to that silo. The part
+/// comes with the changed shards that silo is first holder of, asked as
+/// <see cref="IRouteReplicaGrain.ApplyAndAskServing"/> asks them, so a riding part's shards skip their grains as well
+/// when an activation runs there (a holder of the previous release takes the part with
+/// <see cref="ISessionCopyGrain.StoreWithRoutes"/> and answers none). Whatever does not ride (offered too late, a
+/// holder that changed in between, a copy call that failed) is answered null, and the route write sends that part
+/// itself, with its own retries and the same question: riding never weakens either write's guarantee.
 /// </summary>
 internal sealed class RoutesWithCopy(SiloAddress holder, List<SiloAddress> ranked)
 {
