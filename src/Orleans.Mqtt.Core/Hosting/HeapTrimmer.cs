@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -14,15 +15,20 @@ namespace Orleans.Mqtt.Hosting;
 /// and a broker that then holds idle connections allocates too little to trigger one: that memory stayed resident,
 /// several KB per connection (docs/benchmarks-history.md, "Memory after a connect storm"). A full collection that the
 /// runtime itself runs during the storm does not help: what is still in use then survives it and dies right after.
-/// Waiting for the heap to stop growing starts it after a storm rather than during it, when the CPU is needed
-/// elsewhere.</item>
+/// Waiting for the heap to stop growing, and for the process to stop allocating, starts it after a storm rather than
+/// during it, when the CPU is needed elsewhere and what the storm still uses would survive it.</item>
 /// <item>When idle: no full collection for <see cref="IdleChecks"/> checks. What dies without new allocations, such
 /// as the sessions that leave a silo's memory when idle, does not grow the heap. A trim that frees less than an
 /// eighth of the heap doubles this wait, up to <see cref="MaxIdleChecks"/> checks, so an idle process with nothing to
 /// free is not collected every minute.</item>
 /// </list>
-/// The background collection runs beside the broker's threads and does not compact. Checked every
-/// <see cref="MqttBrokerOptions.HeapTrimInterval"/>; zero turns it off.
+/// The background collection runs beside the broker's threads and does not compact: what it frees stays committed, and
+/// resident, until a later collection gives it back, and a broker that holds idle connections may run none for
+/// minutes. So when the collection of a trim after growth has left at least a quarter of the heap free, and
+/// <see cref="MinGrowthBytes"/> at least, one blocking, compacting collection follows that returns it to the system
+/// (docs/benchmarks.md, "Idle memory at 50,000: when the trim runs": 108–140 MiB of a silo's RSS after a storm of
+/// 50,000 connects). It stops every thread while it runs; it follows only a trim after growth, so it runs once per
+/// storm, never on an idle heap. Checked every <see cref="MqttBrokerOptions.HeapTrimInterval"/>; zero turns it off.
 /// <para>
 /// Once, when the host has started, it also runs one blocking, compacting collection that gives the free memory back
 /// to the system (<see cref="GCCollectionMode.Aggressive"/>). Starting a silo allocates and drops about 200 MiB of
@@ -42,6 +48,14 @@ public sealed partial class HeapTrimmer : BackgroundService
     /// <summary>The longest wait between idle collections, in checks (32 minutes at the default interval).</summary>
     internal const int MaxIdleChecks = 384;
 
+    /// <summary>
+    /// A process that allocated this much or more since the previous check is still busy (6.4 MiB/s at the default
+    /// interval): a connect storm at 1,400 connects per second allocates 30–40 MiB/s in a silo, the minutes after it
+    /// less than 5 MiB/s. The heap as the last collection left it is no sign of that by itself: a full collection of the
+    /// runtime's own during a storm lowers it while the storm goes on.
+    /// </summary>
+    internal const long BusyAllocationBytes = MinGrowthBytes;
+
     // A started collection is waited for this many checks before the heap is judged again.
     private const int MaxWaits = 12;
 
@@ -51,6 +65,7 @@ public sealed partial class HeapTrimmer : BackgroundService
     private readonly IHostApplicationLifetime? _lifetime;
     private long _awaitedIndex = -1;
     private long _previousHeap = -1;
+    private long _previousAllocated = -1;
     private long _baseline;
     private long _heapAtTrim;
     private long _lastFullIndex = -1;
@@ -85,16 +100,29 @@ public sealed partial class HeapTrimmer : BackgroundService
     /// the older generations included) has grown past the <paramref name="baselineBytes"/> that the last trim left by a
     /// quarter of those, and by <see cref="MinGrowthBytes"/> at least, and by less than an eighth of that minimum since
     /// the previous check's <paramref name="previousHeapBytes"/> (negative before the first check: the heap may still
-    /// be growing).
+    /// be growing), while the process allocated less than <see cref="BusyAllocationBytes"/> since that check
+    /// (<paramref name="allocatedSincePreviousBytes"/>; negative before the first check).
     /// </summary>
-    internal static bool ShouldCollect(long heapBytes, long baselineBytes, long previousHeapBytes) =>
-        heapBytes - baselineBytes >= Math.Max(MinGrowthBytes, baselineBytes / 4) && IsQuiet(heapBytes, previousHeapBytes);
+    internal static bool ShouldCollect(long heapBytes, long baselineBytes, long previousHeapBytes, long allocatedSincePreviousBytes) =>
+        heapBytes - baselineBytes >= Math.Max(MinGrowthBytes, baselineBytes / 4) && IsQuiet(heapBytes, previousHeapBytes, allocatedSincePreviousBytes);
 
     /// <summary>
-    /// Takes one look at the heap: <paramref name="heapBytes"/> as the last collection left it and the index of the
-    /// newest full collection that has finished. True when a trim should start now.
+    /// Whether a collection that left <paramref name="heapBytes"/> in use and <paramref name="freeBytes"/> free has
+    /// left enough free to be worth a compacting collection: a quarter of the heap with its free space, as much as a
+    /// trim's growth needs, and <see cref="MinGrowthBytes"/> at least. The collections between a silo's trims left mostly a
+    /// tenth or less free, at most 17 %; its trims' background collections 36–39 % (docs/benchmarks.md, "Idle memory at
+    /// 50,000: when the trim runs").
     /// </summary>
-    internal bool Observe(long heapBytes, long newestFullIndex)
+    internal static bool ShouldCompact(long heapBytes, long freeBytes) =>
+        freeBytes >= MinGrowthBytes && freeBytes >= (heapBytes + freeBytes) / 4;
+
+    /// <summary>
+    /// Takes one look at the heap: <paramref name="heapBytes"/> as the last collection left it, with
+    /// <paramref name="freeBytes"/> more that it left free (fragmentation), the bytes the process has allocated since
+    /// it started (<paramref name="allocatedBytes"/>) and the index of the newest full collection that has finished.
+    /// The collection to start now, if any.
+    /// </summary>
+    internal HeapTrim Observe(long heapBytes, long freeBytes, long allocatedBytes, long newestFullIndex)
     {
         if (newestFullIndex != _lastFullIndex)
         {
@@ -111,46 +139,65 @@ public sealed partial class HeapTrimmer : BackgroundService
             if (newestFullIndex == _awaitedIndex && ++_waits < MaxWaits)
             {
                 // The collection this started has not finished yet.
-                return false;
+                return HeapTrim.None;
             }
 
+            var finished = newestFullIndex != _awaitedIndex;
             _awaitedIndex = -1;
             _idleChecks = _trimWasIdle && _heapAtTrim - heapBytes < _heapAtTrim / 8 ? Math.Min(_idleChecks * 2, MaxIdleChecks) : IdleChecks;
             _baseline = heapBytes;
+            if (finished && !_trimWasIdle && ShouldCompact(heapBytes, freeBytes))
+            {
+                _previousHeap = heapBytes;
+                _previousAllocated = allocatedBytes;
+                return HeapTrim.Compacting;
+            }
         }
 
         // A full collection of the runtime's own that freed the growth lowers the baseline with it.
         _baseline = Math.Min(_baseline, heapBytes);
         var previous = _previousHeap;
+        var allocated = _previousAllocated < 0 ? -1 : allocatedBytes - _previousAllocated;
         _previousHeap = heapBytes;
-        var grown = ShouldCollect(heapBytes, _baseline, previous);
-        var idle = !grown && _checksSinceFull >= _idleChecks && heapBytes >= MinGrowthBytes && IsQuiet(heapBytes, previous);
+        _previousAllocated = allocatedBytes;
+        var grown = ShouldCollect(heapBytes, _baseline, previous, allocated);
+        var idle = !grown && _checksSinceFull >= _idleChecks && heapBytes >= MinGrowthBytes && IsQuiet(heapBytes, previous, allocated);
         if (!grown && !idle)
         {
-            return false;
+            return HeapTrim.None;
         }
 
         _trimWasIdle = idle;
         _heapAtTrim = heapBytes;
         _awaitedIndex = newestFullIndex;
         _waits = 0;
-        return true;
+        return HeapTrim.Background;
     }
 
-    /// <summary>Looks at the heap once and starts a background full collection if <see cref="Observe"/> says so; true if it did.</summary>
-    internal bool Check()
+    /// <summary>Looks at the heap once and starts the collection that <see cref="Observe"/> asks for, if any; which one it was.</summary>
+    internal HeapTrim Check()
     {
         var last = GC.GetGCMemoryInfo(GCKind.Any);
         var heap = last.HeapSizeBytes - last.FragmentedBytes;
-        if (!Observe(heap, NewestFullCollection()))
+        var trim = Observe(heap, last.FragmentedBytes, GC.GetTotalAllocatedBytes(), NewestFullCollection());
+        if (trim == HeapTrim.Background)
         {
-            return false;
+            _metrics.HeapTrims.Add(1);
+            LogTrimming(_logger, heap >> 20, _baseline >> 20, _trimWasIdle ? "idle" : "grown");
+            GC.Collect(2, GCCollectionMode.Forced, blocking: false, compacting: false);
+        }
+        else if (trim == HeapTrim.Compacting)
+        {
+            _metrics.HeapTrims.Add(1);
+            var started = Stopwatch.GetTimestamp();
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            var pause = Stopwatch.GetElapsedTime(started);
+            var after = GC.GetGCMemoryInfo(GCKind.Any);
+            LogCompactedAfterTrim(
+                _logger, last.FragmentedBytes >> 20, last.TotalCommittedBytes >> 20, after.HeapSizeBytes >> 20, after.TotalCommittedBytes >> 20, (long)pause.TotalMilliseconds);
         }
 
-        _metrics.HeapTrims.Add(1);
-        LogTrimming(_logger, heap >> 20, _baseline >> 20, _trimWasIdle ? "idle" : "grown");
-        GC.Collect(2, GCCollectionMode.Forced, blocking: false, compacting: false);
-        return true;
+        return trim;
     }
 
     /// <inheritdoc />
@@ -215,8 +262,11 @@ public sealed partial class HeapTrimmer : BackgroundService
             TaskScheduler.Default);
     }
 
-    // Grown by less than an eighth of the minimum growth since the previous look (negative: there was none yet).
-    private static bool IsQuiet(long heapBytes, long previousHeapBytes) => previousHeapBytes >= 0 && heapBytes - previousHeapBytes < MinGrowthBytes / 8;
+    // Grown by less than an eighth of the minimum growth since the previous look, and not busy allocating (negative:
+    // there was no look yet).
+    private static bool IsQuiet(long heapBytes, long previousHeapBytes, long allocatedSincePreviousBytes) =>
+        previousHeapBytes >= 0 && heapBytes - previousHeapBytes < MinGrowthBytes / 8 &&
+        allocatedSincePreviousBytes >= 0 && allocatedSincePreviousBytes < BusyAllocationBytes;
 
     // The index of the newest full collection that has finished, blocking or background.
     private static long NewestFullCollection() =>
@@ -227,6 +277,9 @@ public sealed partial class HeapTrimmer : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Heap compacted after start: {HeapMiB} MiB heap, {CommittedMiB} MiB committed before; {HeapAfterMiB} MiB, {CommittedAfterMiB} MiB after")]
     private static partial void LogCompactedAfterStart(ILogger logger, long heapMiB, long committedMiB, long heapAfterMiB, long committedAfterMiB);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Heap compacted after a trim: {FreeMiB} MiB free, {CommittedMiB} MiB committed before; {HeapAfterMiB} MiB heap, {CommittedAfterMiB} MiB committed after; every thread stopped for {PauseMs} ms")]
+    private static partial void LogCompactedAfterTrim(ILogger logger, long freeMiB, long committedMiB, long heapAfterMiB, long committedAfterMiB, long pauseMs);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Heap at {HeapMiB} MiB, {BaselineMiB} MiB after the last trim ({Reason}): starting a background full collection")]
     private static partial void LogTrimming(ILogger logger, long heapMiB, long baselineMiB, string reason);

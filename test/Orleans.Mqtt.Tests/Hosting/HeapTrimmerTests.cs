@@ -13,30 +13,86 @@ public sealed class HeapTrimmerTests
     private const long MiB = 1 << 20;
 
     [Theory]
-    [InlineData(200, 100, 200, true)] // grown by the baseline's whole size, and no longer growing
-    [InlineData(140, 100, 138, true)] // a quarter above the baseline and above the minimum
-    [InlineData(120, 100, 120, false)] // a fifth above the baseline: not enough
-    [InlineData(60, 0, 60, true)] // a small heap: the minimum decides
-    [InlineData(30, 0, 30, false)] // below the minimum
-    [InlineData(1200, 1000, 1200, false)] // a large heap needs a quarter of itself
-    [InlineData(200, 100, 190, false)] // still growing: the storm is not over
-    [InlineData(200, 100, -1, false)] // the first look cannot tell whether it is still growing
-    public void Collects_once_the_heap_has_grown_enough_and_has_stopped_growing(long heap, long baseline, long previous, bool collect) =>
-        Assert.Equal(collect, HeapTrimmer.ShouldCollect(heap * MiB, baseline * MiB, previous < 0 ? -1 : previous * MiB));
+    [InlineData(200, 100, 200, 1, true)] // grown by the baseline's whole size, and no longer growing
+    [InlineData(140, 100, 138, 1, true)] // a quarter above the baseline and above the minimum
+    [InlineData(120, 100, 120, 1, false)] // a fifth above the baseline: not enough
+    [InlineData(60, 0, 60, 1, true)] // a small heap: the minimum decides
+    [InlineData(30, 0, 30, 1, false)] // below the minimum
+    [InlineData(1200, 1000, 1200, 1, false)] // a large heap needs a quarter of itself
+    [InlineData(200, 100, 190, 1, false)] // still growing: the storm is not over
+    [InlineData(200, 100, -1, -1, false)] // the first look cannot tell whether it is still growing
+    [InlineData(200, 100, 200, 31, true)] // allocating, but less than a busy process
+    [InlineData(200, 100, 200, 32, false)] // the heap stands still but the process is busy allocating
+    [InlineData(185, 100, 206, 200, false)] // a collection of the runtime's own lowered the heap during a storm
+    public void Collects_once_the_heap_has_grown_enough_and_has_stopped_growing(long heap, long baseline, long previous, long allocated, bool collect) =>
+        Assert.Equal(collect, HeapTrimmer.ShouldCollect(heap * MiB, baseline * MiB, previous < 0 ? -1 : previous * MiB, allocated < 0 ? -1 : allocated * MiB));
 
     [Fact]
     public void A_storm_is_collected_once_it_is_over_and_its_collection_sets_the_next_baseline()
     {
         var trimmer = NewTrimmer();
-        Assert.False(trimmer.Observe(20 * MiB, 1)); // after start: small
-        Assert.False(trimmer.Observe(120 * MiB, 1)); // a storm: growing
-        Assert.False(trimmer.Observe(300 * MiB, 1));
-        Assert.True(trimmer.Observe(302 * MiB, 1)); // over
-        Assert.False(trimmer.Observe(302 * MiB, 1)); // its collection is still running
-        Assert.False(trimmer.Observe(180 * MiB, 2)); // done: 180 MiB is the new baseline
-        Assert.False(trimmer.Observe(200 * MiB, 2)); // a ninth more: not enough
-        Assert.False(trimmer.Observe(230 * MiB, 2));
-        Assert.True(trimmer.Observe(231 * MiB, 2)); // a quarter more, and quiet
+        Assert.Equal(HeapTrim.None, trimmer.Observe(20 * MiB, 0, 400 * MiB, 1)); // after start: small
+        Assert.Equal(HeapTrim.None, trimmer.Observe(120 * MiB, 0, 600 * MiB, 1)); // a storm: growing
+        Assert.Equal(HeapTrim.None, trimmer.Observe(300 * MiB, 0, 900 * MiB, 1));
+        Assert.Equal(HeapTrim.Background, trimmer.Observe(302 * MiB, 0, 910 * MiB, 1)); // over
+        Assert.Equal(HeapTrim.None, trimmer.Observe(302 * MiB, 0, 911 * MiB, 1)); // its collection is still running
+        Assert.Equal(HeapTrim.None, trimmer.Observe(180 * MiB, 0, 912 * MiB, 2)); // done: 180 MiB is the new baseline
+        Assert.Equal(HeapTrim.None, trimmer.Observe(200 * MiB, 0, 940 * MiB, 2)); // a ninth more: not enough
+        Assert.Equal(HeapTrim.None, trimmer.Observe(230 * MiB, 0, 970 * MiB, 2));
+        Assert.Equal(HeapTrim.Background, trimmer.Observe(231 * MiB, 0, 971 * MiB, 2)); // a quarter more, and quiet
+    }
+
+    [Fact]
+    public void A_storm_is_collected_once_it_stops_allocating_not_when_a_collection_of_the_runtime_lowers_the_heap()
+    {
+        // A silo's heap (less its free space) and its allocations every 5 s through the end of a connect storm of
+        // 50,000 clients (docs/benchmarks.md, "Idle memory at 50,000: when the trim runs").
+        var trimmer = NewTrimmer();
+        Assert.Equal(HeapTrim.None, trimmer.Observe(20 * MiB, 0, 400 * MiB, 1)); // after start
+        Assert.Equal(HeapTrim.None, trimmer.Observe(206 * MiB, 0, 1136 * MiB, 1)); // the storm
+        Assert.Equal(HeapTrim.None, trimmer.Observe(185 * MiB, 0, 1339 * MiB, 2)); // a full collection of the runtime's own: lower, but 200 MiB allocated
+        Assert.Equal(HeapTrim.None, trimmer.Observe(212 * MiB, 0, 1483 * MiB, 2));
+        Assert.Equal(HeapTrim.None, trimmer.Observe(230 * MiB, 0, 1600 * MiB, 2)); // the storm's last connects
+        Assert.Equal(HeapTrim.Background, trimmer.Observe(233 * MiB, 0, 1623 * MiB, 2)); // over: 23 MiB allocated, the heap still
+    }
+
+    [Theory]
+    [InlineData(170, 98, true)] // a silo's background collection after a storm of 50,000 connects: 36 % free
+    [InlineData(170, 60, true)] // a quarter of the heap with its free space
+    [InlineData(170, 50, false)] // less than a quarter
+    [InlineData(60, 31, false)] // more than a quarter of a small heap, but under the minimum
+    [InlineData(60, 32, true)]
+    [InlineData(168, 2, false)] // after the young collections that follow a background one
+    public void Compacts_when_a_collection_left_a_quarter_of_the_heap_free(long heap, long free, bool compact) =>
+        Assert.Equal(compact, HeapTrimmer.ShouldCompact(heap * MiB, free * MiB));
+
+    [Fact]
+    public void A_trim_after_growth_that_left_much_free_is_followed_by_one_compacting_collection()
+    {
+        var trimmer = NewTrimmer();
+        Assert.Equal(HeapTrim.None, trimmer.Observe(60 * MiB, 0, 400 * MiB, 1));
+        Assert.Equal(HeapTrim.None, trimmer.Observe(230 * MiB, 0, 1600 * MiB, 1)); // the storm
+        Assert.Equal(HeapTrim.Background, trimmer.Observe(233 * MiB, 0, 1620 * MiB, 1)); // over
+        Assert.Equal(HeapTrim.Compacting, trimmer.Observe(170 * MiB, 98 * MiB, 1621 * MiB, 2)); // done, 98 MiB left free
+        Assert.Equal(HeapTrim.None, trimmer.Observe(170 * MiB, 0, 1621 * MiB, 3)); // compacted: nothing more
+
+        // The idle trims that follow never compact, whatever they leave free.
+        var index = 3L;
+        for (var round = 0; round < 3; round++)
+        {
+            Assert.Equal(HeapTrim.Background, NextTrim(trimmer, 170 * MiB, 98 * MiB, index));
+            Assert.Equal(HeapTrim.None, trimmer.Observe(170 * MiB, 98 * MiB, 1621 * MiB, ++index));
+        }
+    }
+
+    [Fact]
+    public void No_compacting_collection_when_the_trim_left_little_free()
+    {
+        var trimmer = NewTrimmer();
+        Assert.Equal(HeapTrim.None, trimmer.Observe(60 * MiB, 0, 400 * MiB, 1));
+        Assert.Equal(HeapTrim.None, trimmer.Observe(230 * MiB, 0, 1600 * MiB, 1));
+        Assert.Equal(HeapTrim.Background, trimmer.Observe(233 * MiB, 0, 1620 * MiB, 1));
+        Assert.Equal(HeapTrim.None, trimmer.Observe(170 * MiB, 2 * MiB, 1621 * MiB, 2)); // young collections since gave it back
     }
 
     [Fact]
@@ -44,25 +100,25 @@ public sealed class HeapTrimmerTests
     {
         var trimmer = NewTrimmer();
         var index = 5L;
-        Assert.False(trimmer.Observe(100 * MiB, index)); // the first look
-        Assert.True(trimmer.Observe(100 * MiB, index)); // 100 MiB above the empty baseline: a trim
-        Assert.False(trimmer.Observe(90 * MiB, ++index)); // done: the baseline, and the idle count starts
+        Assert.Equal(HeapTrim.None, trimmer.Observe(100 * MiB, 0, 0, index)); // the first look
+        Assert.Equal(HeapTrim.Background, trimmer.Observe(100 * MiB, 0, 0, index)); // 100 MiB above the empty baseline: a trim
+        Assert.Equal(HeapTrim.None, trimmer.Observe(90 * MiB, 0, 0, ++index)); // done: the baseline, and the idle count starts
 
         Assert.Equal(HeapTrimmer.IdleChecks, IdleChecksUntilTrim(trimmer, 90 * MiB, index));
-        Assert.False(trimmer.Observe(40 * MiB, ++index)); // it freed 50 of 90 MiB: the same wait again
+        Assert.Equal(HeapTrim.None, trimmer.Observe(40 * MiB, 0, 0, ++index)); // it freed 50 of 90 MiB: the same wait again
         Assert.Equal(HeapTrimmer.IdleChecks, trimmer.IdleWait);
 
         Assert.Equal(HeapTrimmer.IdleChecks, IdleChecksUntilTrim(trimmer, 40 * MiB, index));
-        Assert.False(trimmer.Observe(39 * MiB, ++index)); // it freed almost nothing: wait twice as long
+        Assert.Equal(HeapTrim.None, trimmer.Observe(39 * MiB, 0, 0, ++index)); // it freed almost nothing: wait twice as long
         Assert.Equal(2 * HeapTrimmer.IdleChecks, trimmer.IdleWait);
 
         // A full collection of the runtime's own restarts the count.
         for (var i = 0; i < 10; i++)
         {
-            Assert.False(trimmer.Observe(39 * MiB, index));
+            Assert.Equal(HeapTrim.None, trimmer.Observe(39 * MiB, 0, 0, index));
         }
 
-        Assert.False(trimmer.Observe(39 * MiB, ++index));
+        Assert.Equal(HeapTrim.None, trimmer.Observe(39 * MiB, 0, 0, ++index));
         Assert.Equal(2 * HeapTrimmer.IdleChecks, IdleChecksUntilTrim(trimmer, 39 * MiB, index));
     }
 
@@ -72,7 +128,7 @@ public sealed class HeapTrimmerTests
         var trimmer = NewTrimmer();
         for (var i = 0; i < 10 * HeapTrimmer.IdleChecks; i++)
         {
-            Assert.False(trimmer.Observe(30 * MiB, 1));
+            Assert.Equal(HeapTrim.None, trimmer.Observe(30 * MiB, 0, 0, 1));
         }
     }
 
@@ -84,7 +140,7 @@ public sealed class HeapTrimmerTests
         for (var round = 0; round < 12; round++)
         {
             IdleChecksUntilTrim(trimmer, 100 * MiB, index);
-            trimmer.Observe(100 * MiB, ++index);
+            trimmer.Observe(100 * MiB, 0, 0, ++index);
         }
 
         Assert.Equal(HeapTrimmer.MaxIdleChecks, trimmer.IdleWait);
@@ -99,12 +155,27 @@ public sealed class HeapTrimmerTests
             NullLogger<HeapTrimmer>.Instance);
     }
 
+    // Looks at an unchanging heap, allocating nothing, until a collection is asked for; which one.
+    private static HeapTrim NextTrim(HeapTrimmer trimmer, long heap, long free, long index)
+    {
+        for (var looks = 1; looks <= 10 * HeapTrimmer.MaxIdleChecks; looks++)
+        {
+            var trim = trimmer.Observe(heap, free, 0, index);
+            if (trim != HeapTrim.None)
+            {
+                return trim;
+            }
+        }
+
+        return HeapTrim.None;
+    }
+
     // Looks at an unchanging heap until a trim starts; the number of looks it took.
     private static int IdleChecksUntilTrim(HeapTrimmer trimmer, long heap, long index)
     {
         for (var looks = 1; looks <= 10 * HeapTrimmer.MaxIdleChecks; looks++)
         {
-            if (trimmer.Observe(heap, index))
+            if (trimmer.Observe(heap, 0, 0, index) != HeapTrim.None)
             {
                 return looks;
             }
