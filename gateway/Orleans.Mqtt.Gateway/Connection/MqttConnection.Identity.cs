@@ -27,7 +27,7 @@ internal sealed partial class MqttConnection
     private void AdoptIdentity(string clientId, ConnectIdentity identity)
     {
         _identity = identity;
-        LogIdentity(_logger, clientId, Remote, identity.UserName ?? "(anonymous)", identity.Source, identity.Rules?.Count ?? 0, identity.ExpiresAt);
+        LogIdentity(_logger, clientId, _transport.RemoteEndPoint, identity.UserName ?? "(anonymous)", identity.Source, identity.Rules?.Count ?? 0, identity.ExpiresAt);
         if (identity.ExpiresAt is { } expiresAt)
         {
             var timeProvider = _gateway.TimeProvider;
@@ -44,5 +44,5 @@ internal sealed partial class MqttConnection
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Client {ClientId} from {Remote} is user '{UserName}' ({Source}; {RuleCount} access rules from its credentials; valid until {ExpiresAt})")]
-    private static partial void LogIdentity(ILogger logger, string clientId, string remote, string userName, IdentitySource source, int ruleCount, DateTimeOffset? expiresAt);
+    private static partial void LogIdentity(ILogger logger, string clientId, System.Net.EndPoint? remote, string userName, IdentitySource source, int ruleCount, DateTimeOffset? expiresAt);
 }
