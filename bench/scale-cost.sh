@@ -55,7 +55,10 @@ trap stop_cluster EXIT
 
 # ORLEANS_COUNTERS=1: dotnet-counters (Microsoft.Orleans meter) on every silo during the connect stage, summed per
 # connect by bench/orleans-counters.py (messages between silos, forwarded calls, grain directory calls). Its own CPU
-# shows in the figures: compare such runs with each other, not with runs without it.
+# shows in the figures: compare such runs with each other, not with runs without it. COUNTER_PROVIDERS names other
+# providers for it (e.g. "Microsoft.Orleans,System.Runtime"). PROC_THREADS=1 with it also samples every process's CPU
+# per thread and its context switches each second (bench/proc-threads.py), and bench/silo-rates.py prints what each
+# process did per second while the connects were made.
 counter_pids=()
 dotnet_counters=$(command -v dotnet-counters || echo "$HOME/.dotnet/tools/dotnet-counters")
 start_orleans_counters() { # stage
@@ -64,10 +67,15 @@ start_orleans_counters() { # stage
   local i
   for i in "${!cluster_names[@]}"; do
     [[ ${cluster_names[$i]} == silo* ]] || continue
-    "$dotnet_counters" collect -p "${cluster_pids[$i]}" --counters Microsoft.Orleans --format csv --refresh-interval 1 \
+    "$dotnet_counters" collect -p "${cluster_pids[$i]}" --counters "${COUNTER_PROVIDERS:-Microsoft.Orleans}" --format csv --refresh-interval 1 \
       -o "$run_dir/${cluster_names[$i]}.$1.counters.csv" > /dev/null 2>&1 &
     counter_pids+=("$!")
   done
+  if [[ ${PROC_THREADS:-0} == 1 ]]; then
+    # shellcheck disable=SC2046
+    python3 "$root/bench/proc-threads.py" "$run_dir/$1.threads.jsonl" $(cluster_spec) &
+    counter_pids+=("$!")
+  fi
   sleep 2
 }
 stop_orleans_counters() { # stage units
@@ -78,6 +86,9 @@ stop_orleans_counters() { # stage units
   wait "${counter_pids[@]}" 2>/dev/null || true
   counter_pids=()
   python3 "$root/bench/orleans-counters.py" "$2" "$run_dir"/silo*."$1".counters.csv | tee "$run_dir/$1.orleans-counters.txt" >&2 || true
+  if [[ ${PROC_THREADS:-0} == 1 ]]; then
+    python3 "$root/bench/silo-rates.py" "$run_dir" | tee "$run_dir/$1.rates.txt" >&2 || true
+  fi
 }
 
 conn_args=(conn --connections "$connections" --connect-rate "${CONNECT_RATE:-0}" --inflight 100 --session-expiry 3600 --duration 3)
