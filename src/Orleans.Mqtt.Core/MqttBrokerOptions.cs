@@ -82,4 +82,12 @@ public sealed class MqttBrokerOptions
     /// is freed even when the broker allocates too little to collect it by itself. Zero turns it off.
     /// </summary>
     public TimeSpan HeapTrimInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Whether a trim after growth whose background collection left a quarter of the heap free is followed by one
+    /// blocking, compacting collection that gives that memory back to the system. It stops every thread of the process
+    /// while it runs (192–253 ms for a silo holding 50,000 sessions, about 1.5 ms per MiB of heap left), once per connect
+    /// storm; a node with a heap of several GiB that prefers resident memory to such a pause turns it off.
+    /// </summary>
+    public bool HeapCompactAfterGrowth { get; set; } = true;
 }

@@ -28,7 +28,7 @@ namespace Orleans.Mqtt.Hosting;
 /// <see cref="MinGrowthBytes"/> at least, one blocking, compacting collection follows that returns it to the system
 /// (docs/benchmarks.md, "Idle memory at 50,000: when the trim runs": 108–140 MiB of a silo's RSS after a storm of
 /// 50,000 connects). It stops every thread while it runs; it follows only a trim after growth, so it runs once per
-/// storm, never on an idle heap. Checked every <see cref="MqttBrokerOptions.HeapTrimInterval"/>; zero turns it off.
+/// storm, never on an idle heap (<see cref="MqttBrokerOptions.HeapCompactAfterGrowth"/> false turns it off). Checked every <see cref="MqttBrokerOptions.HeapTrimInterval"/>; zero turns it off.
 /// <para>
 /// Once, when the host has started, it also runs one blocking, compacting collection that gives the free memory back
 /// to the system (<see cref="GCCollectionMode.Aggressive"/>). Starting a silo allocates and drops about 200 MiB of
@@ -60,6 +60,7 @@ public sealed partial class HeapTrimmer : BackgroundService
     private const int MaxWaits = 12;
 
     private readonly TimeSpan _interval;
+    private readonly bool _compactAfterGrowth;
     private readonly MqttMetrics _metrics;
     private readonly ILogger<HeapTrimmer> _logger;
     private readonly IHostApplicationLifetime? _lifetime;
@@ -87,6 +88,7 @@ public sealed partial class HeapTrimmer : BackgroundService
     public HeapTrimmer(IOptions<MqttBrokerOptions> options, MqttMetrics metrics, ILogger<HeapTrimmer> logger, IHostApplicationLifetime? lifetime)
     {
         _interval = options.Value.HeapTrimInterval;
+        _compactAfterGrowth = options.Value.HeapCompactAfterGrowth;
         _metrics = metrics;
         _logger = logger;
         _lifetime = lifetime;
@@ -146,7 +148,7 @@ public sealed partial class HeapTrimmer : BackgroundService
             _awaitedIndex = -1;
             _idleChecks = _trimWasIdle && _heapAtTrim - heapBytes < _heapAtTrim / 8 ? Math.Min(_idleChecks * 2, MaxIdleChecks) : IdleChecks;
             _baseline = heapBytes;
-            if (finished && !_trimWasIdle && ShouldCompact(heapBytes, freeBytes))
+            if (finished && !_trimWasIdle && _compactAfterGrowth && ShouldCompact(heapBytes, freeBytes))
             {
                 _previousHeap = heapBytes;
                 _previousAllocated = allocatedBytes;

@@ -86,6 +86,16 @@ public sealed class HeapTrimmerTests
     }
 
     [Fact]
+    public void No_compacting_collection_when_it_is_turned_off()
+    {
+        var trimmer = NewTrimmer(compactAfterGrowth: false);
+        Assert.Equal(HeapTrim.None, trimmer.Observe(60 * MiB, 0, 400 * MiB, 1));
+        Assert.Equal(HeapTrim.None, trimmer.Observe(230 * MiB, 0, 1600 * MiB, 1));
+        Assert.Equal(HeapTrim.Background, trimmer.Observe(233 * MiB, 0, 1620 * MiB, 1));
+        Assert.Equal(HeapTrim.None, trimmer.Observe(170 * MiB, 98 * MiB, 1621 * MiB, 2)); // 98 MiB free, left resident
+    }
+
+    [Fact]
     public void No_compacting_collection_when_the_trim_left_little_free()
     {
         var trimmer = NewTrimmer();
@@ -146,11 +156,11 @@ public sealed class HeapTrimmerTests
         Assert.Equal(HeapTrimmer.MaxIdleChecks, trimmer.IdleWait);
     }
 
-    private static HeapTrimmer NewTrimmer()
+    private static HeapTrimmer NewTrimmer(bool compactAfterGrowth = true)
     {
         var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         return new HeapTrimmer(
-            Options.Create(new MqttBrokerOptions { HeapTrimInterval = TimeSpan.Zero }),
+            Options.Create(new MqttBrokerOptions { HeapTrimInterval = TimeSpan.Zero, HeapCompactAfterGrowth = compactAfterGrowth }),
             new MqttMetrics(services.GetRequiredService<IMeterFactory>()),
             NullLogger<HeapTrimmer>.Instance);
     }
