@@ -366,7 +366,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
                 "or lower Mqtt:FileDescriptorReserve.");
         if (limit.Soft > 0)
         {
-            LogFileLimit(_logger, limit.Soft, limit.Hard, limit.Before < limit.Soft ? $"raised from {limit.Before}" : "not raised", openFiles, reserve, budget.MaxConnections, budget.MaxSockets);
+            LogFileLimit(_logger, limit.Soft, limit.Hard, RaisedText(limit), openFiles, reserve, budget.MaxConnections, budget.MaxSockets);
         }
 
         if (budget.Lowers(Options.MaxConnections))
@@ -376,6 +376,11 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
         _budget = budget;
     }
+
+    // The .NET runtime on Linux already raises the soft limit to the hard one when the process starts (seen under
+    // prlimit --nofile=1000:4000: 4000 by the time the gateway starts), so "at the hard limit" is the usual case.
+    private static string RaisedText(OpenFileLimit.State limit) =>
+        limit.Before < limit.Soft ? $"raised from {limit.Before}" : limit.Soft >= limit.Hard ? "at the hard limit" : "below the hard limit";
 
     /// <summary>
     /// Reports this gateway alive to the cluster, with its counters for the cluster's figures. When the cluster already declared it dead (it was cut off for longer
