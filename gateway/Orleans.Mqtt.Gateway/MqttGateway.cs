@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
@@ -25,6 +27,9 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     // gateway keeps its configured id): each process starts its sequence at a random point of a 2^62 range.
     private long _nextConnectionId = Random.Shared.NextInt64(1, 1L << 62);
     private int _openSessions;
+    private int _openSockets;
+    private readonly LogLimiter _fileLimitLog;
+    private ConnectionBudget _budget;
     private volatile bool _started;
     private volatile bool _stopping;
     private IGatewayObserver? _reference;
@@ -59,6 +64,8 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         Access = new AccessControl(Options, metrics, loggerFactory.CreateLogger<AccessControl>(), timeProvider);
         Tracing = tracing is null ? null : GatewayTracing.Create(tracing.Value, metrics, loggerFactory.CreateLogger<GatewayTracing>());
         Traffic = new GatewayTraffic(metrics, timeProvider);
+        _budget = ConnectionBudget.Unlimited(Options.MaxConnections);
+        _fileLimitLog = new LogLimiter(timeProvider, LogLimiter.DefaultInterval);
     }
 
     public string Id { get; }
@@ -133,10 +140,74 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     public void Unregister(MqttConnection connection) => _connections.TryRemove(connection.Id, out _);
 
-    /// <summary>Takes one of the <see cref="MqttGatewayOptions.MaxConnections"/> session slots.</summary>
+    /// <summary>
+    /// The session slots: <see cref="MqttGatewayOptions.MaxConnections"/>, or less when the open-file limit leaves
+    /// less (set at start, see <see cref="ConnectionBudget"/>).
+    /// </summary>
+    public int MaxConnections => _budget.MaxConnections;
+
+    /// <summary>The accepted sockets of the MQTT listeners the open-file limit leaves room for (see <see cref="ConnectionBudget"/>).</summary>
+    public int MaxSockets => _budget.MaxSockets;
+
+    /// <summary>Sockets of the MQTT listeners accepted and not yet closed.</summary>
+    public int OpenSockets => Volatile.Read(ref _openSockets);
+
+    /// <summary>
+    /// Counts a socket a listener accepted; false (and not counted) when <see cref="MaxSockets"/> are open, when the
+    /// listener closes it at once. Every socket admitted is given back with <see cref="ReleaseSocket"/>.
+    /// </summary>
+    public bool TryAdmitSocket()
+    {
+        if (Interlocked.Increment(ref _openSockets) <= _budget.MaxSockets)
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _openSockets);
+        return false;
+    }
+
+    /// <summary>Gives back a socket <see cref="TryAdmitSocket"/> admitted, once it is closed.</summary>
+    public void ReleaseSocket() => Interlocked.Decrement(ref _openSockets);
+
+    /// <summary>Counts and logs (one line per 10 s) a socket a listener closed because <see cref="TryAdmitSocket"/> refused it.</summary>
+    public void RefusedAtFileLimit(EndPoint? remote)
+    {
+        Metrics.ConnectionsRefused.Add(1, CloseReason.FileLimit.MetricTag());
+        if (_fileLimitLog.TryEnter(1, out var suppressed))
+        {
+            LogRefusedAtFileLimit(_logger, remote, _budget.MaxSockets, _budget.FileLimit, suppressed);
+        }
+    }
+
+    /// <summary>
+    /// Kestrel connection middleware of the MQTT listeners Kestrel serves (MQTT over TCP on <c>Mqtt:Tcp:Transport</c>
+    /// Kestrel, TLS, WebSocket): the same admission as the gateway's own TCP transport, so the sockets of every MQTT
+    /// listener together stay within <see cref="MaxSockets"/>. A refused connection is closed before TLS or HTTP.
+    /// </summary>
+    public ConnectionDelegate AdmitSockets(ConnectionDelegate next) => async connection =>
+    {
+        if (!TryAdmitSocket())
+        {
+            RefusedAtFileLimit(connection.RemoteEndPoint);
+            connection.Abort();
+            return;
+        }
+
+        try
+        {
+            await next(connection).ConfigureAwait(false);
+        }
+        finally
+        {
+            ReleaseSocket();
+        }
+    };
+
+    /// <summary>Takes one of the <see cref="MaxConnections"/> session slots.</summary>
     public bool TryAcquireSessionSlot()
     {
-        if (Interlocked.Increment(ref _openSessions) <= Options.MaxConnections)
+        if (Interlocked.Increment(ref _openSessions) <= _budget.MaxConnections)
         {
             return true;
         }
@@ -187,6 +258,9 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        // Here, not in the constructor: by now the silo (when co-hosted) and the cluster client have opened their files
+        // and sockets, and most assemblies are loaded, so the count of descriptors open is close to the process's own.
+        ApplyFileLimit(OpenFileLimit.Raise(), OpenFileLimit.CountOpen());
         _reference = _grainFactory.CreateObjectReference<IGatewayObserver>(this);
         _sweep = TimeProvider.CreateTimer(_ => Sweep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         _heartbeat = TimeProvider.CreateTimer(_ => _ = HeartbeatAsync(), null, TimeSpan.Zero, Options.HeartbeatInterval);
@@ -271,6 +345,44 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     }
 
     /// <summary>
+    /// Sets the connection budget (<see cref="MaxConnections"/>, <see cref="MaxSockets"/>) under the open-file limit
+    /// <paramref name="limit"/> with <paramref name="openFiles"/> descriptors open, and logs it: a line with the limit
+    /// and the budget, a warning when it lowers <c>Mqtt:MaxConnections</c>. A limit that leaves no connection at all
+    /// fails the start (<see cref="OpenFileLimitException"/>): a gateway that could only refuse is better not started,
+    /// where an operator sees why at once.
+    /// </summary>
+    internal void ApplyFileLimit(OpenFileLimit.State limit, long openFiles)
+    {
+        if (limit.Error != 0)
+        {
+            LogFileLimitNotRaised(_logger, limit.Soft, limit.Hard, limit.Error);
+        }
+
+        var reserve = Options.FileDescriptorReserve;
+        var budget = ConnectionBudget.Compute(Options.MaxConnections, limit.Soft, openFiles, reserve)
+            ?? throw new OpenFileLimitException(
+                $"The open file limit {limit.Soft} leaves no room for MQTT connections: {openFiles} files are open at start and " +
+                $"Mqtt:FileDescriptorReserve keeps {reserve} more. Raise the limit (ulimit -n, systemd LimitNOFILE, the container's nofile ulimit) " +
+                "or lower Mqtt:FileDescriptorReserve.");
+        if (limit.Soft > 0)
+        {
+            LogFileLimit(_logger, limit.Soft, limit.Hard, RaisedText(limit), openFiles, reserve, budget.MaxConnections, budget.MaxSockets);
+        }
+
+        if (budget.Lowers(Options.MaxConnections))
+        {
+            LogMaxConnectionsLowered(_logger, Options.MaxConnections, limit.Soft, openFiles, reserve, budget.MaxConnections);
+        }
+
+        _budget = budget;
+    }
+
+    // The .NET runtime on Linux already raises the soft limit to the hard one when the process starts (seen under
+    // prlimit --nofile=1000:4000: 4000 by the time the gateway starts), so "at the hard limit" is the usual case.
+    private static string RaisedText(OpenFileLimit.State limit) =>
+        limit.Before < limit.Soft ? $"raised from {limit.Before}" : limit.Soft >= limit.Hard ? "at the hard limit" : "below the hard limit";
+
+    /// <summary>
     /// Reports this gateway alive to the cluster, with its counters for the cluster's figures. When the cluster already declared it dead (it was cut off for longer
     /// than the gateway timeout), its sessions were set offline elsewhere, so every connection here is closed and
     /// the clients reconnect to a session that knows them.
@@ -332,6 +444,18 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Telling the cluster this gateway left failed")]
     private static partial void LogLeaveFailed(ILogger logger, Exception ex);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Open file limit {Soft} (hard {Hard}, {Raised}); {Open} open at start, Mqtt:FileDescriptorReserve {Reserve}: up to {Connections} MQTT connections, {Sockets} accepted sockets")]
+    private static partial void LogFileLimit(ILogger logger, long soft, long hard, string raised, long open, int reserve, int connections, int sockets);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT connection from {Remote} refused (file_limit): {Sockets} sockets open, all the open file limit {Limit} leaves room for; socket closed when accepted. {Suppressed} more since the last line (one line per 10 s)")]
+    private static partial void LogRefusedAtFileLimit(ILogger logger, EndPoint? remote, int sockets, long limit, long suppressed);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Raising the open file limit {Soft} to the hard limit {Hard} failed (errno {Errno})")]
+    private static partial void LogFileLimitNotRaised(ILogger logger, long soft, long hard, int errno);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Mqtt:MaxConnections {Configured} is more than the open file limit {Limit} allows ({Open} open at start, Mqtt:FileDescriptorReserve {Reserve}); using {Connections}. Raise the limit (ulimit -n, systemd LimitNOFILE) or lower Mqtt:MaxConnections")]
+    private static partial void LogMaxConnectionsLowered(ILogger logger, int configured, long limit, long open, int reserve, int connections);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Gateway stopping: closing {Count} connections with reason 0x{Code:X2}")]
     private static partial void LogDraining(ILogger logger, int count, byte code);

@@ -152,7 +152,9 @@ internal sealed partial class MqttConnection
         AuthorizeConnect(clientId, UserName, CredentialRules, ref will);
         if (!_gateway.TryAcquireSessionSlot())
         {
-            RefuseConnect(CloseReason.MaxConnections, $"Mqtt:MaxConnections {_gateway.Options.MaxConnections} reached");
+            RefuseConnect(CloseReason.MaxConnections, _gateway.MaxConnections < _gateway.Options.MaxConnections
+                ? $"connection limit {_gateway.MaxConnections} reached (Mqtt:MaxConnections lowered to the open file limit)"
+                : $"Mqtt:MaxConnections {_gateway.MaxConnections} reached");
             return;
         }
 

@@ -140,6 +140,7 @@ internal sealed partial class MqttSocketListener(
     /// <summary>Called by a connection once its MQTT connection ended and its socket is closed.</summary>
     public void Ended()
     {
+        gateway.ReleaseSocket();
         if (Interlocked.Decrement(ref _open) == 0 && _stopping)
         {
             _allClosed.TrySetResult();
@@ -159,6 +160,24 @@ internal sealed partial class MqttSocketListener(
         _ => previous <= TimeSpan.Zero ? FirstAcceptPause : TimeSpan.FromTicks(Math.Min(previous.Ticks * 2, MaxAcceptPause.Ticks)),
     };
 
+    /// <summary>The value of the <c>error</c> tag of <c>mqtt.connections.accept_failures</c> for <paramref name="error"/>.</summary>
+    /// <remarks>
+    /// .NET reports both EMFILE (the process's limit) and ENFILE (the system's) as <see cref="SocketError.TooManyOpenSockets"/>,
+    /// whose message always reads "Too many open files in system"; the two are told apart only by the limits.
+    /// </remarks>
+    internal static KeyValuePair<string, object?> AcceptErrorTag(SocketError error) => error switch
+    {
+        SocketError.TooManyOpenSockets => TooManyOpenFilesTag,
+        SocketError.NoBufferSpaceAvailable => NoBufferSpaceTag,
+        SocketError.ConnectionReset or SocketError.ConnectionAborted => ResetTag,
+        _ => OtherErrorTag,
+    };
+
+    private static readonly KeyValuePair<string, object?> TooManyOpenFilesTag = new("error", "too_many_open_files");
+    private static readonly KeyValuePair<string, object?> NoBufferSpaceTag = new("error", "no_buffer_space");
+    private static readonly KeyValuePair<string, object?> ResetTag = new("error", "reset");
+    private static readonly KeyValuePair<string, object?> OtherErrorTag = new("error", "other");
+
     private async Task AcceptLoopAsync(Socket listenSocket)
     {
         LogListening(logger, EndPoint!);
@@ -177,6 +196,7 @@ internal sealed partial class MqttSocketListener(
             }
             catch (SocketException ex)
             {
+                gateway.Metrics.AcceptFailures.Add(1, AcceptErrorTag(ex.SocketErrorCode));
                 if (_acceptFailureLog.TryEnter(1, out var suppressed))
                 {
                     LogAcceptFailed(logger, ex, ex.SocketErrorCode, suppressed);
@@ -203,6 +223,16 @@ internal sealed partial class MqttSocketListener(
             {
                 // Reset before it was set up.
                 accepted.Dispose();
+                continue;
+            }
+
+            if (!gateway.TryAdmitSocket())
+            {
+                // At the sockets the open-file limit leaves room for: closed before it costs more than this moment's
+                // descriptor, so the process keeps the rest of its reserve. The client reads the end of the stream.
+                var remote = accepted.RemoteEndPoint;
+                accepted.Dispose();
+                gateway.RefusedAtFileLimit(remote);
                 continue;
             }
 

@@ -55,6 +55,7 @@ public static class GatewayHostingExtensions
             var o = kestrel.ApplicationServices.GetRequiredService<IOptions<MqttGatewayOptions>>().Value;
             var http = kestrel.ApplicationServices.GetRequiredService<IOptions<HttpEndpointOptions>>().Value;
             var address = IPAddress.Parse(o.BindAddress);
+            var gateway = kestrel.ApplicationServices.GetRequiredService<MqttGateway>();
 
             // A TCP connection that sends nothing is held this long before its first request, on the WebSocket port
             // too (Kestrel's default is 130 s): no longer than a silent connection on the MQTT port is held.
@@ -66,7 +67,7 @@ public static class GatewayHostingExtensions
 
             if (o.Tcp.Port > 0 && o.Tcp.Transport == TcpTransport.Kestrel)
             {
-                kestrel.Listen(address, o.Tcp.Port, l => l.UseConnectionHandler<MqttConnectionHandler>());
+                kestrel.Listen(address, o.Tcp.Port, l => l.Use(gateway.AdmitSockets).UseConnectionHandler<MqttConnectionHandler>());
             }
 
             if (o.Tls.Enabled)
@@ -75,6 +76,8 @@ public static class GatewayHostingExtensions
                 var clientCertificates = o.Tls.ClientCertificatesEnabled ? ClientCertificates(kestrel.ApplicationServices, o.Tls) : null;
                 kestrel.Listen(address, o.Tls.Port, l =>
                 {
+                    // Admitted before the handshake, which costs the most of a connection's start.
+                    l.Use(gateway.AdmitSockets);
                     l.UseHttps(new TlsHandshakeCallbackOptions
                     {
                         OnConnection = context =>
@@ -90,7 +93,9 @@ public static class GatewayHostingExtensions
 
             if (o.WebSocket.Port > 0)
             {
-                kestrel.Listen(address, o.WebSocket.Port);
+                // Every connection to the port counts, whatever its request (the health and metrics endpoints too when
+                // Http:Port is the same port).
+                kestrel.Listen(address, o.WebSocket.Port, l => l.Use(gateway.AdmitSockets));
             }
 
             if (http.Port > 0 && http.Port != o.WebSocket.Port)
@@ -116,7 +121,8 @@ public static class GatewayHostingExtensions
 
     /// <summary>
     /// Runs the application until it stops; returns the process's exit code. A listener whose port another process
-    /// holds ends the start with one line naming the setting and exit code 2, instead of an unhandled exception.
+    /// holds, or an open-file limit that leaves no room for connections, ends the start with one line naming the
+    /// setting and exit code 2, instead of an unhandled exception.
     /// </summary>
     public static async Task<int> RunMqttGatewayAsync(this WebApplication app)
     {
@@ -140,6 +146,11 @@ public static class GatewayHostingExtensions
             var taken = listeners.Where(l => l.Port > 0 && ex.Message.Contains($":{l.Port}:", StringComparison.Ordinal)).Select(l => $"{l.Setting}={l.Port}");
             await Console.Error.WriteLineAsync(
                 $"Startup failed: {ex.Message} Another process listens on that port; change {string.Join(" or ", taken.DefaultIfEmpty("the listener's port setting"))}.").ConfigureAwait(false);
+            return 2;
+        }
+        catch (OpenFileLimitException ex)
+        {
+            await Console.Error.WriteLineAsync($"Startup failed: {ex.Message}").ConfigureAwait(false);
             return 2;
         }
     }

@@ -50,8 +50,22 @@ public sealed class MqttGatewayOptions
     /// <summary>Largest packet accepted from a client, in bytes (<c>Mqtt:MaxPacketSize</c>); larger ones close the connection.</summary>
     public int MaxPacketSize { get; set; } = 1024 * 1024;
 
-    /// <summary>Most open MQTT connections on this gateway (<c>Mqtt:MaxConnections</c>).</summary>
+    /// <summary>
+    /// Most open MQTT connections on this gateway (<c>Mqtt:MaxConnections</c>); a CONNECT past it gets CONNACK 0x97 Quota
+    /// exceeded (MQTT 3.1.1: 3 Server unavailable). Lowered at start, with a warning, to what the process's open-file
+    /// limit leaves (see <see cref="FileDescriptorReserve"/>).
+    /// </summary>
     public int MaxConnections { get; set; } = 100_000;
+
+    /// <summary>
+    /// File descriptors kept for the process's own use beyond those open when the gateway starts
+    /// (<c>Mqtt:FileDescriptorReserve</c>): storage files, cluster and etcd sockets, assemblies loaded later. Connections
+    /// get what the open-file limit leaves: sessions up to the limit less the descriptors open at start less this
+    /// reserve (<see cref="MaxConnections"/> is lowered to it), accepted sockets up to half the reserve more, so a
+    /// storm past the limit still gets its CONNACK refusal; a socket beyond that is closed as soon as it is accepted.
+    /// The standalone broker has about 300 descriptors open at start (every assembly holds two).
+    /// </summary>
+    public int FileDescriptorReserve { get; set; } = 512;
 
     /// <summary>How long a new connection may take to send CONNECT.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);

@@ -89,6 +89,11 @@ public sealed class MqttGatewayOptionsValidator : IValidateOptions<MqttGatewayOp
             errors.Add($"Mqtt:MaxConnections must be at least 1 (was {o.MaxConnections}).");
         }
 
+        if (o.FileDescriptorReserve < 0)
+        {
+            errors.Add($"Mqtt:FileDescriptorReserve must not be negative (was {o.FileDescriptorReserve}).");
+        }
+
         if (o.ConnectTimeout <= TimeSpan.Zero)
         {
             errors.Add($"Mqtt:ConnectTimeout must be positive (was {o.ConnectTimeout}).");

@@ -111,4 +111,10 @@ public enum CloseReason
     /// the session, whose unacknowledged messages come again.
     /// </summary>
     SessionUnresponsive,
+
+    /// <summary>
+    /// A socket accepted while the MQTT listeners already had as many open as the open-file limit leaves room for
+    /// (<c>Mqtt:FileDescriptorReserve</c>): closed at once, before any packet.
+    /// </summary>
+    FileLimit,
 }

@@ -48,6 +48,7 @@ public static class CloseReasons
         new(CloseReason.SessionFailedOver,          "session_failed_over",           null,          null,      0x8B,         "session failed over to another silo; the client resumes it"),
         new(CloseReason.SessionConnectTimeout,      "session_connect_timeout",       0x03,          0x88,      null,         "session did not take the connection in time"),
         new(CloseReason.SessionUnresponsive,        "session_unresponsive",          null,          null,      0x80,         "session did not answer in time; the client resumes it"),
+        new(CloseReason.FileLimit,                  "file_limit",                    null,          null,      null,         "open file limit reached; socket closed when accepted"),
     ];
 
     static CloseReasons()

@@ -21,6 +21,7 @@ public sealed class MqttMetrics
         ConnectionsActive = _meter.CreateUpDownCounter<long>("mqtt.connections.active", description: "Open MQTT connections (after CONNACK).");
         ConnectionsAccepted = _meter.CreateCounter<long>("mqtt.connections.accepted", description: "CONNECTs accepted.");
         ConnectionsRefused = _meter.CreateCounter<long>("mqtt.connections.refused", description: "Connections refused, by reason.");
+        AcceptFailures = _meter.CreateCounter<long>("mqtt.connections.accept_failures", description: "Accepts of the MQTT listeners that failed, by error (too_many_open_files: the process or the system is out of file descriptors; no_buffer_space; reset: the client gave up while it waited; other). The listener pauses after a failure that is not a reset, from 10 ms doubling to 1 s while they go on, and the clients wait in the kernel's backlog meanwhile.");
         ConnectionsClosed = _meter.CreateCounter<long>("mqtt.connections.closed", description: "Connections closed, by reason.");
         ConnectsAbandoned = _meter.CreateCounter<long>("mqtt.connections.abandoned", description: "CONNECTs refused because their session's Connect call timed out (Mqtt:SessionConnectTimeout) or failed, whose session was then told the connection is gone once the call ended.");
         GrainCallsUnanswered = _meter.CreateCounter<long>("mqtt.grain_calls.unanswered", description: "Grain calls a gateway connection waited on (routing a publish, its session's QoS 2 packet ids, acknowledgements, SUBSCRIBE, UNSUBSCRIBE, the end of the connection) that failed or got no answer within Mqtt:PublishTimeout, by call and outcome (retried: sent once more; failed: given up, the client is answered as the flow says).");
@@ -71,6 +72,9 @@ public sealed class MqttMetrics
 
     /// <summary>Connections refused; tag <c>reason</c>.</summary>
     public Counter<long> ConnectionsRefused { get; }
+
+    /// <summary>Accepts of the MQTT listeners that failed; tag <c>error</c>.</summary>
+    public Counter<long> AcceptFailures { get; }
 
     /// <summary>CONNECTs refused because their session's <c>Connect</c> call timed out or failed, whose session was then told the connection is gone.</summary>
     public Counter<long> ConnectsAbandoned { get; }

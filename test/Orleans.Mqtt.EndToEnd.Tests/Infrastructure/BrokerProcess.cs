@@ -13,10 +13,13 @@ public sealed partial class BrokerProcess : IAsyncDisposable
     private Process? _process;
     private TaskCompletionSource _outputChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private BrokerProcess(string dataDirectory, Dictionary<string, string> settings)
+    private readonly int _fileLimit;
+
+    private BrokerProcess(string dataDirectory, Dictionary<string, string> settings, int fileLimit)
     {
         DataDirectory = dataDirectory;
         _settings = settings;
+        _fileLimit = fileLimit;
         MqttPort = LoopbackPorts.Next();
         WebSocketPort = LoopbackPorts.Next();
         HttpPort = LoopbackPorts.Next();
@@ -42,11 +45,15 @@ public sealed partial class BrokerProcess : IAsyncDisposable
     /// <summary>Lines the broker wrote so far.</summary>
     public IReadOnlyCollection<string> Output => _output;
 
-    public static async Task<BrokerProcess> StartAsync(Dictionary<string, string>? settings = null, string? dataDirectory = null)
+    /// <summary>
+    /// Starts the broker with <paramref name="settings"/> (environment variables); with a <paramref name="fileLimit"/>
+    /// above 0, under that open-file limit, soft and hard (<c>prlimit --nofile</c>).
+    /// </summary>
+    public static async Task<BrokerProcess> StartAsync(Dictionary<string, string>? settings = null, string? dataDirectory = null, int fileLimit = 0)
     {
         for (var attempt = 1; ; attempt++)
         {
-            var broker = new BrokerProcess(dataDirectory ?? TempDirectory(), settings ?? []);
+            var broker = new BrokerProcess(dataDirectory ?? TempDirectory(), settings ?? [], fileLimit);
             try
             {
                 await broker.StartProcessAsync();
@@ -153,7 +160,10 @@ public sealed partial class BrokerProcess : IAsyncDisposable
 
     private async Task StartProcessAsync()
     {
-        var info = new ProcessStartInfo("dotnet", [Paths.StandaloneDll])
+        // prlimit sets the limit and then runs the broker in its own process (exec), so the process is still the broker's.
+        var info = new ProcessStartInfo(
+            _fileLimit > 0 ? "prlimit" : "dotnet",
+            _fileLimit > 0 ? [$"--nofile={_fileLimit}:{_fileLimit}", "dotnet", Paths.StandaloneDll] : [Paths.StandaloneDll])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

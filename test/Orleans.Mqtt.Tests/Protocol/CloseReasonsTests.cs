@@ -39,6 +39,7 @@ public sealed class CloseReasonsTests
     [InlineData(CloseReason.WebSocketFrameError, "websocket_frame_error")]
     [InlineData(CloseReason.SessionFailedOver, "session_failed_over")]
     [InlineData(CloseReason.SessionUnresponsive, "session_unresponsive")]
+    [InlineData(CloseReason.FileLimit, "file_limit")]
     public void Close_reason_tags_stay_as_published(CloseReason reason, string tag)
     {
         Assert.Equal(tag, reason.Tag());
