@@ -4,11 +4,13 @@ namespace Orleans.Mqtt.Grains;
 
 /// <summary>
 /// Tells <see cref="GatewayOutbox"/> when a silo that was active is no longer (declared dead, or stopping), so that pushes to gateways still
-/// waiting for their answer are sent again at once (<see cref="GatewayOutbox.RetryPushesInFlight"/>).
+/// waiting for their answer are sent again at once (<see cref="GatewayOutbox.RetryPushesInFlight"/>), and raises
+/// <see cref="SiloLossSignal"/> for the gateways that wait on it.
 /// </summary>
 internal sealed partial class PushRetryOnSiloLoss(
     IClusterMembershipService membership,
     GatewayOutbox outbox,
+    SiloLossSignal signal,
     ILogger<PushRetryOnSiloLoss> logger) : SiloBackgroundWork
 {
     protected override void Run(CancellationToken stopping) => _ = Task.Run(() => WatchAsync(stopping));
@@ -33,6 +35,7 @@ internal sealed partial class PushRetryOnSiloLoss(
                 {
                     if (!now.Contains(silo))
                     {
+                        signal.Raise();
                         LogSiloLost(logger, silo, outbox.RetryPushesInFlight());
                         break;
                     }
