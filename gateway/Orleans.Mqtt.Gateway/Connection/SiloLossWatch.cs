@@ -19,6 +19,8 @@ namespace Orleans.Mqtt.Gateway;
 internal sealed partial class SiloLossWatch(IOptions<MqttGatewayOptions> options, TimeProvider timeProvider, IClusterSiloLoss cluster, ILogger<SiloLossWatch> logger)
     : IClusterConnectionStatusObserver
 {
+    // Between two asks whether the lost silo was declared dead, when one failed.
+    private static readonly TimeSpan AskPause = TimeSpan.FromMilliseconds(100);
     private readonly TimeSpan _grace = options.Value.SiloLossGrace;
     private CancellationTokenSource _current = new();
 
@@ -65,15 +67,27 @@ internal sealed partial class SiloLossWatch(IOptions<MqttGatewayOptions> options
 
     private async Task<bool> DeclaredDeadAsync(long lostAt)
     {
-        try
+        while (true)
         {
-            return await cluster.WaitForSiloLossAsync(timeProvider.GetElapsedTime(lostAt), _grace);
-        }
-        catch (Exception ex)
-        {
-            // No live silo answered (the last one was lost, or the cluster is restarting): the grace decides.
-            LogDeclarationUnknown(logger, ex.GetType().Name, ex.Message);
-            return false;
+            var left = _grace - timeProvider.GetElapsedTime(lostAt);
+            try
+            {
+                return left > TimeSpan.Zero && await cluster.WaitForSiloLossAsync(timeProvider.GetElapsedTime(lostAt), left);
+            }
+            catch (Exception ex) when (left > AskPause)
+            {
+                // Refused at once when the call went out through the lost silo's connection before Orleans' client
+                // marked that gateway dead: asked again, through another.
+                LogDeclarationUnknown(logger, ex.GetType().Name, ex.Message);
+                await Task.Delay(AskPause, timeProvider);
+            }
+            catch (Exception ex)
+            {
+                // No live silo answered within the grace (the last one was lost, or the cluster is restarting): the
+                // grace decides.
+                LogDeclarationUnknown(logger, ex.GetType().Name, ex.Message);
+                return false;
+            }
         }
     }
 
@@ -88,7 +102,7 @@ internal sealed partial class SiloLossWatch(IOptions<MqttGatewayOptions> options
     [LoggerMessage(Level = LogLevel.Information, Message = "A silo was declared dead {Elapsed} after the connection loss: grain calls under way then are cut short now")]
     private static partial void LogCutAtDeclaration(ILogger logger, TimeSpan elapsed);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "No silo told whether the lost one was declared dead ({Error}: {Message}); grain calls under way then wait Mqtt:SiloLossGrace")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "No silo told whether the lost one was declared dead ({Error}: {Message}); asked again while Mqtt:SiloLossGrace lasts")]
     private static partial void LogDeclarationUnknown(ILogger logger, string error, string message);
 }
 
