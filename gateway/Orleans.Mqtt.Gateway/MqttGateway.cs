@@ -43,7 +43,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         SiloLossWatch? siloLoss = null)
     {
         _lease = lease;
-        SiloLoss = siloLoss ?? new SiloLossWatch(options, timeProvider, new ClusterSiloLoss(() => grainFactory), loggerFactory.CreateLogger<SiloLossWatch>());
+        SiloLoss = siloLoss ?? new SiloLossWatch(options, timeProvider, loggerFactory.CreateLogger<SiloLossWatch>());
         CallDeadlines = new CallDeadlines(timeProvider, SiloLoss);
         _grainFactory = grainFactory;
         _logger = loggerFactory.CreateLogger<MqttGateway>();

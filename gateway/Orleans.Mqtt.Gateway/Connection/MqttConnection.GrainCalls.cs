@@ -43,8 +43,8 @@ internal sealed partial class MqttConnection
     private static readonly KeyValuePair<string, object?> FailedTag = new("outcome", "failed");
 
     /// <summary>
-    /// Makes a grain call bounded by <c>Mqtt:PublishTimeout</c> (<see cref="CallDeadlines"/>; and by the cluster's declaration of a silo's death,
-    /// at most <c>Mqtt:SiloLossGrace</c>, once the gateway loses a silo while it is under way, <see cref="SiloLossWatch"/>), once more after a timeout or failure when
+    /// Makes a grain call bounded by <c>Mqtt:PublishTimeout</c> (<see cref="CallDeadlines"/>; and by <c>Mqtt:SiloLossGrace</c> once the gateway loses a
+    /// silo while it is under way, <see cref="SiloLossWatch"/>), once more after a timeout or failure when
     /// <paramref name="retry"/>. False when no attempt succeeded (counted and logged): the caller answers the client.
     /// </summary>
     public async Task<(bool Ok, T Result)> CallBoundedAsync<TState, T>(GrainCall call, TState state, Func<TState, CancellationToken, Task<T>> invoke, bool retry)
@@ -67,7 +67,7 @@ internal sealed partial class MqttConnection
                 _gateway.Metrics.GrainCallsUnanswered.Add(1, new KeyValuePair<string, object?>("call", CallTags[(int)call]), again ? RetriedTag : FailedTag);
                 if (WithinConnectionLogBudget())
                 {
-                    var what = cutShort ? $"no answer when the cluster declared a silo dead, or within {_gateway.SiloLoss.Grace} (Mqtt:SiloLossGrace), after the gateway lost its connection to a silo"
+                    var what = cutShort ? $"no answer within {_gateway.SiloLoss.Grace} (Mqtt:SiloLossGrace) after the gateway lost its connection to a silo"
                         : timedOut ? $"no answer within {bound} (Mqtt:PublishTimeout)"
                         : ex.GetType().Name + ": " + ex.Message;
                     if (again)

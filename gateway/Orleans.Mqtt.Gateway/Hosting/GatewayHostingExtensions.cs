@@ -31,7 +31,6 @@ public static class GatewayHostingExtensions
         BrokerTracing.Add(services, builder.Configuration, "orleans-mqtt-gateway");
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, HeapTrimmer>());
         services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<IClusterSiloLoss>(sp => new ClusterSiloLoss(sp.GetRequiredService<IGrainFactory>));
         services.AddSingleton<SiloLossWatch>();
         services.AddSingleton<IClusterConnectionStatusObserver>(sp => sp.GetRequiredService<SiloLossWatch>());
         services.AddSingleton<MqttGateway>();

@@ -94,11 +94,9 @@ public sealed class MqttGatewayOptions
     /// may take once the gateway has lost its connection to a silo while the call was under way
     /// (<c>Mqtt:SiloLossGrace</c>); past it, the call fails as it would past <see cref="PublishTimeout"/> or
     /// <see cref="SessionConnectTimeout"/>. A call that reached the silo before it was killed is answered by nobody;
-    /// with the shipped failure detection the rest of the cluster declares that silo dead 1.2-1.6 s after a kill, and
-    /// the calls end then, when a live silo tells the gateway so (<c>ISiloLossGrain</c>): this is the bound for when
-    /// none does (the connection dropped without a death, or no silo answers). Not shorter by default: calls to live
-    /// silos that were waiting on the lost one (a session saving its copy there) complete once it is declared dead, and
-    /// one failed needlessly costs a re-send or a reconnect.
+    /// with the shipped failure detection the rest of the cluster declares that silo dead 1.2-1.6 s after a kill. Not
+    /// shorter by default: calls to live silos that were waiting on the lost one (a session saving its copy there)
+    /// complete once it is declared dead, and one failed needlessly costs a re-send or a reconnect.
     /// </summary>
     public TimeSpan SiloLossGrace { get; set; } = TimeSpan.FromSeconds(2);
 

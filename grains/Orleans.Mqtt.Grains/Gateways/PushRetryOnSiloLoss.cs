@@ -4,13 +4,11 @@ namespace Orleans.Mqtt.Grains;
 
 /// <summary>
 /// Tells <see cref="GatewayOutbox"/> when a silo that was active is no longer (declared dead, or stopping), so that pushes to gateways still
-/// waiting for their answer are sent again at once (<see cref="GatewayOutbox.RetryPushesInFlight"/>), and raises
-/// <see cref="SiloLossSignal"/> for the gateways that wait on it.
+/// waiting for their answer are sent again at once (<see cref="GatewayOutbox.RetryPushesInFlight"/>).
 /// </summary>
 internal sealed partial class PushRetryOnSiloLoss(
     IClusterMembershipService membership,
     GatewayOutbox outbox,
-    SiloLossSignal signal,
     ILogger<PushRetryOnSiloLoss> logger) : SiloBackgroundWork
 {
     protected override void Run(CancellationToken stopping) => _ = Task.Run(() => WatchAsync(stopping));
@@ -35,7 +33,6 @@ internal sealed partial class PushRetryOnSiloLoss(
                 {
                     if (!now.Contains(silo))
                     {
-                        signal.Raise();
                         LogSiloLost(logger, silo, outbox.RetryPushesInFlight());
                         break;
                     }

@@ -68,7 +68,6 @@ public static class MqttGrainsExtensions
         services.AddSingleton<DeadGateways>();
         services.AddSingleton<HandoverTargets>();
         services.AddSingleton<GatewayOutbox>();
-        services.AddSingleton<SiloLossSignal>();
         services.AddSingleton<PushRetryOnSiloLoss>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<PushRetryOnSiloLoss>());
         services.TryAddSingleton(TimeProvider.System);

@@ -22,7 +22,7 @@ public sealed class CallDeadlinesTests
 
     public CallDeadlinesTests()
     {
-        _siloLoss = new SiloLossWatch(Options.Create(new MqttGatewayOptions { SiloLossGrace = Grace }), _time, new NeverDeclared(), NullLogger<SiloLossWatch>.Instance);
+        _siloLoss = new SiloLossWatch(Options.Create(new MqttGatewayOptions { SiloLossGrace = Grace }), _time, NullLogger<SiloLossWatch>.Instance);
         _deadlines = new CallDeadlines(_time, _siloLoss);
     }
 
@@ -77,11 +77,5 @@ public sealed class CallDeadlinesTests
         Assert.False(underWay.TimedOut);
         Assert.True(underWay.Lost.IsCancellationRequested);
         Assert.False(later.Token.IsCancellationRequested);
-    }
-
-    // The cluster never tells of a declared death here: the calls under way are cut by the grace alone.
-    private sealed class NeverDeclared : IClusterSiloLoss
-    {
-        public Task<bool> WaitForSiloLossAsync(TimeSpan lostAgo, TimeSpan timeout) => new TaskCompletionSource<bool>().Task;
     }
 }
