@@ -62,7 +62,14 @@ public sealed class ChaosTests(ITestOutputHelper output) : IAsyncLifetime
     [Trait("Requires", "ReplicatedSessions")]
     public async Task Nothing_acknowledged_is_lost_through_killed_silos_restarted_or_not_with_connected_and_offline_subscribers()
     {
-        await using var run = new ChaosRun(_cluster);
+        // CHAOS_REPORT as for the long run: the report, the clients' timeline and every member's log are kept beside it.
+        var reportFile = Environment.GetEnvironmentVariable("CHAOS_REPORT") is { Length: > 0 } f ? f : null;
+        if (reportFile is not null)
+        {
+            _cluster.LogDirectory = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(reportFile))!, "members");
+        }
+
+        await using var run = new ChaosRun(_cluster) { TimelineFile = _cluster.LogDirectory is { } logs ? Path.Combine(logs, "clients.log") : null };
         await run.StartAsync(connectedSubscribers: 6, offlineSubscribers: 4, publishers: 4);
         await run.WaitForProgressAsync(100, Progress);
         await run.KillAsync(_cluster.Silos[1], "silo killed and restarted");
@@ -76,6 +83,11 @@ public sealed class ChaosTests(ITestOutputHelper output) : IAsyncLifetime
         await run.WaitForProgressAsync(100, Progress);
         var report = await run.FinishAsync(TimeSpan.FromSeconds(30));
         output.WriteLine(report.ToString());
+        if (reportFile is not null)
+        {
+            await _cluster.SaveLogsAsync();
+            await File.WriteAllTextAsync(reportFile, report.ToString());
+        }
         AssertNothingLost(report);
         AssertStallsBelow(report);
     }
