@@ -241,11 +241,14 @@ public sealed partial class HeapTrimmer : BackgroundService
     /// </summary>
     internal void CompactAfterStart()
     {
-        var before = GC.GetGCMemoryInfo(GCKind.Any);
+        // The last collection's figures are those of its end, often long before now: what is allocated now, garbage
+        // included, is the heap this collection starts from.
+        var allocated = GC.GetTotalMemory(forceFullCollection: false);
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         var after = GC.GetGCMemoryInfo(GCKind.Any);
         _metrics.HeapTrims.Add(1);
-        LogCompactedAfterStart(_logger, before.HeapSizeBytes >> 20, before.TotalCommittedBytes >> 20, after.HeapSizeBytes >> 20, after.TotalCommittedBytes >> 20);
+        LogCompactedAfterStart(
+            _logger, allocated >> 20, (after.HeapSizeBytes - after.FragmentedBytes) >> 20, after.FragmentedBytes >> 20, after.TotalCommittedBytes >> 20);
     }
 
     private static Task WhenStartedAsync(CancellationToken started, CancellationToken stopping)
@@ -277,8 +280,8 @@ public sealed partial class HeapTrimmer : BackgroundService
     [LoggerMessage(Level = LogLevel.Information, Message = "Heap trimming is off: this process runs without background garbage collections (concurrent GC disabled)")]
     private static partial void LogNoBackgroundCollections(ILogger logger);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Heap compacted after start: {HeapMiB} MiB heap, {CommittedMiB} MiB committed before; {HeapAfterMiB} MiB, {CommittedAfterMiB} MiB after")]
-    private static partial void LogCompactedAfterStart(ILogger logger, long heapMiB, long committedMiB, long heapAfterMiB, long committedAfterMiB);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Heap compacted after start: {AllocatedMiB} MiB allocated before; {LiveMiB} MiB in use, {FragmentedMiB} MiB free between pinned objects, {CommittedMiB} MiB committed after")]
+    private static partial void LogCompactedAfterStart(ILogger logger, long allocatedMiB, long liveMiB, long fragmentedMiB, long committedMiB);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Heap compacted after a trim: {FreeMiB} MiB free, {CommittedMiB} MiB committed before; {HeapAfterMiB} MiB heap, {CommittedAfterMiB} MiB committed after; every thread stopped for {PauseMs} ms")]
     private static partial void LogCompactedAfterTrim(ILogger logger, long freeMiB, long committedMiB, long heapAfterMiB, long committedAfterMiB, long pauseMs);
