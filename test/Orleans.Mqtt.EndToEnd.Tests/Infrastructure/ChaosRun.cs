@@ -79,6 +79,26 @@ public sealed class ChaosRun : IAsyncDisposable
         await _cluster.KillAsync(member);
     }
 
+    /// <summary>
+    /// Runs a planned change of the cluster (a member stopped and replaced, say) and notes its start under
+    /// <paramref name="label"/>: the report gives the stalls and losses after it as after a kill.
+    /// </summary>
+    public async Task ChangeAsync(string label, Func<Task> change)
+    {
+        _kills.Enqueue(new Kill(label, _clock.Elapsed, DateTime.UtcNow));
+        Note(label);
+        await change();
+    }
+
+    /// <summary>The topic prefix of this run: every message goes to <c>{prefix}/s{subscriber}</c>.</summary>
+    public string TopicPrefix => _prefix;
+
+    /// <summary>The payloads acknowledged to publishers so far.</summary>
+    public IReadOnlyCollection<string> AcknowledgedPayloads => [.. _acknowledged.Keys];
+
+    /// <summary>The client ids of the subscribers (connected, slow and offline).</summary>
+    public IReadOnlyList<string> SubscriberClientIds => [.. _subscribers.Select(s => $"{_prefix}-sub-{s.Index}".Replace('/', '-'))];
+
     /// <summary>Waits until <paramref name="count"/> more messages were acknowledged to publishers.</summary>
     public async Task WaitForProgressAsync(int count, TimeSpan timeout)
     {

@@ -42,6 +42,13 @@ public sealed class ClusterFixture : IAsyncLifetime
     /// <summary>The ACL file every gateway is given (<c>Mqtt:AclFile</c>): <see cref="AllowAllRules"/> at start.</summary>
     public const string AllowAllRules = "pattern readwrite #\npattern readwrite $SYS/#\n";
 
+    /// <summary>
+    /// The build members start from unless told otherwise (<see cref="AddGatewayAsync(string?)"/>,
+    /// <see cref="ReplaceAsync"/>): a directory holding a published silo in <c>silo/</c> and a published gateway in
+    /// <c>gateway/</c>, as <c>bench/rolling-upgrade.sh</c> makes of another commit. Null (the default): this checkout's build.
+    /// </summary>
+    public string? Build { get; init; }
+
     /// <summary>The path of the ACL file all gateways read (each watches it, as each pod would watch one ConfigMap).</summary>
     public string AclFile => Path.Combine(_directory, "acl");
 
@@ -141,6 +148,12 @@ public sealed class ClusterFixture : IAsyncLifetime
     /// <summary>Starts one more gateway on fresh ports; returns once its <c>/health/ready</c> answers 200.</summary>
     public Task<ClusterMember> AddGatewayAsync() => AddAsync(gateway: true);
 
+    /// <summary>
+    /// Starts one more gateway on fresh ports from <paramref name="build"/> (see <see cref="Build"/>; null: this
+    /// checkout's), as a rolling update of the gateways' Deployment starts its extra pod; returns once it is ready.
+    /// </summary>
+    public Task<ClusterMember> AddGatewayAsync(string? build) => AddAsync(gateway: true, build);
+
     /// <summary>SIGKILL to the member's process (and its children): no shutdown code runs, no DISCONNECT is sent.</summary>
     public async Task KillAsync(ClusterMember member)
     {
@@ -152,6 +165,22 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     /// <summary>SIGTERM to the member's process: it shuts down gracefully (a silo hands its sessions over first).</summary>
     public Task StopAsync(ClusterMember member) => member.Process.TerminateAsync(TimeSpan.FromSeconds(60));
+
+    /// <summary>
+    /// Replaces a running member with a process of <paramref name="build"/> (see <see cref="Build"/>; null: this
+    /// checkout's) as Kubernetes replaces a pod of a StatefulSet: SIGTERM, the process shuts down gracefully, then the
+    /// new one starts under the same name, on the same ports and data directory; returns once it is ready (a silo:
+    /// active in the membership with its replica complete).
+    /// </summary>
+    public async Task ReplaceAsync(ClusterMember member, string? build)
+    {
+        await StopAsync(member);
+        await SaveLogAsync(member);
+        await member.Process.DisposeAsync();
+        member.Build = build;
+        await StartAsync(member);
+        _startup.Enqueue($"{member.Name} replaced {_clock.Elapsed.TotalSeconds:F1} s");
+    }
 
     /// <summary>
     /// Starts a new process for a member that was killed or exited, on the same ports and (for a silo) the same data
@@ -212,11 +241,14 @@ public sealed class ClusterFixture : IAsyncLifetime
         return text.ToString();
     }
 
-    private async Task<ClusterMember> AddAsync(bool gateway)
+    private Task<ClusterMember> AddAsync(bool gateway) => AddAsync(gateway, Build);
+
+    private async Task<ClusterMember> AddAsync(bool gateway, string? build)
     {
         for (var attempt = 1; ; attempt++)
         {
             var member = gateway ? NewGateway() : NewSilo();
+            member.Build = build;
             try
             {
                 await StartAsync(member);
@@ -324,7 +356,10 @@ public sealed class ClusterFixture : IAsyncLifetime
     private static async Task StartAsync(ClusterMember member)
     {
         Directory.CreateDirectory(member.WorkingDirectory);
-        member.Process = CliProcess.Start("dotnet", [member.IsGateway ? Paths.GatewayDll : Paths.SiloDll], member.Environment, member.WorkingDirectory);
+        var dll = member.Build is { } build
+            ? Path.Combine(build, member.IsGateway ? "gateway" : "silo", Path.GetFileName(member.IsGateway ? Paths.GatewayDll : Paths.SiloDll))
+            : member.IsGateway ? Paths.GatewayDll : Paths.SiloDll;
+        member.Process = CliProcess.Start("dotnet", [dll], member.Environment, member.WorkingDirectory);
 
         // A gateway is ready once it accepts MQTT with a silo behind it; a silo once it is active in the membership
         // and its route replica is complete.
@@ -408,6 +443,9 @@ public sealed class ClusterMember
 
     /// <summary>The environment the process runs with (its whole configuration beyond appsettings.json).</summary>
     public IReadOnlyDictionary<string, string> Environment { get; }
+
+    /// <summary>The build the current process runs (see <see cref="ClusterFixture.Build"/>); null: this checkout's.</summary>
+    public string? Build { get; internal set; }
 
     /// <summary>Working directory; a silo's data directory is below it.</summary>
     public string WorkingDirectory { get; }
