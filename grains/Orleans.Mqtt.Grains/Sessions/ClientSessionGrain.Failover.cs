@@ -90,7 +90,7 @@ internal sealed partial class ClientSessionGrain
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} failed over with {Inflight} messages in flight: its connection {ConnectionId} on gateway {GatewayId} is closed so that the client resumes and gets them again")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} came to this silo (failed over or handed over) with {Inflight} messages in flight: its connection {ConnectionId} on gateway {GatewayId} is closed so that the client resumes and gets them again")]
     private static partial void LogClosingToResume(ILogger logger, string clientId, int inflight, string gatewayId, long connectionId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Session of client {ClientId} recovered from a copy after its home {Home} was lost (state version {StateVersion}, {Queued} queued, {Inflight} in flight, connection: {Connection}); this silo is its home now")]

@@ -110,11 +110,13 @@ internal sealed partial class ClientSessionGrain(
             _replicated = new ClientRoutes(ClientId, 0, [], false, null);
         }
 
-        if (recovered && _presence is { } connected && S.Inflight.Count > 0)
+        if ((recovered || _migratedIn) && _presence is { } connected && S.Inflight.Count > 0)
         {
             // The home that died had pushed these to the client, or died before it could: nobody knows which, and MQTT
             // sends them again only on a new connection [MQTT-4.4.0-1]. Left as they are, a lost push holds the client's
-            // window for as long as the connection lasts, with its queue filling behind it.
+            // window for as long as the connection lasts, with its queue filling behind it, and the messages after it
+            // overtake it. A graceful hand-over is no different: a push still unanswered when the old silo stopped is
+            // lost with its outbox (docs/benchmarks.md, "A rolling upgrade between two real builds").
             _ = CloseToResumeAsync(connected);
         }
 

@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
+using Orleans.Mqtt.Protocol;
 using Orleans.Mqtt.Tests.Storage;
 using Orleans.Runtime.Hosting;
 using Orleans.Serialization;
@@ -306,6 +307,39 @@ public sealed class ClusterMaintenanceTests : IAsyncLifetime
         {
             await _cluster.StopSiloAsync(back);
         }
+    }
+
+    [Fact]
+    public async Task A_session_handed_over_with_a_message_in_flight_closes_its_connection_so_the_client_resumes_and_gets_it_again()
+    {
+        var gateway = Gateway();
+        await using var heartbeats = Heartbeats(gateway);
+        var clientId = NewId("inflight");
+        var topic = clientId + "/t";
+        var stopping = _cluster.Silos[1];
+        var session = Client.GetGrain<IClientSessionGrain>(clientId);
+        var presence = gateway.NewConnection();
+        using (new PlacementHintScope(stopping.SiloAddress))
+        {
+            await session.Connect(new ConnectRequest(presence, false, 3600, null, 5, 0));
+        }
+
+        await session.Subscribe(presence.ConnectionId, [new Subscription(topic, 1)]);
+        Assert.Equal(1, await Shard(topic).Publish(new MqttMessage { Topic = topic, Payload = Encoding.UTF8.GetBytes("m0"), Qos = 1 }));
+
+        // Pushed and not acknowledged: in flight when the silo stops. Had the push been lost with the stopping silo's
+        // outbox, nothing would send it again on this connection [MQTT-4.4.0-1], and later messages would overtake it.
+        Assert.Equal(presence.ConnectionId, (await gateway.NextDeliveryAsync()).ConnectionId);
+        await _cluster.StopSiloAsync(stopping);
+        await session.IsInboundQos2Pending(1);
+
+        Assert.Equal((presence.ConnectionId, CloseReason.SessionFailedOver.DisconnectReasonCode()), await gateway.NextDisconnectAsync());
+        await session.Disconnect(presence.ConnectionId, DisconnectKind.ConnectionLost);
+        var resumed = await session.Connect(new ConnectRequest(gateway.NewConnection(), false, 3600, null, 5, 0));
+        Assert.True(resumed.SessionPresent);
+        var again = Assert.Single(resumed.Resend);
+        Assert.True(again.Dup);
+        Assert.Equal("m0", Encoding.UTF8.GetString(again.Message.Payload.Span));
     }
 
     [Fact]
