@@ -108,13 +108,17 @@ internal sealed partial class TopicShardGrain(
 
     public async Task<int[]> PublishBatch(MqttMessage[] messages, CancellationToken cancellationToken = default)
     {
-        if (holders.Sharded && (uint)Shard < (uint)holders.Shards && !IsFirstHolder())
+        // A membership change made another silo this shard's first holder: the next activation goes there. This batch
+        // is still matched here, on every route of the shard: this silo keeps them while this activation lives, and
+        // changes made since reached it (Accept). The activation is ended only after the batch: once deactivating it
+        // runs no request, not even Accept, and a session this batch waits for may send one here first (a session
+        // activating after its home was lost saves its routes, and a changed shard whose first holder runs no
+        // activation of it takes the change at its activation, this one), which would wait for the batch, and the
+        // batch for the session, until the response timeout.
+        var handOff = holders.Sharded && (uint)Shard < (uint)holders.Shards && !IsFirstHolder();
+        if (handOff)
         {
-            // A membership change made another silo this shard's first holder: the next activation goes there. This
-            // batch is still matched here, on every route of the shard: this silo keeps them while this activation
-            // lives, and changes made since reached it (Accept).
             metrics.ShardHandoffs.Add(1);
-            DeactivateOnIdle();
         }
 
         var routed = new int[messages.Length];
@@ -217,6 +221,11 @@ internal sealed partial class TopicShardGrain(
                 {
                     span.Stop();
                 }
+            }
+
+            if (handOff)
+            {
+                DeactivateOnIdle();
             }
         }
 
