@@ -8,7 +8,9 @@
 #
 # The run is ChaosTests.Random_kills_… of the end-to-end tests (skipped there unless CHAOS_MINUTES is set); it fails
 # when an acknowledged message is missing, a QoS 2 message arrives twice, per-publisher order breaks or a connected
-# client waits 5 s or more after a kill.
+# client waits longer after a kill than its bound: for a silo, the later of its death declaration (measured from the
+# other silos' logs) and Mqtt:SiloLossGrace, plus Mqtt:PublishTimeout when the declaration came after the grace, plus
+# 3 s; for a gateway, Mqtt:TakeoverNoticeTimeout plus 3 s (ChaosTests.StallBounds). The report gives each part.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-10}

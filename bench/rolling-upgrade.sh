@@ -11,7 +11,9 @@
 # The run is RollingUpgradeClusterTests of the end-to-end tests (skipped there unless UPGRADE_OLD_BUILD is set); it
 # fails when an acknowledged message is missing (offline sessions' queues included), a QoS 2 message arrives twice,
 # per-publisher order breaks, a session is lost, the wildcard subscription misses a message, a retained message is
-# missing, a client id has other than one owner record, or a connected client waits 5 s or more after a replacement.
+# missing, a client id has other than one owner record, or a connected client waits 5 s or more after a replacement
+# ("never received": none of the messages acknowledged for it after the replacement arrived; a slow subscriber whose
+# next round was not sent before the end is reported as sent nothing and not counted).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

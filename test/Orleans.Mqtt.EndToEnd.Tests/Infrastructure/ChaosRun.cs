@@ -71,10 +71,20 @@ public sealed class ChaosRun : IAsyncDisposable
         }
     }
 
-    /// <summary>Kills <paramref name="member"/> with SIGKILL and notes the time under <paramref name="label"/>.</summary>
+    /// <summary>
+    /// Kills <paramref name="member"/> with SIGKILL and notes the time under <paramref name="label"/>. For a silo, the
+    /// report gives when the silos running now saw it declared dead (<see cref="KillStall.DeclaredDead"/>).
+    /// </summary>
     public async Task KillAsync(ClusterMember member, string label)
     {
-        _kills.Enqueue(new Kill(label, _clock.Elapsed, DateTime.UtcNow));
+        // The processes, not the members: a survivor restarted later keeps the lines of the process that saw the death.
+        var survivors = member.IsGateway ? [] : _cluster.Silos.Where(s => s != member && !s.HasExited).Select(s => s.Process).ToList();
+        _kills.Enqueue(new Kill(label, _clock.Elapsed, DateTime.UtcNow)
+        {
+            Cause = member.IsGateway ? StallCause.GatewayKilled : StallCause.SiloKilled,
+            SiloPort = member.IsGateway ? null : member.SiloPort,
+            Survivors = survivors,
+        });
         Note($"kill {member.Name} ({label})");
         await _cluster.KillAsync(member);
     }
@@ -160,11 +170,13 @@ public sealed class ChaosRun : IAsyncDisposable
         foreach (var kill in _kills.OrderBy(k => k.At))
         {
             var subscribers = _subscribers.Where(s => s.Kind != SubscriberKind.Offline)
-                .Select(s => (Name: $"s{s.Index}{(s.Kind == SubscriberKind.Slow ? " (slow)" : string.Empty)}", Stall: SubscriberStall(s, kill.At)));
+                .Select(s => (Name: $"s{s.Index}{(s.Kind == SubscriberKind.Slow ? " (slow)" : string.Empty)}", Stall: SubscriberStall(s, kill.At), Never: KillStall.NeverReceived));
             var publishers = _acknowledged.GroupBy(a => a.Key.Split(':')[0])
-                .Select(g => (Name: "pub-" + g.Key, Stall: g.Where(a => a.Value.FirstAttempt > kill.At).Select(a => a.Value.AcknowledgedAt).DefaultIfEmpty(TimeSpan.MaxValue).Min() - kill.At));
-            var all = subscribers.Concat(publishers).OrderByDescending(c => c.Stall).Select(c => string.Create(CultureInfo.InvariantCulture, $"{c.Name} {(c.Stall > TimeSpan.FromHours(1) ? "never" : $"{c.Stall.TotalSeconds:F2} s")}"));
-            yield return string.Create(CultureInfo.InvariantCulture, $"{kill.UtcAt:yyyy-MM-ddTHH:mm:ss.fff} stalls after '{kill.Label}': {string.Join(", ", all)}");
+                .Select(g => (Name: "pub-" + g.Key, Stall: (TimeSpan?)PublisherStall(g, kill.At), Never: KillStall.NeverAcknowledged));
+            var all = subscribers.Concat(publishers).OrderByDescending(c => c.Stall ?? TimeSpan.MinValue)
+                .Select(c => $"{c.Name} {(c.Stall is { } stall ? KillStall.Format(stall, c.Never) : KillStall.NothingSent)}");
+            var declared = Declaration(kill) is { } d ? string.Create(CultureInfo.InvariantCulture, $" (declared dead {d.First.TotalSeconds:F2}-{d.Last.TotalSeconds:F2} s after it)") : string.Empty;
+            yield return string.Create(CultureInfo.InvariantCulture, $"{kill.UtcAt:yyyy-MM-ddTHH:mm:ss.fff} stalls after '{kill.Label}'{declared}: {string.Join(", ", all)}");
         }
     }
 
@@ -386,8 +398,21 @@ public sealed class ChaosRun : IAsyncDisposable
             }
         }
 
-        var stalls = kills.Select((k, i) => new KillStall(
-            k.Label, SubscriberStalls(k.At, SubscriberKind.Connected), SubscriberStalls(k.At, SubscriberKind.Slow), PublisherStalls(k.At), lostPerKill[i])).ToList();
+        var stalls = kills.Select((k, i) =>
+        {
+            var connected = SubscriberStalls(k.At, SubscriberKind.Connected);
+            var slow = SubscriberStalls(k.At, SubscriberKind.Slow);
+            var declared = Declaration(k);
+            return new KillStall(k.Label, connected.Stalls, slow.Stalls, PublisherStalls(k.At), lostPerKill[i])
+            {
+                At = k.At,
+                Cause = k.Cause,
+                FirstDeclaredDead = declared?.First,
+                DeclaredDead = declared?.Last,
+                SubscribersNothingSent = connected.NothingSent,
+                SlowSubscribersNothingSent = slow.NothingSent,
+            };
+        }).ToList();
         return new ChaosReport(_acknowledged.Count, missing, lostBeforeKills, qos2Duplicates, orderViolations, stalls, _subscribers.Sum(s => s.ResentAfterReconnect))
         {
             MissingBySubscriber = perSubscriber,
@@ -400,25 +425,37 @@ public sealed class ChaosRun : IAsyncDisposable
     // For each subscriber of the kind: the time from the kill to its first delivery of a message first published after it.
     // A slow subscriber is sent one round in SparseEvery (one message every 2-4 s per publisher): counted from the kill
     // that would add the wait for the next such round, during which it has nothing to receive, so its stall runs from
-    // the kill or, when later, from the first attempt to publish that message.
-    private List<TimeSpan> SubscriberStalls(TimeSpan killedAt, SubscriberKind kind)
+    // the kill or, when later, from the first attempt to publish that message. Subscribers that were sent nothing after
+    // the kill are counted apart: they waited for nothing.
+    private (List<TimeSpan> Stalls, int NothingSent) SubscriberStalls(TimeSpan killedAt, SubscriberKind kind)
     {
         var stalls = new List<TimeSpan>();
+        var nothingSent = 0;
         foreach (var s in _subscribers.Where(s => s.Kind == kind))
         {
-            stalls.Add(SubscriberStall(s, killedAt));
+            if (SubscriberStall(s, killedAt) is { } stall)
+            {
+                stalls.Add(stall);
+            }
+            else
+            {
+                nothingSent++;
+            }
         }
 
-        return stalls;
+        return (stalls, nothingSent);
     }
 
-    private TimeSpan SubscriberStall(Subscriber s, TimeSpan killedAt)
+    // TimeSpan.MaxValue: messages first published after the kill were acknowledged for it and none arrived (they are
+    // missing too). Null: none was acknowledged for it, so there was nothing to wait for; a slow subscriber's next round
+    // may not come between a late kill or change and the end of the run.
+    private TimeSpan? SubscriberStall(Subscriber s, TimeSpan killedAt)
     {
         var first = s.Log.Select(l => (l.At, Published: _acknowledged.TryGetValue(l.Payload, out var a) ? a : null))
             .Where(l => l.Published is not null && l.Published.FirstAttempt > killedAt).OrderBy(l => l.At).FirstOrDefault();
         if (first.Published is null)
         {
-            return TimeSpan.MaxValue;
+            return _acknowledged.Values.Any(a => a.Subscriber == s.Index && a.FirstAttempt > killedAt) ? TimeSpan.MaxValue : null;
         }
 
         return first.At - (s.Kind == SubscriberKind.Slow ? first.Published.FirstAttempt : killedAt);
@@ -426,13 +463,64 @@ public sealed class ChaosRun : IAsyncDisposable
 
     // For each publisher: the time from the kill to the acknowledgement of its first message first sent after it.
     private List<TimeSpan> PublisherStalls(TimeSpan killedAt) =>
-        [.. _acknowledged.GroupBy(a => a.Key.Split(':')[0])
-            .Select(g => g.Where(a => a.Value.FirstAttempt > killedAt).Select(a => a.Value.AcknowledgedAt).DefaultIfEmpty(TimeSpan.MaxValue).Min())
-            .Select(t => t == TimeSpan.MaxValue ? t : t - killedAt)];
+        [.. _acknowledged.GroupBy(a => a.Key.Split(':')[0]).Select(g => PublisherStall(g, killedAt))];
+
+    // TimeSpan.MaxValue: the publisher kept sending and nothing it first sent after the kill was acknowledged.
+    private static TimeSpan PublisherStall(IEnumerable<KeyValuePair<string, Published>> acknowledged, TimeSpan killedAt)
+    {
+        var first = acknowledged.Where(a => a.Value.FirstAttempt > killedAt).Select(a => a.Value.AcknowledgedAt).DefaultIfEmpty(TimeSpan.MaxValue).Min();
+        return first == TimeSpan.MaxValue ? first : first - killedAt;
+    }
+
+    // When the silos running at a silo's kill saw it leave their active set, from the kill: the first of them and the
+    // last. Each silo logs the moment (PushRetryOnSiloLoss: "Silo S127.0.0.1:{port}:{generation} no longer active"), which
+    // is when Orleans on that silo fails the calls waiting on the dead one and sends new ones elsewhere; the members log
+    // in UTC (ClusterFixture). Null for a gateway or a change, or when no silo logged it.
+    private static (TimeSpan First, TimeSpan Last)? Declaration(Kill kill)
+    {
+        if (kill.SiloPort is not { } port)
+        {
+            return null;
+        }
+
+        var silo = string.Create(CultureInfo.InvariantCulture, $":{port}:");
+        (TimeSpan First, TimeSpan Last)? seen = null;
+        foreach (var process in kill.Survivors)
+        {
+            foreach (var line in process.Lines)
+            {
+                var end = line.IndexOf(" no longer active:", StringComparison.Ordinal);
+                var start = end < 0 ? -1 : line.LastIndexOf(" Silo S", end, StringComparison.Ordinal);
+                if (start < 0 || !line.Contains("PushRetryOnSiloLoss", StringComparison.Ordinal) || !line[start..end].Contains(silo, StringComparison.Ordinal)
+                    || !DateTime.TryParseExact(line[..LogTimestamp.Length], LogTimestamp, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var loggedAt)
+                    || loggedAt < kill.UtcAt.AddMilliseconds(-1))
+                {
+                    continue;
+                }
+
+                var after = loggedAt - kill.UtcAt;
+                seen = seen is { } s ? (after < s.First ? after : s.First, after > s.Last ? after : s.Last) : (after, after);
+                break;
+            }
+        }
+
+        return seen;
+    }
+
+    // The members' console timestamp (appsettings.json, Logging:Console:FormatterOptions:TimestampFormat).
+    private const string LogTimestamp = "yyyy-MM-ddTHH:mm:ss.fff";
 
     private sealed record Published(int Subscriber, TimeSpan FirstAttempt, TimeSpan AcknowledgedAt, int Attempts, bool NoMatchingSubscribers);
 
-    private sealed record Kill(string Label, TimeSpan At, DateTime UtcAt);
+    private sealed record Kill(string Label, TimeSpan At, DateTime UtcAt)
+    {
+        public StallCause Cause { get; init; } = StallCause.Change;
+
+        // A killed silo's silo-to-silo port, which its address in the other silos' logs carries.
+        public int? SiloPort { get; init; }
+
+        public IReadOnlyList<CliProcess> Survivors { get; init; } = [];
+    }
 
     private enum SubscriberKind
     {
@@ -572,11 +660,13 @@ public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing
     public override string ToString()
     {
         var text = new StringBuilder();
-        text.AppendLine("| kill | connected subscribers p50 / max | slow subscribers p50 / max | publishers p50 / max | lost |");
-        text.AppendLine("|---|---|---|---|---|");
+        text.AppendLine("| kill | silo declared dead after it (first / last silo) | connected subscribers p50 / max | slow subscribers p50 / max | publishers p50 / max | lost |");
+        text.AppendLine("|---|---|---|---|---|---|");
         foreach (var k in Kills)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {k.Label} | {Range(k.Subscribers)} | {Range(k.SlowSubscribers)} | {Range(k.Publishers)} | {k.Lost} |");
+            var declared = k.Cause != StallCause.SiloKilled ? "-"
+                : k.DeclaredDead is { } last ? $"{KillStall.Format(k.FirstDeclaredDead!.Value)} / {KillStall.Format(last)}" : "not seen";
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {k.Label} | {declared} | {Range(k.Subscribers, k.SubscribersNothingSent, KillStall.NeverReceived)} | {Range(k.SlowSubscribers, k.SlowSubscribersNothingSent, KillStall.NeverReceived)} | {Range(k.Publishers, 0, KillStall.NeverAcknowledged)} | {k.Lost} |");
         }
 
         text.AppendLine(CultureInfo.InvariantCulture, $"{Acknowledged} acknowledged, {Missing.Count} missing ({LostBeforeKills} of them first sent before the first kill), {Qos2Duplicates.Count} QoS 2 duplicates ({Qos2ResentAfterReconnect} QoS 2 copies re-sent with DUP and the same packet id after a reconnect, not counted), {OrderViolations.Count} order violations");
@@ -591,17 +681,72 @@ public sealed record ChaosReport(int Acknowledged, IReadOnlyList<string> Missing
         return text.ToString();
     }
 
-    private static string Range(IReadOnlyList<TimeSpan> stalls) =>
-        stalls.Count == 0 ? "-" : $"{Format(KillStall.Percentile(stalls, 0.5))} / {Format(KillStall.Percentile(stalls, 1))}";
-
-    private static string Format(TimeSpan t) => t == TimeSpan.MaxValue ? "never" : $"{t.TotalSeconds:F2} s";
+    // p50 / max of the clients that had something to wait for, and how many had nothing (sent nothing after the kill).
+    private static string Range(IReadOnlyList<TimeSpan> stalls, int nothingSent, string never)
+    {
+        var range = stalls.Count == 0 ? (nothingSent == 0 ? "-" : KillStall.NothingSent)
+            : $"{KillStall.Format(KillStall.Percentile(stalls, 0.5), never)} / {KillStall.Format(KillStall.Percentile(stalls, 1), never)}";
+        return stalls.Count > 0 && nothingSent > 0 ? $"{range} ({nothingSent} {KillStall.NothingSent})" : range;
+    }
 }
 
-/// <summary>How long the connected and slow subscribers and the publishers waited after one kill, and what was lost after it.</summary>
+/// <summary>What a <see cref="KillStall"/> came after.</summary>
+public enum StallCause
+{
+    /// <summary>A planned change (<see cref="ChaosRun.ChangeAsync"/>): a member stopped gracefully or replaced.</summary>
+    Change,
+
+    /// <summary>A gateway killed with SIGKILL.</summary>
+    GatewayKilled,
+
+    /// <summary>A silo killed with SIGKILL.</summary>
+    SiloKilled,
+}
+
+/// <summary>
+/// How long the connected and slow subscribers and the publishers waited after one kill, and what was lost after it.
+/// A stall of <see cref="TimeSpan.MaxValue"/> is "never": a subscriber received none of the messages acknowledged for it
+/// that were first published after the kill, or a publisher got none of its messages first sent after it acknowledged.
+/// Subscribers that were sent nothing after the kill waited for nothing and are only counted.
+/// </summary>
 public sealed record KillStall(string Label, IReadOnlyList<TimeSpan> Subscribers, IReadOnlyList<TimeSpan> SlowSubscribers, IReadOnlyList<TimeSpan> Publishers, int Lost)
 {
+    /// <summary>How <see cref="Format"/> prints a subscriber's stall of <see cref="TimeSpan.MaxValue"/>.</summary>
+    public const string NeverReceived = "never received";
+
+    /// <summary>How <see cref="Format"/> prints a publisher's stall of <see cref="TimeSpan.MaxValue"/>.</summary>
+    public const string NeverAcknowledged = "never acknowledged";
+
+    /// <summary>Said of subscribers that were sent nothing after the kill.</summary>
+    public const string NothingSent = "sent nothing after it";
+
     /// <summary>Every stall of the kill: subscribers of both kinds and publishers.</summary>
     public IEnumerable<TimeSpan> All => Subscribers.Concat(SlowSubscribers).Concat(Publishers);
+
+    /// <summary>The kill's time from the start of the run.</summary>
+    public TimeSpan At { get; init; }
+
+    /// <summary>A silo or a gateway killed, or a planned change.</summary>
+    public StallCause Cause { get; init; }
+
+    /// <summary>
+    /// For a silo killed: how long after the kill the last of the silos running then saw it declared dead (left their
+    /// active set, when Orleans fails the calls waiting on it there); null when none of them logged it.
+    /// </summary>
+    public TimeSpan? DeclaredDead { get; init; }
+
+    /// <summary>As <see cref="DeclaredDead"/>, the first of those silos.</summary>
+    public TimeSpan? FirstDeclaredDead { get; init; }
+
+    /// <summary>Connected subscribers sent nothing after the kill (not in <see cref="Subscribers"/>).</summary>
+    public int SubscribersNothingSent { get; init; }
+
+    /// <summary>Slow subscribers sent nothing after the kill (not in <see cref="SlowSubscribers"/>).</summary>
+    public int SlowSubscribersNothingSent { get; init; }
+
+    /// <summary>Seconds with two decimals, or <paramref name="never"/> for <see cref="TimeSpan.MaxValue"/>.</summary>
+    public static string Format(TimeSpan stall, string never = "never") =>
+        stall == TimeSpan.MaxValue ? never : string.Create(CultureInfo.InvariantCulture, $"{stall.TotalSeconds:F2} s");
 
     /// <summary>The <paramref name="fraction"/> percentile (nearest rank) of <paramref name="stalls"/>; zero when empty.</summary>
     public static TimeSpan Percentile(IReadOnlyList<TimeSpan> stalls, double fraction)

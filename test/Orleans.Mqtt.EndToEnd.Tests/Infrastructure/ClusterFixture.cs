@@ -342,6 +342,10 @@ public sealed class ClusterFixture : IAsyncLifetime
         ["Tracing__AlwaysSampleTopicFilters__0"] = TracedTopicFilter,
         ["Tracing__Propagation"] = "Replace",
         ["Mqtt__SysInterval"] = _sysInterval.ToString("c", CultureInfo.InvariantCulture),
+
+        // Log times in UTC, as the clients' timeline and the kills are noted: ChaosRun reads from the silos' lines when
+        // they saw a killed silo declared dead, and the saved logs line up with clients.log on any machine's time zone.
+        ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
     };
 
     /// <summary>The name of the JSON-lines file each member writes its spans to (<c>Tracing:FilePath</c>), in its working directory.</summary>
