@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net;
-using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Ownership;
@@ -27,8 +25,6 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     // gateway keeps its configured id): each process starts its sequence at a random point of a 2^62 range.
     private long _nextConnectionId = Random.Shared.NextInt64(1, 1L << 62);
     private int _openSessions;
-    private int _openSockets;
-    private readonly LogLimiter _fileLimitLog;
     private ConnectionBudget _budget;
     private volatile bool _started;
     private volatile bool _stopping;
@@ -65,7 +61,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         Tracing = tracing is null ? null : GatewayTracing.Create(tracing.Value, metrics, loggerFactory.CreateLogger<GatewayTracing>());
         Traffic = new GatewayTraffic(metrics, timeProvider);
         _budget = ConnectionBudget.Unlimited(Options.MaxConnections);
-        _fileLimitLog = new LogLimiter(timeProvider, LogLimiter.DefaultInterval);
+        Sockets = new SocketAdmission(metrics, timeProvider, _logger);
     }
 
     public string Id { get; }
@@ -146,63 +142,11 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     /// </summary>
     public int MaxConnections => _budget.MaxConnections;
 
-    /// <summary>The accepted sockets of the MQTT listeners the open-file limit leaves room for (see <see cref="ConnectionBudget"/>).</summary>
-    public int MaxSockets => _budget.MaxSockets;
+    /// <summary>Whether the open-file limit lowered <see cref="MqttGatewayOptions.MaxConnections"/> (see <see cref="ConnectionBudget.Lowers"/>).</summary>
+    public bool MaxConnectionsLowered => _budget.Lowers(Options.MaxConnections);
 
-    /// <summary>Sockets of the MQTT listeners accepted and not yet closed.</summary>
-    public int OpenSockets => Volatile.Read(ref _openSockets);
-
-    /// <summary>
-    /// Counts a socket a listener accepted; false (and not counted) when <see cref="MaxSockets"/> are open, when the
-    /// listener closes it at once. Every socket admitted is given back with <see cref="ReleaseSocket"/>.
-    /// </summary>
-    public bool TryAdmitSocket()
-    {
-        if (Interlocked.Increment(ref _openSockets) <= _budget.MaxSockets)
-        {
-            return true;
-        }
-
-        Interlocked.Decrement(ref _openSockets);
-        return false;
-    }
-
-    /// <summary>Gives back a socket <see cref="TryAdmitSocket"/> admitted, once it is closed.</summary>
-    public void ReleaseSocket() => Interlocked.Decrement(ref _openSockets);
-
-    /// <summary>Counts and logs (one line per 10 s) a socket a listener closed because <see cref="TryAdmitSocket"/> refused it.</summary>
-    public void RefusedAtFileLimit(EndPoint? remote)
-    {
-        Metrics.ConnectionsRefused.Add(1, CloseReason.FileLimit.MetricTag());
-        if (_fileLimitLog.TryEnter(1, out var suppressed))
-        {
-            LogRefusedAtFileLimit(_logger, remote, _budget.MaxSockets, _budget.FileLimit, suppressed);
-        }
-    }
-
-    /// <summary>
-    /// Kestrel connection middleware of the MQTT listeners Kestrel serves (MQTT over TCP on <c>Mqtt:Tcp:Transport</c>
-    /// Kestrel, TLS, WebSocket): the same admission as the gateway's own TCP transport, so the sockets of every MQTT
-    /// listener together stay within <see cref="MaxSockets"/>. A refused connection is closed before TLS or HTTP.
-    /// </summary>
-    public ConnectionDelegate AdmitSockets(ConnectionDelegate next) => async connection =>
-    {
-        if (!TryAdmitSocket())
-        {
-            RefusedAtFileLimit(connection.RemoteEndPoint);
-            connection.Abort();
-            return;
-        }
-
-        try
-        {
-            await next(connection).ConfigureAwait(false);
-        }
-        finally
-        {
-            ReleaseSocket();
-        }
-    };
+    /// <summary>The admission of the MQTT listeners' accepted sockets at the open-file limit.</summary>
+    public SocketAdmission Sockets { get; }
 
     /// <summary>Takes one of the <see cref="MaxConnections"/> session slots.</summary>
     public bool TryAcquireSessionSlot()
@@ -345,7 +289,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
     }
 
     /// <summary>
-    /// Sets the connection budget (<see cref="MaxConnections"/>, <see cref="MaxSockets"/>) under the open-file limit
+    /// Sets the connection budget (<see cref="MaxConnections"/>, <see cref="SocketAdmission.MaxSockets"/>) under the open-file limit
     /// <paramref name="limit"/> with <paramref name="openFiles"/> descriptors open, and logs it: a line with the limit
     /// and the budget, a warning when it lowers <c>Mqtt:MaxConnections</c>. A limit that leaves no connection at all
     /// fails the start (<see cref="OpenFileLimitException"/>): a gateway that could only refuse is better not started,
@@ -375,6 +319,7 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
         }
 
         _budget = budget;
+        Sockets.Limit(budget);
     }
 
     // The .NET runtime on Linux already raises the soft limit to the hard one when the process starts (seen under
@@ -447,9 +392,6 @@ internal sealed partial class MqttGateway : IGatewayObserver, IHostedService, ID
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Open file limit {Soft} (hard {Hard}, {Raised}); {Open} open at start, Mqtt:FileDescriptorReserve {Reserve}: up to {Connections} MQTT connections, {Sockets} accepted sockets")]
     private static partial void LogFileLimit(ILogger logger, long soft, long hard, string raised, long open, int reserve, int connections, int sockets);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "MQTT connection from {Remote} refused (file_limit): {Sockets} sockets open, all the open file limit {Limit} leaves room for; socket closed when accepted. {Suppressed} more since the last line (one line per 10 s)")]
-    private static partial void LogRefusedAtFileLimit(ILogger logger, EndPoint? remote, int sockets, long limit, long suppressed);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Raising the open file limit {Soft} to the hard limit {Hard} failed (errno {Errno})")]
     private static partial void LogFileLimitNotRaised(ILogger logger, long soft, long hard, int errno);

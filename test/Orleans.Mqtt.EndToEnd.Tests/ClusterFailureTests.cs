@@ -282,6 +282,11 @@ public sealed class ClusterFailureTests(ITestOutputHelper output) : IAsyncLifeti
         var silo = _cluster.Silos[1];
         await _cluster.StopAsync(silo);
 
+        // Its outbox to the gateways was drained before its messaging stopped, with one line saying what (if anything)
+        // it could not push.
+        var drained = Assert.Single(await silo.Process.WaitForLinesAsync(l => l.Contains("Silo stopping: ", StringComparison.Ordinal), 1, TimeSpan.FromSeconds(10)));
+        output.WriteLine(drained);
+
         // Back on its data directory, it finds those copies stale and drops them before it serves anyone. The line is
         // written before the silo answers ready, but its console logger and the test's reader of its output may pass
         // it on a moment after the answer: waited for, not read at once (the timeout's message lists the silo's lines).

@@ -152,7 +152,7 @@ internal sealed partial class MqttConnection
         AuthorizeConnect(clientId, UserName, CredentialRules, ref will);
         if (!_gateway.TryAcquireSessionSlot())
         {
-            RefuseConnect(CloseReason.MaxConnections, _gateway.MaxConnections < _gateway.Options.MaxConnections
+            RefuseConnect(CloseReason.MaxConnections, _gateway.MaxConnectionsLowered
                 ? $"connection limit {_gateway.MaxConnections} reached (Mqtt:MaxConnections lowered to the open file limit)"
                 : $"Mqtt:MaxConnections {_gateway.MaxConnections} reached");
             return;

@@ -140,7 +140,7 @@ internal sealed partial class MqttSocketListener(
     /// <summary>Called by a connection once its MQTT connection ended and its socket is closed.</summary>
     public void Ended()
     {
-        gateway.ReleaseSocket();
+        gateway.Sockets.Release();
         if (Interlocked.Decrement(ref _open) == 0 && _stopping)
         {
             _allClosed.TrySetResult();
@@ -226,13 +226,13 @@ internal sealed partial class MqttSocketListener(
                 continue;
             }
 
-            if (!gateway.TryAdmitSocket())
+            if (!gateway.Sockets.TryAdmit())
             {
                 // At the sockets the open-file limit leaves room for: closed before it costs more than this moment's
                 // descriptor, so the process keeps the rest of its reserve. The client reads the end of the stream.
                 var remote = accepted.RemoteEndPoint;
                 accepted.Dispose();
-                gateway.RefusedAtFileLimit(remote);
+                gateway.Sockets.CountRefusal(remote);
                 continue;
             }
 

@@ -67,7 +67,7 @@ public static class GatewayHostingExtensions
 
             if (o.Tcp.Port > 0 && o.Tcp.Transport == TcpTransport.Kestrel)
             {
-                kestrel.Listen(address, o.Tcp.Port, l => l.Use(gateway.AdmitSockets).UseConnectionHandler<MqttConnectionHandler>());
+                kestrel.Listen(address, o.Tcp.Port, l => l.Use(gateway.Sockets.Middleware).UseConnectionHandler<MqttConnectionHandler>());
             }
 
             if (o.Tls.Enabled)
@@ -77,7 +77,7 @@ public static class GatewayHostingExtensions
                 kestrel.Listen(address, o.Tls.Port, l =>
                 {
                     // Admitted before the handshake, which costs the most of a connection's start.
-                    l.Use(gateway.AdmitSockets);
+                    l.Use(gateway.Sockets.Middleware);
                     l.UseHttps(new TlsHandshakeCallbackOptions
                     {
                         OnConnection = context =>
@@ -95,7 +95,7 @@ public static class GatewayHostingExtensions
             {
                 // Every connection to the port counts, whatever its request (the health and metrics endpoints too when
                 // Http:Port is the same port).
-                kestrel.Listen(address, o.WebSocket.Port, l => l.Use(gateway.AdmitSockets));
+                kestrel.Listen(address, o.WebSocket.Port, l => l.Use(gateway.Sockets.Middleware));
             }
 
             if (http.Port > 0 && http.Port != o.WebSocket.Port)

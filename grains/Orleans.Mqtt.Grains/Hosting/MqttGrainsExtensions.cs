@@ -68,6 +68,7 @@ public static class MqttGrainsExtensions
         services.AddSingleton<DeadGateways>();
         services.AddSingleton<HandoverTargets>();
         services.AddSingleton<GatewayOutbox>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<GatewayOutbox>());
         services.AddSingleton<PushRetryOnSiloLoss>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<PushRetryOnSiloLoss>());
         services.TryAddSingleton(TimeProvider.System);

@@ -47,6 +47,10 @@ public enum DropReason
 
     /// <summary>A QoS 0 PUBLISH received while the gateway is overloaded (<c>Mqtt:Overload:*</c>).</summary>
     Overloaded,
+
     /// <summary>A message on a topic the subscriber may not read (a subscription wider than its ACL rules).</summary>
     NotAuthorized,
+
+    /// <summary>QoS 0 messages a stopping silo could not push to their gateway before its messaging stopped.</summary>
+    SiloStopping,
 }

@@ -23,6 +23,7 @@ public static class DropReasons
         new(CloseReasons.TagName, "rate_limited"),
         new(CloseReasons.TagName, "overloaded"),
         new(CloseReasons.TagName, "not_authorized"),
+        new(CloseReasons.TagName, "silo_stopping"),
     ];
 
     /// <summary>The metric tag value (<c>reason="..."</c>) of <paramref name="reason"/>.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
@@ -10,7 +11,10 @@ using Xunit;
 
 namespace Orleans.Mqtt.Tests.Gateway;
 
-/// <summary>What the open-file limit leaves for connections (<see cref="ConnectionBudget"/>) and how the gateway holds to it.</summary>
+/// <summary>
+/// What the open-file limit leaves for connections (<see cref="ConnectionBudget"/>) and how the gateway holds to it
+/// (<see cref="SocketAdmission"/>).
+/// </summary>
 public sealed class ConnectionBudgetTests
 {
     [Theory]
@@ -55,7 +59,8 @@ public sealed class ConnectionBudgetTests
         using var gateway = Gateway(services, new MqttGatewayOptions { MaxConnections = 100_000, FileDescriptorReserve = 8 });
         gateway.ApplyFileLimit(new OpenFileLimit.State(100, 120, 120, 0), openFiles: 100);
         Assert.Equal(12, gateway.MaxConnections);
-        Assert.Equal(16, gateway.MaxSockets);
+        Assert.True(gateway.MaxConnectionsLowered);
+        Assert.Equal(16, gateway.Sockets.MaxSockets);
 
         for (var i = 0; i < 12; i++)
         {
@@ -68,13 +73,64 @@ public sealed class ConnectionBudgetTests
 
         for (var i = 0; i < 16; i++)
         {
-            Assert.True(gateway.TryAdmitSocket());
+            Assert.True(gateway.Sockets.TryAdmit());
         }
 
-        Assert.False(gateway.TryAdmitSocket());
-        Assert.Equal(16, gateway.OpenSockets);
-        gateway.ReleaseSocket();
-        Assert.True(gateway.TryAdmitSocket());
+        Assert.False(gateway.Sockets.TryAdmit());
+        Assert.Equal(16, gateway.Sockets.OpenSockets);
+        gateway.Sockets.Release();
+        Assert.True(gateway.Sockets.TryAdmit());
+    }
+
+    [Fact]
+    public void Sockets_are_admitted_without_limit_until_the_budget_is_known_and_a_budget_above_the_maximum_does_not_lower_it()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var gateway = Gateway(services, new MqttGatewayOptions { MaxConnections = 10, FileDescriptorReserve = 8 });
+        Assert.Equal(int.MaxValue, gateway.Sockets.MaxSockets);
+        Assert.True(gateway.Sockets.TryAdmit());
+
+        gateway.ApplyFileLimit(new OpenFileLimit.State(100, 120, 120, 0), openFiles: 100);
+        Assert.Equal(10, gateway.MaxConnections);
+        Assert.False(gateway.MaxConnectionsLowered);
+        Assert.Equal(16, gateway.Sockets.MaxSockets);
+    }
+
+    [Fact]
+    public void A_refused_socket_is_counted_each_time_and_logged_once_per_interval()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var meters = services.GetRequiredService<IMeterFactory>();
+        using var listener = new MeterListener();
+        var refused = new List<string>();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter.Scope, meters) && instrument.Name == "mqtt.connections.refused")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, _, tags, _) => refused.Add((string)tags[0].Value!));
+        listener.Start();
+        var time = new FakeTimeProvider();
+        var log = new Lines();
+        var sockets = new SocketAdmission(new MqttMetrics(meters), time, log);
+        sockets.Limit(new ConnectionBudget(1, 1, 600, 300));
+
+        Assert.True(sockets.TryAdmit());
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.False(sockets.TryAdmit());
+            sockets.CountRefusal(null);
+        }
+
+        time.Advance(LogLimiter.DefaultInterval);
+        sockets.CountRefusal(null);
+
+        Assert.Equal(["file_limit", "file_limit", "file_limit", "file_limit"], refused);
+        Assert.Equal(2, log.Messages.Count);
+        Assert.Contains("refused (file_limit): 1 sockets open, all the open file limit 600 leaves room for", log.Messages[0], StringComparison.Ordinal);
+        Assert.EndsWith("2 more since the last line (one line per 10 s)", log.Messages[1], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -113,6 +169,19 @@ public sealed class ConnectionBudgetTests
     [InlineData(SocketError.AccessDenied, "other")]
     public void Accept_failures_are_counted_by_error(SocketError error, string tag) =>
         Assert.Equal(new KeyValuePair<string, object?>("error", tag), MqttSocketListener.AcceptErrorTag(error));
+
+    private sealed class Lines : ILogger
+    {
+        public List<string> Messages { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Messages.Add(formatter(state, exception));
+    }
 
     private static MqttGateway Gateway(ServiceProvider services, MqttGatewayOptions options) => new(
         null!,

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Telemetry;
 using Xunit;
@@ -13,16 +13,41 @@ public sealed class GatewayOutboxTests : IDisposable
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
     private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
     private readonly DeadGateways _dead = new();
+    private readonly StopLog _log = new();
+    private readonly MeterListener _listener = new();
+    private readonly ConcurrentDictionary<string, long> _dropped = new();
     private readonly GatewayOutbox _outbox;
 
     public GatewayOutboxTests()
     {
-        _outbox = new GatewayOutbox(_dead, new MqttMetrics(_services.GetRequiredService<IMeterFactory>()), TimeProvider.System, NullLogger<GatewayOutbox>.Instance);
+        var meters = _services.GetRequiredService<IMeterFactory>();
+
+        // Only this test's meter: other tests create the same instruments in the same process.
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (ReferenceEquals(instrument.Meter.Scope, meters) && instrument.Name == "mqtt.messages.dropped")
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "reason")
+                {
+                    _dropped.AddOrUpdate((string)tag.Value!, value, (_, sum) => sum + value);
+                }
+            }
+        });
+        _listener.Start();
+        _outbox = new GatewayOutbox(_dead, new MqttMetrics(meters), TimeProvider.System, _log);
     }
 
     public void Dispose()
     {
         _outbox.Dispose();
+        _listener.Dispose();
         _services.Dispose();
     }
 
@@ -97,10 +122,67 @@ public sealed class GatewayOutboxTests : IDisposable
         Assert.InRange(gateway.Attempts, attempts, attempts + 1);
     }
 
+    [Fact]
+    public async Task Deliveries_queued_when_the_silo_stops_are_pushed_before_its_messaging_stops()
+    {
+        // The first push is slow: what comes after it is still queued when the stop begins.
+        var gateway = new Gateway(failures: 0, release: new TaskCompletionSource());
+        _outbox.Send(new GatewayPresence(gateway, "gw", 1), [Publish(1, qos: 0)]);
+        await gateway.WaitForAttemptsAsync(1);
+        _outbox.Send(new GatewayPresence(gateway, "gw", 1), [Publish(2, qos: 0), Publish(3, qos: 1)]);
+
+        var stop = _outbox.StopAsync(Timeout, CancellationToken.None);
+        Assert.False(stop.IsCompleted);
+        gateway.Release();
+        await stop.WaitAsync(Timeout);
+
+        var received = await gateway.WaitForAsync(3);
+        Assert.Equal([1, 2, 3], received.Select(d => (int)d.PacketId));
+        Assert.Empty(_dropped);
+        Assert.Equal([(LogLevel.Information, "Silo stopping: 3 deliveries pushed to 1 gateway processes")], _log.Lines.Select(l => (l.Level, l.Text[..l.Text.IndexOf(" in ", StringComparison.Ordinal)])));
+    }
+
+    [Fact]
+    public void Deliveries_a_stopping_silo_cannot_push_are_counted_and_logged()
+    {
+        // The gateway never answers: one push waits for it, the next one is queued behind it.
+        var gateway = new Gateway(failures: int.MaxValue, hang: true);
+        _outbox.Send(new GatewayPresence(gateway, "gw", 1), [Publish(1, qos: 0), Publish(2, qos: 1)]);
+        _outbox.Send(new GatewayPresence(gateway, "gw", 1), [Publish(3, qos: 0), Publish(4, qos: 2), Publish(5, qos: 0)]);
+
+        // The host goes away without the silo's stop (or after it gave up): nothing may vanish unnoticed either way.
+        _outbox.Dispose();
+
+        // QoS 1/2 messages stay in flight in their sessions and go out again: not dropped.
+        Assert.Equal(3, _dropped.GetValueOrDefault("silo_stopping"));
+        Assert.Single(_dropped);
+        var line = Assert.Single(_log.Lines);
+        Assert.Equal(LogLevel.Warning, line.Level);
+        Assert.Contains("not pushed: 3 QoS 0 ones (dropped) and 2 QoS 1/2 ones", line.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_stop_gives_up_on_a_gateway_that_does_not_answer_after_the_drain_time()
+    {
+        var gateway = new Gateway(failures: int.MaxValue, hang: true);
+        _outbox.Send(new GatewayPresence(gateway, "gw", 1), [Publish(1, qos: 1)]);
+        await gateway.WaitForAttemptsAsync(1);
+        _outbox.Send(new GatewayPresence(gateway, "gw", 1), [Publish(2, qos: 0)]);
+
+        await _outbox.StopAsync(TimeSpan.FromMilliseconds(100), CancellationToken.None).WaitAsync(Timeout);
+
+        // Sent after the stop: not queued, counted.
+        _outbox.Send(new GatewayPresence(gateway, "gw", 1), [Publish(3, qos: 0)]);
+        Assert.Equal(2, _dropped.GetValueOrDefault("silo_stopping"));
+        var line = Assert.Single(_log.Lines);
+        Assert.Contains("not pushed: 1 QoS 0 ones (dropped) and 1 QoS 1/2 ones", line.Text, StringComparison.Ordinal);
+        Assert.Equal(1, gateway.Attempts);
+    }
+
     private static Delivery Publish(ushort packetId, byte qos) =>
         new(0, new MqttMessage { Topic = "t", Qos = qos }, qos, false, packetId);
 
-    private sealed class Gateway(int failures, bool hang = false) : IGatewayObserver
+    private sealed class Gateway(int failures, bool hang = false, TaskCompletionSource? release = null) : IGatewayObserver
     {
         private readonly ConcurrentQueue<Delivery> _received = new();
         private readonly SemaphoreSlim _signal = new(0);
@@ -108,10 +190,17 @@ public sealed class GatewayOutboxTests : IDisposable
 
         public int Attempts => Volatile.Read(ref _attempts);
 
+        public void Release() => release!.SetResult();
+
         public async Task Deliver(Delivery[] deliveries)
         {
             var attempt = Interlocked.Increment(ref _attempts);
             _signal.Release();
+            if (release is not null)
+            {
+                await release.Task;
+            }
+
             if (attempt <= failures)
             {
                 if (hang)
@@ -149,5 +238,21 @@ public sealed class GatewayOutboxTests : IDisposable
                 Assert.True(await _signal.WaitAsync(Timeout), $"{Attempts} of {count} pushes tried");
             }
         }
+    }
+
+    private sealed class StopLog : ILogger<GatewayOutbox>
+    {
+        private readonly ConcurrentQueue<(LogLevel Level, string Text)> _lines = new();
+
+        // Only the stop's lines: the push failures of the hanging gateways are not what these tests read.
+        public IEnumerable<(LogLevel Level, string Text)> Lines => _lines.Where(l => l.Text.StartsWith("Silo stopping", StringComparison.Ordinal));
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _lines.Enqueue((logLevel, formatter(state, exception)));
     }
 }

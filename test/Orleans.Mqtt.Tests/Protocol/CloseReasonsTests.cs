@@ -120,6 +120,8 @@ public sealed class CloseReasonsTests
     [InlineData(DropReason.NoShareMember, "no_share_member")]
     [InlineData(DropReason.RateLimited, "rate_limited")]
     [InlineData(DropReason.Overloaded, "overloaded")]
+    [InlineData(DropReason.NotAuthorized, "not_authorized")]
+    [InlineData(DropReason.SiloStopping, "silo_stopping")]
     public void Drop_reason_tags_stay_as_published(DropReason reason, string tag)
     {
         Assert.Equal(tag, reason.Tag());
