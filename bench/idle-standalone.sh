@@ -10,8 +10,9 @@
 # A setting is "none" or one or more VAR=VALUE joined by commas (DOTNET_GC* numbers are read as hex by the runtime);
 # DLL=<path> in a setting runs that build of the broker instead of this checkout's (a copy of another build's output).
 # Prints one line per run and sample (MiB) and, per setting and sample, the lowest, median and highest anonymous
-# memory. HOST=silo measures a cluster silo instead (silo/Orleans.Mqtt.Silo), each run with an etcd of its own for membership and
-# ownership, as bench/idle-memory.sh starts them. Needs python3, curl and the .NET SDK; etcd for HOST=silo.
+# memory. HOST=silo measures a cluster silo instead (silo/Orleans.Mqtt.Silo), each run with an etcd of its own for
+# membership and ownership, as bench/idle-memory.sh starts them.
+# Needs python3, curl and the .NET SDK; etcd (apt-get install -y etcd-server) for HOST=silo.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,13 +65,14 @@ for run in $(seq 1 "$runs"); do
         --initial-cluster "bench=http://127.0.0.1:$peer_port" > "$work/etcd.log" 2>&1 &
       etcd=$!
       wait_for_port "$client_port"
-      env_args=(Clustering__Provider=Etcd Clustering__Etcd__ConnectionString="http://127.0.0.1:$client_port" Orleans__ClusterId=bench
-        Storage__DataDirectory="$work/data" "${env_args[@]}")
+      env_args=(Clustering__Provider=Etcd Clustering__Etcd__ConnectionString="http://127.0.0.1:$client_port"
+        Orleans__ClusterId=bench Storage__DataDirectory="$work/data" "${env_args[@]}")
     fi
     (
       cd "$work"
       exec env "${env_args[@]}" Mqtt__Tcp__Port="$mqtt" Mqtt__WebSocket__Port=0 Http__Port="$http" \
-        Orleans__SiloPort="$(free_port)" Orleans__GatewayPort="$(free_port)" dotnet "$broker_dll" > "$work/broker.log" 2>&1
+        Orleans__SiloPort="$(free_port)" Orleans__GatewayPort="$(free_port)" \
+        dotnet "$broker_dll" > "$work/broker.log" 2>&1
     ) &
     broker=$!
     ready=0
