@@ -87,7 +87,9 @@ public sealed class MqttBrokerOptions
     /// Whether a trim after growth whose background collection left a quarter of the heap free is followed by one
     /// blocking, compacting collection that gives that memory back to the system. It stops every thread of the process
     /// while it runs (192–253 ms for a silo holding 50,000 sessions, about 1.5 ms per MiB of heap left), once per connect
-    /// storm; a node with a heap of several GiB that prefers resident memory to such a pause turns it off.
+    /// storm. The first idle trim of the process is such a collection too, instead of a background one: it gives back
+    /// what the start left free (36–46 ms for an idle standalone broker; docs/benchmarks.md, "An idle broker's freed
+    /// heap, given back"). A node with a heap of several GiB that prefers resident memory to such a pause turns it off.
     /// </summary>
     public bool HeapCompactAfterGrowth { get; set; } = true;
 }

@@ -76,8 +76,11 @@ public sealed class HeapTrimmerTests
         Assert.Equal(HeapTrim.Compacting, trimmer.Observe(170 * MiB, 98 * MiB, 1621 * MiB, 2)); // done, 98 MiB left free
         Assert.Equal(HeapTrim.None, trimmer.Observe(170 * MiB, 0, 1621 * MiB, 3)); // compacted: nothing more
 
-        // The idle trims that follow never compact, whatever they leave free.
+        // The process's first idle trim is a compacting collection; the idle trims after it never compact, whatever
+        // they leave free.
         var index = 3L;
+        Assert.Equal(HeapTrim.Compacting, NextTrim(trimmer, 170 * MiB, 98 * MiB, index));
+        Assert.Equal(HeapTrim.None, trimmer.Observe(170 * MiB, 98 * MiB, 1621 * MiB, ++index));
         for (var round = 0; round < 3; round++)
         {
             Assert.Equal(HeapTrim.Background, NextTrim(trimmer, 170 * MiB, 98 * MiB, index));
@@ -130,6 +133,25 @@ public sealed class HeapTrimmerTests
 
         Assert.Equal(HeapTrim.None, trimmer.Observe(39 * MiB, 0, 0, ++index));
         Assert.Equal(2 * HeapTrimmer.IdleChecks, IdleChecksUntilTrim(trimmer, 39 * MiB, index));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)] // Mqtt:HeapCompactAfterGrowth off: no blocking collection at all
+    public void The_first_idle_trim_gives_the_free_memory_back_and_later_ones_run_in_the_background(bool compact)
+    {
+        // A standalone broker after its start: 136 MiB of heap, 64 MiB once the start's garbage has died.
+        var trimmer = NewTrimmer(compact);
+        var index = 1L;
+        Assert.Equal(HeapTrim.None, trimmer.Observe(136 * MiB, 0, 0, index));
+        Assert.Equal(HeapTrim.Background, trimmer.Observe(136 * MiB, 0, 0, index)); // grown from the empty baseline
+        Assert.Equal(HeapTrim.None, trimmer.Observe(64 * MiB, 0, 0, ++index));
+
+        Assert.Equal(compact ? HeapTrim.Compacting : HeapTrim.Background, NextTrim(trimmer, 64 * MiB, 0, index));
+        Assert.Equal(HeapTrim.None, trimmer.Observe(64 * MiB, 0, 0, ++index));
+        Assert.Equal(HeapTrim.Background, NextTrim(trimmer, 64 * MiB, 0, index));
+        Assert.Equal(HeapTrim.None, trimmer.Observe(64 * MiB, 0, 0, ++index));
+        Assert.Equal(HeapTrim.Background, NextTrim(trimmer, 64 * MiB, 0, index));
     }
 
     [Fact]
