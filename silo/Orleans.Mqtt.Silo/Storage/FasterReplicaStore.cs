@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -100,14 +101,25 @@ internal sealed partial class FasterReplicaStore : IReplicaStore, ILifecyclePart
 
     public async Task SaveRoutesAsync(string clientId, ClientRoutes? routes)
     {
-        var key = Encoding.UTF8.GetBytes(RoutesPrefix + clientId);
-        if (routes is null)
+        // Key and payload in pooled arrays: the store copies both into its log before the write returns.
+        var key = RentKey(RoutesPrefix, clientId, out var keyLength);
+        var payload = routes is null ? null : new PooledPayloadWriter();
+        try
         {
-            await _store.DeleteAsync(key, key.Length).ConfigureAwait(false);
+            if (payload is null)
+            {
+                await _store.DeleteAsync(key, keyLength).ConfigureAwait(false);
+            }
+            else
+            {
+                _serializer.Serialize(routes!, payload);
+                await _store.UpsertAsync(key, keyLength, routes!.Version, payload.WrittenMemory).ConfigureAwait(false);
+            }
         }
-        else
+        finally
         {
-            await _store.UpsertAsync(key, key.Length, routes.Version, _serializer.SerializeToArray(routes)).ConfigureAwait(false);
+            ArrayPool<byte>.Shared.Return(key);
+            payload?.Dispose();
         }
 
         await _store.WaitForCommitAsync().ConfigureAwait(false);
@@ -159,6 +171,14 @@ internal sealed partial class FasterReplicaStore : IReplicaStore, ILifecyclePart
         }
 
         return Task.FromResult<(IReadOnlyList<ClientRoutes>, IReadOnlyList<RetainedUpdate>)>((routes, retained));
+    }
+
+    private static byte[] RentKey(string prefix, string name, out int length)
+    {
+        var key = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(prefix.Length + name.Length));
+        length = Encoding.UTF8.GetBytes(prefix, key);
+        length += Encoding.UTF8.GetBytes(name, key.AsSpan(length));
+        return key;
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Replica record {Key} could not be read and was skipped")]
