@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -101,25 +100,14 @@ internal sealed partial class FasterReplicaStore : IReplicaStore, ILifecyclePart
 
     public async Task SaveRoutesAsync(string clientId, ClientRoutes? routes)
     {
-        // Key and payload in pooled arrays: the store copies both into its log before the write returns.
-        var key = RentKey(RoutesPrefix, clientId, out var keyLength);
-        var payload = routes is null ? null : new PooledPayloadWriter();
-        try
+        var key = Key(RoutesPrefix, clientId);
+        if (routes is null)
         {
-            if (payload is null)
-            {
-                await _store.DeleteAsync(key, keyLength).ConfigureAwait(false);
-            }
-            else
-            {
-                _serializer.Serialize(routes!, payload);
-                await _store.UpsertAsync(key, keyLength, routes!.Version, payload.WrittenMemory).ConfigureAwait(false);
-            }
+            await _store.DeleteAsync(key, key.Length).ConfigureAwait(false);
         }
-        finally
+        else
         {
-            ArrayPool<byte>.Shared.Return(key);
-            payload?.Dispose();
+            await _store.UpsertAsync(key, key.Length, routes.Version, RecordSerializer.Serialize(_serializer, routes)).ConfigureAwait(false);
         }
 
         await _store.WaitForCommitAsync().ConfigureAwait(false);
@@ -173,11 +161,12 @@ internal sealed partial class FasterReplicaStore : IReplicaStore, ILifecyclePart
         return Task.FromResult<(IReadOnlyList<ClientRoutes>, IReadOnlyList<RetainedUpdate>)>((routes, retained));
     }
 
-    private static byte[] RentKey(string prefix, string name, out int length)
+    // The UTF-8 key without the prefixed string made first.
+    private static byte[] Key(string prefix, string name)
     {
-        var key = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(prefix.Length + name.Length));
-        length = Encoding.UTF8.GetBytes(prefix, key);
-        length += Encoding.UTF8.GetBytes(name, key.AsSpan(length));
+        var key = new byte[Encoding.UTF8.GetByteCount(prefix) + Encoding.UTF8.GetByteCount(name)];
+        var length = Encoding.UTF8.GetBytes(prefix, key);
+        Encoding.UTF8.GetBytes(name, key.AsSpan(length));
         return key;
     }
 
