@@ -12,8 +12,9 @@ namespace Orleans.Mqtt.Silo.Storage;
 /// growing buffer and hand out a copy or a wrapper of it: for a session of a few hundred bytes, three to four arrays and
 /// two wrappers per save, three saves per persistent connect with its subscription and disconnect. A buffer rented from
 /// the array pool instead would have to be held until the write's turn comes (<see cref="FasterStore.UpsertAsync"/>
-/// waits for a writer slot), and with a storm of saves waiting the pool runs dry and allocates anyway. The bytes
-/// are the same as through those: Orleans' binary serializer wraps nothing around them.
+/// waits for a writer slot); with a storm of saves waiting, more arrays are out than the pool keeps, and such a version
+/// did not lower the bytes allocated per connect (docs/benchmarks.md, "The connect path: what a connect allocates").
+/// The bytes are the same as through those: Orleans' binary serializer wraps nothing around them.
 /// </remarks>
 internal static class RecordSerializer
 {
