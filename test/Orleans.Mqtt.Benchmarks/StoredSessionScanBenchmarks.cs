@@ -5,7 +5,6 @@ using Orleans.Mqtt.Grains;
 using Orleans.Mqtt.Silo.Storage;
 using Orleans.Serialization;
 using Orleans.Serialization.Serializers;
-using Orleans.Storage;
 
 namespace Orleans.Mqtt.Benchmarks;
 
@@ -33,7 +32,7 @@ public class StoredSessionScanBenchmarks
         _storage = new FasterGrainStorage(
             "mqtt",
             new FasterStorageOptions { DataDirectory = _directory },
-            new OrleansGrainStorageSerializer(_services.GetRequiredService<Serializer>()),
+            _services.GetRequiredService<Serializer>(),
             _services.GetRequiredService<IActivatorProvider>(),
             TimeProvider.System,
             NullLogger<FasterGrainStorage>.Instance);

@@ -110,7 +110,8 @@ internal sealed partial class ReplicaBroadcaster(
 
     private bool AloneIn(ClusterMembershipSnapshot view)
     {
-        foreach (var member in view.Members.Values)
+        // The dictionary's own enumerator: its Values is an iterator, one object for every change of routes.
+        foreach (var (_, member) in view.Members)
         {
             if (member.Status != SiloStatus.Dead && !member.SiloAddress.Equals(localSilo.SiloAddress))
             {

@@ -21,8 +21,9 @@ internal sealed class ReplicaWriter(RouteTable table, IReplicaStore store)
             return true;
         }
 
-        // Only sessions that outlive their connection must survive a restart; presence never does.
-        var durable = routes.Persistent ? routes with { Presence = null } : null;
+        // Only sessions that outlive their connection must survive a restart; presence never does (a disconnected
+        // session's routes have none already, and are written as they are rather than copied).
+        var durable = !routes.Persistent ? null : routes.Presence is null ? routes : routes with { Presence = null };
         await store.SaveRoutesAsync(routes.ClientId, durable).ConfigureAwait(false);
         return true;
     }

@@ -17,7 +17,8 @@ internal static class SessionHolders
     {
         var ranked = new List<(ulong Score, SiloAddress Silo)>(snapshot.Members.Count);
         var seed = Seed(clientId);
-        foreach (var member in snapshot.Members.Values)
+        // The dictionary's own enumerator: its Values is an iterator, one object for every placement of a session.
+        foreach (var (_, member) in snapshot.Members)
         {
             if (!IsCandidate(member, home, exclude))
             {
@@ -44,7 +45,7 @@ internal static class SessionHolders
     /// </summary>
     public static bool AnyCandidate(ClusterMembershipSnapshot snapshot, string? home, SiloAddress? exclude)
     {
-        foreach (var member in snapshot.Members.Values)
+        foreach (var (_, member) in snapshot.Members)
         {
             if (IsCandidate(member, home, exclude))
             {

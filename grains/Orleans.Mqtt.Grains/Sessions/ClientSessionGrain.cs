@@ -36,6 +36,7 @@ internal sealed partial class ClientSessionGrain(
     private bool _hasSession;
     private IGrainTimer? _willTimer;
     private bool _migratedIn;
+    private string? _clientId;
 
     // The routes this activation last sent, all of it acknowledged (or, right after activation, the version its own
     // silo holds and its state was saved with, or an empty version when no silo holds anything of the client): with
@@ -47,7 +48,9 @@ internal sealed partial class ClientSessionGrain(
 
     private bool Persistent => S.SessionExpiryInterval > 0;
 
-    private string ClientId => this.GetPrimaryKeyString();
+    // Decoded from the grain id once: GetPrimaryKeyString makes a new string on every call, and a connect asks for it
+    // about ten times (each save, the routes, the ownership commit).
+    private string ClientId => _clientId ??= this.GetPrimaryKeyString();
 
     private DateTime UtcNow => timeProvider.GetUtcNow().UtcDateTime;
 

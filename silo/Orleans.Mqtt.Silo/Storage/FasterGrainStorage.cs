@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Mqtt.Grains;
+using Orleans.Serialization;
 using Orleans.Serialization.Serializers;
 using Orleans.Storage;
 
@@ -16,7 +17,7 @@ namespace Orleans.Mqtt.Silo.Storage;
 /// </summary>
 /// <remarks>
 /// Key: UTF-8 <c>providerName/stateName/grainType/grainKey</c>. Value: a version counter, which is the ETag,
-/// followed by the state serialized with the silo's <see cref="IGrainStorageSerializer"/>. The ETag check
+/// followed by the state serialized with Orleans' binary <see cref="Serializer"/>. The ETag check
 /// reads then writes; that is safe because Orleans runs one activation of a grain at a time, and this
 /// store is only ever used by the silo that owns it.
 /// </remarks>
@@ -24,14 +25,14 @@ internal sealed class FasterGrainStorage : IGrainStorage, ILocalGrainRecords, IL
 {
     private readonly string _name;
     private readonly byte[] _keyPrefix;
-    private readonly IGrainStorageSerializer _serializer;
+    private readonly Serializer _serializer;
     private readonly IActivatorProvider _activatorProvider;
     private readonly FasterStore _store;
 
     public FasterGrainStorage(
         string name,
         FasterStorageOptions options,
-        IGrainStorageSerializer serializer,
+        Serializer serializer,
         IActivatorProvider activatorProvider,
         TimeProvider timeProvider,
         ILogger<FasterGrainStorage> logger)
@@ -67,8 +68,9 @@ internal sealed class FasterGrainStorage : IGrainStorage, ILocalGrainRecords, IL
             name,
             options,
             // Orleans' binary serializer: [GenerateSerializer] state types round-trip exactly (the silo's default
-            // JSON serializer drops ReadOnlyMemory<byte> payloads), and it is smaller and faster.
-            new OrleansGrainStorageSerializer(services.GetRequiredService<Orleans.Serialization.Serializer>()),
+            // JSON serializer drops ReadOnlyMemory<byte> payloads), and it is smaller and faster. The same bytes as
+            // through OrleansGrainStorageSerializer, which wraps it, with fewer arrays made (RecordSerializer).
+            services.GetRequiredService<Serializer>(),
             services.GetRequiredService<IActivatorProvider>(),
             services.GetService<TimeProvider>() ?? TimeProvider.System,
             services.GetRequiredService<ILogger<FasterGrainStorage>>());
@@ -122,13 +124,13 @@ internal sealed class FasterGrainStorage : IGrainStorage, ILocalGrainRecords, IL
     /// <inheritdoc />
     public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
-        var payload = _serializer.Serialize(grainState.State);
+        var payload = RecordSerializer.Serialize(_serializer, grainState.State);
         var key = RentKey(stateName, grainId, out var keyLength);
         long version;
         try
         {
             version = await CheckETagAsync(key, keyLength, grainState.ETag, stateName, grainId, "write").ConfigureAwait(false) + 1;
-            await _store.UpsertAsync(key, keyLength, version, payload.ToMemory()).ConfigureAwait(false);
+            await _store.UpsertAsync(key, keyLength, version, payload).ConfigureAwait(false);
         }
         finally
         {

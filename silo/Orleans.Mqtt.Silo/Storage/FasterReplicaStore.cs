@@ -100,14 +100,14 @@ internal sealed partial class FasterReplicaStore : IReplicaStore, ILifecyclePart
 
     public async Task SaveRoutesAsync(string clientId, ClientRoutes? routes)
     {
-        var key = Encoding.UTF8.GetBytes(RoutesPrefix + clientId);
+        var key = Key(RoutesPrefix, clientId);
         if (routes is null)
         {
             await _store.DeleteAsync(key, key.Length).ConfigureAwait(false);
         }
         else
         {
-            await _store.UpsertAsync(key, key.Length, routes.Version, _serializer.SerializeToArray(routes)).ConfigureAwait(false);
+            await _store.UpsertAsync(key, key.Length, routes.Version, RecordSerializer.Serialize(_serializer, routes)).ConfigureAwait(false);
         }
 
         await _store.WaitForCommitAsync().ConfigureAwait(false);
@@ -159,6 +159,15 @@ internal sealed partial class FasterReplicaStore : IReplicaStore, ILifecyclePart
         }
 
         return Task.FromResult<(IReadOnlyList<ClientRoutes>, IReadOnlyList<RetainedUpdate>)>((routes, retained));
+    }
+
+    // The UTF-8 key without the prefixed string made first.
+    private static byte[] Key(string prefix, string name)
+    {
+        var key = new byte[Encoding.UTF8.GetByteCount(prefix) + Encoding.UTF8.GetByteCount(name)];
+        var length = Encoding.UTF8.GetBytes(prefix, key);
+        Encoding.UTF8.GetBytes(name, key.AsSpan(length));
+        return key;
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Replica record {Key} could not be read and was skipped")]

@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Orleans.Mqtt.Silo.Storage;
 using Orleans.Serialization;
 using Orleans.Serialization.Serializers;
-using Orleans.Storage;
 
 namespace Orleans.Mqtt.Tests.Storage;
 
@@ -46,7 +45,7 @@ internal sealed class StorageTestHarness : IAsyncDisposable
         var storage = new FasterGrainStorage(
             name,
             options,
-            new OrleansGrainStorageSerializer(_services.GetRequiredService<Serializer>()),
+            _services.GetRequiredService<Serializer>(),
             _services.GetRequiredService<IActivatorProvider>(),
             TimeProvider.System,
             NullLogger<FasterGrainStorage>.Instance);
