@@ -27,7 +27,6 @@ mkdir -p "$out"
 if [[ $host == silo ]]; then
   dotnet build "$root/silo/Orleans.Mqtt.Silo" -c Release --nologo -v quiet >&2
   dll="$root/silo/Orleans.Mqtt.Silo/bin/Release/net10.0/Orleans.Mqtt.Silo.dll"
-  etcd_bin=$(command -v etcd || echo /usr/bin/etcd)
 else
   dotnet build "$root/src/Orleans.Mqtt.Standalone" -c Release --nologo -v quiet >&2
   dll="$root/src/Orleans.Mqtt.Standalone/bin/Release/net10.0/Orleans.Mqtt.Standalone.dll"
@@ -58,15 +57,9 @@ for run in $(seq 1 "$runs"); do
       [[ ${env_args[$i]} == DLL=* ]] && { broker_dll=${env_args[$i]#DLL=}; unset "env_args[$i]"; }
     done
     if [[ $host == silo ]]; then
-      client_port=$(free_port); peer_port=$(free_port)
-      "$etcd_bin" --name bench --data-dir "$work/etcd" \
-        --listen-client-urls "http://127.0.0.1:$client_port" --advertise-client-urls "http://127.0.0.1:$client_port" \
-        --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-        --initial-cluster "bench=http://127.0.0.1:$peer_port" > "$work/etcd.log" 2>&1 &
-      etcd=$!
-      wait_for_port "$client_port"
-      env_args=(Clustering__Provider=Etcd Clustering__Etcd__ConnectionString="http://127.0.0.1:$client_port"
-        Orleans__ClusterId=bench Storage__DataDirectory="$work/data" "${env_args[@]}")
+      start_etcd "$work"
+      etcd=$etcd_pid
+      env_args=("${cluster_env[@]}" Storage__DataDirectory="$work/data" "${env_args[@]}")
     fi
     (
       cd "$work"
