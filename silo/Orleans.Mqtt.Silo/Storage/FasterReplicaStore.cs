@@ -115,14 +115,14 @@ internal sealed partial class FasterReplicaStore : IReplicaStore, ILifecyclePart
 
     public async Task SaveRetainedAsync(RetainedUpdate update)
     {
-        var key = Encoding.UTF8.GetBytes(RetainedPrefix + update.Topic);
+        var key = Key(RetainedPrefix, update.Topic);
         if (update.Message is null)
         {
             await _store.DeleteAsync(key, key.Length).ConfigureAwait(false);
         }
         else
         {
-            await _store.UpsertAsync(key, key.Length, update.Version, _serializer.SerializeToArray(update)).ConfigureAwait(false);
+            await _store.UpsertAsync(key, key.Length, update.Version, RecordSerializer.Serialize(_serializer, update)).ConfigureAwait(false);
         }
 
         await _store.WaitForCommitAsync().ConfigureAwait(false);
