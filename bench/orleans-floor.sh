@@ -5,6 +5,8 @@
 # three ways: the caller as an external Orleans client with each silo in a process of its own (the cluster's shape:
 # gateway processes and silo processes); the same with every silo in the caller's process (Orleans' work without the
 # hand-offs between processes); and one silo with the caller on the silo's own grain factory (the standalone broker).
+# Each run also makes the same calls to sessions hosted many to a per-silo service, called on the gateway of the silo
+# the client id's hash picks (FLOOR_HOST_ROUTE=silo addresses it by the silo's address, which the client forwards).
 #
 #   bench/orleans-floor.sh                     # SILOS=1,2,4 OPERATIONS=20000
 #   VARIANTS="hash local" bench/orleans-floor.sh

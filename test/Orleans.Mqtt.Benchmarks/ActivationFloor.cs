@@ -6,8 +6,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
-using Orleans.Placement;
-using Orleans.Runtime;
+using Orleans.Serialization.TypeSystem;
+using Orleans.Services;
 
 namespace Orleans.Mqtt.Benchmarks;
 
@@ -21,6 +21,9 @@ namespace Orleans.Mqtt.Benchmarks;
 /// shape). Reports CPU per operation (user + system time of every process over the operations), operations per
 /// second, and the caller's process's bytes allocated and collections per operation; the same for two calls to grains
 /// already active. So its CPU per operation is Orleans' floor under the broker's connect at that number of silos.
+/// Then the same two calls to sessions kept many to one grain service per silo (<see cref="FloorSessionHost"/>),
+/// addressed by the gateway address of the silo the client id's hash picks, so that Orleans' client sends them to that
+/// silo directly: the floor of a design without an activation per client.
 /// </summary>
 public static class ActivationFloor
 {
@@ -64,6 +67,7 @@ public static class ActivationFloor
         {
             silo.UseLocalhostClustering(siloPort, gatewayPort, primary, serviceId: "floor", clusterId: "floor");
             silo.Configure<GrainCollectionOptions>(o => o.CollectionAge = TimeSpan.FromHours(1));
+            silo.AddGrainService<FloorSessionHost>();
 
             // Variants, read from the environment so that silo processes take them too. FLOOR_PLACEMENT=local places a
             // new grain on the silo its first call reached instead of by the hash of its id; FLOOR_DIRECTORY=distributed
@@ -129,16 +133,39 @@ public static class ActivationFloor
 
             await WaitForSilos(grains, siloCount);
 
-            // Warm-up: every path compiled and every connection open before anything is measured.
-            await Pass(grains, "warm", operations / 4, activate: true, children);
-            await Pass(grains, "warm", operations / 4, activate: false, children);
-
-            foreach (var activate in new[] { true, false, true, false })
+            // Warm-up: every path compiled and every connection open before anything is measured. A pass on grains
+            // already active calls the grains the new pass before it made, so they are on their silos already.
+            await Measure(operations / 4, children, GrainConnect(grains, "warm"));
+            await Measure(operations / 4, children, GrainConnect(grains, "warm"));
+            for (var round = 1; round <= 2; round++)
             {
-                var (rate, cpu, allocated, gen0, gen1, gen2) = await Pass(grains, activate ? "new" : "active", operations, activate, children);
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {siloCount} | {(activate ? "new grain: activation + 2 calls" : "active grain: 2 calls")} | {rate:N0} | {cpu:F0} | {allocated:F1} | {gen0:F1} / {gen1:F1} / {gen2:F1} |"));
+                Row(output, siloCount, "new grain: activation + 2 calls", await Measure(operations, children, GrainConnect(grains, $"g{round}")));
+                Row(output, siloCount, "active grain: 2 calls", await Measure(operations, children, GrainConnect(grains, $"g{round}")));
             }
+
+            // Sessions hosted by a service on each silo, called on the silo's own gateway (no activation, no directory,
+            // no forward): the first two calls of a client id make its session, later ones find it.
+            var typeCode = (int)StableHash.ComputeHash(RuntimeTypeNameFormatter.Format(typeof(IFloorSessionHost)));
+            var sessionHosts = coHosted
+                ? [grains.GetGrain<IFloorSessionHost>(SystemTargetGrainId.CreateGrainServiceGrainId(typeCode, null!,
+                    hosts[0].Services.GetRequiredService<ILocalSiloDetails>().SiloAddress))]
+                : Environment.GetEnvironmentVariable("FLOOR_HOST_ROUTE") == "silo"
+                    // Addressed by the silo's own address, not its gateway's: the client sends the call to the gateway of
+                    // its bucket, which forwards it (to tell the direct route's cost from a forwarded one).
+                    ? (await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Keys
+                        .Select(silo => grains.GetGrain<IFloorSessionHost>(SystemTargetGrainId.CreateGrainServiceGrainId(typeCode, null!, silo))).ToArray()
+                    : gatewayPorts.Select(port => grains.GetGrain<IFloorSessionHost>(SystemTargetGrainId.CreateGrainServiceGrainId(typeCode, null!,
+                        SiloAddress.New(new IPEndPoint(IPAddress.Loopback, port), 0)))).ToArray();
+            await Measure(operations / 4, children, HostConnect(sessionHosts, "warm"));
+            await Measure(operations / 4, children, HostConnect(sessionHosts, "warm"));
+            for (var round = 1; round <= 2; round++)
+            {
+                Row(output, siloCount, "silo's session host, new session: 2 calls", await Measure(operations, children, HostConnect(sessionHosts, $"h{round}")));
+                Row(output, siloCount, "silo's session host, known session: 2 calls", await Measure(operations, children, HostConnect(sessionHosts, $"h{round}")));
+            }
+
+            var held = await Task.WhenAll(sessionHosts.Select(h => h.Count()));
+            output.WriteLine($"|  | sessions per session host | {string.Join(", ", held)} | | | |");
 
             // Where new grains went, activated by the caller as the measured ones were.
             var where = await Task.WhenAll(Enumerable.Range(0, siloCount * 64)
@@ -173,7 +200,6 @@ public static class ActivationFloor
         }
     }
 
-    private static int _run;
 
     private static async Task<Process> StartSiloProcess(int siloPort, int gatewayPort, int primaryPort)
     {
@@ -225,11 +251,36 @@ public static class ActivationFloor
         return total;
     }
 
-    private static async Task<(double Rate, double CpuMicros, double AllocatedKb, double Gen0, double Gen1, double Gen2)> Pass(
-        IGrainFactory grains, string label, int operations, bool activate, List<Process> children)
+    private static readonly FloorFilter[] Filters = [new FloorFilter("devices/client/commands", 1)];
+
+    // One connect's shape on the grain of its client id: the first call activates a new grain.
+    private static Func<int, Task> GrainConnect(IGrainFactory grains, string prefix) => async i =>
     {
-        var run = Interlocked.Increment(ref _run);
-        var filters = new[] { new FloorFilter("devices/client/commands", 1) };
+        var grain = grains.GetGrain<IFloorSessionGrain>($"{prefix}-client-{i}");
+        var connected = await grain.Connect(new FloorConnect($"client-{i}", 60, 3600, "user", true));
+        Check(await grain.Subscribe(connected, Filters));
+    };
+
+    // The same shape on the session host of the silo the client id's hash picks, called on that silo's gateway.
+    private static Func<int, Task> HostConnect(IFloorSessionHost[] hosts, string prefix) => async i =>
+    {
+        var clientId = $"{prefix}-client-{i}";
+        var host = hosts[StableHash.ComputeHash(clientId) % (uint)hosts.Length];
+        var connected = await host.Connect(clientId, new FloorConnect(clientId, 60, 3600, "user", true));
+        Check(await host.Subscribe(clientId, connected, Filters));
+    };
+
+    private static void Check(byte[] codes)
+    {
+        if (codes is not [1])
+        {
+            throw new InvalidOperationException("the subscription was not granted");
+        }
+    }
+
+    private static async Task<(double Rate, double CpuMicros, double AllocatedKb, double Gen0, double Gen1, double Gen2)> Measure(
+        int operations, List<Process> children, Func<int, Task> operation)
+    {
         var next = -1;
         using var process = Process.GetCurrentProcess();
         GC.Collect();
@@ -237,22 +288,12 @@ public static class ActivationFloor
         var allocated = GC.GetTotalAllocatedBytes(precise: false);
         var cpu = Cpu(process, children);
         var start = Stopwatch.GetTimestamp();
-
-        // Active passes call the grains the previous new pass made, so they are on their silos already.
-        var keyRun = activate ? run : run - 1;
-        label = label == "warm" ? "w" : "m";
         var workers = Enumerable.Range(0, InFlight).Select(async _ =>
         {
             int i;
             while ((i = Interlocked.Increment(ref next)) < operations)
             {
-                var grain = grains.GetGrain<IFloorSessionGrain>($"{label}{keyRun}-client-{i}");
-                var connected = await grain.Connect(new FloorConnect($"client-{i}", 60, 3600, "user", true));
-                var codes = await grain.Subscribe(connected, filters);
-                if (codes.Length != 1)
-                {
-                    throw new InvalidOperationException("the subscription was not answered");
-                }
+                await operation(i);
             }
         });
         await Task.WhenAll(workers);
@@ -264,6 +305,11 @@ public static class ActivationFloor
             (GC.CollectionCount(0) - g0) * 1000.0 / operations, (GC.CollectionCount(1) - g1) * 1000.0 / operations,
             (GC.CollectionCount(2) - g2) * 1000.0 / operations);
     }
+
+    private static void Row(TextWriter output, int siloCount, string pass,
+        (double Rate, double CpuMicros, double AllocatedKb, double Gen0, double Gen1, double Gen2) m) =>
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {siloCount} | {pass} | {m.Rate:N0} | {m.CpuMicros:F0} | {m.AllocatedKb:F1} | {m.Gen0:F1} / {m.Gen1:F1} / {m.Gen2:F1} |"));
 
     private static async Task WaitForSilos(IGrainFactory grains, int siloCount)
     {
@@ -300,6 +346,60 @@ public sealed record FloorConnect(
 /// <summary>One topic filter with its QoS.</summary>
 [GenerateSerializer, Immutable]
 public sealed record FloorFilter([property: Id(0)] string Filter, [property: Id(1)] byte Qos);
+
+/// <summary>Sessions many to one service per silo, reached on that silo's gateway: the same calls with a client id.</summary>
+public interface IFloorSessionHost : IGrainService
+{
+    Task<long> Connect(string clientId, FloorConnect request);
+
+    Task<byte[]> Subscribe(string clientId, long connectionId, FloorFilter[] filters);
+
+    /// <summary>How many sessions this host holds.</summary>
+    Task<int> Count();
+}
+
+/// <summary>One per silo; its turns run one at a time, so its table needs no lock.</summary>
+internal sealed class FloorSessionHost(GrainId grainId, Orleans.Runtime.Silo silo, ILoggerFactory loggerFactory)
+    : GrainService(grainId, silo, loggerFactory), IFloorSessionHost
+{
+    private readonly Dictionary<string, HostedSession> _sessions = new(StringComparer.Ordinal);
+    private long _connections;
+
+    public Task<long> Connect(string clientId, FloorConnect request)
+    {
+        if (!_sessions.TryGetValue(clientId, out var session))
+        {
+            session = new HostedSession();
+            _sessions.Add(clientId, session);
+        }
+
+        session.Request = request;
+        session.ConnectionId = ++_connections;
+        return Task.FromResult(session.ConnectionId);
+    }
+
+    public Task<byte[]> Subscribe(string clientId, long connectionId, FloorFilter[] filters)
+    {
+        if (!_sessions.TryGetValue(clientId, out var session) || session.ConnectionId != connectionId)
+        {
+            return Task.FromResult(filters.Select(_ => (byte)0x80).ToArray());
+        }
+
+        session.Filters.AddRange(filters);
+        return Task.FromResult(filters.Select(f => f.Qos).ToArray());
+    }
+
+    public Task<int> Count() => Task.FromResult(_sessions.Count);
+
+    private sealed class HostedSession
+    {
+        public FloorConnect? Request { get; set; }
+
+        public long ConnectionId { get; set; }
+
+        public List<FloorFilter> Filters { get; } = [];
+    }
+}
 
 /// <summary>A session reduced to what Orleans does for it: an activation per client id and its calls.</summary>
 public interface IFloorSessionGrain : IGrainWithStringKey
