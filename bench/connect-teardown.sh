@@ -70,10 +70,9 @@ for round in $(seq 1 "$rounds"); do
   mosquitto_pid=""
   python3 - "$out/mosquitto-$round.json" "$round" <<'PY'
 import json, sys
-doc = json.load(open(sys.argv[1]))
-connect = doc.get("connect") or doc.get("Connect") or {}
-rate = connect.get("achievedRate", 0)
-cpu = connect.get("brokerCpuMicrosPerConnect", 0)
+connect = json.load(open(sys.argv[1]))["connect"]
+rate = connect["achievedRate"]
+cpu = connect["brokerCpuMicrosPerConnect"]
 print(f"round {sys.argv[2]}, mosquitto: {rate:,.0f} conn/s, broker {cpu:.0f} us CPU per connect")
 PY
 done

@@ -145,17 +145,7 @@ public static class ActivationFloor
 
             // Sessions hosted by a service on each silo, called on the silo's own gateway (no activation, no directory,
             // no forward): the first two calls of a client id make its session, later ones find it.
-            var typeCode = (int)StableHash.ComputeHash(RuntimeTypeNameFormatter.Format(typeof(IFloorSessionHost)));
-            var sessionHosts = coHosted
-                ? [grains.GetGrain<IFloorSessionHost>(SystemTargetGrainId.CreateGrainServiceGrainId(typeCode, null!,
-                    hosts[0].Services.GetRequiredService<ILocalSiloDetails>().SiloAddress))]
-                : Environment.GetEnvironmentVariable("FLOOR_HOST_ROUTE") == "silo"
-                    // Addressed by the silo's own address, not its gateway's: the client sends the call to the gateway of
-                    // its bucket, which forwards it (to tell the direct route's cost from a forwarded one).
-                    ? (await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Keys
-                        .Select(silo => grains.GetGrain<IFloorSessionHost>(SystemTargetGrainId.CreateGrainServiceGrainId(typeCode, null!, silo))).ToArray()
-                    : gatewayPorts.Select(port => grains.GetGrain<IFloorSessionHost>(SystemTargetGrainId.CreateGrainServiceGrainId(typeCode, null!,
-                        SiloAddress.New(new IPEndPoint(IPAddress.Loopback, port), 0)))).ToArray();
+            var sessionHosts = await SessionHosts(grains, coHosted ? hosts[0] : null, gatewayPorts);
             await Measure(operations / 4, children, HostConnect(sessionHosts, "warm"));
             await Measure(operations / 4, children, HostConnect(sessionHosts, "warm"));
             for (var round = 1; round <= 2; round++)
@@ -200,6 +190,27 @@ public static class ActivationFloor
         }
     }
 
+
+    // The session host of each silo: addressed by the silo's gateway address, which Orleans' client sends straight to
+    // that gateway; with FLOOR_HOST_ROUTE=silo by the silo's own address, which the client sends to the gateway of its
+    // bucket to be forwarded (to tell the direct route's cost from a forwarded one); co-hosted, the one local silo's.
+    private static async Task<IFloorSessionHost[]> SessionHosts(IGrainFactory grains, IHost? coHostedSilo, List<int> gatewayPorts)
+    {
+        var typeCode = (int)StableHash.ComputeHash(RuntimeTypeNameFormatter.Format(typeof(IFloorSessionHost)));
+        IFloorSessionHost At(SiloAddress address) => grains.GetGrain<IFloorSessionHost>(SystemTargetGrainId.CreateGrainServiceGrainId(typeCode, null!, address));
+
+        if (coHostedSilo is not null)
+        {
+            return [At(coHostedSilo.Services.GetRequiredService<ILocalSiloDetails>().SiloAddress)];
+        }
+
+        if (Environment.GetEnvironmentVariable("FLOOR_HOST_ROUTE") == "silo")
+        {
+            return (await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true)).Keys.Select(At).ToArray();
+        }
+
+        return gatewayPorts.Select(port => At(SiloAddress.New(new IPEndPoint(IPAddress.Loopback, port), 0))).ToArray();
+    }
 
     private static async Task<Process> StartSiloProcess(int siloPort, int gatewayPort, int primaryPort)
     {
