@@ -43,7 +43,7 @@ if ! git -C "$tree" apply "$root/bench/connect-teardown.patch"; then
   exit 1
 fi
 
-build_tool_and_standalone
+build_tool_and_standalone "$tree"   # the tool, and the switched broker that connect-counts.sh then finds built
 echo "$(nproc) cores; $(date -u); build $(git -C "$root" rev-parse --short HEAD) with bench/connect-teardown.patch" >&2
 
 for round in $(seq 1 "$rounds"); do

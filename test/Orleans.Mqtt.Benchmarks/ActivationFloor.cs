@@ -190,7 +190,6 @@ public static class ActivationFloor
         }
     }
 
-
     // The session host of each silo: addressed by the silo's gateway address, which Orleans' client sends straight to
     // that gateway; with FLOOR_HOST_ROUTE=silo by the silo's own address, which the client sends to the gateway of its
     // bucket to be forwarded (to tell the direct route's cost from a forwarded one); co-hosted, the one local silo's.
@@ -289,7 +288,7 @@ public static class ActivationFloor
         }
     }
 
-    private static async Task<(double Rate, double CpuMicros, double AllocatedKb, double Gen0, double Gen1, double Gen2)> Measure(
+    private static async Task<Measured> Measure(
         int operations, List<Process> children, Func<int, Task> operation)
     {
         var next = -1;
@@ -312,15 +311,17 @@ public static class ActivationFloor
         var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         var cpuUsed = Cpu(process, children) - cpu;
         var bytes = GC.GetTotalAllocatedBytes(precise: false) - allocated;
-        return (operations / seconds, cpuUsed.TotalMicroseconds / operations, bytes / 1024.0 / operations,
+        return new Measured(operations / seconds, cpuUsed.TotalMicroseconds / operations, bytes / 1024.0 / operations,
             (GC.CollectionCount(0) - g0) * 1000.0 / operations, (GC.CollectionCount(1) - g1) * 1000.0 / operations,
             (GC.CollectionCount(2) - g2) * 1000.0 / operations);
     }
 
-    private static void Row(TextWriter output, int siloCount, string pass,
-        (double Rate, double CpuMicros, double AllocatedKb, double Gen0, double Gen1, double Gen2) m) =>
+    private static void Row(TextWriter output, int siloCount, string pass, Measured m) =>
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {siloCount} | {pass} | {m.Rate:N0} | {m.CpuMicros:F0} | {m.AllocatedKb:F1} | {m.Gen0:F1} / {m.Gen1:F1} / {m.Gen2:F1} |"));
+
+    // One measured pass: operations a second, CPU µs and allocated KB per operation, collections per 1,000 operations.
+    private readonly record struct Measured(double Rate, double CpuMicros, double AllocatedKb, double Gen0, double Gen1, double Gen2);
 
     private static async Task WaitForSilos(IGrainFactory grains, int siloCount)
     {

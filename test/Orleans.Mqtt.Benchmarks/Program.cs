@@ -17,7 +17,7 @@ if (args is ["channel"])
 }
 
 // dotnet run -c Release --project test/Orleans.Mqtt.Benchmarks -- floor [--silos 1,2,4] [--operations N] [--co-hosted] [--processes]
-//   (what Orleans alone costs for a connect's activation and two calls; docs/benchmarks.md, "Orleans' own floor")
+//   (what Orleans alone costs for a connect's activation and two calls; docs/benchmarks.md, "What bounds a connect")
 if (args is ["floor", ..])
 {
     var silos = new List<int> { 1, 2, 4 };
